@@ -1,0 +1,171 @@
+"""Assemble one layer tree (SDK + our files + extension), zip it, write its build manifest.
+
+One call builds one architecture. The tree is staged in a fresh temporary directory so
+nothing from the build machine (paths, umask, leftovers of an earlier build) reaches the zip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from layer_builder import aws_facts
+from layer_builder.build import sdk
+from layer_builder.build.extension import LayerFile, load_manifest, resolve_extension
+from layer_builder.build.zipper import write_zip
+from layer_builder.config import LayerConfig
+from layer_builder.errors import ArgumentError, SizeLimitError
+from layer_builder.model import BuildManifest, ReleaseVersion
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest zip timestamp
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    manifest: BuildManifest
+    manifest_path: Path
+    zip_path: Path
+    seconds: float
+
+    @property
+    def room_left(self) -> int:
+        """Bytes left for the function's own code under Lambda's unzipped limit."""
+        return aws_facts.MAX_UNZIPPED_BYTES - self.manifest.unzipped_size
+
+
+def source_date_epoch(value: str | None = None) -> int:
+    """SOURCE_DATE_EPOCH from the argument or environment, else 1980-01-01."""
+    raw = value if value is not None else os.environ.get("SOURCE_DATE_EPOCH")
+    if raw in (None, ""):
+        return DEFAULT_SOURCE_DATE_EPOCH
+    try:
+        epoch = int(raw)
+    except ValueError:
+        raise ArgumentError(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds") from None
+    if epoch < 0:
+        raise ArgumentError(f"SOURCE_DATE_EPOCH={raw!r} must not be negative")
+    return max(epoch, DEFAULT_SOURCE_DATE_EPOCH)
+
+
+def artifact_stem(cfg: LayerConfig, version: ReleaseVersion, arch: str) -> str:
+    """File name (without .zip) of one built layer: ``<config>-<version>-<arch>``."""
+    return f"{cfg.path.stem}-{version.text}-{arch}"
+
+
+def manifest_path_for(dist: Path, cfg: LayerConfig, version: ReleaseVersion, arch: str) -> Path:
+    return dist / f"{artifact_stem(cfg, version, arch)}.zip.json"
+
+
+def _place(root: Path, f: LayerFile) -> None:
+    dest = root / f.path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.unlink()
+    if f.content is not None:
+        dest.write_bytes(f.content)
+    else:
+        assert f.source is not None
+        shutil.copyfile(f.source, dest)
+    dest.chmod(f.mode)
+
+
+def _tree_size(root: Path) -> tuple[int, int]:
+    total = count = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+            count += 1
+    return total, count
+
+
+def build_layer(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    arch: str,
+    out_dir: Path,
+    *,
+    extension_file: Path | None = None,
+    extension_manifest: Path | None = None,
+    epoch: int | None = None,
+    progress: Progress | None = None,
+) -> BuiltLayer:
+    """Build the layer zip for one architecture into ``out_dir`` and return what was built.
+
+    ``extension_manifest`` overrides the config's manifest (the sandbox's local stand-in).
+    """
+    say = progress or (lambda _msg: None)
+    start = time.monotonic()
+    epoch = source_date_epoch() if epoch is None else epoch
+    layer_name = cfg.layer_name(version, arch)
+    sdk_version = cfg.sdk_version(version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ext = None
+    manifest_file = extension_manifest or cfg.extension
+    if manifest_file is not None or extension_file is not None:
+        # Fetch and check the extension first: a bad binary should cost seconds, not an install.
+        say(f"{arch}: extension")
+        if manifest_file is None:
+            raise ArgumentError(f"--extension-file: {cfg.path} configures no extension manifest")
+        ext = resolve_extension(load_manifest(manifest_file), arch, override=extension_file)
+
+    with tempfile.TemporaryDirectory(prefix="layer-builder-") as tmp:
+        root = Path(tmp) / "layer"
+        root.mkdir()
+        say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+        sdk.install_sdk(cfg, sdk_version, arch, root)
+        for copy in cfg.files:
+            _place(root, LayerFile(copy.dest, copy.source, None, copy.mode))
+        if ext is not None:
+            for f in ext.files:
+                _place(root, f)
+        packages = sdk.bundled_packages(root)
+
+        unzipped, count = _tree_size(root)
+        if unzipped > aws_facts.MAX_UNZIPPED_BYTES:
+            raise SizeLimitError(
+                f"{layer_name} ({arch}) is {unzipped:,} bytes unzipped; Lambda allows "
+                f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and all its layers"
+            )
+        say(f"{arch}: zipping {count:,} files ({unzipped / 1e6:.1f} MB)")
+        stem = artifact_stem(cfg, version, arch)
+        zip_path = out_dir / f"{stem}.zip"
+        result = write_zip(root, zip_path, source_date_epoch=epoch)
+
+    manifest = BuildManifest(
+        layer_name=layer_name,
+        canonical=cfg.canonical,
+        version=version.text,
+        architecture=arch,
+        compatible_runtimes=cfg.compatible_runtimes,
+        description=cfg.description.render(version, arch),
+        license=cfg.license,
+        zip_file=zip_path.name,
+        sha256=result.sha256,
+        code_sha256=result.code_sha256,
+        zip_size=result.zip_size,
+        unzipped_size=result.unzipped_size,
+        file_count=result.file_count,
+        sdk_name=cfg.sdk.package,
+        sdk_version=sdk_version,
+        extension=ext.info if ext else None,
+        source_date_epoch=epoch,
+        packages=packages,
+        needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
+    )
+    mpath = zip_path.with_name(zip_path.name + ".json")
+    tmp_manifest = mpath.with_name(mpath.name + ".tmp")
+    tmp_manifest.write_text(manifest.to_json(), encoding="utf-8")
+    os.replace(tmp_manifest, mpath)
+    log.info("built %s (%s bytes)", zip_path, result.zip_size)
+    return BuiltLayer(manifest, mpath, zip_path, time.monotonic() - start)

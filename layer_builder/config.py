@@ -1,0 +1,439 @@
+"""Layer configs: YAML validated once into frozen, typed objects.
+
+A config describes one layer family (e.g. the Sentry Python layer) for every architecture.
+Nothing outside this module sees the raw YAML. Every problem is reported as
+``ConfigError(file, key path, message)`` -> ``error: configs/x.yml: publish.regions: ...``.
+
+Paths inside a config are relative to the config file's directory. Templated fields
+(``name``, ``description``, ``sdk.version``, ``publish.s3_bucket``) are Jinja2 templates over
+``version``, ``major``, ``minor``, ``patch``, ``arch``, ``arch_suffix`` (``""`` for x86_64,
+``"-arm64"`` for arm64) and, for the S3 bucket only, ``region``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import jinja2
+import jinja2.meta
+import yaml
+
+from layer_builder import aws_facts
+from layer_builder.errors import ArgumentError, ConfigError
+from layer_builder.model import ReleaseVersion
+
+Family = Literal["python", "node"]
+SdkSource = Literal["pypi", "path", "npm"]
+
+TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
+_SAMPLE_VERSION = ReleaseVersion.parse("10.20.30")
+
+_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def arch_suffix(arch: str) -> str:
+    return "" if arch == "x86_64" else f"-{arch}"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated Jinja2 template string from a config."""
+
+    source: str
+
+    def render(self, version: ReleaseVersion, arch: str | None = None, **extra: str) -> str:
+        variables: dict[str, Any] = version.template_vars()
+        if arch is not None:
+            variables.update(arch=arch, arch_suffix=arch_suffix(arch))
+        variables.update(extra)
+        return _env.from_string(self.source).render(variables).strip()
+
+
+@dataclass(frozen=True)
+class SdkConfig:
+    package: str
+    source: SdkSource
+    version: Template
+    path: Path | None  # a local SDK checkout, for source: path
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    source: Path  # absolute
+    dest: str  # POSIX path inside the layer
+    mode: int
+
+
+@dataclass(frozen=True)
+class PermissionConfig:
+    principal: str = "*"
+    statement_id: str = "public"
+    organization_id: str | None = None
+    accounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    regions: tuple[str, ...] | None = None  # None means "all"
+    exclude_regions: tuple[str, ...] = ()
+    permission: PermissionConfig = PermissionConfig()
+    s3_bucket: Template | None = None
+    max_workers: int = 16
+    region_timeout: float = 600.0
+    attempts: int = 4
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    runtime_dir: str
+    link_prereleases: bool = False
+    base: tuple[tuple[str, str], ...] = ()  # defaults for base.json when it does not exist yet
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    path: Path
+    name: Template
+    description: Template
+    license: str
+    canonical: str
+    family: Family
+    compatible_runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    sdk: SdkConfig
+    files: tuple[FileCopy, ...]
+    extension: Path | None
+    publish: PublishConfig
+    registry: RegistryConfig
+
+    def layer_name(self, version: ReleaseVersion, arch: str) -> str:
+        name = self.name.render(version, arch)
+        _check_layer_name(name, self.path, "name")
+        return name
+
+    def sdk_version(self, version: ReleaseVersion) -> str:
+        return self.sdk.version.render(version)
+
+    def select_architectures(self, requested: list[str] | None) -> tuple[str, ...]:
+        """The architectures to build: all configured ones, or the requested subset."""
+        if not requested:
+            return self.architectures
+        out: list[str] = []
+        for arch in requested:
+            if arch not in self.architectures:
+                raise ArgumentError(
+                    f"--arch {arch}: not an architecture of {self.path} "
+                    f"(configured: {', '.join(self.architectures)})"
+                )
+            if arch not in out:
+                out.append(arch)
+        return tuple(out)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Walks the YAML mapping, recording key paths for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str | None, message: str) -> ConfigError:
+        return ConfigError(str(self.path), key, message)
+
+    def mapping(self, value: Any, key: str, allowed: Mapping[str, bool]) -> dict[str, Any]:
+        """Check a mapping's keys: ``allowed`` maps each key to whether it is required."""
+        where = key or None
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+        for k in value:
+            if not isinstance(k, str) or k not in allowed:
+                sub = f"{key}.{k}" if key else str(k)
+                raise self.fail(sub, "unknown key" + _did_you_mean(str(k), allowed))
+        for k, required in allowed.items():
+            if required and k not in value:
+                sub = f"{key}.{k}" if key else k
+                raise self.fail(sub, "missing required key")
+        return value
+
+    def typed(self, value: Any, key: str, typ: type[T] | tuple[type, ...], what: str) -> T:
+        if isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+            raise self.fail(key, f"expected {what}, got a boolean")
+        if not isinstance(value, typ):
+            raise self.fail(key, f"expected {what}, got {_kind(value)}")
+        return value  # type: ignore[return-value]
+
+    def string(self, value: Any, key: str) -> str:
+        s = self.typed(value, key, str, "a string")
+        if not s.strip():
+            raise self.fail(key, "must not be empty")
+        return s
+
+    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
+        items = self.typed(value, key, list, "a list of strings")
+        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(items))
+
+    def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
+        s = self.string(value, key)
+        if s not in choices:
+            raise self.fail(key, f"{s!r} is not one of {', '.join(choices)}" + _did_you_mean(s, choices))
+        return s
+
+    def template(self, value: Any, key: str, extra_vars: tuple[str, ...] = ()) -> Template:
+        source = self.string(value, key)
+        try:
+            ast = _env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise self.fail(key, f"bad template: {exc.message}") from None
+        allowed = TEMPLATE_VARS + extra_vars
+        for name in sorted(jinja2.meta.find_undeclared_variables(ast)):
+            if name not in allowed:
+                raise self.fail(
+                    key,
+                    f"template uses unknown variable {name!r}" + _did_you_mean(name, allowed)
+                    + f" (known: {', '.join(allowed)})",
+                )
+        return Template(source)
+
+    def path_in(self, value: Any, key: str, *, must_exist: bool = True) -> Path:
+        p = (self.path.parent / self.string(value, key)).resolve()
+        if must_exist and not p.exists():
+            raise self.fail(key, f"{p} does not exist")
+        return p
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_layer_name(name: str, path: Path, key: str) -> None:
+    if not aws_facts.LAYER_NAME_RE.match(name):
+        raise ConfigError(str(path), key, f"layer name {name!r} must match [a-zA-Z0-9-_]+")
+    if len(name) > aws_facts.LAYER_NAME_MAX:
+        raise ConfigError(
+            str(path), key, f"layer name {name!r} is {len(name)} characters; the limit is {aws_facts.LAYER_NAME_MAX}"
+        )
+
+
+_TOP = {
+    "name": True, "description": True, "license": True, "canonical": True, "runtime": True,
+    "compatible_runtimes": True, "architectures": True, "sdk": True, "files": False,
+    "extension": False, "publish": False, "registry": True,
+}
+
+
+def load_config(path: str | Path) -> LayerConfig:
+    """Read and validate a layer config; raises ConfigError naming the file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), None, f"invalid YAML: {where}{problem}") from None
+    r = _Reader(path)
+    data = r.mapping(raw, "", _TOP)
+
+    family: Family = r.choice(data["runtime"], "runtime", ("python", "node"))  # type: ignore[assignment]
+    runtimes = _runtimes(r, data["compatible_runtimes"], family)
+    archs = r.string_list(data["architectures"], "architectures")
+    if not archs:
+        raise r.fail("architectures", "list at least one architecture")
+    for i, a in enumerate(archs):
+        r.choice(a, f"architectures[{i}]", aws_facts.ARCHITECTURES)
+    if len(set(archs)) != len(archs):
+        raise r.fail("architectures", "lists an architecture twice")
+
+    name = r.template(data["name"], "name")
+    names = {a: name.render(_SAMPLE_VERSION, a) for a in archs}
+    for a in archs:
+        _check_layer_name(names[a], path, "name")
+    if len(set(names.values())) != len(names):
+        raise r.fail(
+            "name",
+            "renders to the same layer name for every architecture; each architecture needs its "
+            "own layer (use {{ arch_suffix }} or {{ arch }})",
+        )
+    canonical = r.string(data["canonical"], "canonical")
+    if ":" not in canonical:
+        raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
+
+    return LayerConfig(
+        path=path,
+        name=name,
+        description=r.template(data["description"], "description"),
+        license=r.string(data["license"], "license"),
+        canonical=canonical,
+        family=family,
+        compatible_runtimes=runtimes,
+        architectures=archs,
+        sdk=_sdk(r, data["sdk"], family),
+        files=_files(r, data.get("files") or []),
+        extension=None if data.get("extension") is None else r.path_in(data["extension"], "extension"),
+        publish=_publish(r, data.get("publish") or {}),
+        registry=_registry(r, data["registry"]),
+    )
+
+
+def _runtimes(r: _Reader, value: Any, family: Family) -> tuple[str, ...]:
+    runtimes = r.string_list(value, "compatible_runtimes")
+    if not runtimes:
+        raise r.fail("compatible_runtimes", "list at least one runtime")
+    if len(runtimes) > aws_facts.MAX_COMPATIBLE_RUNTIMES:
+        raise r.fail(
+            "compatible_runtimes",
+            f"lists {len(runtimes)} runtimes; Lambda allows at most {aws_facts.MAX_COMPATIBLE_RUNTIMES}",
+        )
+    for i, rt in enumerate(runtimes):
+        key = f"compatible_runtimes[{i}]"
+        if rt not in aws_facts.RUNTIME_IDS:
+            raise r.fail(key, f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS))
+        if aws_facts.runtime_family(rt) != family:
+            raise r.fail(key, f"runtime {rt!r} cannot load a {family} layer")
+    if len(set(runtimes)) != len(runtimes):
+        raise r.fail("compatible_runtimes", "lists a runtime twice")
+    return runtimes
+
+
+def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
+    d = r.mapping(value, "sdk", {"package": True, "version": False, "source": False, "path": False})
+    default_source = "pypi" if family == "python" else "npm"
+    source = r.choice(d.get("source", default_source), "sdk.source", ("pypi", "path", "npm"))
+    if family == "node" and source != "npm":
+        raise r.fail("sdk.source", "a node layer installs its SDK from npm")
+    if family == "python" and source == "npm":
+        raise r.fail("sdk.source", "a python layer installs its SDK from pypi or a local path")
+    path = None
+    if source == "path":
+        if "path" not in d:
+            raise r.fail("sdk.path", "required when sdk.source is 'path'")
+        path = r.path_in(d["path"], "sdk.path")
+    elif "path" in d:
+        raise r.fail("sdk.path", "only used with sdk.source: path")
+    return SdkConfig(
+        package=r.string(d["package"], "sdk.package"),
+        source=source,  # type: ignore[arg-type]
+        version=r.template(d.get("version", "{{ version }}"), "sdk.version"),
+        path=path,
+    )
+
+
+def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
+    items = r.typed(value, "files", list, "a list")
+    out = []
+    for i, item in enumerate(items):
+        key = f"files[{i}]"
+        d = r.mapping(item, key, {"from": True, "to": True, "mode": False})
+        src = r.path_in(d["from"], f"{key}.from")
+        if not src.is_file():
+            raise r.fail(f"{key}.from", f"{src} is not a file")
+        dest = r.string(d["to"], f"{key}.to")
+        if dest.startswith("/") or ".." in dest.split("/"):
+            raise r.fail(f"{key}.to", f"{dest!r} must be a relative path inside the layer")
+        mode = d.get("mode", "0644")
+        if not (isinstance(mode, str) and mode in ("0644", "0755")):
+            raise r.fail(f"{key}.mode", "must be the string '0644' or '0755'")
+        out.append(FileCopy(src, dest, int(mode, 8)))
+    return tuple(out)
+
+
+def _regions(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
+    regions = r.string_list(value, key)
+    for i, reg in enumerate(regions):
+        if not aws_facts.REGION_RE.match(reg):
+            raise r.fail(f"{key}[{i}]", f"{reg!r} is not a region name")
+    return regions
+
+
+_PUBLISH = {"regions": False, "exclude_regions": False, "permission": False, "s3_bucket": False,
+            "max_workers": False, "region_timeout": False, "attempts": False}
+
+
+def _publish(r: _Reader, value: Any) -> PublishConfig:
+    d = r.mapping(value, "publish", _PUBLISH)
+    regions_value = d.get("regions", "all")
+    regions = None if regions_value == "all" else _regions(r, regions_value, "publish.regions")
+    perm = _permission(r, d.get("permission") or {})
+
+    def positive(key: str, default: T, typ: type | tuple[type, ...], what: str) -> T:
+        v = r.typed(d.get(key, default), f"publish.{key}", typ, what)
+        if v <= 0:
+            raise r.fail(f"publish.{key}", "must be greater than 0")
+        return v  # type: ignore[no-any-return]
+
+    return PublishConfig(
+        regions=regions,
+        exclude_regions=_regions(r, d.get("exclude_regions", []), "publish.exclude_regions"),
+        permission=perm,
+        s3_bucket=None if d.get("s3_bucket") is None
+        else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",)),
+        max_workers=positive("max_workers", 16, int, "a whole number"),
+        region_timeout=float(positive("region_timeout", 600, (int, float), "a number of seconds")),
+        attempts=positive("attempts", 4, int, "a whole number"),
+    )
+
+
+def _permission(r: _Reader, value: Any) -> PermissionConfig:
+    key = "publish.permission"
+    d = r.mapping(value, key, {"principal": False, "statement_id": False, "organization_id": False,
+                               "accounts": False})
+    principal = r.string(d.get("principal", "*"), f"{key}.principal")
+    if principal != "*" and not aws_facts.ACCOUNT_ID_RE.match(principal) and not (
+        principal.startswith("arn:") and principal.endswith(":root")
+    ):
+        raise r.fail(f"{key}.principal", "must be '*', a 12-digit account id or an account root ARN")
+    org = d.get("organization_id")
+    if org is not None:
+        org = r.string(org, f"{key}.organization_id")
+        if not aws_facts.ORGANIZATION_ID_RE.match(org):
+            raise r.fail(f"{key}.organization_id", f"{org!r} is not an organization id (o-xxxxxxxxxx)")
+        if principal != "*":
+            raise r.fail(f"{key}.organization_id", "only allowed with principal '*'")
+    accounts = r.string_list(d.get("accounts", []), f"{key}.accounts")
+    for i, a in enumerate(accounts):
+        if not aws_facts.ACCOUNT_ID_RE.match(a):
+            raise r.fail(f"{key}.accounts[{i}]", f"{a!r} is not a 12-digit account id")
+    if accounts and (org or principal != "*"):
+        raise r.fail(f"{key}.accounts", "use either accounts, or principal/organization_id, not both")
+    statement = r.string(d.get("statement_id", "public"), f"{key}.statement_id")
+    return PermissionConfig(principal, statement, org, accounts)
+
+
+def _registry(r: _Reader, value: Any) -> RegistryConfig:
+    d = r.mapping(value, "registry", {"runtime_dir": True, "link_prereleases": False, "base": False})
+    runtime_dir = r.string(d["runtime_dir"], "registry.runtime_dir")
+    if "/" in runtime_dir or runtime_dir.startswith("."):
+        raise r.fail("registry.runtime_dir", "must be a single directory name")
+    link = r.typed(d.get("link_prereleases", False), "registry.link_prereleases", bool, "true or false")
+    base_raw = d.get("base") or {}
+    base = r.mapping(base_raw, "registry.base", {"name": False, "repo_url": False, "main_docs_url": False})
+    return RegistryConfig(
+        runtime_dir=runtime_dir,
+        link_prereleases=link,
+        base=tuple((k, r.string(v, f"registry.base.{k}")) for k, v in sorted(base.items())),
+    )
+
+

@@ -1,0 +1,206 @@
+"""Plain data passed between the pipeline's steps: build -> publish -> registry.
+
+Frozen dataclasses with explicit JSON round-trips, so a build manifest written on one
+machine can be published from another and the registry writer never sees raw boto3 dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from layer_builder.errors import ArgumentError, ArtifactError
+
+MANIFEST_FORMAT = 1
+
+_VERSION_RE = re.compile(
+    r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?P<pre>(?:-|\.|)[0-9A-Za-z][0-9A-Za-z.-]*)?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+@dataclass(frozen=True)
+class ReleaseVersion:
+    """A release version: ``MAJOR.MINOR.PATCH`` with an optional prerelease suffix.
+
+    Accepts both Python (``2.0.0a1``, ``2.0.0rc1``) and npm/semver (``8.0.0-beta.1``) spellings.
+    """
+
+    text: str
+    major: int
+    minor: int
+    patch: int
+    prerelease: str | None
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "--version") -> ReleaseVersion:
+        m = _VERSION_RE.match(text)
+        if not m:
+            raise ArgumentError(
+                f"{what}: {text!r} is not a release version (expected MAJOR.MINOR.PATCH, "
+                "e.g. 2.75.0 or 8.0.0-beta.1)"
+            )
+        pre = m.group("pre")
+        return cls(text, int(m["major"]), int(m["minor"]), int(m["patch"]), pre or None)
+
+    @property
+    def is_prerelease(self) -> bool:
+        return self.prerelease is not None
+
+    def sort_key(self) -> tuple[int, int, int, int, str]:
+        # A prerelease sorts before the final release of the same MAJOR.MINOR.PATCH.
+        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, self.prerelease or "")
+
+    def template_vars(self) -> dict[str, Any]:
+        return {"version": self.text, "major": self.major, "minor": self.minor, "patch": self.patch}
+
+
+@dataclass(frozen=True)
+class BundledPackage:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ExtensionInfo:
+    name: str
+    version: str
+    sha256: str
+    source: str  # where the binary came from: a URL, a local path, or "sandbox stand-in"
+
+
+@dataclass(frozen=True)
+class BuildManifest:
+    """What ``build`` records beside each zip (``<zip>.json``); what ``publish`` reads."""
+
+    layer_name: str
+    canonical: str
+    version: str
+    architecture: str
+    compatible_runtimes: tuple[str, ...]
+    description: str
+    license: str
+    zip_file: str  # file name, relative to the manifest's directory
+    sha256: str  # hex digest of the zip
+    code_sha256: str  # base64 of the raw sha256 digest: what Lambda reports as CodeSha256
+    zip_size: int
+    unzipped_size: int
+    file_count: int
+    sdk_name: str
+    sdk_version: str
+    extension: ExtensionInfo | None
+    source_date_epoch: int
+    packages: tuple[BundledPackage, ...] = ()
+    needs_s3_upload: bool = False
+    format: int = MANIFEST_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "manifest") -> BuildManifest:
+        try:
+            ext = data.get("extension")
+            return cls(
+                **{
+                    **data,
+                    "compatible_runtimes": tuple(data["compatible_runtimes"]),
+                    "extension": ExtensionInfo(**ext) if ext else None,
+                    "packages": tuple(BundledPackage(**p) for p in data.get("packages", ())),
+                }
+            )
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(f"{source}: not a layer-builder build manifest ({exc})") from None
+
+    @classmethod
+    def load(cls, path: Path) -> BuildManifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: build manifest not found (run `layer-builder build` first)") from None
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{path}: unreadable build manifest: {exc}") from None
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{path}: not a layer-builder build manifest")
+        return cls.from_dict(data, source=str(path))
+
+    def zip_path(self, manifest_path: Path) -> Path:
+        return manifest_path.parent / self.zip_file
+
+
+RegionStatus = Literal["new", "reused", "failed", "planned-new", "planned-reuse"]
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """The outcome for one (region, architecture)."""
+
+    region: str
+    architecture: str
+    layer_name: str
+    status: RegionStatus
+    version: int | None = None
+    arn: str | None = None
+    seconds: float = 0.0
+    permission_added: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class PublishedLayer:
+    """One architecture's layer as the registry records it."""
+
+    architecture: str
+    layer_name: str
+    code_sha256: str
+    regions: tuple[tuple[str, int, str], ...]  # (region, version, arn), sorted by region
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    account: str
+    partition: str
+    results: tuple[RegionResult, ...]
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> tuple[RegionResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+    def layers(self, manifests: list[BuildManifest]) -> list[PublishedLayer]:
+        """Per architecture, the regions that succeeded, for the registry writer."""
+        out = []
+        for m in manifests:
+            regions = sorted(
+                (r.region, int(r.version), str(r.arn))
+                for r in self.results
+                if r.architecture == m.architecture and r.ok and r.version is not None
+            )
+            out.append(PublishedLayer(m.architecture, m.layer_name, m.code_sha256, tuple(regions)))
+        return out
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Everything the registry writer needs for one released version."""
+
+    runtime_dir: str
+    canonical: str
+    version: ReleaseVersion
+    sdk_version: str
+    account_number: str
+    compatible_runtimes: tuple[str, ...]
+    layers: tuple[PublishedLayer, ...]  # x86_64 first when present
+    link_prereleases: bool = False
+    base_defaults: dict[str, str] = field(default_factory=dict)  # used only if base.json is absent

@@ -1,0 +1,47 @@
+"""The one place that runs subprocesses (pip, npm, python -m build).
+
+Commands are argument lists, never shell strings. A failure becomes an InstallError whose
+message carries the command and the last lines of its output, which is what a release
+engineer needs to see in a CI log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from layer_builder.errors import InstallError
+
+log = logging.getLogger(__name__)
+
+_TAIL_LINES = 15
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    what: str,
+    timeout: float = 1800,
+) -> str:
+    """Run ``cmd``; return its combined output; raise InstallError naming ``what`` on failure."""
+    log.debug("running %s", shlex.join(cmd))
+    full_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.run(
+            list(cmd), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=timeout, check=False,
+        )
+    except FileNotFoundError:
+        raise InstallError(f"{what}: {cmd[0]!r} is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise InstallError(f"{what}: `{shlex.join(cmd)}` took longer than {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        tail = "\n  ".join(proc.stdout.strip().splitlines()[-_TAIL_LINES:])
+        raise InstallError(f"{what} failed (exit {proc.returncode}): `{shlex.join(cmd)}`\n  {tail}")
+    return proc.stdout
