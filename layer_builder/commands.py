@@ -129,7 +129,7 @@ def _requested_regions(cfg: LayerConfig, value: str | None) -> tuple[str, ...] |
     return regions
 
 
-def _publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[tuple[Path, BuildManifest]],
+def publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[tuple[Path, BuildManifest]],
                           args: argparse.Namespace, ui: UI, *, registry_dir: Path,
                           target: tuple[str, str, list[str]]) -> int:
     from layer_builder.publish.fanout import publish_all
@@ -204,7 +204,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     archs = cfg.select_architectures(args.arch)
     built = _load_built(cfg, version, archs, Path(args.dist))
     target = _target(cfg, args.regions)
-    return _publish_and_register(cfg, version, built, args, ui,
+    return publish_and_register(cfg, version, built, args, ui,
                                  registry_dir=Path(args.registry or "registry"), target=target)
 
 
@@ -234,7 +234,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
         built_layers = _build(cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin)
         _build_table(ui, built_layers)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
-        code = _publish_and_register(cfg, version, built, args, ui, registry_dir=registry_dir, target=target)
+        code = publish_and_register(cfg, version, built, args, ui, registry_dir=registry_dir, target=target)
         if args.sandbox and not args.dry_run:
             ui.note(f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "
                     f"(try: layer-builder registry show {cfg.canonical} --registry {registry_dir})")
