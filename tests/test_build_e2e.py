@@ -1,0 +1,176 @@
+"""End to end: real pip/npm installs into real layers, built through the CLI.
+
+These need PyPI / the npm registry (reachable in CI). They check what a release engineer
+relies on: byte-identical rebuilds whatever the machine's umask, TZ or build directory, and
+a layer whose SDK and wrapper actually import and run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PY_CONFIG = ROOT / "configs" / "sentry-python.yml"
+NODE_CONFIG = ROOT / "configs" / "sentry-node.yml"
+STANDIN = ROOT / "extensions" / "standin"
+PY_VERSION = "2.75.0"
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, cwd: Path, umask: int = 0o022, tz: str = "UTC",
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TZ": tz}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "layer_builder", *args], cwd=cwd, env=env, text=True,
+        capture_output=True, preexec_fn=lambda: os.umask(umask), check=False, timeout=900,
+    )
+
+
+def build_python(workdir: Path, *, umask: int, tz: str, arch: str = "x86_64") -> Path:
+    workdir.mkdir(parents=True)
+    binary = STANDIN / ("sentry-standin-x86_64" if arch == "x86_64" else "sentry-standin-aarch64")
+    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--arch", arch, "--out", "out",
+                   "--extension-file", f"{arch}={binary}", "--json", cwd=workdir, umask=umask, tz=tz)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    (layer,) = data["layers"]
+    return Path(workdir / layer["zip"]) if not Path(layer["zip"]).is_absolute() else Path(layer["zip"])
+
+
+@pytest.fixture(scope="module")
+def python_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("pybuild")
+    first = build_python(base / "a", umask=0o022, tz="UTC")
+    second = build_python(base / "deep" / "other-dir", umask=0o077, tz="Pacific/Chatham")
+    return first, second
+
+
+def test_python_layer_rebuild_is_byte_identical(python_zips: tuple[Path, Path]) -> None:
+    first, second = python_zips
+    assert first.read_bytes() == second.read_bytes()
+    m1 = json.loads(first.with_name(first.name + ".json").read_text())
+    m2 = json.loads(second.with_name(second.name + ".json").read_text())
+    assert m1 == m2
+    assert m1["sdk_version"] == PY_VERSION and m1["architecture"] == "x86_64"
+    assert {"name": "sentry-sdk", "version": PY_VERSION} in m1["packages"]
+    assert m1["extension"]["sha256"] and m1["source_date_epoch"] == 315532800
+
+
+def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
+    with zipfile.ZipFile(python_zips[0]) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    ext = infos["extensions/sentry-lambda-extension"]
+    assert ext.external_attr >> 16 == 0o100755
+    wrapper = infos["python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"]
+    assert wrapper.external_attr >> 16 == 0o100644
+    assert not any(n.endswith(".pyc") or "__pycache__" in n for n in infos)
+    assert not any(n.endswith("direct_url.json") for n in infos)
+    assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
+    # The wrapper is ours, not the SDK's own module.
+    with zipfile.ZipFile(python_zips[0]) as zf:
+        assert b"SENTRY_INITIAL_HANDLER" in zf.read(wrapper.filename)
+
+
+def test_verify_accepts_the_built_layer(python_zips: tuple[Path, Path], tmp_path: Path) -> None:
+    proc = run_cli("verify", str(python_zips[0]), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json.loads(proc.stdout)["zips"]
+    assert report["family"] == "python" and report["architecture"] == "x86_64"
+    # The extension is a launcher script; the binary it execs is checked as ELF for x86_64.
+    assert report["elf_files"] == ["relay/relay"]
+
+
+def test_sdk_and_wrapper_import_and_run_from_the_layer(python_zips: tuple[Path, Path], tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(python_zips[0]) as zf:
+        zf.extractall(opt)
+    task = tmp_path / "task" / "handlers"
+    task.mkdir(parents=True)
+    (task / "app.py").write_text("def handle(event, context):\n    return {'echo': event['x']}\n")
+    script = (
+        "import sentry_sdk\n"
+        "from sentry_sdk.integrations.init_serverless_sdk import sentry_lambda_handler\n"
+        "print(sentry_sdk.VERSION)\n"
+        "print(sentry_lambda_handler({'x': 41}, None))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(opt / "python"), "PYTHONNOUSERSITE": "1",
+           "LAMBDA_TASK_ROOT": str(tmp_path / "task"), "SENTRY_INITIAL_HANDLER": "handlers/app.handle",
+           "SENTRY_DSN": "", "SENTRY_TRACES_SAMPLE_RATE": "0.5"}
+    # -S: no site-packages, so sentry_sdk can only come from the layer's python/ directory.
+    proc = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True,
+                          check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [PY_VERSION, "{'echo': 41}"]
+    sdk_file = subprocess.run([sys.executable, "-S", "-c", "import sentry_sdk; print(sentry_sdk.__file__)"],
+                              env=env, capture_output=True, text=True, check=True).stdout
+    assert sdk_file.startswith(str(opt / "python"))
+
+    # A missing SENTRY_INITIAL_HANDLER is a clear error, not an AttributeError deep inside.
+    env.pop("SENTRY_INITIAL_HANDLER")
+    proc = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True,
+                          check=False, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "HandlerConfigError: SENTRY_INITIAL_HANDLER is not set" in proc.stderr
+
+
+def test_arm64_layer_carries_an_aarch64_extension(tmp_path: Path) -> None:
+    zip_path = build_python(tmp_path / "arm", umask=0o022, tz="UTC", arch="arm64")
+    manifest = json.loads(zip_path.with_name(zip_path.name + ".json").read_text())
+    assert manifest["layer_name"] == "SentryPythonServerlessSDK-arm64"
+    assert manifest["architecture"] == "arm64"
+    with zipfile.ZipFile(zip_path) as zf:
+        head = zf.read("relay/relay")[:20]
+        assert zf.read("extensions/sentry-lambda-extension").startswith(b"#!/bin/sh")
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_wrong_architecture_extension_is_refused(tmp_path: Path) -> None:
+    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--arch", "arm64", "--out", "out",
+                   "--extension-file", f"arm64={STANDIN / 'sentry-standin-x86_64'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "x86_64" in proc.stderr and "arm64" in proc.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.zip"))
+
+
+@pytest.mark.skipif(shutil.which("npm") is None or shutil.which("node") is None, reason="npm/node not installed")
+def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
+    version = "10.75.2"
+    proc = run_cli("build", str(NODE_CONFIG), "--version", version, "--arch", "x86_64", "--out", "out",
+                   "--extension-file", f"x86_64={STANDIN / 'sentry-standin-x86_64'}", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (layer,) = json.loads(proc.stdout)["layers"]
+    assert layer["layer_name"] == "SentryNodeServerlessSDKv10"
+    assert {"name": "@sentry/aws-serverless", "version": version} in layer["packages"]
+    zip_path = Path(layer["zip"]) if Path(layer["zip"]).is_absolute() else tmp_path / layer["zip"]
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        zf.extractall(opt)
+    assert "nodejs/node_modules/@sentry/aws-serverless/package.json" in names
+    assert all(n.startswith(("nodejs/", "extensions/", "relay/")) for n in names)
+    # The auto-init module reads what Lambda sets: the task root and the handler name.
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "index.js").write_text("exports.handler = async () => 'ok';\n")
+    node = subprocess.run(
+        ["node", "-e", "const s = require('@sentry/aws-serverless'); "
+                       "require('@sentry/aws-serverless/awslambda-auto'); "
+                       "console.log(typeof s.wrapHandler)"],
+        env={**os.environ, "NODE_PATH": str(opt / "nodejs" / "node_modules"),
+             "LAMBDA_TASK_ROOT": str(task), "_HANDLER": "index.handler", "SENTRY_DSN": ""},
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )
+    assert node.returncode == 0, node.stderr
+    assert node.stdout.strip() == "function"
