@@ -1,0 +1,1 @@
+"""Building a layer: assemble the tree, add the extension, zip it reproducibly."""
