@@ -118,7 +118,8 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
             elif header.e_machine != aws_facts.ELF_MACHINE[arch]:
                 # Shared libraries (.so) must at least be for the same machine.
                 raise ArchitectureError(
-                    f"{path}:{e.name}: is a {header.machine_name} library in an {arch} layer"
+                    f"{path}:{e.name}: is a library built for {header.machine_name}; "
+                    f"an {arch} layer needs {aws_facts.MACHINE_NAME[arch]}"
                 )
 
     if inspection.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
