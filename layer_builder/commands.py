@@ -157,8 +157,9 @@ def publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[
             compatible_runtimes=cfg.compatible_runtimes, layers=tuple(layers),
             link_prereleases=cfg.registry.link_prereleases, base_defaults=dict(cfg.registry.base),
         )
-        written = write_release(registry_dir, reg)
-        registry_info = {"root": str(registry_dir), **_jsonable(written)}
+        written = write_release(registry_dir, reg, expected_regions=regions,
+                                allow_partial_regions=args.allow_partial)
+        registry_info = {"root": str(registry_dir), **written.to_dict()}
         ui.info(f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
                 f"{version.text}.json")
     elif not args.dry_run:
@@ -171,14 +172,6 @@ def publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[
     if not result.complete:
         raise PublishIncomplete([f"{r.region} ({r.architecture}): {r.error}" for r in result.failed])
     return 0
-
-
-def _jsonable(obj: Any) -> dict[str, Any]:
-    try:
-        data = asdict(obj)
-    except TypeError:
-        data = dict(obj) if isinstance(obj, dict) else {"result": str(obj)}
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
