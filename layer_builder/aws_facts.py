@@ -20,17 +20,40 @@ MACHINE_NAME: dict[str, str] = {"x86_64": "x86_64", "arm64": "aarch64"}
 #: Every Lambda runtime identifier that exists or existed for Python and Node.js layers.
 #: Layers may still list deprecated runtimes, so unknown ids are refused, old ones are not.
 PYTHON_RUNTIMES = (
-    "python3.7", "python3.8", "python3.9", "python3.10", "python3.11",
-    "python3.12", "python3.13", "python3.14",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
 )
 NODE_RUNTIMES = (
-    "nodejs12.x", "nodejs14.x", "nodejs16.x", "nodejs18.x", "nodejs20.x",
-    "nodejs22.x", "nodejs24.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
 )
 OTHER_RUNTIMES = (
-    "java8", "java8.al2", "java11", "java17", "java21", "java25",
-    "dotnet6", "dotnet8", "dotnet10", "ruby3.2", "ruby3.3", "ruby3.4",
-    "provided", "provided.al2", "provided.al2023",
+    "java8",
+    "java8.al2",
+    "java11",
+    "java17",
+    "java21",
+    "java25",
+    "dotnet6",
+    "dotnet8",
+    "dotnet10",
+    "ruby3.2",
+    "ruby3.3",
+    "ruby3.4",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
 )
 RUNTIME_IDS: tuple[str, ...] = PYTHON_RUNTIMES + NODE_RUNTIMES + OTHER_RUNTIMES
 

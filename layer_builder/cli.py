@@ -27,93 +27,164 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     if json_flag:
-        p.add_argument("--json", action="store_true", help="print a JSON document on stdout for programs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors (and --json output)")
+        p.add_argument(
+            "--json", action="store_true", help="print a JSON document on stdout for programs"
+        )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors (and --json output)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens, step by step")
 
 
 def _publish_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--regions", default=None, metavar="all|R1,R2",
-                   help="regions to publish to: 'all' (enabled regions of the credentials' partition, "
-                        "minus the config's exclude_regions) or a comma-separated list "
-                        "(default: the config's publish.regions)")
-    p.add_argument("--registry", default=None, metavar="DIR",
-                   help="registry checkout to write the release into (default: ./registry)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (what would be new or reused) using only read calls")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="write the registry even if some regions failed (exit code is still 3)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="regions x architectures published at once (default: the config's max_workers)")
+    p.add_argument(
+        "--regions",
+        default=None,
+        metavar="all|R1,R2",
+        help="regions to publish to: 'all' (enabled regions of the credentials' partition, "
+        "minus the config's exclude_regions) or a comma-separated list "
+        "(default: the config's publish.regions)",
+    )
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="DIR",
+        help="registry checkout to write the release into (default: ./registry)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (what would be new or reused) using only read calls",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write the registry even if some regions failed (exit code is still 3)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="regions x architectures published at once (default: the config's max_workers)",
+    )
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", action="append", default=None, metavar="A", choices=("x86_64", "arm64"),
-                   help="build only this architecture (repeatable; default: all configured)")
-    p.add_argument("--extension-file", action="append", default=[], metavar="[ARCH=]PATH",
-                   help="use this local extension binary instead of downloading it (checked like a "
-                        "download: ELF machine must match; repeatable, one per architecture)")
+    p.add_argument(
+        "--arch",
+        action="append",
+        default=None,
+        metavar="A",
+        choices=("x86_64", "arm64"),
+        help="build only this architecture (repeatable; default: all configured)",
+    )
+    p.add_argument(
+        "--extension-file",
+        action="append",
+        default=[],
+        metavar="[ARCH=]PATH",
+        help="use this local extension binary instead of downloading it (checked like a "
+        "download: ELF machine must match; repeatable, one per architecture)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="layer-builder",
         description="Build reproducible AWS Lambda layers (SDK + Sentry Lambda Extension), publish "
-                    "them to every region, and record them in a release registry.",
+        "them to every region, and record them in a release registry.",
         epilog="Exit codes: 0 ok, 2 bad input (nothing published), 3 publishing incomplete "
-               "(run the same command again to finish), 1 unexpected error.",
+        "(run the same command again to finish), 1 unexpected error.",
     )
     parser.add_argument("--version", action="version", version=f"layer-builder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("build", help="build one layer zip per architecture, with a manifest beside each",
-                       description="Build one reproducible layer zip per architecture into DIR, each "
-                                   "with a build manifest JSON (<zip>.json) beside it.")
+    p = sub.add_parser(
+        "build",
+        help="build one layer zip per architecture, with a manifest beside each",
+        description="Build one reproducible layer zip per architecture into DIR, each "
+        "with a build manifest JSON (<zip>.json) beside it.",
+    )
     p.add_argument("config", help="layer config, e.g. configs/sentry-python.yml")
-    p.add_argument("--version", dest="release_version", required=True, metavar="V",
-                   help="release version, e.g. 2.75.0 (also the SDK version unless the config pins it)")
+    p.add_argument(
+        "--version",
+        dest="release_version",
+        required=True,
+        metavar="V",
+        help="release version, e.g. 2.75.0 (also the SDK version unless the config pins it)",
+    )
     p.add_argument("--out", default="dist", metavar="DIR", help="output directory (default: dist/)")
     _build_args(p)
     _common(p)
 
-    p = sub.add_parser("verify", help="static checks of built layer zips",
-                       description="Check built layer zips: layout, wrapper, extension mode and ELF "
-                                   "architecture, size limits, unsafe paths, determinism markers.")
+    p = sub.add_parser(
+        "verify",
+        help="static checks of built layer zips",
+        description="Check built layer zips: layout, wrapper, extension mode and ELF "
+        "architecture, size limits, unsafe paths, determinism markers.",
+    )
     p.add_argument("zips", nargs="+", metavar="ZIP")
-    p.add_argument("--arch", default=None, choices=("x86_64", "arm64"),
-                   help="expected architecture (default: from the build manifest beside the zip)")
+    p.add_argument(
+        "--arch",
+        default=None,
+        choices=("x86_64", "arm64"),
+        help="expected architecture (default: from the build manifest beside the zip)",
+    )
     _common(p)
 
-    p = sub.add_parser("publish", help="publish built zips to the regions and write the registry",
-                       description="Publish the zips built by `build` to every region, add the "
-                                   "public permission, and write the registry. Idempotent: a re-run "
-                                   "reuses what is already published and finishes what is missing.")
+    p = sub.add_parser(
+        "publish",
+        help="publish built zips to the regions and write the registry",
+        description="Publish the zips built by `build` to every region, add the "
+        "public permission, and write the registry. Idempotent: a re-run "
+        "reuses what is already published and finishes what is missing.",
+    )
     p.add_argument("config")
     p.add_argument("--version", dest="release_version", required=True, metavar="V")
-    p.add_argument("--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)")
-    p.add_argument("--arch", action="append", default=None, metavar="A", choices=("x86_64", "arm64"),
-                   help="publish only this architecture (repeatable)")
+    p.add_argument(
+        "--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)"
+    )
+    p.add_argument(
+        "--arch",
+        action="append",
+        default=None,
+        metavar="A",
+        choices=("x86_64", "arm64"),
+        help="publish only this architecture (repeatable)",
+    )
     _publish_args(p)
     _common(p)
 
-    p = sub.add_parser("release", help="build, publish and write the registry in one run",
-                       description="Build, verify, publish and write the registry in one run. With "
-                                   "--sandbox everything runs against a local emulation of AWS "
-                                   "(moto) and a local stand-in for the extension download.")
+    p = sub.add_parser(
+        "release",
+        help="build, publish and write the registry in one run",
+        description="Build, verify, publish and write the registry in one run. With "
+        "--sandbox everything runs against a local emulation of AWS "
+        "(moto) and a local stand-in for the extension download.",
+    )
     p.add_argument("config")
     p.add_argument("--version", dest="release_version", required=True, metavar="V")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory for zips (default: dist/, or sandbox/dist with --sandbox)")
-    p.add_argument("--sandbox", action="store_true",
-                   help="no AWS account needed: publish to a local AWS emulation with fake "
-                        "credentials and a stand-in extension; the registry goes to sandbox/registry")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output directory for zips (default: dist/, or sandbox/dist with --sandbox)",
+    )
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="no AWS account needed: publish to a local AWS emulation with fake "
+        "credentials and a stand-in extension; the registry goes to sandbox/registry",
+    )
     _build_args(p)
     _publish_args(p)
     _common(p)
 
     reg = sub.add_parser("registry", help="read the registry").add_subparsers(
-        dest="registry_command", metavar="SUBCOMMAND", parser_class=_Parser)
+        dest="registry_command", metavar="SUBCOMMAND", parser_class=_Parser
+    )
     reg.required = True
     p = reg.add_parser("latest", help="print the newest layer version ARN for a region")
     p.add_argument("canonical", help="e.g. aws-layer:python")
@@ -127,15 +198,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, json_flag=False)
 
     ext = sub.add_parser("extension", help="manage extension manifests").add_subparsers(
-        dest="extension_command", metavar="SUBCOMMAND", parser_class=_Parser)
+        dest="extension_command", metavar="SUBCOMMAND", parser_class=_Parser
+    )
     ext.required = True
-    p = ext.add_parser("pin", help="resolve a version, download each architecture's binary, record its sha256",
-                       description="Resolve the extension version, download every architecture's "
-                                   "binary, check its ELF machine, and write the sha256 pins into "
-                                   "the manifest.")
+    p = ext.add_parser(
+        "pin",
+        help="resolve a version, download each architecture's binary, record its sha256",
+        description="Resolve the extension version, download every architecture's "
+        "binary, check its ELF machine, and write the sha256 pins into "
+        "the manifest.",
+    )
     p.add_argument("manifest", help="e.g. extensions/relay.yml")
-    p.add_argument("--version", dest="ext_version", default=None, metavar="V",
-                   help="extension version to pin (default: the manifest's version)")
+    p.add_argument(
+        "--version",
+        dest="ext_version",
+        default=None,
+        metavar="V",
+        help="extension version to pin (default: the manifest's version)",
+    )
     _common(p)
 
     # Command groups that live in their own modules: each has add_parser(sub, common) and
@@ -152,7 +232,7 @@ def _command_modules() -> list[Any]:
 
 
 #: command name -> module implementing it
-_EXTRA_COMMANDS: dict[str, str] = {}
+_EXTRA_COMMANDS: dict[str, str] = {"craft": "layer_builder.craft", "function": "layer_builder.function_cli"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,16 +37,31 @@ def _mb(n: int) -> str:
 # ------------------------------------------------------------------------------- build
 
 
-def _build(cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], out: Path,
-           extension_files: list[str], ui: UI, *, extension_manifest: Path | None = None) -> list[BuiltLayer]:
+def _build(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    archs: tuple[str, ...],
+    out: Path,
+    extension_files: list[str],
+    ui: UI,
+    *,
+    extension_manifest: Path | None = None,
+) -> list[BuiltLayer]:
     from layer_builder.build.extension import parse_extension_file_args
 
     overrides = parse_extension_file_args(extension_files, archs)
     built = []
     for arch in archs:
         with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
-            layer = build_layer(cfg, version, arch, out, extension_file=overrides.get(arch),
-                                extension_manifest=extension_manifest, progress=ui.info)
+            layer = build_layer(
+                cfg,
+                version,
+                arch,
+                out,
+                extension_file=overrides.get(arch),
+                extension_manifest=extension_manifest,
+                progress=ui.info,
+            )
         # Every zip gets the same static checks `verify` runs, before anyone publishes it.
         verify_zip(layer.zip_path, arch=arch)
         built.append(layer)
@@ -58,11 +73,36 @@ def _build_table(ui: UI, built: list[BuiltLayer]) -> None:
     for b in built:
         m = b.manifest
         ext = f"{m.extension.name} {m.extension.version}" if m.extension else "-"
-        rows.append([m.architecture, m.layer_name, str(b.zip_path), _mb(m.zip_size), _mb(m.unzipped_size),
-                     _mb(b.room_left), m.sha256[:16], ext, "S3" if m.needs_s3_upload else "direct",
-                     f"{b.seconds:.1f}s"])
-    ui.table("built layers", ["arch", "layer", "zip", "zipped", "unzipped", "room left for code",
-                              "sha256", "extension", "upload", "time"], rows)
+        rows.append(
+            [
+                m.architecture,
+                m.layer_name,
+                str(b.zip_path),
+                _mb(m.zip_size),
+                _mb(m.unzipped_size),
+                _mb(b.room_left),
+                m.sha256[:16],
+                ext,
+                "S3" if m.needs_s3_upload else "direct",
+                f"{b.seconds:.1f}s",
+            ]
+        )
+    ui.table(
+        "built layers",
+        [
+            "arch",
+            "layer",
+            "zip",
+            "zipped",
+            "unzipped",
+            "room left for code",
+            "sha256",
+            "extension",
+            "upload",
+            "time",
+        ],
+        rows,
+    )
 
 
 def cmd_build(args: argparse.Namespace, ui: UI) -> int:
@@ -71,8 +111,14 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
     archs = cfg.select_architectures(args.arch)
     built = _build(cfg, version, archs, Path(args.out), args.extension_file, ui)
     if args.json:
-        ui.emit_json({"layers": [{"zip": str(b.zip_path), "manifest": str(b.manifest_path),
-                                  **asdict(b.manifest)} for b in built]})
+        ui.emit_json(
+            {
+                "layers": [
+                    {"zip": str(b.zip_path), "manifest": str(b.manifest_path), **asdict(b.manifest)}
+                    for b in built
+                ]
+            }
+        )
     _build_table(ui, built)
     return 0
 
@@ -83,16 +129,34 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
 def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
     reports: list[VerifyReport] = [verify_zip(Path(z), arch=args.arch) for z in args.zips]
     if args.json:
-        ui.emit_json({"ok": True, "zips": [
-            {"path": str(r.path), "architecture": r.architecture, "family": r.family,
-             "file_count": r.file_count, "zip_size": r.zip_size, "unzipped_size": r.unzipped_size,
-             "room_left": r.room_left, "sha256": r.sha256, "code_sha256": r.code_sha256,
-             "needs_s3_upload": r.needs_s3_upload, "elf_files": list(r.elf_files), "notes": list(r.notes)}
-            for r in reports]})
+        ui.emit_json(
+            {
+                "ok": True,
+                "zips": [
+                    {
+                        "path": str(r.path),
+                        "architecture": r.architecture,
+                        "family": r.family,
+                        "file_count": r.file_count,
+                        "zip_size": r.zip_size,
+                        "unzipped_size": r.unzipped_size,
+                        "room_left": r.room_left,
+                        "sha256": r.sha256,
+                        "code_sha256": r.code_sha256,
+                        "needs_s3_upload": r.needs_s3_upload,
+                        "elf_files": list(r.elf_files),
+                        "notes": list(r.notes),
+                    }
+                    for r in reports
+                ],
+            }
+        )
     for r in reports:
-        ui.info(f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
-                f"{r.file_count:,} files, {_mb(r.zip_size)} zipped, {_mb(r.unzipped_size)} unzipped "
-                f"({_mb(r.room_left)} left for function code), {len(r.elf_files)} ELF files checked")
+        ui.info(
+            f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
+            f"{r.file_count:,} files, {_mb(r.zip_size)} zipped, {_mb(r.unzipped_size)} unzipped "
+            f"({_mb(r.room_left)} left for function code), {len(r.elf_files)} ELF files checked"
+        )
         for note in r.notes:
             ui.info(f"    note: {note}")
     return 0
@@ -101,15 +165,18 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
 # ----------------------------------------------------------------------------- publish
 
 
-def _load_built(cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...],
-                dist: Path) -> list[tuple[Path, BuildManifest]]:
+def _load_built(
+    cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
+) -> list[tuple[Path, BuildManifest]]:
     out = []
     for arch in archs:
         mpath = manifest_path_for(dist, cfg, version, arch)
         manifest = BuildManifest.load(mpath)
         if manifest.version != version.text or manifest.architecture != arch:
-            raise ArgumentError(f"{mpath}: built for {manifest.version} {manifest.architecture}, "
-                                f"not {version.text} {arch}")
+            raise ArgumentError(
+                f"{mpath}: built for {manifest.version} {manifest.architecture}, "
+                f"not {version.text} {arch}"
+            )
         verify_zip(manifest.zip_path(mpath), arch=arch)
         out.append((mpath, manifest))
     return out
@@ -129,9 +196,16 @@ def _requested_regions(cfg: LayerConfig, value: str | None) -> tuple[str, ...] |
     return regions
 
 
-def publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[tuple[Path, BuildManifest]],
-                          args: argparse.Namespace, ui: UI, *, registry_dir: Path,
-                          target: tuple[str, str, list[str]]) -> int:
+def publish_and_register(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    built: list[tuple[Path, BuildManifest]],
+    args: argparse.Namespace,
+    ui: UI,
+    *,
+    registry_dir: Path,
+    target: tuple[str, str, list[str]],
+) -> int:
     from layer_builder.publish.fanout import publish_all
     from layer_builder.registry import write_release
 
@@ -141,44 +215,87 @@ def publish_and_register(cfg: LayerConfig, version: ReleaseVersion, built: list[
         raise ArgumentError("--workers must be at least 1")
     total = len(regions) * len(built)
     verb = "planning" if args.dry_run else "publishing"
-    ui.info(f"{verb} {len(built)} layer(s) to {len(regions)} region(s) of partition {partition} "
-            f"as account {account} ({workers} at a time)")
+    ui.info(
+        f"{verb} {len(built)} layer(s) to {len(regions)} region(s) of partition {partition} "
+        f"as account {account} ({workers} at a time)"
+    )
     with ui.region_progress(total) as progress:
-        result = publish_all(cfg, version, built, regions, account=account, partition=partition,
-                             dry_run=args.dry_run, max_workers=workers, progress=progress)
+        result = publish_all(
+            cfg,
+            version,
+            built,
+            regions,
+            account=account,
+            partition=partition,
+            dry_run=args.dry_run,
+            max_workers=workers,
+            progress=progress,
+        )
     _result_table(ui, result)
     registry_info: dict[str, Any] | None = None
     if not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
         layers = sorted(result.layers(manifests), key=lambda layer: layer.architecture != "x86_64")
         reg = Registration(
-            runtime_dir=cfg.registry.runtime_dir, canonical=cfg.canonical, version=version,
-            sdk_version=cfg.sdk_version(version), account_number=account,
-            compatible_runtimes=cfg.compatible_runtimes, layers=tuple(layers),
-            link_prereleases=cfg.registry.link_prereleases, base_defaults=dict(cfg.registry.base),
+            runtime_dir=cfg.registry.runtime_dir,
+            canonical=cfg.canonical,
+            version=version,
+            sdk_version=cfg.sdk_version(version),
+            account_number=account,
+            compatible_runtimes=cfg.compatible_runtimes,
+            layers=tuple(layers),
+            link_prereleases=cfg.registry.link_prereleases,
+            base_defaults=dict(cfg.registry.base),
         )
-        written = write_release(registry_dir, reg, expected_regions=regions,
-                                allow_partial_regions=args.allow_partial)
+        written = write_release(
+            registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
+        )
         registry_info = {"root": str(registry_dir), **written.to_dict()}
-        ui.info(f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
-                f"{version.text}.json")
+        ui.info(
+            f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
+            f"{version.text}.json"
+        )
     elif not args.dry_run:
-        ui.info(f"registry not written: {len(result.failed)} region(s) failed "
-                "(use --allow-partial to record the regions that succeeded)")
+        ui.info(
+            f"registry not written: {len(result.failed)} region(s) failed "
+            "(use --allow-partial to record the regions that succeeded)"
+        )
     if args.json:
-        ui.emit_json({"complete": result.complete, "dry_run": result.dry_run, "account": result.account,
-                      "partition": result.partition, "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
-                      "results": [asdict(r) for r in result.results], "registry": registry_info})
+        ui.emit_json(
+            {
+                "complete": result.complete,
+                "dry_run": result.dry_run,
+                "account": result.account,
+                "partition": result.partition,
+                "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
+                "results": [asdict(r) for r in result.results],
+                "registry": registry_info,
+            }
+        )
     if not result.complete:
-        raise PublishIncomplete([f"{r.region} ({r.architecture}): {r.error}" for r in result.failed])
+        raise PublishIncomplete(
+            [f"{r.region} ({r.architecture}): {r.error}" for r in result.failed]
+        )
     return 0
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
-    rows = [[r.region, r.architecture, r.version if r.version is not None else "-", r.status,
-             r.arn or (r.error or "-"), f"{r.seconds:.1f}"] for r in result.results]
-    ui.table("dry run: nothing was published" if result.dry_run else "published layers",
-             ["region", "arch", "version", "status", "ARN / error", "seconds"], rows)
+    rows = [
+        [
+            r.region,
+            r.architecture,
+            r.version if r.version is not None else "-",
+            r.status,
+            r.arn or (r.error or "-"),
+            f"{r.seconds:.1f}",
+        ]
+        for r in result.results
+    ]
+    ui.table(
+        "dry run: nothing was published" if result.dry_run else "published layers",
+        ["region", "arch", "version", "status", "ARN / error", "seconds"],
+        rows,
+    )
     counts: dict[str, int] = {}
     for r in result.results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -197,8 +314,9 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     archs = cfg.select_architectures(args.arch)
     built = _load_built(cfg, version, archs, Path(args.dist))
     target = _target(cfg, args.regions)
-    return publish_and_register(cfg, version, built, args, ui,
-                                 registry_dir=Path(args.registry or "registry"), target=target)
+    return publish_and_register(
+        cfg, version, built, args, ui, registry_dir=Path(args.registry or "registry"), target=target
+    )
 
 
 @contextlib.contextmanager
@@ -207,10 +325,14 @@ def _sandbox(ui: UI) -> Iterator[Path]:
     from layer_builder.standin import serve_standin
 
     with sandbox_aws() as info, serve_standin() as standin_manifest:
-        ui.note(f"SANDBOX: AWS is emulated by moto on {info.endpoint} with fake credentials; "
-                "nothing reaches AWS.")
-        ui.note("SANDBOX: the extension is a local STAND-IN (not Relay), served by a local "
-                "stand-in for Sentry's release registry and verified against its pinned sha256.")
+        ui.note(
+            f"SANDBOX: AWS is emulated by moto on {info.endpoint} with fake credentials; "
+            "nothing reaches AWS."
+        )
+        ui.note(
+            "SANDBOX: the extension is a local STAND-IN (not Relay), served by a local "
+            "stand-in for Sentry's release registry and verified against its pinned sha256."
+        )
         yield standin_manifest
 
 
@@ -224,13 +346,19 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
         standin = stack.enter_context(_sandbox(ui)) if args.sandbox else None
         # Credentials and regions first: a missing credential should cost seconds, not a build.
         target = _target(cfg, args.regions)
-        built_layers = _build(cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin)
+        built_layers = _build(
+            cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin
+        )
         _build_table(ui, built_layers)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
-        code = publish_and_register(cfg, version, built, args, ui, registry_dir=registry_dir, target=target)
+        code = publish_and_register(
+            cfg, version, built, args, ui, registry_dir=registry_dir, target=target
+        )
         if args.sandbox and not args.dry_run:
-            ui.note(f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "
-                    f"(try: layer-builder registry show {cfg.canonical} --registry {registry_dir})")
+            ui.note(
+                f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "
+                f"(try: layer-builder registry show {cfg.canonical} --registry {registry_dir})"
+            )
         return code
 
 
@@ -248,7 +376,9 @@ def cmd_registry(args: argparse.Namespace, ui: UI) -> int:
     if args.registry_command == "latest":
         arn = client.layer_arn(args.canonical, args.region, args.arch)
         if args.json:
-            ui.emit_json({"canonical": args.canonical, "region": args.region, "arch": args.arch, "arn": arn})
+            ui.emit_json(
+                {"canonical": args.canonical, "region": args.region, "arch": args.arch, "arn": arn}
+            )
         else:
             print(arn)
         return 0

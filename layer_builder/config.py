@@ -13,7 +13,7 @@ Paths inside a config are relative to the config file's directory. Templated fie
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -32,7 +32,9 @@ SdkSource = Literal["pypi", "path", "npm"]
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
 _SAMPLE_VERSION = ReleaseVersion.parse("10.20.30")
 
-_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_env = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
 
 
 def arch_suffix(arch: str) -> str:
@@ -184,7 +186,9 @@ class _Reader:
     def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
         s = self.string(value, key)
         if s not in choices:
-            raise self.fail(key, f"{s!r} is not one of {', '.join(choices)}" + _did_you_mean(s, choices))
+            raise self.fail(
+                key, f"{s!r} is not one of {', '.join(choices)}" + _did_you_mean(s, choices)
+            )
         return s
 
     def template(self, value: Any, key: str, extra_vars: tuple[str, ...] = ()) -> Template:
@@ -198,7 +202,8 @@ class _Reader:
             if name not in allowed:
                 raise self.fail(
                     key,
-                    f"template uses unknown variable {name!r}" + _did_you_mean(name, allowed)
+                    f"template uses unknown variable {name!r}"
+                    + _did_you_mean(name, allowed)
                     + f" (known: {', '.join(allowed)})",
                 )
         return Template(source)
@@ -213,8 +218,14 @@ class _Reader:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
@@ -227,14 +238,26 @@ def _check_layer_name(name: str, path: Path, key: str) -> None:
         raise ConfigError(str(path), key, f"layer name {name!r} must match [a-zA-Z0-9-_]+")
     if len(name) > aws_facts.LAYER_NAME_MAX:
         raise ConfigError(
-            str(path), key, f"layer name {name!r} is {len(name)} characters; the limit is {aws_facts.LAYER_NAME_MAX}"
+            str(path),
+            key,
+            f"layer name {name!r} is {len(name)} characters; "
+            f"the limit is {aws_facts.LAYER_NAME_MAX}",
         )
 
 
 _TOP = {
-    "name": True, "description": True, "license": True, "canonical": True, "runtime": True,
-    "compatible_runtimes": True, "architectures": True, "sdk": True, "files": False,
-    "extension": False, "publish": False, "registry": True,
+    "name": True,
+    "description": True,
+    "license": True,
+    "canonical": True,
+    "runtime": True,
+    "compatible_runtimes": True,
+    "architectures": True,
+    "sdk": True,
+    "files": False,
+    "extension": False,
+    "publish": False,
+    "registry": True,
 }
 
 
@@ -292,7 +315,9 @@ def load_config(path: str | Path) -> LayerConfig:
         architectures=archs,
         sdk=_sdk(r, data["sdk"], family),
         files=_files(r, data.get("files") or []),
-        extension=None if data.get("extension") is None else r.path_in(data["extension"], "extension"),
+        extension=None
+        if data.get("extension") is None
+        else r.path_in(data["extension"], "extension"),
         publish=_publish(r, data.get("publish") or {}),
         registry=_registry(r, data["registry"]),
     )
@@ -305,12 +330,15 @@ def _runtimes(r: _Reader, value: Any, family: Family) -> tuple[str, ...]:
     if len(runtimes) > aws_facts.MAX_COMPATIBLE_RUNTIMES:
         raise r.fail(
             "compatible_runtimes",
-            f"lists {len(runtimes)} runtimes; Lambda allows at most {aws_facts.MAX_COMPATIBLE_RUNTIMES}",
+            f"lists {len(runtimes)} runtimes; "
+            f"Lambda allows at most {aws_facts.MAX_COMPATIBLE_RUNTIMES}",
         )
     for i, rt in enumerate(runtimes):
         key = f"compatible_runtimes[{i}]"
         if rt not in aws_facts.RUNTIME_IDS:
-            raise r.fail(key, f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS))
+            raise r.fail(
+                key, f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS)
+            )
         if aws_facts.runtime_family(rt) != family:
             raise r.fail(key, f"runtime {rt!r} cannot load a {family} layer")
     if len(set(runtimes)) != len(runtimes):
@@ -368,8 +396,15 @@ def _regions(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
     return regions
 
 
-_PUBLISH = {"regions": False, "exclude_regions": False, "permission": False, "s3_bucket": False,
-            "max_workers": False, "region_timeout": False, "attempts": False}
+_PUBLISH = {
+    "regions": False,
+    "exclude_regions": False,
+    "permission": False,
+    "s3_bucket": False,
+    "max_workers": False,
+    "region_timeout": False,
+    "attempts": False,
+}
 
 
 def _publish(r: _Reader, value: Any) -> PublishConfig:
@@ -379,7 +414,7 @@ def _publish(r: _Reader, value: Any) -> PublishConfig:
     perm = _permission(r, d.get("permission") or {})
 
     def positive(key: str, default: T, typ: type | tuple[type, ...], what: str) -> T:
-        v = r.typed(d.get(key, default), f"publish.{key}", typ, what)
+        v: Any = r.typed(d.get(key, default), f"publish.{key}", typ, what)
         if v <= 0:
             raise r.fail(f"publish.{key}", "must be greater than 0")
         return v  # type: ignore[no-any-return]
@@ -388,7 +423,8 @@ def _publish(r: _Reader, value: Any) -> PublishConfig:
         regions=regions,
         exclude_regions=_regions(r, d.get("exclude_regions", []), "publish.exclude_regions"),
         permission=perm,
-        s3_bucket=None if d.get("s3_bucket") is None
+        s3_bucket=None
+        if d.get("s3_bucket") is None
         else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",)),
         max_workers=positive("max_workers", 16, int, "a whole number"),
         region_timeout=float(positive("region_timeout", 600, (int, float), "a number of seconds")),
@@ -398,18 +434,27 @@ def _publish(r: _Reader, value: Any) -> PublishConfig:
 
 def _permission(r: _Reader, value: Any) -> PermissionConfig:
     key = "publish.permission"
-    d = r.mapping(value, key, {"principal": False, "statement_id": False, "organization_id": False,
-                               "accounts": False})
+    d = r.mapping(
+        value,
+        key,
+        {"principal": False, "statement_id": False, "organization_id": False, "accounts": False},
+    )
     principal = r.string(d.get("principal", "*"), f"{key}.principal")
-    if principal != "*" and not aws_facts.ACCOUNT_ID_RE.match(principal) and not (
-        principal.startswith("arn:") and principal.endswith(":root")
+    if (
+        principal != "*"
+        and not aws_facts.ACCOUNT_ID_RE.match(principal)
+        and not (principal.startswith("arn:") and principal.endswith(":root"))
     ):
-        raise r.fail(f"{key}.principal", "must be '*', a 12-digit account id or an account root ARN")
+        raise r.fail(
+            f"{key}.principal", "must be '*', a 12-digit account id or an account root ARN"
+        )
     org = d.get("organization_id")
     if org is not None:
         org = r.string(org, f"{key}.organization_id")
         if not aws_facts.ORGANIZATION_ID_RE.match(org):
-            raise r.fail(f"{key}.organization_id", f"{org!r} is not an organization id (o-xxxxxxxxxx)")
+            raise r.fail(
+                f"{key}.organization_id", f"{org!r} is not an organization id (o-xxxxxxxxxx)"
+            )
         if principal != "*":
             raise r.fail(f"{key}.organization_id", "only allowed with principal '*'")
     accounts = r.string_list(d.get("accounts", []), f"{key}.accounts")
@@ -417,23 +462,29 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
         if not aws_facts.ACCOUNT_ID_RE.match(a):
             raise r.fail(f"{key}.accounts[{i}]", f"{a!r} is not a 12-digit account id")
     if accounts and (org or principal != "*"):
-        raise r.fail(f"{key}.accounts", "use either accounts, or principal/organization_id, not both")
+        raise r.fail(
+            f"{key}.accounts", "use either accounts, or principal/organization_id, not both"
+        )
     statement = r.string(d.get("statement_id", "public"), f"{key}.statement_id")
     return PermissionConfig(principal, statement, org, accounts)
 
 
 def _registry(r: _Reader, value: Any) -> RegistryConfig:
-    d = r.mapping(value, "registry", {"runtime_dir": True, "link_prereleases": False, "base": False})
+    d = r.mapping(
+        value, "registry", {"runtime_dir": True, "link_prereleases": False, "base": False}
+    )
     runtime_dir = r.string(d["runtime_dir"], "registry.runtime_dir")
     if "/" in runtime_dir or runtime_dir.startswith("."):
         raise r.fail("registry.runtime_dir", "must be a single directory name")
-    link = r.typed(d.get("link_prereleases", False), "registry.link_prereleases", bool, "true or false")
+    link = r.typed(
+        d.get("link_prereleases", False), "registry.link_prereleases", bool, "true or false"
+    )
     base_raw = d.get("base") or {}
-    base = r.mapping(base_raw, "registry.base", {"name": False, "repo_url": False, "main_docs_url": False})
+    base = r.mapping(
+        base_raw, "registry.base", {"name": False, "repo_url": False, "main_docs_url": False}
+    )
     return RegistryConfig(
         runtime_dir=runtime_dir,
         link_prereleases=link,
         base=tuple((k, r.string(v, f"registry.base.{k}")) for k, v in sorted(base.items())),
     )
-
-

@@ -52,7 +52,13 @@ class ReleaseVersion:
 
     def sort_key(self) -> tuple[int, int, int, int, str]:
         # A prerelease sorts before the final release of the same MAJOR.MINOR.PATCH.
-        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, self.prerelease or "")
+        return (
+            self.major,
+            self.minor,
+            self.patch,
+            0 if self.prerelease else 1,
+            self.prerelease or "",
+        )
 
     def template_vars(self) -> dict[str, Any]:
         return {"version": self.text, "major": self.major, "minor": self.minor, "patch": self.patch}
@@ -120,7 +126,9 @@ class BuildManifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ArtifactError(f"{path}: build manifest not found (run `layer-builder build` first)") from None
+            raise ArtifactError(
+                f"{path}: build manifest not found (run `layer-builder build` first)"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{path}: unreadable build manifest: {exc}") from None
         if not isinstance(data, dict):

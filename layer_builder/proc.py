@@ -34,13 +34,21 @@ def run(
     full_env = {**os.environ, **(env or {})}
     try:
         proc = subprocess.run(
-            list(cmd), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, timeout=timeout, check=False,
+            list(cmd),
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError:
         raise InstallError(f"{what}: {cmd[0]!r} is not installed or not on PATH") from None
     except subprocess.TimeoutExpired:
-        raise InstallError(f"{what}: `{shlex.join(cmd)}` took longer than {timeout:.0f} s") from None
+        raise InstallError(
+            f"{what}: `{shlex.join(cmd)}` took longer than {timeout:.0f} s"
+        ) from None
     if proc.returncode != 0:
         tail = "\n  ".join(proc.stdout.strip().splitlines()[-_TAIL_LINES:])
         raise InstallError(f"{what} failed (exit {proc.returncode}): `{shlex.join(cmd)}`\n  {tail}")

@@ -83,10 +83,22 @@ class UI:
             return f"{r.region:<16} {r.architecture:<7} {what} ({r.seconds:.1f}s)"
 
         if self.interactive and not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
-            with Progress(TextColumn("publishing"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=self.human, transient=False) as prog:
+            with Progress(
+                TextColumn("publishing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.human,
+                transient=False,
+            ) as prog:
                 task = prog.add_task("regions", total=total)
 
                 def update(r: RegionResult) -> None:
@@ -97,6 +109,7 @@ class UI:
 
                 yield update
         else:
+
             def plain(r: RegionResult) -> None:
                 done["n"] += 1
                 self.info(f"[{done['n']}/{total}] {line(r)}")

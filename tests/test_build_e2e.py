@@ -26,26 +26,53 @@ PY_VERSION = "2.75.0"
 pytestmark = pytest.mark.slow
 
 
-def run_cli(*args: str, cwd: Path, umask: int = 0o022, tz: str = "UTC",
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    umask: int = 0o022,
+    tz: str = "UTC",
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TZ": tz}
     env.pop("SOURCE_DATE_EPOCH", None)
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "layer_builder", *args], cwd=cwd, env=env, text=True,
-        capture_output=True, preexec_fn=lambda: os.umask(umask), check=False, timeout=900,
+        [sys.executable, "-m", "layer_builder", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        preexec_fn=lambda: os.umask(umask),
+        check=False,
+        timeout=900,
     )
 
 
 def build_python(workdir: Path, *, umask: int, tz: str, arch: str = "x86_64") -> Path:
     workdir.mkdir(parents=True)
     binary = STANDIN / ("sentry-standin-x86_64" if arch == "x86_64" else "sentry-standin-aarch64")
-    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--arch", arch, "--out", "out",
-                   "--extension-file", f"{arch}={binary}", "--json", cwd=workdir, umask=umask, tz=tz)
+    proc = run_cli(
+        "build",
+        str(PY_CONFIG),
+        "--version",
+        PY_VERSION,
+        "--arch",
+        arch,
+        "--out",
+        "out",
+        "--extension-file",
+        f"{arch}={binary}",
+        "--json",
+        cwd=workdir,
+        umask=umask,
+        tz=tz,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     (layer,) = data["layers"]
-    return Path(workdir / layer["zip"]) if not Path(layer["zip"]).is_absolute() else Path(layer["zip"])
+    return (
+        Path(workdir / layer["zip"]) if not Path(layer["zip"]).is_absolute() else Path(layer["zip"])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +118,9 @@ def test_verify_accepts_the_built_layer(python_zips: tuple[Path, Path], tmp_path
     assert report["elf_files"] == ["relay/relay"]
 
 
-def test_sdk_and_wrapper_import_and_run_from_the_layer(python_zips: tuple[Path, Path], tmp_path: Path) -> None:
+def test_sdk_and_wrapper_import_and_run_from_the_layer(
+    python_zips: tuple[Path, Path], tmp_path: Path
+) -> None:
     opt = tmp_path / "opt"
     with zipfile.ZipFile(python_zips[0]) as zf:
         zf.extractall(opt)
@@ -104,22 +133,45 @@ def test_sdk_and_wrapper_import_and_run_from_the_layer(python_zips: tuple[Path, 
         "print(sentry_sdk.VERSION)\n"
         "print(sentry_lambda_handler({'x': 41}, None))\n"
     )
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(opt / "python"), "PYTHONNOUSERSITE": "1",
-           "LAMBDA_TASK_ROOT": str(tmp_path / "task"), "SENTRY_INITIAL_HANDLER": "handlers/app.handle",
-           "SENTRY_DSN": "", "SENTRY_TRACES_SAMPLE_RATE": "0.5"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(opt / "python"),
+        "PYTHONNOUSERSITE": "1",
+        "LAMBDA_TASK_ROOT": str(tmp_path / "task"),
+        "SENTRY_INITIAL_HANDLER": "handlers/app.handle",
+        "SENTRY_DSN": "",
+        "SENTRY_TRACES_SAMPLE_RATE": "0.5",
+    }
     # -S: no site-packages, so sentry_sdk can only come from the layer's python/ directory.
-    proc = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True,
-                          check=False, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [PY_VERSION, "{'echo': 41}"]
-    sdk_file = subprocess.run([sys.executable, "-S", "-c", "import sentry_sdk; print(sentry_sdk.__file__)"],
-                              env=env, capture_output=True, text=True, check=True).stdout
+    sdk_file = subprocess.run(
+        [sys.executable, "-S", "-c", "import sentry_sdk; print(sentry_sdk.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert sdk_file.startswith(str(opt / "python"))
 
     # A missing SENTRY_INITIAL_HANDLER is a clear error, not an AttributeError deep inside.
     env.pop("SENTRY_INITIAL_HANDLER")
-    proc = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True,
-                          check=False, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "HandlerConfigError: SENTRY_INITIAL_HANDLER is not set" in proc.stderr
 
@@ -136,19 +188,44 @@ def test_arm64_layer_carries_an_aarch64_extension(tmp_path: Path) -> None:
 
 
 def test_wrong_architecture_extension_is_refused(tmp_path: Path) -> None:
-    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--arch", "arm64", "--out", "out",
-                   "--extension-file", f"arm64={STANDIN / 'sentry-standin-x86_64'}", cwd=tmp_path)
+    proc = run_cli(
+        "build",
+        str(PY_CONFIG),
+        "--version",
+        PY_VERSION,
+        "--arch",
+        "arm64",
+        "--out",
+        "out",
+        "--extension-file",
+        f"arm64={STANDIN / 'sentry-standin-x86_64'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "x86_64" in proc.stderr and "arm64" in proc.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.zip"))
 
 
-@pytest.mark.skipif(shutil.which("npm") is None or shutil.which("node") is None, reason="npm/node not installed")
+@pytest.mark.skipif(
+    shutil.which("npm") is None or shutil.which("node") is None, reason="npm/node not installed"
+)
 def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     version = "10.75.2"
-    proc = run_cli("build", str(NODE_CONFIG), "--version", version, "--arch", "x86_64", "--out", "out",
-                   "--extension-file", f"x86_64={STANDIN / 'sentry-standin-x86_64'}", "--json", cwd=tmp_path)
+    proc = run_cli(
+        "build",
+        str(NODE_CONFIG),
+        "--version",
+        version,
+        "--arch",
+        "x86_64",
+        "--out",
+        "out",
+        "--extension-file",
+        f"x86_64={STANDIN / 'sentry-standin-x86_64'}",
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (layer,) = json.loads(proc.stdout)["layers"]
     assert layer["layer_name"] == "SentryNodeServerlessSDKv10"
@@ -165,12 +242,24 @@ def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     task.mkdir()
     (task / "index.js").write_text("exports.handler = async () => 'ok';\n")
     node = subprocess.run(
-        ["node", "-e", "const s = require('@sentry/aws-serverless'); "
-                       "require('@sentry/aws-serverless/awslambda-auto'); "
-                       "console.log(typeof s.wrapHandler)"],
-        env={**os.environ, "NODE_PATH": str(opt / "nodejs" / "node_modules"),
-             "LAMBDA_TASK_ROOT": str(task), "_HANDLER": "index.handler", "SENTRY_DSN": ""},
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        [
+            "node",
+            "-e",
+            "const s = require('@sentry/aws-serverless'); "
+            "require('@sentry/aws-serverless/awslambda-auto'); "
+            "console.log(typeof s.wrapHandler)",
+        ],
+        env={
+            **os.environ,
+            "NODE_PATH": str(opt / "nodejs" / "node_modules"),
+            "LAMBDA_TASK_ROOT": str(task),
+            "_HANDLER": "index.handler",
+            "SENTRY_DSN": "",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert node.returncode == 0, node.stderr
     assert node.stdout.strip() == "function"

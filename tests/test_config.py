@@ -49,7 +49,9 @@ def test_valid_config_loads_into_typed_objects(tmp_path: Path) -> None:
     assert cfg.sdk_version(v) == "2.75.0"
     assert cfg.sdk.source == "pypi"
     assert cfg.publish.regions is None and cfg.publish.permission.statement_id == "public"
-    assert cfg.files[0].dest == "python/wrapper.py" and cfg.files[0].source == tmp_path / "wrapper.py"
+    assert (
+        cfg.files[0].dest == "python/wrapper.py" and cfg.files[0].source == tmp_path / "wrapper.py"
+    )
     with pytest.raises(AttributeError):
         cfg.license = "other"  # type: ignore[misc]
 
@@ -69,32 +71,73 @@ def test_reference_configs_are_valid() -> None:
 CASES = [
     # (replace this, with this, expected message after "error: <file>: ")
     ("license: MIT", "licence: MIT", "licence: unknown key; did you mean 'license'?"),
-    ("python3.13]", "python3.13, python3.99]",
-     "compatible_runtimes[2]: unknown Lambda runtime 'python3.99'; did you mean 'python3.9'?"),
-    ("python3.13]", "python3.13, nodejs22.x]",
-     "compatible_runtimes[2]: runtime 'nodejs22.x' cannot load a python layer"),
-    ("[x86_64, arm64]", "[x86_64, arm65]",
-     "architectures[1]: 'arm65' is not one of x86_64, arm64; did you mean 'arm64'?"),
-    ("{{ arch_suffix }}", "{{ arch_sufix }}",
-     "name: template uses unknown variable 'arch_sufix'; did you mean 'arch_suffix'? "
-     "(known: version, major, minor, patch, arch, arch_suffix)"),
-    ('"TestLayer{{ arch_suffix }}"', '"Test Layer{{ arch_suffix }}"',
-     "name: layer name 'Test Layer' must match [a-zA-Z0-9-_]+"),
-    ('"TestLayer{{ arch_suffix }}"', '"' + "L" * 141 + '{{ arch_suffix }}"',
-     f"name: layer name '{'L' * 141}' is 141 characters; the limit is 140"),
-    ('"TestLayer{{ arch_suffix }}"', '"TestLayer"',
-     "name: renders to the same layer name for every architecture; each architecture needs its "
-     "own layer (use {{ arch_suffix }} or {{ arch }})"),
-    ("  principal: \"*\"", "  principal: \"*\"\n    organisation_id: o-abc",
-     "publish.permission.organisation_id: unknown key; did you mean 'organization_id'?"),
-    ("regions: all", "regions: all\n  max_workers: lots",
-     "publish.max_workers: expected a whole number, got a string"),
-    ("regions: all", "regions: [us-east-1, Mars]",
-     "publish.regions[1]: 'Mars' is not a region name"),
-    ("  package: sentry-sdk", "  package: sentry-sdk\n  source: npm",
-     "sdk.source: a python layer installs its SDK from pypi or a local path"),
-    ("registry:\n  runtime_dir: python\n", "registry: {}\n", "registry.runtime_dir: missing required key"),
-    ("license: MIT", "license: [MIT", "invalid YAML: line 4, column 10: expected ',' or ']', but got ':'"),
+    (
+        "python3.13]",
+        "python3.13, python3.99]",
+        "compatible_runtimes[2]: unknown Lambda runtime 'python3.99'; did you mean 'python3.9'?",
+    ),
+    (
+        "python3.13]",
+        "python3.13, nodejs22.x]",
+        "compatible_runtimes[2]: runtime 'nodejs22.x' cannot load a python layer",
+    ),
+    (
+        "[x86_64, arm64]",
+        "[x86_64, arm65]",
+        "architectures[1]: 'arm65' is not one of x86_64, arm64; did you mean 'arm64'?",
+    ),
+    (
+        "{{ arch_suffix }}",
+        "{{ arch_sufix }}",
+        "name: template uses unknown variable 'arch_sufix'; did you mean 'arch_suffix'? "
+        "(known: version, major, minor, patch, arch, arch_suffix)",
+    ),
+    (
+        '"TestLayer{{ arch_suffix }}"',
+        '"Test Layer{{ arch_suffix }}"',
+        "name: layer name 'Test Layer' must match [a-zA-Z0-9-_]+",
+    ),
+    (
+        '"TestLayer{{ arch_suffix }}"',
+        '"' + "L" * 141 + '{{ arch_suffix }}"',
+        f"name: layer name '{'L' * 141}' is 141 characters; the limit is 140",
+    ),
+    (
+        '"TestLayer{{ arch_suffix }}"',
+        '"TestLayer"',
+        "name: renders to the same layer name for every architecture; each architecture needs its "
+        "own layer (use {{ arch_suffix }} or {{ arch }})",
+    ),
+    (
+        '  principal: "*"',
+        '  principal: "*"\n    organisation_id: o-abc',
+        "publish.permission.organisation_id: unknown key; did you mean 'organization_id'?",
+    ),
+    (
+        "regions: all",
+        "regions: all\n  max_workers: lots",
+        "publish.max_workers: expected a whole number, got a string",
+    ),
+    (
+        "regions: all",
+        "regions: [us-east-1, Mars]",
+        "publish.regions[1]: 'Mars' is not a region name",
+    ),
+    (
+        "  package: sentry-sdk",
+        "  package: sentry-sdk\n  source: npm",
+        "sdk.source: a python layer installs its SDK from pypi or a local path",
+    ),
+    (
+        "registry:\n  runtime_dir: python\n",
+        "registry: {}\n",
+        "registry.runtime_dir: missing required key",
+    ),
+    (
+        "license: MIT",
+        "license: [MIT",
+        "invalid YAML: line 4, column 10: expected ',' or ']', but got ':'",
+    ),
 ]
 
 
@@ -114,7 +157,9 @@ def test_invalid_config_exits_2_with_one_line(
 def test_more_than_15_runtimes_is_refused(tmp_path: Path) -> None:
     runtimes = ", ".join(["python3.12"] * 16)
     path = write(tmp_path, VALID.replace("[python3.12, python3.13]", f"[{runtimes}]"))
-    with pytest.raises(ConfigError, match=r"compatible_runtimes: lists 16 runtimes; Lambda allows at most 15"):
+    with pytest.raises(
+        ConfigError, match=r"compatible_runtimes: lists 16 runtimes; Lambda allows at most 15"
+    ):
         load_config(path)
 
 
@@ -124,7 +169,9 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 
 @pytest.mark.parametrize("bad", ["1.2", "v1.2.3", "latest", "1.2.3.4.x y"])
-def test_bad_release_version_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str) -> None:
+def test_bad_release_version_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
     path = write(tmp_path, VALID)
     assert main(["build", str(path), "--version", bad]) == 2
     err = capsys.readouterr().err
@@ -139,10 +186,15 @@ def test_release_versions_parse() -> None:
     assert not ReleaseVersion.parse("10.75.2").is_prerelease
 
 
-def test_unknown_arch_argument_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_arch_argument_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, VALID.replace("[x86_64, arm64]", "[x86_64]"))
     assert main(["build", str(path), "--version", "1.0.0", "--arch", "arm64"]) == 2
-    assert capsys.readouterr().err == f"error: --arch arm64: not an architecture of {path} (configured: x86_64)\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: --arch arm64: not an architecture of {path} (configured: x86_64)\n"
+    )
     with pytest.raises(SystemExit) as exc:
         main(["build", str(path), "--version", "1.0.0", "--arch", "mips"])
     assert exc.value.code == 2

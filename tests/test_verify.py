@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from elf_fixtures import make_elf
+
 from layer_builder.build.zipper import write_zip
 from layer_builder.cli import main
 
@@ -48,22 +48,30 @@ def test_good_layer_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert not report["needs_s3_upload"]
 
 
-def test_wrong_architecture_binary_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_architecture_binary_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     z = write_zip(layer_tree(tmp_path / "t", arch="x86_64"), tmp_path / "layer.zip").path
     code, _, err = verify(capsys, str(z), "--arch", "arm64")
     assert code == 2
-    assert err == (f"error: {z}:relay/relay: is an x86_64 binary; an x86_64 binary in an arm64 layer "
-                   "would fail with 'exec format error' (need aarch64)\n")
+    assert err == (
+        f"error: {z}:relay/relay: is an x86_64 binary; an x86_64 binary in an arm64 layer "
+        "would fail with 'exec format error' (need aarch64)\n"
+    )
 
 
-def test_wrong_architecture_shared_library_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_architecture_shared_library_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tree = layer_tree(tmp_path / "t", arch="arm64")
     (tree / "python/_native.so").write_bytes(make_elf("x86_64", kind="shared"))
     z = write_zip(tree, tmp_path / "layer.zip").path
     code, _, err = verify(capsys, str(z), "--arch", "arm64")
     assert code == 2
-    assert err == (f"error: {z}:python/_native.so: is a library built for x86_64; "
-                   "an arm64 layer needs aarch64\n")
+    assert err == (
+        f"error: {z}:python/_native.so: is a library built for x86_64; "
+        "an arm64 layer needs aarch64\n"
+    )
 
 
 def test_missing_wrapper_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +81,9 @@ def test_missing_wrapper_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err == f"error: {z}: the handler wrapper {WRAPPER} is missing\n"
 
 
-def test_non_executable_extension_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_executable_extension_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tree = layer_tree(tmp_path / "t")
     (tree / "extensions/sentry-lambda-extension").chmod(0o644)
     z = write_zip(tree, tmp_path / "layer.zip").path
@@ -89,10 +99,15 @@ def test_wrong_root_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
     z = write_zip(tree, tmp_path / "layer.zip").path
     code, _, err = verify(capsys, str(z))
     assert code == 2
-    assert err == f"error: {z}: neither python/ nor nodejs/ at the root; Lambda would not find the SDK\n"
+    assert (
+        err
+        == f"error: {z}: neither python/ nor nodejs/ at the root; Lambda would not find the SDK\n"
+    )
 
 
-def test_non_deterministic_and_traversal_zips_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_deterministic_and_traversal_zips_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A zip as a careless script makes it: local timestamps, extra fields, a path escaping /opt.
     z = tmp_path / "careless.zip"
     with zipfile.ZipFile(z, "w") as zf:
@@ -115,15 +130,30 @@ def test_corrupt_and_missing_zip(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and err == f"error: {tmp_path / 'nope.zip'}: no such file\n"
 
 
-def test_zip_changed_after_build_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_zip_changed_after_build_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     z = write_zip(layer_tree(tmp_path / "t"), tmp_path / "layer.zip").path
     manifest = {"sha256": "0" * 64, "architecture": "x86_64"}
     # A minimal manifest is enough to show the mismatch; verify reads only what it needs.
     full = {
-        "layer_name": "L", "canonical": "aws-layer:python", "version": "1.0.0", "architecture": "x86_64",
-        "compatible_runtimes": ["python3.12"], "description": "", "license": "MIT", "zip_file": z.name,
-        "code_sha256": "", "zip_size": 0, "unzipped_size": 0, "file_count": 0, "sdk_name": "s",
-        "sdk_version": "1", "extension": None, "source_date_epoch": 315532800, **manifest,
+        "layer_name": "L",
+        "canonical": "aws-layer:python",
+        "version": "1.0.0",
+        "architecture": "x86_64",
+        "compatible_runtimes": ["python3.12"],
+        "description": "",
+        "license": "MIT",
+        "zip_file": z.name,
+        "code_sha256": "",
+        "zip_size": 0,
+        "unzipped_size": 0,
+        "file_count": 0,
+        "sdk_name": "s",
+        "sdk_version": "1",
+        "extension": None,
+        "source_date_epoch": 315532800,
+        **manifest,
     }
     z.with_name(z.name + ".json").write_text(json.dumps(full))
     code, _, err = verify(capsys, str(z))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from layer_builder import aws_facts, proc
 from layer_builder.config import LayerConfig
+from layer_builder.errors import InstallError
 from layer_builder.model import BundledPackage
 
 # manylinux2014 (glibc 2.17) keeps wheels loadable on every Python runtime Lambda offers,
@@ -29,16 +30,37 @@ _NPM_CPU = {"x86_64": "x64", "arm64": "arm64"}
 
 def python_version_for(runtimes: tuple[str, ...]) -> str:
     """The lowest ``X.Y`` among python runtimes: wheels for it load on the newer ones too."""
-    versions = sorted(tuple(int(p) for p in rt.removeprefix("python").split(".")) for rt in runtimes)
+    versions = sorted(
+        tuple(int(p) for p in rt.removeprefix("python").split(".")) for rt in runtimes
+    )
     return ".".join(str(p) for p in versions[0])
 
 
 def pip_install_command(
-    requirement: str, target: Path, arch: str, python_version: str, *, find_links: Path | None = None
+    requirement: str,
+    target: Path,
+    arch: str,
+    python_version: str,
+    *,
+    find_links: Path | None = None,
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-compile", "--no-input", "--target", str(target), "--only-binary=:all:",
-           "--implementation", "cp", "--python-version", python_version]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--no-input",
+        "--target",
+        str(target),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+    ]
     for tag in _PLATFORM_TAGS:
         cmd += ["--platform", tag.format(m=aws_facts.MACHINE_NAME[arch])]
     if find_links is not None:
@@ -53,16 +75,22 @@ def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root
     if cfg.sdk.source == "path":
         assert cfg.sdk.path is not None
         with tempfile.TemporaryDirectory(prefix="layer-builder-wheel-") as wheels:
-            proc.run([sys.executable, "-m", "build", "--wheel", "--outdir", wheels, str(cfg.sdk.path)],
-                     what=f"building a wheel from {cfg.sdk.path}")
+            proc.run(
+                [sys.executable, "-m", "build", "--wheel", "--outdir", wheels, str(cfg.sdk.path)],
+                what=f"building a wheel from {cfg.sdk.path}",
+            )
             built = sorted(Path(wheels).glob("*.whl"))
             if not built:
-                raise proc.InstallError(f"building a wheel from {cfg.sdk.path} produced no wheel")
-            proc.run(pip_install_command(str(built[0]), target, arch, pyver, find_links=Path(wheels)),
-                     what=f"pip install of {built[0].name}")
+                raise InstallError(f"building a wheel from {cfg.sdk.path} produced no wheel")
+            proc.run(
+                pip_install_command(str(built[0]), target, arch, pyver, find_links=Path(wheels)),
+                what=f"pip install of {built[0].name}",
+            )
     else:
-        proc.run(pip_install_command(f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver),
-                 what=f"pip install of {cfg.sdk.package}=={sdk_version} for {arch}")
+        proc.run(
+            pip_install_command(f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver),
+            what=f"pip install of {cfg.sdk.package}=={sdk_version} for {arch}",
+        )
     normalise_python_tree(target)
 
 
@@ -86,8 +114,10 @@ def normalise_python_tree(target: Path) -> None:
         record = dist_info / "RECORD"
         if record.exists():
             lines = [
-                ln for ln in record.read_text(encoding="utf-8").splitlines()
-                if ln.split(",", 1)[0] not in removed and "__pycache__" not in ln
+                ln
+                for ln in record.read_text(encoding="utf-8").splitlines()
+                if ln.split(",", 1)[0] not in removed
+                and "__pycache__" not in ln
                 and not ln.startswith("../")
             ]
             record.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
@@ -104,13 +134,26 @@ def install_node_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: 
     }
     (target / "package.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     proc.run(
-        ["npm", "install", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund",
-         "--no-update-notifier", "--os=linux", f"--cpu={_NPM_CPU[arch]}", "--loglevel=error"],
-        cwd=target, what=f"npm install of {cfg.sdk.package}@{sdk_version} for {arch}",
+        [
+            "npm",
+            "install",
+            "--omit=dev",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--no-update-notifier",
+            "--os=linux",
+            f"--cpu={_NPM_CPU[arch]}",
+            "--loglevel=error",
+        ],
+        cwd=target,
+        what=f"npm install of {cfg.sdk.package}@{sdk_version} for {arch}",
         env={"npm_config_update_notifier": "false"},
     )
     if not (target / "node_modules" / cfg.sdk.package / "package.json").exists():
-        raise proc.InstallError(f"npm install did not produce nodejs/node_modules/{cfg.sdk.package}")
+        raise InstallError(
+            f"npm install did not produce nodejs/node_modules/{cfg.sdk.package}"
+        )
 
 
 def install_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:
@@ -124,7 +167,7 @@ def bundled_packages(layer_root: Path) -> tuple[BundledPackage, ...]:
     """Every installed Python distribution or Node package in the tree, sorted."""
     found: set[tuple[str, str]] = set()
     for meta in (layer_root / "python").glob("*.dist-info/METADATA"):
-        fields = {}
+        fields: dict[str, str] = {}
         for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
             if not line:
                 break
@@ -138,13 +181,17 @@ def bundled_packages(layer_root: Path) -> tuple[BundledPackage, ...]:
         # Only package roots: node_modules/<name>/package.json or node_modules/@scope/<name>/...
         parts = [p for p in rel[:-1]]
         if "node_modules" in parts:
-            parts = parts[len(parts) - 1 - parts[::-1].index("node_modules"):][1:]
+            parts = parts[len(parts) - 1 - parts[::-1].index("node_modules") :][1:]
         if not (len(parts) == 1 or (len(parts) == 2 and parts[0].startswith("@"))):
             continue
         try:
             data = json.loads(pkg_json.read_text(encoding="utf-8"))
         except ValueError:
             continue
-        if isinstance(data, dict) and isinstance(data.get("name"), str) and isinstance(data.get("version"), str):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("name"), str)
+            and isinstance(data.get("version"), str)
+        ):
             found.add((data["name"], data["version"]))
     return tuple(BundledPackage(n, v) for n, v in sorted(found, key=lambda p: (p[0].lower(), p[1])))

@@ -82,17 +82,23 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
     elif "nodejs" in roots:
         family = "node"
     else:
-        raise ArtifactError(f"{path}: neither python/ nor nodejs/ at the root; Lambda would not find the SDK")
-    if family == "python" and "python/sentry_sdk/" in {n[: len("python/sentry_sdk/")] for n in names}:
-        if WRAPPER not in names:
-            raise ArtifactError(f"{path}: the handler wrapper {WRAPPER} is missing")
+        raise ArtifactError(
+            f"{path}: neither python/ nor nodejs/ at the root; Lambda would not find the SDK"
+        )
+    has_sentry_sdk = any(n.startswith("python/sentry_sdk/") for n in names)
+    if family == "python" and has_sentry_sdk and WRAPPER not in names:
+        raise ArtifactError(f"{path}: the handler wrapper {WRAPPER} is missing")
 
     for e in inspection.entries:
         if e.mode not in _ALLOWED_MODES:
             raise ArtifactError(f"{path}: {e.name} has mode {oct(e.mode)}; expected 0644 or 0755")
-        top_level_extension = e.name.startswith(EXTENSION_DIR) and "/" not in e.name[len(EXTENSION_DIR):]
+        top_level_extension = (
+            e.name.startswith(EXTENSION_DIR) and "/" not in e.name[len(EXTENSION_DIR) :]
+        )
         if top_level_extension and not e.is_dir and e.mode != 0o100755:
-            raise ArtifactError(f"{path}: {e.name} is not executable (mode 0755); Lambda would not start it")
+            raise ArtifactError(
+                f"{path}: {e.name} is not executable (mode 0755); Lambda would not start it"
+            )
     if manifest is not None and manifest.extension is not None and EXTENSION_ENTRY not in names:
         raise ArtifactError(f"{path}: {EXTENSION_ENTRY} is missing")
 
@@ -105,9 +111,15 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
                 head = member.read(64)
             header = read_elf_header(head)
             if header is None:
-                if e.name.startswith(EXTENSION_DIR) and not e.is_dir and e.mode == 0o100755 \
-                        and not head.startswith(b"#!"):
-                    raise ArtifactError(f"{path}: {e.name} is neither an ELF executable nor a script")
+                if (
+                    e.name.startswith(EXTENSION_DIR)
+                    and not e.is_dir
+                    and e.mode == 0o100755
+                    and not head.startswith(b"#!")
+                ):
+                    raise ArtifactError(
+                        f"{path}: {e.name} is neither an ELF executable nor a script"
+                    )
                 continue
             elf_files.append(e.name)
             if arch is None:
@@ -130,7 +142,14 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
     if inspection.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES:
         notes.append("over the 50 MB direct-upload limit: publishing goes through S3")
     return VerifyReport(
-        path=path, architecture=arch, family=family, file_count=sum(1 for e in inspection.entries if not e.is_dir),
-        zip_size=inspection.zip_size, unzipped_size=inspection.unzipped_size, sha256=inspection.sha256,
-        code_sha256=inspection.code_sha256, elf_files=tuple(elf_files), notes=tuple(notes),
+        path=path,
+        architecture=arch,
+        family=family,
+        file_count=sum(1 for e in inspection.entries if not e.is_dir),
+        zip_size=inspection.zip_size,
+        unzipped_size=inspection.unzipped_size,
+        sha256=inspection.sha256,
+        code_sha256=inspection.code_sha256,
+        elf_files=tuple(elf_files),
+        notes=tuple(notes),
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.aws_lambda import AwsLambdaIntegration
@@ -60,10 +61,14 @@ def _load_initial_handler() -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise HandlerConfigError(f"{HANDLER_ENV}={spec!r}: cannot import {module_name!r}: {exc}") from exc
+        raise HandlerConfigError(
+            f"{HANDLER_ENV}={spec!r}: cannot import {module_name!r}: {exc}"
+        ) from exc
     handler = getattr(module, func_name, None)
     if not callable(handler):
-        raise HandlerConfigError(f"{HANDLER_ENV}={spec!r}: {module_name!r} has no function {func_name!r}")
+        raise HandlerConfigError(
+            f"{HANDLER_ENV}={spec!r}: {module_name!r} has no function {func_name!r}"
+        )
     return handler  # type: ignore[no-any-return]
 
 
