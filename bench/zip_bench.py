@@ -28,7 +28,8 @@ from pathlib import Path
 
 import deflate
 
-from layer_builder.build.zipper import COMPRESSION_LEVEL, inspect_zip, write_zip
+from layer_builder.build.zipcheck import inspect_zip
+from layer_builder.build.zipper import COMPRESSION_LEVEL, write_zip
 
 DEFAULT_PACKAGES = ("sentry-sdk", "boto3", "botocore", "requests", "pydantic")
 MIN_TREE_BYTES = 30 * 1024 * 1024

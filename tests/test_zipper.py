@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from layer_builder.build import zipper
+from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import (
     DIR_MODE,
     EXEC_MODE,
     FILE_MODE,
     collect_tree,
-    inspect_zip,
     write_zip,
 )
 from layer_builder.errors import ArtifactError, SizeLimitError

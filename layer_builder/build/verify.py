@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder import aws_facts
-from layer_builder.build.zipper import inspect_zip
+from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.elf import check_elf, read_elf_header
 from layer_builder.errors import ArchitectureError, ArtifactError
 from layer_builder.model import BuildManifest
