@@ -232,7 +232,10 @@ def _command_modules() -> list[Any]:
 
 
 #: command name -> module implementing it
-_EXTRA_COMMANDS: dict[str, str] = {"craft": "layer_builder.craft", "function": "layer_builder.function_cli"}
+_EXTRA_COMMANDS: dict[str, str] = {
+    "craft": "layer_builder.craft",
+    "function": "layer_builder.function_cli",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
