@@ -27,6 +27,10 @@ class UI:
         # Human output goes to stderr when stdout carries JSON, so programs can parse stdout.
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
+        for console in (self.err, self.out):
+            if not console.is_terminal:
+                # A CI log has no width; wrapping ARNs over four lines helps nobody.
+                console.width = 240
         self.human = self.err if json_mode else self.out
         self.interactive = self.human.is_terminal and not os.environ.get("CI")
         self._lock = threading.Lock()

@@ -1,0 +1,158 @@
+"""The README's main command, end to end: `release --sandbox` on a machine with no AWS account.
+
+Runs the CLI in a subprocess with an environment stripped of AWS settings, as a newcomer's
+shell would be, and checks what they would see: every region of the partition published for
+both architectures, a registry a reader can use, and the sandbox clearly labelled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "2.75.0"
+
+pytestmark = pytest.mark.slow
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(home)  # no ~/.aws to fall back on
+    env["LAYER_BUILDER_CACHE"] = str(home / "cache")
+    return env
+
+
+@pytest.fixture(scope="module")
+def sandbox_release(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    work = tmp_path_factory.mktemp("sandbox")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layer_builder",
+            "release",
+            str(ROOT / "configs/sentry-python.yml"),
+            "--version",
+            VERSION,
+            "--sandbox",
+            "--json",
+        ],
+        cwd=work,
+        env=clean_env(work / "home"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    return proc, work
+
+
+def test_sandbox_release_publishes_every_region_for_both_architectures(
+    sandbox_release: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = sandbox_release
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["complete"] is True and result["failed"] == []
+    regions = {r["region"] for r in result["results"]}
+    # Only the commercial partition: moto also lists cn-* and us-gov-*, which must be skipped.
+    assert len(regions) >= 17
+    assert not any(r.startswith(("cn-", "us-gov-")) for r in regions)
+    by_arch: dict[str, set[str]] = {}
+    for r in result["results"]:
+        assert r["status"] == "new"
+        assert r["arn"].startswith(f"arn:aws:lambda:{r['region']}:123456789012:layer:")
+        by_arch.setdefault(r["architecture"], set()).add(r["region"])
+    assert by_arch == {"x86_64": regions, "arm64": regions}
+
+
+def test_sandbox_is_labelled(
+    sandbox_release: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = sandbox_release
+    assert "SANDBOX" in proc.stderr and "STAND-IN" in proc.stderr
+    assert "nothing reaches AWS" in proc.stderr
+
+
+def test_sandbox_registry_is_readable(
+    sandbox_release: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, work = sandbox_release
+    assert proc.returncode == 0
+    registry = work / "sandbox" / "registry"
+    layers = registry / "aws-lambda-layers" / "python"
+    doc = json.loads((layers / f"{VERSION}.json").read_text())
+    assert (
+        doc["canonical"] == "aws-layer:python" and doc["layer_name"] == "SentryPythonServerlessSDK"
+    )
+    assert doc["compatible_architectures"] == ["x86_64", "arm64"]
+    assert all(isinstance(r["version"], str) for r in doc["regions"])
+    assert os.readlink(layers / "latest.json") == f"{VERSION}.json"
+    assert os.readlink(layers / "2.json") == f"{VERSION}.json"
+    # A reader gets the arm64 ARN from the same registry through the CLI.
+    latest = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layer_builder",
+            "registry",
+            "latest",
+            "aws-layer:python",
+            "--region",
+            "eu-west-1",
+            "--arch",
+            "arm64",
+            "--registry",
+            str(registry),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=work,
+    )
+    assert latest.returncode == 0, latest.stderr
+    assert latest.stdout.strip().startswith(
+        "arn:aws:lambda:eu-west-1:123456789012:layer:SentryPythonServerlessSDK-arm64:"
+    )
+    # The zips the sandbox published are the ones its manifests describe.
+    for arch in ("x86_64", "arm64"):
+        manifest = json.loads(
+            (work / "sandbox/dist" / f"sentry-python-{VERSION}-{arch}.zip.json").read_text()
+        )
+        assert manifest["extension"]["source"]  # where the stand-in came from is recorded
+        layer = next(x for x in doc["layers"] if x["architecture"] == arch)
+        assert layer["code_sha256"] == manifest["code_sha256"]
+
+
+def test_release_without_credentials_fails_fast_before_building(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layer_builder",
+            "release",
+            str(ROOT / "configs/sentry-python.yml"),
+            "--version",
+            VERSION,
+            "--regions",
+            "us-east-1",
+        ],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "credentials" in proc.stderr.lower()
+    assert not (tmp_path / "dist").exists()  # nothing was built
