@@ -84,7 +84,7 @@ class PublishConfig:
     exclude_regions: tuple[str, ...] = ()
     permission: PermissionConfig = PermissionConfig()
     s3_bucket: Template | None = None
-    max_workers: int = 16
+    max_workers: int = 64
     region_timeout: float = 600.0
     attempts: int = 4
 
@@ -426,7 +426,7 @@ def _publish(r: _Reader, value: Any) -> PublishConfig:
         s3_bucket=None
         if d.get("s3_bucket") is None
         else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",)),
-        max_workers=positive("max_workers", 16, int, "a whole number"),
+        max_workers=positive("max_workers", 64, int, "a whole number"),
         region_timeout=float(positive("region_timeout", 600, (int, float), "a number of seconds")),
         attempts=positive("attempts", 4, int, "a whole number"),
     )

@@ -1,0 +1,455 @@
+"""The one module that talks to boto3.
+
+Everything AWS goes through :class:`Aws`: a boto3 session, one botocore ``Config``
+(retry mode and attempts from ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS``, connect and read
+timeouts, connection pool size) and one reused client per (service, region, settings).
+Clients are thread-safe once created, but creating them is not, so creation takes a lock.
+
+botocore exceptions never leave this module: :func:`translate` turns them into
+:class:`~layer_builder.errors.CredentialsError` (exit 2) or :class:`AwsCallError`, which says
+whether trying again may help (``retryable``) and whether the failed request may still
+have taken effect on the server (``ambiguous``), which is what keeps retries of
+``PublishLayerVersion`` from creating a second layer version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import boto3
+import boto3.exceptions
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from layer_builder import __version__
+from layer_builder.aws_facts import partition_of_region
+from layer_builder.errors import ArgumentError, CredentialsError, LayerBuilderError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_POOL_CONNECTIONS = 16
+DEFAULT_RETRY_MODE = "standard"
+DEFAULT_MAX_ATTEMPTS = 3  # botocore's own default for "standard"
+RETRY_MODES = ("standard", "adaptive", "legacy")
+
+#: Where to ask partition-wide questions (STS, DescribeRegions) when no region is configured.
+PARTITION_HOME_REGION: dict[str, str] = {
+    "aws": "us-east-1",
+    "aws-cn": "cn-north-1",
+    "aws-us-gov": "us-gov-west-1",
+}
+ENABLED_OPT_IN = ("opt-in-not-required", "opted-in")
+
+# Error codes that mean "these credentials are not usable", whatever the service.
+# fmt: off
+_CREDENTIAL_CODES = frozenset({
+    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
+    "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidSignatureException",
+    "AuthFailure", "InvalidAccessKeyId", "MissingAuthenticationToken",
+})
+_THROTTLE_CODES = frozenset({
+    "TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "SlowDown", "RequestThrottled", "RequestThrottledException",
+    "ProvisionedThroughputExceededException",
+})
+_TRANSIENT_CODES = frozenset({
+    "ServiceException", "ServiceUnavailable", "InternalError", "InternalFailure",
+    "RequestTimeout", "RequestTimeoutException",
+})
+# fmt: on
+
+
+class AwsCallError(LayerBuilderError):
+    """One AWS call failed (after botocore's own retries).
+
+    ``retryable``: trying again later may succeed (throttling, 5xx, dropped connection).
+    ``ambiguous``: the server may have acted on the request even though we saw no answer
+    (a dropped connection, a timeout, a 5xx), so a retry must re-check state first.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        region: str,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        ambiguous: bool,
+    ) -> None:
+        self.operation = operation
+        self.region = region
+        self.code = code
+        self.retryable = retryable
+        self.ambiguous = ambiguous
+        super().__init__(f"{operation} in {region}: {code}: {message}")
+
+
+def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
+    """Turn a botocore exception into CredentialsError or AwsCallError."""
+    if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+        return CredentialsError(
+            "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or run `aws configure` (or use --sandbox to try it locally)"
+        )
+    if isinstance(exc, (bce.ProfileNotFound, bce.TokenRetrievalError, bce.SSOError)):
+        return CredentialsError(f"AWS credentials unusable: {exc}")
+    if isinstance(exc, bce.NoRegionError):
+        return CredentialsError("no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION")
+    if isinstance(exc, bce.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        message = str(err.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _CREDENTIAL_CODES:
+            return CredentialsError(f"AWS rejected the credentials ({code}): {message}")
+        throttled = code in _THROTTLE_CODES or status == 429
+        server = status >= 500 or code in _TRANSIENT_CODES
+        return AwsCallError(
+            operation,
+            region,
+            code,
+            message,
+            retryable=throttled or server,
+            ambiguous=server and not throttled,
+        )
+    if isinstance(exc, (bce.ConnectTimeoutError, bce.EndpointConnectionError)):
+        # The request never reached the server.
+        return AwsCallError(
+            operation, region, type(exc).__name__, str(exc), retryable=True, ambiguous=False
+        )
+    if isinstance(exc, (bce.HTTPClientError, bce.ConnectionError, bce.ReadTimeoutError)):
+        return AwsCallError(
+            operation, region, type(exc).__name__, str(exc), retryable=True, ambiguous=True
+        )
+    if isinstance(exc, bce.BotoCoreError):
+        return AwsCallError(
+            operation, region, type(exc).__name__, str(exc), retryable=False, ambiguous=False
+        )
+    raise TypeError(f"not a botocore exception: {exc!r}")
+
+
+@contextmanager
+def _translated(operation: str, region: str) -> Iterator[None]:
+    try:
+        yield
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        raise translate(exc, operation, region) from exc
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-attempt socket timeouts, in seconds."""
+
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    read: float = DEFAULT_READ_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """botocore's retry mode and total attempts per call."""
+
+    mode: str = DEFAULT_RETRY_MODE
+    total_max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetrySettings:
+        """Honour AWS_RETRY_MODE / AWS_MAX_ATTEMPTS (an explicit Config would hide them)."""
+        env = os.environ if env is None else env
+        mode = env.get("AWS_RETRY_MODE") or DEFAULT_RETRY_MODE
+        if mode not in RETRY_MODES:
+            raise ArgumentError(
+                f"AWS_RETRY_MODE={mode!r}: expected one of {', '.join(RETRY_MODES)}"
+            )
+        raw = env.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_MAX_ATTEMPTS)
+        try:
+            attempts = int(raw)
+        except ValueError:
+            attempts = 0
+        if attempts < 1:
+            raise ArgumentError(f"AWS_MAX_ATTEMPTS={raw!r}: expected a whole number of at least 1")
+        return cls(mode, attempts)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the credentials belong to (STS GetCallerIdentity)."""
+
+    account: str
+    partition: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    """One DescribeRegions entry."""
+
+    name: str
+    opt_in_status: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.opt_in_status in ENABLED_OPT_IN
+
+
+@dataclass(frozen=True)
+class LayerVersionRef:
+    """A layer version as Lambda names it."""
+
+    version: int
+    arn: str
+
+
+class Aws:
+    """A boto3 session plus a cache of configured clients (one per service, region, settings)."""
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        *,
+        profile: str | None = None,
+        timeouts: Timeouts | None = None,
+        retries: RetrySettings | None = None,
+        max_pool_connections: int = DEFAULT_MAX_POOL_CONNECTIONS,
+    ) -> None:
+        if session is None:
+            try:
+                session = boto3.Session(profile_name=profile)
+            except bce.ProfileNotFound as exc:
+                raise CredentialsError(f"AWS profile not found: {exc}") from None
+        self.session = session
+        self.timeouts = timeouts or Timeouts()
+        self.retries = retries or RetrySettings.from_env()
+        self.max_pool_connections = max_pool_connections
+        self._clients: dict[tuple[str, str, Timeouts], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str, *, timeouts: Timeouts | None = None) -> Any:
+        """The reused client for (service, region, timeouts), created on first request."""
+        timeouts = timeouts or self.timeouts
+        key = (service, region, timeouts)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                config = Config(
+                    region_name=region,
+                    retries={
+                        "mode": self.retries.mode,
+                        "total_max_attempts": self.retries.total_max_attempts,
+                    },
+                    connect_timeout=timeouts.connect,
+                    read_timeout=timeouts.read,
+                    max_pool_connections=self.max_pool_connections,
+                    user_agent_extra=f"layer-builder/{__version__}",
+                )
+                with _translated("CreateClient", region):
+                    # cast: the stubs' overloads want a literal service name.
+                    client = cast(Any, self.session).client(service, config=config)
+                if service == "lambda":
+                    client.meta.events.register_first(
+                        "needs-retry.lambda.PublishLayerVersion", _no_blind_retry,
+                        unique_id="layer-builder-no-blind-publish-retry",
+                    )  # fmt: skip
+                self._clients[key] = client
+        return client
+
+    def home_region(self, partition: str | None = None) -> str:
+        """The configured region, or the partition's usual home region."""
+        configured = self.session.region_name
+        if configured and (partition is None or partition_of_region(configured) == partition):
+            return str(configured)
+        return PARTITION_HOME_REGION.get(partition or "aws", "us-east-1")
+
+    def identity(self) -> Identity:
+        """STS GetCallerIdentity. Raises CredentialsError when there are no usable credentials."""
+        region = self.home_region()
+        sts = self.client("sts", region)
+        try:
+            with _translated("GetCallerIdentity", region):
+                out = sts.get_caller_identity()
+        except AwsCallError as exc:
+            raise CredentialsError(f"cannot verify AWS credentials: {exc}") from None
+        arn = str(out["Arn"])
+        return Identity(account=str(out["Account"]), partition=arn.split(":")[1], arn=arn)
+
+    def describe_regions(self, partition: str) -> list[RegionInfo]:
+        """Every region EC2 knows of, with its opt-in status (AllRegions=True)."""
+        region = self.home_region(partition)
+        ec2 = self.client("ec2", region)
+        with _translated("DescribeRegions", region):
+            out = ec2.describe_regions(AllRegions=True)
+        return [
+            RegionInfo(str(r["RegionName"]), str(r.get("OptInStatus", "opt-in-not-required")))
+            for r in out.get("Regions", [])
+        ]
+
+    def lambda_api(self, region: str, timeouts: Timeouts | None = None) -> LambdaApi:
+        """Lambda layer calls in ``region``; the region's client is created on first use."""
+        return LambdaApi(region, self, timeouts)
+
+    def s3_api(self, region: str, timeouts: Timeouts | None = None) -> S3Api:
+        """S3 staging calls in ``region`` (for zips over the direct-upload limit)."""
+        return S3Api(region, self.client("s3", region, timeouts=timeouts))
+
+
+def _no_blind_retry(
+    response: Any = None, caught_exception: Exception | None = None, **kwargs: Any
+) -> bool | None:
+    """A needs-retry hook for PublishLayerVersion, the one call that is not idempotent.
+
+    When the request may have reached Lambda (a dropped connection, a read timeout, a 5xx),
+    resending it could publish a second version: returning False stops botocore's retry,
+    and the publisher first re-reads the newest version. A refused connection or a throttle
+    left nothing behind, so botocore's own retry (None: no opinion) is fine there.
+    """
+    if caught_exception is not None:
+        never_sent = (bce.ConnectTimeoutError, bce.EndpointConnectionError)
+        return None if isinstance(caught_exception, never_sent) else False
+    if response is not None and int(getattr(response[0], "status_code", 0)) >= 500:
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One AddLayerVersionPermission statement."""
+
+    statement_id: str
+    principal: str = "*"
+    organization_id: str | None = None
+
+
+class LambdaApi:
+    """The Lambda layer calls the publisher needs, in one region, with translated errors."""
+
+    def __init__(self, region: str, aws: Aws, timeouts: Timeouts | None = None) -> None:
+        self.region = region
+        self._aws = aws
+        self._timeouts = timeouts
+
+    @property
+    def _client(self) -> Any:
+        # Created on first use (from a worker thread, under Aws's lock) so that creating
+        # dozens of clients overlaps other regions' network waits instead of preceding them.
+        return self._aws.client("lambda", self.region, timeouts=self._timeouts)
+
+    def newest_version(self, layer_name: str) -> LayerVersionRef | None:
+        """The newest version of a layer, or None. One page only: never paginates history."""
+        with _translated("ListLayerVersions", self.region):
+            out = self._client.list_layer_versions(LayerName=layer_name, MaxItems=1)
+        versions = out.get("LayerVersions") or []
+        if not versions:
+            return None
+        # AWS lists newest first; taking the max also copes with emulators that ignore MaxItems.
+        newest = max(versions, key=lambda v: int(v["Version"]))
+        return LayerVersionRef(int(newest["Version"]), str(newest["LayerVersionArn"]))
+
+    def code_sha256(self, layer_name: str, version: int) -> str | None:
+        """Content.CodeSha256 (base64 of the zip's sha256) of a version; None if it is gone."""
+        try:
+            with _translated("GetLayerVersion", self.region):
+                out = self._client.get_layer_version(LayerName=layer_name, VersionNumber=version)
+        except AwsCallError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return None
+            raise
+        sha = out.get("Content", {}).get("CodeSha256")
+        return str(sha) if sha else None
+
+    def publish(
+        self,
+        layer_name: str,
+        *,
+        content: dict[str, Any],
+        description: str,
+        license_info: str,
+        runtimes: tuple[str, ...],
+        architecture: str,
+    ) -> LayerVersionRef:
+        """PublishLayerVersion; botocore never resends it blindly (see :func:`_no_blind_retry`)."""
+        with _translated("PublishLayerVersion", self.region):
+            out = self._client.publish_layer_version(
+                LayerName=layer_name,
+                Description=description,
+                Content=content,
+                CompatibleRuntimes=list(runtimes),
+                CompatibleArchitectures=[architecture],
+                LicenseInfo=license_info,
+            )
+        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]))
+
+    def statement_ids(self, layer_name: str, version: int) -> set[str]:
+        """The Sids in a version's resource policy (empty when it has none)."""
+        try:
+            with _translated("GetLayerVersionPolicy", self.region):
+                out = self._client.get_layer_version_policy(
+                    LayerName=layer_name, VersionNumber=version
+                )
+        except AwsCallError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return set()
+            raise
+        try:
+            policy = json.loads(out.get("Policy") or "{}")
+        except ValueError:
+            return set()
+        return {str(s.get("Sid")) for s in policy.get("Statement", []) if isinstance(s, dict)}
+
+    def add_permission(self, layer_name: str, version: int, statement: Statement) -> bool:
+        """AddLayerVersionPermission; False when the statement id already exists."""
+        kwargs: dict[str, Any] = {
+            "LayerName": layer_name,
+            "VersionNumber": version,
+            "StatementId": statement.statement_id,
+            "Action": "lambda:GetLayerVersion",
+            "Principal": statement.principal,
+        }
+        if statement.organization_id:
+            kwargs["OrganizationId"] = statement.organization_id
+        try:
+            with _translated("AddLayerVersionPermission", self.region):
+                self._client.add_layer_version_permission(**kwargs)
+        except AwsCallError as exc:
+            if exc.code == "ResourceConflictException":
+                return False
+            raise
+        return True
+
+
+class S3Api:
+    """Staging objects for zips too big to send in the PublishLayerVersion request."""
+
+    def __init__(self, region: str, client: Any) -> None:
+        self.region = region
+        self._client = client
+
+    def upload(self, bucket: str, key: str, path: Path) -> None:
+        """Upload ``path`` (multipart when large) to ``s3://bucket/key``."""
+        try:
+            with _translated("PutObject", self.region):
+                self._client.upload_file(str(path), bucket, key)
+        except boto3.exceptions.S3UploadFailedError as exc:
+            # s3transfer wraps the ClientError in a message only; an upload is idempotent.
+            raise AwsCallError(
+                "PutObject",
+                self.region,
+                "S3UploadFailedError",
+                str(exc),
+                retryable="NoSuchBucket" not in str(exc),
+                ambiguous=False,
+            ) from exc
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove a staged object."""
+        with _translated("DeleteObject", self.region):
+            self._client.delete_object(Bucket=bucket, Key=key)

@@ -1,0 +1,228 @@
+"""Publish every architecture to every region, concurrently and with a deadline per region.
+
+One task per (region, architecture) runs in a bounded thread pool; each region gets its
+own reused Lambda clients, created up front. The calling thread only waits: it hands each
+finished result to ``progress`` (so a terminal renderer never runs on a worker thread),
+and gives up on a task that passes its ``region_timeout`` even if its thread is stuck in
+a call, so one hung region cannot hang the release. botocore's socket timeouts are cut to
+fit the same budget, so such a thread also ends soon after.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from layer_builder.aws import Aws, LambdaApi, Timeouts
+from layer_builder.config import LayerConfig
+from layer_builder.errors import ArgumentError
+from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
+from layer_builder.publish.publisher import (
+    Deadline,
+    LayerPlan,
+    RegionPublisher,
+    RetryPolicy,
+    plan_layers,
+)
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (region, architecture)
+ProgressFn = Callable[[RegionResult], None]
+StartFn = Callable[[str, str], None]
+
+#: How long past its deadline a task may take to report by itself before it is given up on.
+_GRACE = 0.05
+_MIN_SOCKET_TIMEOUT = 0.05
+
+
+def socket_timeouts(aws: Aws, region_timeout: float) -> Timeouts:
+    """Connect/read timeouts so botocore's attempts of one call fit in the region's budget."""
+    per_try = max(_MIN_SOCKET_TIMEOUT, region_timeout / max(1, aws.retries.total_max_attempts))
+    return Timeouts(
+        connect=min(aws.timeouts.connect, per_try), read=min(aws.timeouts.read, per_try)
+    )
+
+
+def publish_all(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    manifests: Sequence[tuple[Path, BuildManifest]],
+    regions: Sequence[str],
+    *,
+    account: str,
+    partition: str,
+    aws: Aws | None = None,
+    dry_run: bool = False,
+    max_workers: int | None = None,
+    region_timeout: float | None = None,
+    attempts: int | None = None,
+    progress: ProgressFn | None = None,
+    on_start: StartFn | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> PublishResult:
+    """Publish (or with ``dry_run`` only plan) every manifest's zip in every region.
+
+    ``manifests`` are (manifest path, manifest) pairs; each zip is verified against its
+    manifest first (ArtifactError, nothing published). ``max_workers``, ``region_timeout``
+    and ``attempts`` override ``cfg.publish``. Regions that fail are returned as failed
+    results, never raised: the caller decides (exit 3 naming them). Results are sorted by
+    (region, architecture).
+    """
+    if not regions:
+        raise ArgumentError("no regions to publish to")
+    regions = sorted(set(regions))
+    plans = plan_layers(cfg, version, manifests, regions)
+    aws = aws or Aws()
+    timeout = float(region_timeout if region_timeout is not None else cfg.publish.region_timeout)
+    n_attempts = attempts if attempts is not None else cfg.publish.attempts
+    if timeout <= 0 or n_attempts < 1:
+        raise ArgumentError("region_timeout must be > 0 and attempts >= 1")
+    publisher = RegionPublisher(
+        account=account,
+        partition=partition,
+        dry_run=dry_run,
+        retry=RetryPolicy(attempts=n_attempts),
+        sleep=sleep,
+        clock=clock,
+        rng=rng or random.Random(),
+    )
+    timeouts = socket_timeouts(aws, timeout)
+    apis = {region: aws.lambda_api(region, timeouts) for region in regions}
+    tasks = [(region, plan) for region in regions for plan in plans]
+    workers = max(1, min(max_workers or cfg.publish.max_workers, len(tasks)))
+    log.info(
+        "%s %d layer(s) in %d region(s) with %d workers",
+        "planning" if dry_run else "publishing",
+        len(plans),
+        len(regions),
+        workers,
+    )
+    runner = _FanOut(aws, publisher, apis, timeouts, timeout, clock)
+    results = runner.run(tasks, workers, progress, on_start)
+    ordered = tuple(sorted(results, key=lambda r: (r.region, r.architecture)))
+    return PublishResult(account=account, partition=partition, results=ordered, dry_run=dry_run)
+
+
+class _FanOut:
+    """The pool, the event queue and the deadline bookkeeping of one publish_all call."""
+
+    def __init__(
+        self,
+        aws: Aws,
+        publisher: RegionPublisher,
+        apis: dict[str, LambdaApi],
+        timeouts: Timeouts,
+        timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.aws = aws
+        self.publisher = publisher
+        self.apis = apis
+        self.timeouts = timeouts
+        self.timeout = timeout
+        self.clock = clock
+        self.events: queue.Queue[tuple[str, Key, float, RegionResult | None]] = queue.Queue()
+        self.cancels: dict[Key, threading.Event] = {}
+
+    def _task(self, key: Key, plan: LayerPlan) -> None:
+        cancel = self.cancels[key]
+        if cancel.is_set():
+            return
+        region = key[0]
+        deadline = Deadline(self.timeout, self.clock, cancel)
+        self.events.put(("start", key, self.clock(), None))
+        try:
+            result = self.publisher.publish(
+                self.apis[region],
+                plan,
+                deadline=deadline,
+                s3=lambda: self.aws.s3_api(region, self.timeouts),
+            )
+        except Exception as exc:  # a bug: log it with its traceback, fail this task only
+            log.exception("%s %s: unexpected error", region, plan.architecture)
+            result = _failed(key, plan, f"unexpected error: {exc!r}")
+        self.events.put(("done", key, self.clock(), result))
+
+    def run(
+        self,
+        tasks: list[tuple[str, LayerPlan]],
+        workers: int,
+        progress: ProgressFn | None,
+        on_start: StartFn | None,
+    ) -> list[RegionResult]:
+        plans = {(region, plan.architecture): plan for region, plan in tasks}
+        self.cancels = {key: threading.Event() for key in plans}
+        pending = set(plans)
+        started: dict[Key, float] = {}
+        results: list[RegionResult] = []
+        abandoned = False
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish")
+        try:
+            for key, plan in plans.items():
+                pool.submit(self._task, key, plan)
+            while pending:
+                now = self.clock()
+                for key in sorted(k for k in pending if k in started):
+                    if now - started[key] >= self.timeout + _GRACE:
+                        # Stuck inside a call: stop waiting; the thread stops at its next check.
+                        self.cancels[key].set()
+                        abandoned = True
+                        late = _failed(
+                            key,
+                            plans[key],
+                            f"region_timeout of {self.timeout:g} s "
+                            "exceeded (no answer from the region)",
+                            self.timeout,
+                        )
+                        pending.discard(key)
+                        results.append(late)
+                        if progress:
+                            progress(late)
+                if not pending:
+                    break
+                waits = [started[k] + self.timeout + _GRACE - now for k in pending if k in started]
+                try:
+                    kind, key, at, result = self.events.get(
+                        timeout=max(0.0, min(waits)) if waits else None
+                    )
+                except queue.Empty:
+                    continue
+                if key not in pending:
+                    continue  # already given up on
+                if kind == "start":
+                    started[key] = at
+                    if on_start:
+                        on_start(*key)
+                    continue
+                assert result is not None
+                pending.discard(key)
+                results.append(result)
+                if progress:
+                    progress(result)
+        finally:
+            if pending:  # interrupted (e.g. Ctrl-C or a failing progress callback)
+                abandoned = True
+                for key in pending:
+                    self.cancels[key].set()
+            pool.shutdown(wait=not abandoned, cancel_futures=True)
+        return results
+
+
+def _failed(key: Key, plan: LayerPlan, error: str, seconds: float = 0.0) -> RegionResult:
+    return RegionResult(
+        region=key[0],
+        architecture=key[1],
+        layer_name=plan.layer_name,
+        status="failed",
+        seconds=seconds,
+        error=error,
+    )

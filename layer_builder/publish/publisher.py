@@ -1,0 +1,406 @@
+"""Publish one layer (one architecture) in one region, idempotently.
+
+The sequence per region is: read the newest version (ListLayerVersions, one page) and its
+CodeSha256 (GetLayerVersion); reuse it when it holds this zip, else PublishLayerVersion
+(from the zip bytes, or from a staged S3 object for big zips); then make sure the
+permission statements exist. Every retry starts again from the read, so a
+PublishLayerVersion whose answer was lost (dropped connection, timeout, 5xx) is found and
+reused instead of published twice, and a crash between publish and permission heals on the
+next run.
+
+Artifact checks (:func:`plan_layers`) run before anything touches AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layer_builder import aws_facts
+from layer_builder.aws import AwsCallError, LambdaApi, LayerVersionRef, S3Api, Statement
+from layer_builder.config import LayerConfig, PermissionConfig, Template
+from layer_builder.errors import ArgumentError, ArtifactError, LayerBuilderError
+from layer_builder.model import BuildManifest, RegionResult, RegionStatus, ReleaseVersion
+
+log = logging.getLogger(__name__)
+
+S3_KEY_PREFIX = "layer-builder"
+
+
+# --------------------------------------------------------------------------- what to publish
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One verified zip and everything needed to publish it anywhere."""
+
+    manifest_path: Path
+    zip_path: Path
+    layer_name: str
+    architecture: str
+    description: str
+    license_info: str
+    runtimes: tuple[str, ...]
+    sha256: str  # hex
+    code_sha256: str  # base64, as Lambda reports it
+    size: int
+    statements: tuple[Statement, ...]
+    release: ReleaseVersion
+    s3_bucket: Template | None = None  # set only when the zip goes through S3
+    zip_bytes: bytes | None = field(default=None, repr=False)  # set for direct uploads
+
+    @property
+    def use_s3(self) -> bool:
+        return self.zip_bytes is None
+
+    def bucket_for(self, region: str) -> str:
+        assert self.s3_bucket is not None
+        return self.s3_bucket.render(self.release, self.architecture, region=region)
+
+    def s3_key(self) -> str:
+        return f"{S3_KEY_PREFIX}/{self.layer_name}/{self.sha256}.zip"
+
+
+def permission_statements(perm: PermissionConfig) -> tuple[Statement, ...]:
+    """The statements a published version must carry."""
+    if perm.accounts:
+        # One statement per account: a statement has a single principal.
+        return tuple(Statement(f"{perm.statement_id}-{a}", a) for a in perm.accounts)
+    return (Statement(perm.statement_id, perm.principal, perm.organization_id),)
+
+
+def _digest(path: Path, keep: bool) -> tuple[str, bytes, bytes | None]:
+    """(hex sha256, raw digest, file bytes if ``keep``), reading the file once."""
+    h = hashlib.sha256()
+    chunks: list[bytes] | None = [] if keep else None
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            if chunks is not None:
+                chunks.append(chunk)
+    return h.hexdigest(), h.digest(), None if chunks is None else b"".join(chunks)
+
+
+def plan_layers(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    manifests: Sequence[tuple[Path, BuildManifest]],
+    regions: Sequence[str] = (),
+) -> list[LayerPlan]:
+    """Verify every zip against its manifest and the config; nothing is published on error.
+
+    Raises ArtifactError (missing zip, checksum mismatch, manifest for another version,
+    architecture or layer name) or ArgumentError (a zip needs S3 and no bucket is configured).
+    """
+    if not manifests:
+        raise ArtifactError("no build manifests given: run `layer-builder build` first")
+    plans: list[LayerPlan] = []
+    seen: set[str] = set()
+    statements = permission_statements(cfg.publish.permission)
+    for manifest_path, m in manifests:
+        where = str(manifest_path)
+        if m.architecture not in cfg.architectures:
+            raise ArtifactError(
+                f"{where}: architecture {m.architecture!r} is not configured in "
+                f"{cfg.path} ({', '.join(cfg.architectures)})"
+            )
+        if m.architecture in seen:
+            raise ArtifactError(f"{where}: a second zip for {m.architecture}")
+        seen.add(m.architecture)
+        if m.version != version.text:
+            raise ArtifactError(
+                f"{where}: built for version {m.version}, not {version.text}; "
+                "rebuild or pass the matching --version"
+            )
+        expected = cfg.layer_name(version, m.architecture)
+        if m.layer_name != expected:
+            raise ArtifactError(
+                f"{where}: layer name {m.layer_name!r} differs from the config's "
+                f"{expected!r}; rebuild with the current config"
+            )
+        zip_path = m.zip_path(manifest_path)
+        if not zip_path.is_file():
+            raise ArtifactError(f"{zip_path}: zip not found (listed in {where}); rebuild it")
+        size = zip_path.stat().st_size
+        # Read the module attribute at call time so the limit can be lowered in tests.
+        use_s3 = m.needs_s3_upload or size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES
+        hexdigest, raw, data = _digest(zip_path, keep=not use_s3)
+        if hexdigest != m.sha256:
+            raise ArtifactError(
+                f"{zip_path}: sha256 is {hexdigest}, the manifest {where} says "
+                f"{m.sha256}; the zip changed after the build, rebuild it"
+            )
+        code_sha = base64.b64encode(raw).decode("ascii")
+        if code_sha != m.code_sha256:
+            raise ArtifactError(
+                f"{where}: code_sha256 {m.code_sha256!r} does not match the zip ({code_sha!r})"
+            )
+        if use_s3:
+            _check_bucket(cfg, version, m, size, regions)
+        plans.append(
+            LayerPlan(
+                manifest_path=manifest_path,
+                zip_path=zip_path,
+                layer_name=m.layer_name,
+                architecture=m.architecture,
+                description=m.description,
+                license_info=m.license,
+                runtimes=m.compatible_runtimes,
+                sha256=hexdigest,
+                code_sha256=code_sha,
+                size=size,
+                statements=statements,
+                release=version,
+                s3_bucket=cfg.publish.s3_bucket if use_s3 else None,
+                zip_bytes=data,
+            )
+        )
+    return sorted(plans, key=lambda p: p.architecture)
+
+
+def _check_bucket(
+    cfg: LayerConfig, version: ReleaseVersion, m: BuildManifest, size: int, regions: Sequence[str]
+) -> None:
+    limit_mb = aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES / (1024 * 1024)
+    if cfg.publish.s3_bucket is None:
+        raise ArgumentError(
+            f"{cfg.path}: publish.s3_bucket: {m.zip_file} is {size / 1048576:.1f} MB, over the "
+            f"{limit_mb:g} MB direct-upload limit; set publish.s3_bucket to a bucket per region "
+            "(e.g. 'my-layers-{{ region }}') so the zip can be staged in S3"
+        )
+    buckets = {cfg.publish.s3_bucket.render(version, m.architecture, region=r) for r in regions}
+    if len(regions) > 1 and len(buckets) == 1:
+        raise ArgumentError(
+            f"{cfg.path}: publish.s3_bucket: renders to the same bucket for every region; Lambda "
+            "reads the zip only from a bucket in the layer's own region, use {{ region }}"
+        )
+
+
+# --------------------------------------------------------------------------- retry and time
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Region-level retries on top of botocore's: exponential backoff with full jitter."""
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class DeadlineExceeded(LayerBuilderError):
+    """A region ran out of time, or the fan-out gave up on it."""
+
+
+class Deadline:
+    """A wall-clock budget for one (region, architecture), cancellable from outside."""
+
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        cancelled: threading.Event | None = None,
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+        self.cancelled = cancelled or threading.Event()
+
+    def remaining(self) -> float:
+        return self._end - self._clock()
+
+    def check(self, before: str) -> None:
+        """Raise DeadlineExceeded instead of starting ``before`` when time is up."""
+        if self.cancelled.is_set() or self.remaining() <= 0:
+            raise DeadlineExceeded(f"region_timeout of {self.seconds:g} s exceeded before {before}")
+
+
+# --------------------------------------------------------------------------- one region
+
+
+@dataclass
+class _State:
+    """What one region's attempts have learnt so far; survives between retries."""
+
+    listing: tuple[LayerVersionRef | None, str | None] | None = None  # newest version, its sha
+    target: LayerVersionRef | None = None  # the version that holds our zip
+    status: RegionStatus = "failed"
+    created: bool = False  # we published target and saw the answer: its policy started empty
+    publish_tried: bool = False  # a PublishLayerVersion of ours may have gone through
+    present: set[str] = field(default_factory=set)  # statement ids known to exist
+    permission_done: bool = False
+    permission_added: bool = False
+
+
+@dataclass
+class RegionPublisher:
+    """Publishes one layer plan in one region, with region-level retries and a deadline."""
+
+    account: str
+    partition: str
+    dry_run: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def publish(
+        self,
+        api: LambdaApi,
+        plan: LayerPlan,
+        *,
+        deadline: Deadline,
+        s3: Callable[[], S3Api] | None = None,
+    ) -> RegionResult:
+        """Run the attempts; never raises for AWS trouble, returns a failed result instead."""
+        region = api.region
+        start = self.clock()
+        state = _State()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._attempt(api, plan, state, deadline, s3)
+                return self._result(plan, region, state, start)
+            except AwsCallError as exc:
+                error: str = str(exc)
+                if not exc.retryable or attempt >= self.retry.attempts:
+                    if exc.retryable:
+                        error += f" (gave up after {attempt} attempts)"
+                    return self._result(plan, region, state, start, error)
+                delay = self.retry.delay(attempt, self.rng)
+                if deadline.remaining() <= delay:
+                    error += (
+                        f" (no time left to retry within region_timeout {deadline.seconds:g} s)"
+                    )
+                    return self._result(plan, region, state, start, error)
+                arch = plan.architecture
+                log.info("%s %s: %s; retry %d in %.2f s", region, arch, exc, attempt + 1, delay)
+                self.sleep(delay)
+            except LayerBuilderError as exc:  # deadline, credentials
+                return self._result(plan, region, state, start, str(exc))
+
+    def _result(
+        self, plan: LayerPlan, region: str, state: _State, start: float, error: str | None = None
+    ) -> RegionResult:
+        target = state.target
+        return RegionResult(
+            region=region,
+            architecture=plan.architecture,
+            layer_name=plan.layer_name,
+            status="failed" if error else state.status,
+            version=target.version if target else None,
+            arn=target.arn if target else None,
+            seconds=round(self.clock() - start, 3),
+            permission_added=state.permission_added,
+            error=error,
+        )
+
+    def _attempt(
+        self,
+        api: LambdaApi,
+        plan: LayerPlan,
+        state: _State,
+        deadline: Deadline,
+        s3: Callable[[], S3Api] | None,
+    ) -> None:
+        name = plan.layer_name
+        if state.target is None:
+            if state.listing is None:
+                deadline.check("ListLayerVersions")
+                newest = api.newest_version(name)
+                sha = None
+                if newest is not None:
+                    deadline.check("GetLayerVersion")
+                    sha = api.code_sha256(name, newest.version)
+                state.listing = (newest, sha)
+            newest, sha = state.listing
+            if newest is not None and sha == plan.code_sha256:
+                state.target = newest
+                if self.dry_run:
+                    state.status = "planned-reuse"
+                else:
+                    # Found after our own publish went unanswered: almost surely ours.
+                    state.status = "new" if state.publish_tried else "reused"
+            elif self.dry_run:
+                state.status = "planned-new"
+                return
+            else:
+                # Until we know better, a failed publish may have happened server-side:
+                # the next attempt must list again.
+                state.listing = None
+                state.publish_tried = True
+                try:
+                    state.target = self._publish(api, plan, deadline, s3)
+                except AwsCallError as exc:
+                    if not exc.ambiguous:
+                        state.listing = (newest, sha)  # definitely rejected: listing still true
+                    raise
+                state.status = "new"
+                state.created = True
+                log.info("%s %s: published %s", api.region, plan.architecture, state.target.arn)
+        if self.dry_run or state.permission_done:
+            return
+        self._ensure_permission(api, plan, state, deadline)
+
+    def _publish(
+        self, api: LambdaApi, plan: LayerPlan, deadline: Deadline, s3: Callable[[], S3Api] | None
+    ) -> LayerVersionRef:
+        kwargs: dict[str, Any] = {
+            "description": plan.description,
+            "license_info": plan.license_info,
+            "runtimes": plan.runtimes,
+            "architecture": plan.architecture,
+        }
+        if plan.zip_bytes is not None:
+            deadline.check("PublishLayerVersion")
+            return api.publish(plan.layer_name, content={"ZipFile": plan.zip_bytes}, **kwargs)
+        if s3 is None:
+            raise ArgumentError(f"{plan.zip_path}: needs an S3 upload and no S3 client was given")
+        bucket, key = plan.bucket_for(api.region), plan.s3_key()
+        store = s3()
+        deadline.check("PutObject")
+        store.upload(bucket, key, plan.zip_path)
+        try:
+            deadline.check("PublishLayerVersion")
+            return api.publish(
+                plan.layer_name, content={"S3Bucket": bucket, "S3Key": key}, **kwargs
+            )
+        finally:
+            # Lambda has copied the object (or failed): the staged copy is no longer needed.
+            try:
+                store.delete(bucket, key)
+            except LayerBuilderError as exc:
+                log.warning("%s: could not remove s3://%s/%s: %s", api.region, bucket, key, exc)
+
+    def _ensure_permission(
+        self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline
+    ) -> None:
+        assert state.target is not None
+        version = state.target.version
+        if not state.created and not state.present:
+            # A reused version: the previous run may have stopped before its permission.
+            deadline.check("GetLayerVersionPolicy")
+            state.present = api.statement_ids(plan.layer_name, version)
+        for statement in plan.statements:
+            if statement.statement_id in state.present:
+                continue
+            deadline.check("AddLayerVersionPermission")
+            api.add_permission(plan.layer_name, version, statement)
+            # A conflict (statement exists) also ends here: after a lost answer to our own
+            # earlier call, or a concurrent run, it is there now and was missing before.
+            state.present.add(statement.statement_id)
+            state.permission_added = True
+        state.permission_done = True

@@ -1,0 +1,181 @@
+"""Shared fixtures: moto's server on loopback, a clean fake-AWS environment, small layers.
+
+boto3 is never patched: tests point it at the moto server (or the fault proxy in front of
+it) through ``AWS_ENDPOINT_URL`` and it speaks real HTTP. moto keeps its state per process,
+so every test uses its own layer names (``unique_name``) instead of resetting the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import textwrap
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from layer_builder.config import LayerConfig, load_config
+from layer_builder.model import BuildManifest, ReleaseVersion
+
+FAKE_ACCOUNT = "123456789012"
+
+# Variables that could route a test to real AWS or real credentials.
+_AWS_VARS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the whole run, on 127.0.0.1 with an ephemeral port."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS variables, no config or credential files, no instance metadata."""
+    for name in _AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def aws_env(no_aws_env: None, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> str:
+    """Fake credentials and AWS_ENDPOINT_URL pointing at moto; returns the endpoint."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    # Keep botocore's own (real-time) backoff short; region-level sleeps are injected.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    return moto_endpoint
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A layer-name stem no other test uses (moto's state is shared by the whole run)."""
+    return f"LbTest{uuid.uuid4().hex[:10]}"
+
+
+ConfigFactory = Callable[..., LayerConfig]
+LayerFactory = Callable[..., tuple[Path, BuildManifest]]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
+    """Write and load a layer config; ``publish`` is extra YAML for the publish section."""
+
+    def make(
+        publish: str = "", architectures: str = "[x86_64, arm64]", name: str | None = None
+    ) -> LayerConfig:
+        section = "publish:\n" + textwrap.indent(textwrap.dedent(publish), "  ") if publish else ""
+        text = (
+            textwrap.dedent(f"""\
+            name: "{name or unique_name}{{{{ arch_suffix }}}}"
+            description: "Test layer {{{{ version }}}} ({{{{ arch }}}})"
+            license: MIT
+            canonical: "aws-layer:python"
+            runtime: python
+            compatible_runtimes: [python3.12, python3.13]
+            architectures: {architectures}
+            sdk:
+              package: sentry-sdk
+            registry:
+              runtime_dir: python
+            """)
+            + section
+        )
+        path = tmp_path / f"layer-{uuid.uuid4().hex[:6]}.yml"
+        path.write_text(text, encoding="utf-8")
+        return load_config(path)
+
+    return make
+
+
+def write_layer(
+    out: Path, cfg: LayerConfig, version: ReleaseVersion, arch: str, extra: bytes = b""
+) -> tuple[Path, BuildManifest]:
+    """A small valid layer zip and its manifest beside it (``<zip>.json``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    name = cfg.layer_name(version, arch)
+    files = {
+        "python/lbtest/__init__.py": f"ARCH = {arch!r}\nVERSION = {version.text!r}\n".encode(),
+        "python/lbtest/data.bin": extra,
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in sorted(files.items()):
+            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    data = buf.getvalue()
+    zip_path = out / f"{name}-{version.text}.zip"
+    zip_path.write_bytes(data)
+    digest = hashlib.sha256(data)
+    manifest = BuildManifest(
+        layer_name=name,
+        canonical=cfg.canonical,
+        version=version.text,
+        architecture=arch,
+        compatible_runtimes=cfg.compatible_runtimes,
+        description=cfg.description.render(version, arch),
+        license=cfg.license,
+        zip_file=zip_path.name,
+        sha256=digest.hexdigest(),
+        code_sha256=base64.b64encode(digest.digest()).decode(),
+        zip_size=len(data),
+        unzipped_size=sum(len(v) for v in files.values()),
+        file_count=len(files),
+        sdk_name="sentry-sdk",
+        sdk_version=version.text,
+        extension=None,
+        source_date_epoch=315532800,
+    )
+    manifest_path = zip_path.with_name(zip_path.name + ".json")
+    manifest_path.write_text(manifest.to_json(), encoding="utf-8")
+    return manifest_path, BuildManifest.load(manifest_path)
+
+
+@pytest.fixture
+def make_layers(tmp_path: Path) -> Callable[..., list[tuple[Path, BuildManifest]]]:
+    """Build one zip + manifest per configured architecture into ``tmp_path/dist``."""
+
+    def make(
+        cfg: LayerConfig, version: ReleaseVersion, extra: bytes = b""
+    ) -> list[tuple[Path, BuildManifest]]:
+        return [write_layer(tmp_path / "dist", cfg, version, a, extra) for a in cfg.architectures]
+
+    return make
