@@ -273,9 +273,8 @@ def publish_and_register(
             }
         )
     if not result.complete:
-        raise PublishIncomplete(
-            [f"{r.region} ({r.architecture}): {r.error}" for r in result.failed]
-        )
+        # The reasons are in the table (and --json); the error line names what to re-run.
+        raise PublishIncomplete([f"{r.region} ({r.architecture})" for r in result.failed])
     return 0
 
 

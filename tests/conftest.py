@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import logging
+import shutil
 import textwrap
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from layer_builder.build.assemble import artifact_stem
+from layer_builder.build.zipper import write_zip
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.model import BuildManifest, ReleaseVersion
 
@@ -135,15 +136,15 @@ def write_layer(
         "python/lbtest/__init__.py": f"ARCH = {arch!r}\nVERSION = {version.text!r}\n".encode(),
         "python/lbtest/data.bin": extra,
     }
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path, data in sorted(files.items()):
-            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
-    data = buf.getvalue()
-    zip_path = out / f"{name}-{version.text}.zip"
-    zip_path.write_bytes(data)
+    tree = out / f".tree-{arch}-{uuid.uuid4().hex[:6]}"
+    for rel, content in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(content)
+    # The real zipper and the real artifact name, so `layer-builder publish --dist` finds it.
+    zip_path = out / f"{artifact_stem(cfg, version, arch)}.zip"
+    result = write_zip(tree, zip_path)
+    shutil.rmtree(tree)
+    data = zip_path.read_bytes()
     digest = hashlib.sha256(data)
     manifest = BuildManifest(
         layer_name=name,
@@ -158,7 +159,7 @@ def write_layer(
         code_sha256=base64.b64encode(digest.digest()).decode(),
         zip_size=len(data),
         unzipped_size=sum(len(v) for v in files.values()),
-        file_count=len(files),
+        file_count=result.file_count,
         sdk_name="sentry-sdk",
         sdk_version=version.text,
         extension=None,
