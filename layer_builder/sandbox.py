@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from layer_builder.errors import ArgumentError
+
 log = logging.getLogger(__name__)
 
 SANDBOX_ACCOUNT = "123456789012"  # moto's default account
@@ -89,7 +91,13 @@ def sandbox_aws(
 
     Needs ``moto[server]`` (imported here, so a normal install does not load it).
     """
-    from moto.server import ThreadedMotoServer  # the sandbox's only use of moto
+    try:
+        from moto.server import ThreadedMotoServer  # the sandbox's only use of moto
+    except ImportError:
+        raise ArgumentError(
+            "--sandbox needs moto's server: install layer-builder with the sandbox extra "
+            "(pip install -e '.[sandbox]')"
+        ) from None
 
     # werkzeug logs one line per request to stderr unless its logger is told otherwise.
     wz = logging.getLogger("werkzeug")

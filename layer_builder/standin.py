@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 import yaml
 
 from layer_builder.build.extension import load_manifest
-from layer_builder.errors import ConfigError
+from layer_builder.errors import ArgumentError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,12 @@ def serve_standin(manifest: Path = STANDIN_MANIFEST) -> Iterator[Path]:
     :func:`~layer_builder.build.extension.load_manifest` and ``resolve_extension`` while the
     block is open; the server and the temporary files are gone afterwards.
     """
+    if not manifest.is_file():
+        # The stand-in (binaries, manifest, launcher) lives in the source tree's extensions/.
+        raise ArgumentError(
+            f"--sandbox: {manifest} is missing; the sandbox runs from a layer-builder checkout "
+            "installed with `pip install -e '.[sandbox]'`"
+        )
     base = load_manifest(manifest)  # validates the checked-in manifest first
     if base.registry is None:
         raise ConfigError(str(manifest), "source.registry", "the stand-in is served as a registry")

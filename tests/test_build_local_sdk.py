@@ -1,0 +1,102 @@
+"""Building from a local SDK checkout (turned into a wheel with `build`, as sentry-python
+builds its own layer), and Lambda's size limits at build time."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layer_builder import aws_facts
+from layer_builder.build.assemble import build_layer
+from layer_builder.cli import main
+from layer_builder.config import load_config
+from layer_builder.errors import SizeLimitError
+from layer_builder.model import ReleaseVersion
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_sdk_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("local-sdk")
+    project = root / "tiny-sdk"
+    (project / "tiny_sdk").mkdir(parents=True)
+    (project / "tiny_sdk" / "__init__.py").write_text("VERSION = '0.3.0'\n")
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "tiny-sdk"
+        version = "0.3.0"
+        """))
+    (root / "wrapper.py").write_text("import tiny_sdk\n")
+    config = root / "tiny.yml"
+    config.write_text(textwrap.dedent("""\
+        name: "TinySDK{{ arch_suffix }}"
+        description: "Tiny SDK {{ version }}"
+        license: MIT
+        canonical: "aws-layer:tiny"
+        runtime: python
+        compatible_runtimes: [python3.12]
+        architectures: [x86_64, arm64]
+        sdk:
+          package: tiny-sdk
+          source: path
+          path: tiny-sdk
+        files:
+          - from: wrapper.py
+            to: python/tiny_wrapper.py
+        registry:
+          runtime_dir: tiny
+        """))
+    return config
+
+
+def test_layer_from_a_local_checkout(local_sdk_config: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dist"
+    code = main(["build", str(local_sdk_config), "--version", "0.3.0", "--arch", "arm64",
+                 "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (layer,) = json.loads(captured.out)["layers"]
+    assert layer["packages"] == [{"name": "tiny-sdk", "version": "0.3.0"}]
+    assert layer["extension"] is None
+    with zipfile.ZipFile(layer["zip"]) as zf:
+        names = zf.namelist()
+        record = zf.read("python/tiny_sdk-0.3.0.dist-info/RECORD").decode()
+    assert "python/tiny_sdk/__init__.py" in names and "python/tiny_wrapper.py" in names
+    # Nothing that records the build machine's path or interpreter.
+    assert not any(n.endswith(("direct_url.json", "INSTALLER", ".pyc")) for n in names)
+    assert str(tmp_path) not in record and "direct_url.json" not in record
+
+
+def test_unzipped_size_over_the_lambda_limit_is_refused(
+    local_sdk_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_config(local_sdk_config)
+    monkeypatch.setattr(aws_facts, "MAX_UNZIPPED_BYTES", 100)
+    with pytest.raises(SizeLimitError, match=r"TinySDK \(x86_64\) is [\d,]+ bytes unzipped; "
+                                             r"Lambda allows 100 for a function and all its layers"):
+        build_layer(cfg, ReleaseVersion.parse("0.3.0"), "x86_64", tmp_path / "dist")
+    assert not list((tmp_path / "dist").glob("*.zip"))
+
+
+def test_zip_over_the_direct_upload_limit_is_marked_for_s3(
+    local_sdk_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = load_config(local_sdk_config)
+    monkeypatch.setattr(aws_facts, "MAX_DIRECT_UPLOAD_ZIP_BYTES", 100)
+    built = build_layer(cfg, ReleaseVersion.parse("0.3.0"), "x86_64", tmp_path / "dist")
+    assert built.manifest.needs_s3_upload
+    assert main(["verify", str(built.zip_path), "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["zips"]
+    assert report["needs_s3_upload"]
+    assert "over the 50 MB direct-upload limit: publishing goes through S3" in report["notes"]
