@@ -1,4 +1,5 @@
-"""layer-builder: reproducible AWS Lambda layers, published to every region, recorded in a registry."""
+"""layer-builder: reproducible AWS Lambda layers, published to every region, recorded in a
+registry."""
 
 from __future__ import annotations
 

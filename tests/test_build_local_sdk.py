@@ -26,7 +26,8 @@ def local_sdk_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = root / "tiny-sdk"
     (project / "tiny_sdk").mkdir(parents=True)
     (project / "tiny_sdk" / "__init__.py").write_text("VERSION = '0.3.0'\n")
-    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""\
         [build-system]
         requires = ["setuptools>=68"]
         build-backend = "setuptools.build_meta"
@@ -34,10 +35,12 @@ def local_sdk_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [project]
         name = "tiny-sdk"
         version = "0.3.0"
-        """))
+        """)
+    )
     (root / "wrapper.py").write_text("import tiny_sdk\n")
     config = root / "tiny.yml"
-    config.write_text(textwrap.dedent("""\
+    config.write_text(
+        textwrap.dedent("""\
         name: "TinySDK{{ arch_suffix }}"
         description: "Tiny SDK {{ version }}"
         license: MIT
@@ -54,15 +57,28 @@ def local_sdk_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
             to: python/tiny_wrapper.py
         registry:
           runtime_dir: tiny
-        """))
+        """)
+    )
     return config
 
 
-def test_layer_from_a_local_checkout(local_sdk_config: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_layer_from_a_local_checkout(
+    local_sdk_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "dist"
-    code = main(["build", str(local_sdk_config), "--version", "0.3.0", "--arch", "arm64",
-                 "--out", str(out), "--json"])
+    code = main(
+        [
+            "build",
+            str(local_sdk_config),
+            "--version",
+            "0.3.0",
+            "--arch",
+            "arm64",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (layer,) = json.loads(captured.out)["layers"]
@@ -82,14 +98,19 @@ def test_unzipped_size_over_the_lambda_limit_is_refused(
 ) -> None:
     cfg = load_config(local_sdk_config)
     monkeypatch.setattr(aws_facts, "MAX_UNZIPPED_BYTES", 100)
-    with pytest.raises(SizeLimitError, match=r"TinySDK \(x86_64\) is [\d,]+ bytes unzipped; "
-                                             r"Lambda allows 100 for a function and all its layers"):
+    with pytest.raises(
+        SizeLimitError,
+        match=r"TinySDK \(x86_64\) is [\d,]+ bytes unzipped; "
+        r"Lambda allows 100 for a function and all its layers",
+    ):
         build_layer(cfg, ReleaseVersion.parse("0.3.0"), "x86_64", tmp_path / "dist")
     assert not list((tmp_path / "dist").glob("*.zip"))
 
 
 def test_zip_over_the_direct_upload_limit_is_marked_for_s3(
-    local_sdk_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    local_sdk_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cfg = load_config(local_sdk_config)

@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from faultproxy import FaultProxy, Faults
 
-from faultproxy import Faults, FaultProxy
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, ReleaseVersion
@@ -20,10 +20,25 @@ V = ReleaseVersion.parse("3.1.0")
 REGIONS = "us-east-1,eu-west-1,ap-southeast-2"
 
 
-def publish(capsys: pytest.CaptureFixture[str], cfg: LayerConfig, dist: Path, registry: Path,
-            *extra: str) -> tuple[int, dict[str, Any] | None, str]:
-    code = main(["publish", str(cfg.path), "--version", V.text, "--dist", str(dist),
-                 "--registry", str(registry), "--regions", REGIONS, "--json", *extra])
+def publish(
+    capsys: pytest.CaptureFixture[str], cfg: LayerConfig, dist: Path, registry: Path, *extra: str
+) -> tuple[int, dict[str, Any] | None, str]:
+    code = main(
+        [
+            "publish",
+            str(cfg.path),
+            "--version",
+            V.text,
+            "--dist",
+            str(dist),
+            "--registry",
+            str(registry),
+            "--regions",
+            REGIONS,
+            "--json",
+            *extra,
+        ]
+    )
     out, err = capsys.readouterr()
     return code, (json.loads(out) if out.strip() else None), err
 
@@ -34,16 +49,20 @@ def versions(endpoint: str, region: str, name: str) -> list[int]:
 
 
 @pytest.fixture
-def setup(aws_env: str, make_config: Callable[..., LayerConfig],
-          make_layers: Callable[..., list[tuple[Path, BuildManifest]]], tmp_path: Path
-          ) -> tuple[LayerConfig, Path, Path, str]:
+def setup(
+    aws_env: str,
+    make_config: Callable[..., LayerConfig],
+    make_layers: Callable[..., list[tuple[Path, BuildManifest]]],
+    tmp_path: Path,
+) -> tuple[LayerConfig, Path, Path, str]:
     cfg = make_config(publish="max_workers: 8\nregion_timeout: 20\nattempts: 2\n")
     (mpath, _), *_ = make_layers(cfg, V)
     return cfg, mpath.parent, tmp_path / "registry", aws_env
 
 
-def test_publish_then_rerun_changes_nothing(setup: tuple[LayerConfig, Path, Path, str],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_then_rerun_changes_nothing(
+    setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg, dist, registry, endpoint = setup
     code, data, err = publish(capsys, cfg, dist, registry)
     assert code == 0, err
@@ -63,7 +82,8 @@ def test_publish_then_rerun_changes_nothing(setup: tuple[LayerConfig, Path, Path
 
 
 def test_a_region_down_exits_3_names_it_and_the_rerun_finishes(
-    setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str],
+    setup: tuple[LayerConfig, Path, Path, str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cfg, dist, registry, endpoint = setup
@@ -95,7 +115,8 @@ def test_a_region_down_exits_3_names_it_and_the_rerun_finishes(
 
 
 def test_allow_partial_writes_the_regions_that_succeeded_and_still_exits_3(
-    setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str],
+    setup: tuple[LayerConfig, Path, Path, str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cfg, dist, registry, endpoint = setup
@@ -108,8 +129,9 @@ def test_allow_partial_writes_the_regions_that_succeeded_and_still_exits_3(
     assert data is not None and data["registry"]["missing_regions"]
 
 
-def test_dry_run_publishes_nothing(setup: tuple[LayerConfig, Path, Path, str],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_publishes_nothing(
+    setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg, dist, registry, endpoint = setup
     code, data, err = publish(capsys, cfg, dist, registry, "--dry-run")
     assert code == 0, err
@@ -119,24 +141,61 @@ def test_dry_run_publishes_nothing(setup: tuple[LayerConfig, Path, Path, str],
     assert not registry.exists()
 
 
-def test_bad_inputs_exit_2_with_nothing_published(setup: tuple[LayerConfig, Path, Path, str],
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_exit_2_with_nothing_published(
+    setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg, dist, registry, endpoint = setup
-    code = main(["publish", str(cfg.path), "--version", "9.9.9", "--dist", str(dist),
-                 "--regions", "us-east-1", "--registry", str(registry)])
+    code = main(
+        [
+            "publish",
+            str(cfg.path),
+            "--version",
+            "9.9.9",
+            "--dist",
+            str(dist),
+            "--regions",
+            "us-east-1",
+            "--registry",
+            str(registry),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "build manifest not found" in err and err.count("\n") == 1
 
-    code = main(["publish", str(cfg.path), "--version", V.text, "--dist", str(dist),
-                 "--regions", "us-east-1,mars-north-1", "--registry", str(registry)])
+    code = main(
+        [
+            "publish",
+            str(cfg.path),
+            "--version",
+            V.text,
+            "--dist",
+            str(dist),
+            "--regions",
+            "us-east-1,mars-north-1",
+            "--registry",
+            str(registry),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "mars-north-1" in err and err.count("\n") == 1
 
     # A zip that changed after it was built is refused before any AWS call.
     zip_path = next(dist.glob("*x86_64.zip"))
     zip_path.write_bytes(zip_path.read_bytes() + b"tampered")
-    code = main(["publish", str(cfg.path), "--version", V.text, "--dist", str(dist),
-                 "--regions", "us-east-1", "--registry", str(registry)])
+    code = main(
+        [
+            "publish",
+            str(cfg.path),
+            "--version",
+            V.text,
+            "--dist",
+            str(dist),
+            "--regions",
+            "us-east-1",
+            "--registry",
+            str(registry),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "differs from its build manifest" in err
     assert versions(endpoint, "us-east-1", cfg.layer_name(V, "x86_64")) == []
