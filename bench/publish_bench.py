@@ -166,7 +166,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.15, help="seconds added per call")
     parser.add_argument(
         "--workers", type=int, default=None,
-        help="publish.max_workers for (b) and (d) (default: the config's, 16)",
+        help="publish.max_workers for (b) and (d) (default: the config's publish.max_workers, 64)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the AWS CLI baseline (c)")
@@ -228,7 +228,7 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
         published = counter.calls.count("PublishLayerVersion")
         ops = sorted(set(counter.calls))
 
-    workers = w or "config default (16)"
+    workers = w or "config default (64)"
     print(f"layer zip {len(data)} bytes, 1 architecture; latency {args.latency * 1000:.0f} ms "
           f"per call; {n} regions ({partition}); max_workers {workers}; "
           f"median of {args.repeat} runs")  # fmt: skip
