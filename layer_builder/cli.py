@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from layer_builder import __version__
+from layer_builder.aws_facts import ARCHITECTURES
 from layer_builder.errors import LayerBuilderError, PublishIncomplete, UserError
 from layer_builder.ui import UI
 
@@ -70,15 +71,14 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_args(p: argparse.ArgumentParser) -> None:
+def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument(
-        "--arch",
-        action="append",
-        default=None,
-        metavar="A",
-        choices=("x86_64", "arm64"),
-        help="build only this architecture (repeatable; default: all configured)",
+        "--arch", action="append", default=None, metavar="A", choices=ARCHITECTURES, help=help_text
     )
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    _arch_arg(p, "build only this architecture (repeatable; default: all configured)")
     p.add_argument(
         "--extension-file",
         action="append",
@@ -146,14 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)"
     )
-    p.add_argument(
-        "--arch",
-        action="append",
-        default=None,
-        metavar="A",
-        choices=("x86_64", "arm64"),
-        help="publish only this architecture (repeatable)",
-    )
+    _arch_arg(p, "publish only this architecture (repeatable; default: all configured)")
     _publish_args(p)
     _common(p)
 

@@ -142,36 +142,20 @@ def test_sdk_and_wrapper_import_and_run_from_the_layer(
         "SENTRY_DSN": "",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
     }
-    # -S: no site-packages, so sentry_sdk can only come from the layer's python/ directory.
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    def python(code: str) -> subprocess.CompletedProcess[str]:
+        # -S: no site-packages, so sentry_sdk can only come from the layer's python/ directory.
+        return subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True,
+                              text=True, check=False, cwd=tmp_path)  # fmt: skip
+
+    proc = python(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [PY_VERSION, "{'echo': 41}"]
-    sdk_file = subprocess.run(
-        [sys.executable, "-S", "-c", "import sentry_sdk; print(sentry_sdk.__file__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    sdk_file = python("import sentry_sdk; print(sentry_sdk.__file__)").stdout
     assert sdk_file.startswith(str(opt / "python"))
 
     # A missing SENTRY_INITIAL_HANDLER is a clear error, not an AttributeError deep inside.
     env.pop("SENTRY_INITIAL_HANDLER")
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = python(script)
     assert proc.returncode != 0
     assert "HandlerConfigError: SENTRY_INITIAL_HANDLER is not set" in proc.stderr
 

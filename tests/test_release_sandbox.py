@@ -28,30 +28,22 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+def release(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`layer-builder release` of the Python layer, run in ``work`` as a newcomer would."""
+    return subprocess.run(
+        [sys.executable, "-m", "layer_builder", "release", str(ROOT / "configs/sentry-python.yml"),
+         "--version", VERSION, *args],
+        cwd=work, env=clean_env(work / "home"), capture_output=True, text=True, timeout=900,
+        check=False,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def sandbox_release(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     work = tmp_path_factory.mktemp("sandbox")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "layer_builder",
-            "release",
-            str(ROOT / "configs/sentry-python.yml"),
-            "--version",
-            VERSION,
-            "--sandbox",
-            "--json",
-        ],
-        cwd=work,
-        env=clean_env(work / "home"),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    proc = release(work, "--sandbox", "--json")
     return proc, work
 
 
@@ -133,25 +125,7 @@ def test_sandbox_registry_is_readable(
 
 
 def test_release_without_credentials_fails_fast_before_building(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "layer_builder",
-            "release",
-            str(ROOT / "configs/sentry-python.yml"),
-            "--version",
-            VERSION,
-            "--regions",
-            "us-east-1",
-        ],
-        cwd=tmp_path,
-        env=clean_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = release(tmp_path, "--regions", "us-east-1")
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "credentials" in proc.stderr.lower()
