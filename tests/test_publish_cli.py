@@ -145,58 +145,19 @@ def test_bad_inputs_exit_2_with_nothing_published(
     setup: tuple[LayerConfig, Path, Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg, dist, registry, endpoint = setup
-    code = main(
-        [
-            "publish",
-            str(cfg.path),
-            "--version",
-            "9.9.9",
-            "--dist",
-            str(dist),
-            "--regions",
-            "us-east-1",
-            "--registry",
-            str(registry),
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 2 and "build manifest not found" in err and err.count("\n") == 1
 
-    code = main(
-        [
-            "publish",
-            str(cfg.path),
-            "--version",
-            V.text,
-            "--dist",
-            str(dist),
-            "--regions",
-            "us-east-1,mars-north-1",
-            "--registry",
-            str(registry),
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 2 and "mars-north-1" in err and err.count("\n") == 1
+    def refused(version: str, regions: str) -> str:
+        code = main(["publish", str(cfg.path), "--version", version, "--dist", str(dist),
+                     "--regions", regions, "--registry", str(registry)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+        return err
 
+    assert "build manifest not found" in refused("9.9.9", "us-east-1")
+    assert "mars-north-1" in refused(V.text, "us-east-1,mars-north-1")
     # A zip that changed after it was built is refused before any AWS call.
     zip_path = next(dist.glob("*x86_64.zip"))
     zip_path.write_bytes(zip_path.read_bytes() + b"tampered")
-    code = main(
-        [
-            "publish",
-            str(cfg.path),
-            "--version",
-            V.text,
-            "--dist",
-            str(dist),
-            "--regions",
-            "us-east-1",
-            "--registry",
-            str(registry),
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 2 and "differs from its build manifest" in err
+    assert "differs from its build manifest" in refused(V.text, "us-east-1")
     assert versions(endpoint, "us-east-1", cfg.layer_name(V, "x86_64")) == []
     assert not registry.exists()
