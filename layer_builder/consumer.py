@@ -7,75 +7,53 @@ function's region and architecture, and enables, updates or disables instrumenta
 
 ``enable`` records what it changed (the original handler, and each environment variable's
 value before enabling, ``null`` when it was absent) in one compact JSON environment variable,
-:data:`RESTORE_VAR`, on the function itself. It travels in the same UpdateFunctionConfiguration
-call as the change, so the record can never disagree with the function, and ``disable``
-restores exactly that. Only variables we touched are recorded, which keeps the record
-small under Lambda's 4 KB limit for the whole environment.
+:data:`~layer_builder.instrumentation.RESTORE_VAR`, on the function itself. It travels in the
+same UpdateFunctionConfiguration call as the change, so the record can never disagree with
+the function, and ``disable`` restores exactly that. Only variables we touched are recorded,
+which keeps the record small under Lambda's 4 KB limit for the whole environment.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 import botocore.exceptions as bce
 
+from layer_builder import instrumentation as instr
 from layer_builder.aws import Aws, translate
-from layer_builder.aws_facts import MAX_LAYERS_PER_FUNCTION, REGION_RE, runtime_family
+from layer_builder.aws_facts import REGION_RE
 from layer_builder.errors import ArgumentError, FunctionError
+from layer_builder.instrumentation import Family
 from layer_builder.registry_client import LayerRelease
 
 log = logging.getLogger(__name__)
 
-Family = Literal["python", "node"]
 Action = Literal["enable", "update", "disable"]
 
 #: Which registry entry a runtime family uses unless the caller names one.
 CANONICALS: dict[str, str] = {"python": "aws-layer:python", "node": "aws-layer:node"}
-#: The wrapper the Python layer ships; it calls the handler named in SENTRY_INITIAL_HANDLER.
-PYTHON_WRAPPER_HANDLER = "sentry_sdk.integrations.init_serverless_sdk.sentry_lambda_handler"
-#: The auto-init module the Node layer ships, loaded through NODE_OPTIONS.
-NODE_AUTO_MODULE = "@sentry/aws-serverless/awslambda-auto"
-# Older Node layers (SDK v7) shipped the same thing under another name.
-_NODE_AUTO_MODULES = (NODE_AUTO_MODULE, "@sentry/serverless/dist/awslambda-auto")
-
-DSN_VAR = "SENTRY_DSN"
-TRACES_VAR = "SENTRY_TRACES_SAMPLE_RATE"
-INITIAL_HANDLER_VAR = "SENTRY_INITIAL_HANDLER"
-NODE_OPTIONS_VAR = "NODE_OPTIONS"
-RESTORE_VAR = "SENTRY_LAYER_BUILDER_RESTORE"
-#: Set when enabling a function that has no sample rate yet, as Sentry's own integration does.
-DEFAULT_TRACES_SAMPLE_RATE = "1.0"
-#: Lambda's limit on the whole environment, counted here as its compact JSON (an upper bound).
-MAX_ENVIRONMENT_BYTES = 4096
-
 _FUNCTION_ARN_RE = re.compile(
     r"^arn:(?P<partition>[a-z0-9-]+):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
     r"function:(?P<name>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
 )
 _FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
-_LAYER_ARN_RE = re.compile(
-    r"^arn:[a-z0-9-]+:lambda:[a-z0-9-]+:(?P<account>\d{12}):layer:(?P<name>[A-Za-z0-9_-]+)"
-    r":(?P<version>\d+)$"
-)
-# `--require MOD`, `--require=MOD`, `-r MOD` for any of our auto-init modules.
-_NODE_REQUIRE_RE = re.compile(
-    r"(?:^|\s+)(?:--require[=\s]\s*|-r\s+)(?P<mod>"
-    + "|".join(re.escape(m) for m in _NODE_AUTO_MODULES)
-    + r")(?=\s|$)"
-)
-# A major-version marker inside a layer name (SentryNodeServerlessSDKv8-arm64).
-_MAJOR_MARK_RE = re.compile(r"v\d+(?=$|[-_])")
 _CONFLICT_CODES = frozenset({"ResourceConflictException", "PreconditionFailedException"})
 # Refusals the user can act on (permissions, a layer they cannot use, their KMS key).
-_REFUSED_CODES = frozenset({"AccessDeniedException", "InvalidParameterValueException",
-                            "ResourceNotFoundException", "KMSAccessDeniedException",
-                            "KMSDisabledException", "KMSNotFoundException"})
+_REFUSED_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "InvalidParameterValueException",
+        "ResourceNotFoundException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSNotFoundException",
+    }
+)
 
 
 class ReleaseSource(Protocol):
@@ -143,52 +121,8 @@ class _Target:
     qualifier: str | None
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    name: str
-    arn: str
-    runtime: str
-    architecture: str
-    handler: str
-    layers: tuple[str, ...]
-    env: dict[str, str]
-    revision_id: str | None
-    update_status: str
-    update_reason: str
-    state: str
-
-
-@dataclass(frozen=True)
-class _Wanted:
-    handler: str
-    layers: tuple[str, ...]
-    env: dict[str, str]
-    ours: str | None
-
-
 class _Conflict(Exception):
     """Another update of the function is in progress, or it changed since we read it."""
-
-
-def validate_dsn(dsn: str) -> str:
-    """The DSN, stripped; ArgumentError (without echoing it) unless it looks like a Sentry DSN."""
-    value = dsn.strip()
-    if not re.match(r"^https?://[^/@\s]+@[^/@\s]+/(?:[^\s]*/)?\d+/?$", value):
-        raise ArgumentError("--dsn: not a Sentry DSN (expected https://PUBLIC_KEY@HOST/PROJECT_ID)")
-    return value
-
-
-def validate_sample_rate(rate: float | str | None) -> str | None:
-    """The rate as the SDK reads it (``"0.25"``); ArgumentError unless 0 <= rate <= 1."""
-    if rate is None:
-        return None
-    try:
-        value = float(rate)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise ArgumentError(f"--traces-sample-rate: {rate!r} is not a number from 0 to 1")
-    return repr(value)
 
 
 class FunctionInstrumenter:
@@ -200,13 +134,20 @@ class FunctionInstrumenter:
     are injectable so retry and wait tests run instantly.
     """
 
-    def __init__(self, registry: ReleaseSource, *,
-                 lambda_client: Callable[[str], Any] | None = None,
-                 default_region: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 conflict_attempts: int = 8, backoff: float = 1.0, max_backoff: float = 16.0,
-                 settle_timeout: float = 300.0, poll_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        registry: ReleaseSource,
+        *,
+        lambda_client: Callable[[str], Any] | None = None,
+        default_region: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        conflict_attempts: int = 8,
+        backoff: float = 1.0,
+        max_backoff: float = 16.0,
+        settle_timeout: float = 300.0,
+        poll_interval: float = 2.0,
+    ) -> None:
         self._registry = registry
         self._factory = lambda_client
         self._aws_instance: Aws | None = None
@@ -221,72 +162,100 @@ class FunctionInstrumenter:
 
     # --- public API -----------------------------------------------------------------
 
-    def status(self, function: str, *, region: str | None = None,
-               canonical: str | None = None) -> FunctionStatus:
+    def status(
+        self, function: str, *, region: str | None = None, canonical: str | None = None
+    ) -> FunctionStatus:
         """Which of our layers is attached, the newest one, and whether it is out of date."""
         target = self._target(function, region, modify=False)
         snap = self._read(target)
-        family = _family(snap)
+        family = instr.family(snap)
         release = self._registry.latest(canonical or CANONICALS[family])
         latest = release.arn(target.region, snap.architecture)
-        ours = _attached(snap.layers, release)
+        ours = instr.attached(snap.layers, release)
         version = int(ours.rsplit(":", 1)[1]) if ours else None
         return FunctionStatus(
-            function=snap.name, arn=snap.arn, region=target.region, runtime=snap.runtime,
-            family=family, architecture=snap.architecture, canonical=release.canonical,
-            handler=snap.handler, layers=snap.layers, layer_arn=ours, layer_version=version,
-            latest_arn=latest, latest_version=int(latest.rsplit(":", 1)[1]),
-            out_of_date=ours is not None and _is_older(ours, latest),
-            instrumented=ours is not None and _wired(snap, family),
-            dsn_set=bool(snap.env.get(DSN_VAR)),
+            function=snap.name,
+            arn=snap.arn,
+            region=target.region,
+            runtime=snap.runtime,
+            family=family,
+            architecture=snap.architecture,
+            canonical=release.canonical,
+            handler=snap.handler,
+            layers=snap.layers,
+            layer_arn=ours,
+            layer_version=version,
+            latest_arn=latest,
+            latest_version=int(latest.rsplit(":", 1)[1]),
+            out_of_date=ours is not None and instr.is_older(ours, latest),
+            instrumented=ours is not None and instr.wired(snap, family),
+            dsn_set=bool(snap.env.get(instr.DSN_VAR)),
         )
 
-    def enable(self, function: str, *, dsn: str, traces_sample_rate: float | str | None = None,
-               region: str | None = None, canonical: str | None = None) -> ChangeResult:
+    def enable(
+        self,
+        function: str,
+        *,
+        dsn: str,
+        traces_sample_rate: float | str | None = None,
+        region: str | None = None,
+        canonical: str | None = None,
+    ) -> ChangeResult:
         """Attach the newest layer (or replace an older one of ours in place) and wire it up."""
-        dsn = validate_dsn(dsn)
-        rate = validate_sample_rate(traces_sample_rate)
+        dsn = instr.validate_dsn(dsn)
+        rate = instr.validate_sample_rate(traces_sample_rate)
 
-        def plan(snap: _Snapshot) -> _Wanted:
-            family = _family(snap)
+        def plan(snap: instr.Snapshot) -> instr.Wanted:
+            family = instr.family(snap)
             release = self._registry.latest(canonical or CANONICALS[family])
             latest = release.arn(self._region_of(snap), snap.architecture)
-            layers = _with_layer(snap, latest, release)
-            handler, env = _instrumented(snap, family, dsn, rate)
-            return _Wanted(handler, layers, env, latest)
+            layers = instr.with_layer(snap, latest, release)
+            handler, env = instr.instrumented(snap, family, dsn, rate)
+            return instr.Wanted(handler, layers, env, latest)
 
         return self._modify("enable", function, region, plan)
 
-    def update(self, function: str, *, region: str | None = None,
-               canonical: str | None = None) -> ChangeResult:
+    def update(
+        self, function: str, *, region: str | None = None, canonical: str | None = None
+    ) -> ChangeResult:
         """Move our layer to the newest version; nothing else changes."""
 
-        def plan(snap: _Snapshot) -> _Wanted:
-            release = self._registry.latest(canonical or CANONICALS[_family(snap)])
-            if _attached(snap.layers, release) is None:
-                raise FunctionError(f"function {snap.name}: no {release.canonical} layer is "
-                                    "attached; enable it first")
+        def plan(snap: instr.Snapshot) -> instr.Wanted:
+            release = self._registry.latest(canonical or CANONICALS[instr.family(snap)])
+            if instr.attached(snap.layers, release) is None:
+                raise FunctionError(
+                    f"function {snap.name}: no {release.canonical} layer is "
+                    "attached; enable it first"
+                )
             latest = release.arn(self._region_of(snap), snap.architecture)
-            return _Wanted(snap.handler, _with_layer(snap, latest, release), snap.env, latest)
+            return instr.Wanted(
+                snap.handler, instr.with_layer(snap, latest, release), snap.env, latest
+            )
 
         return self._modify("update", function, region, plan)
 
-    def disable(self, function: str, *, region: str | None = None,
-                canonical: str | None = None) -> ChangeResult:
+    def disable(
+        self, function: str, *, region: str | None = None, canonical: str | None = None
+    ) -> ChangeResult:
         """Remove our layer and restore the handler and environment from before ``enable``."""
 
-        def plan(snap: _Snapshot) -> _Wanted:
-            release = self._registry.latest(canonical or CANONICALS[_family(snap)])
-            layers = tuple(a for a in snap.layers if not _is_ours(a, release))
-            handler, env = _restored(snap)
-            return _Wanted(handler, layers, env, None)
+        def plan(snap: instr.Snapshot) -> instr.Wanted:
+            release = self._registry.latest(canonical or CANONICALS[instr.family(snap)])
+            layers = tuple(a for a in snap.layers if not instr.is_ours(a, release))
+            handler, env = instr.restored(snap)
+            return instr.Wanted(handler, layers, env, None)
 
         return self._modify("disable", function, region, plan)
 
     # --- the read-modify-write loop -------------------------------------------------
 
-    def _modify(self, action: Action, function: str, region: str | None,
-                plan: Callable[[_Snapshot], _Wanted]) -> ChangeResult:
+    def _modify(
+        self,
+        action: Action,
+        function: str,
+        region: str | None,
+        plan: Callable[[instr.Snapshot], instr.Wanted],
+    ) -> ChangeResult:
         target = self._target(function, region, modify=True)
         for attempt in range(1, self._attempts + 1):
             before = self._settled(target)
@@ -297,36 +266,55 @@ class FunctionInstrumenter:
             if wanted.layers != before.layers:
                 changes["Layers"] = list(wanted.layers)
             if wanted.env != before.env:
-                _check_env_size(before.name, wanted.env)
+                instr.check_env_size(before.name, wanted.env)
                 changes["Environment"] = {"Variables": wanted.env}
             if changes:
                 if before.revision_id:
                     # Fails with PreconditionFailed if someone changed the function since we
                     # read it, so we never overwrite their change with our stale copy.
                     changes["RevisionId"] = before.revision_id
-                log.info("%s %s: updating %s", action, before.name,
-                         ", ".join(k for k in changes if k != "RevisionId"))
+                log.info(
+                    "%s %s: updating %s",
+                    action,
+                    before.name,
+                    ", ".join(k for k in changes if k != "RevisionId"),
+                )
                 try:
-                    self._call(target, "update_function_configuration",
-                               FunctionName=before.arn, **changes)
+                    self._call(
+                        target, "update_function_configuration", FunctionName=before.arn, **changes
+                    )
                 except _Conflict as exc:
                     if attempt == self._attempts:
                         raise FunctionError(
                             f"function {before.name}: still busy after {attempt} attempts "
-                            f"({exc}); try again later") from None
+                            f"({exc}); try again later"
+                        ) from None
                     delay = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
                     log.info("function %s busy (%s); retrying in %.1fs", before.name, exc, delay)
                     self._sleep(delay)
                     continue
                 self._settled(target, after_update=True)
-            changed_env = sorted(k for k in set(before.env) | set(wanted.env)
-                                 if before.env.get(k) != wanted.env.get(k))
-            return ChangeResult(action, before.name, before.arn, target.region, bool(changes),
-                                before.layers, wanted.layers, before.handler, wanted.handler,
-                                tuple(changed_env), wanted.ours)
+            changed_env = sorted(
+                k
+                for k in set(before.env) | set(wanted.env)
+                if before.env.get(k) != wanted.env.get(k)
+            )
+            return ChangeResult(
+                action,
+                before.name,
+                before.arn,
+                target.region,
+                bool(changes),
+                before.layers,
+                wanted.layers,
+                before.handler,
+                wanted.handler,
+                tuple(changed_env),
+                wanted.ours,
+            )
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _settled(self, target: _Target, *, after_update: bool = False) -> _Snapshot:
+    def _settled(self, target: _Target, *, after_update: bool = False) -> instr.Snapshot:
         """The configuration once no update is in progress (Lambda applies them async)."""
         deadline = self._clock() + self._settle_timeout
         while True:
@@ -334,12 +322,16 @@ class FunctionInstrumenter:
             if snap.update_status != "InProgress" and snap.state != "Pending":
                 break
             if self._clock() >= deadline:
-                raise FunctionError(f"function {snap.name}: still updating after "
-                                    f"{self._settle_timeout:.0f}s; try again later")
+                raise FunctionError(
+                    f"function {snap.name}: still updating after "
+                    f"{self._settle_timeout:.0f}s; try again later"
+                )
             self._sleep(self._poll)
         if after_update and snap.update_status == "Failed":
-            raise FunctionError(f"function {snap.name}: Lambda could not apply the change: "
-                                f"{snap.update_reason or 'no reason given'}")
+            raise FunctionError(
+                f"function {snap.name}: Lambda could not apply the change: "
+                f"{snap.update_reason or 'no reason given'}"
+            )
         return snap
 
     # --- AWS calls ------------------------------------------------------------------
@@ -348,19 +340,24 @@ class FunctionInstrumenter:
         m = _FUNCTION_ARN_RE.match(function)
         if m:
             if region and region != m["region"]:
-                raise ArgumentError(f"--region {region} contradicts the function ARN's "
-                                    f"region {m['region']}")
+                raise ArgumentError(
+                    f"--region {region} contradicts the function ARN's region {m['region']}"
+                )
             if modify and m["qualifier"]:
-                raise ArgumentError(f"{function}: a version or alias cannot be changed; give "
-                                    "the function's name or unqualified ARN")
+                raise ArgumentError(
+                    f"{function}: a version or alias cannot be changed; give "
+                    "the function's name or unqualified ARN"
+                )
             unqualified = function.rsplit(":", 1)[0] if m["qualifier"] else function
             return _Target(unqualified, m["region"], m["qualifier"])
         if not _FUNCTION_NAME_RE.match(function):
             raise ArgumentError(f"{function!r}: not a Lambda function name or function ARN")
         chosen = region or self._configured_region()
         if not chosen:
-            raise ArgumentError(f"function {function}: no region; pass --region or a function "
-                                "ARN (or set AWS_REGION)")
+            raise ArgumentError(
+                f"function {function}: no region; pass --region or a function "
+                "ARN (or set AWS_REGION)"
+            )
         if not REGION_RE.match(chosen):
             raise ArgumentError(f"--region: {chosen!r} is not a region name")
         return _Target(function, chosen, None)
@@ -381,10 +378,10 @@ class FunctionInstrumenter:
             return self._aws().client("lambda", region)
         return self._factory(region)
 
-    def _region_of(self, snap: _Snapshot) -> str:
+    def _region_of(self, snap: instr.Snapshot) -> str:
         return snap.arn.split(":")[3]
 
-    def _read(self, target: _Target) -> _Snapshot:
+    def _read(self, target: _Target) -> instr.Snapshot:
         kwargs: dict[str, Any] = {"FunctionName": target.function}
         if target.qualifier:
             kwargs["Qualifier"] = target.qualifier
@@ -392,10 +389,13 @@ class FunctionInstrumenter:
         env = cfg.get("Environment") or {}
         if env.get("Error"):
             err = env["Error"]
-            raise FunctionError(f"function {cfg.get('FunctionName')}: cannot read its environment: "
-                                f"{err.get('ErrorCode')}: {err.get('Message')}")
-        return _Snapshot(
-            name=str(cfg["FunctionName"]), arn=str(cfg["FunctionArn"]),
+            raise FunctionError(
+                f"function {cfg.get('FunctionName')}: cannot read its environment: "
+                f"{err.get('ErrorCode')}: {err.get('Message')}"
+            )
+        return instr.Snapshot(
+            name=str(cfg["FunctionName"]),
+            arn=str(cfg["FunctionArn"]),
             runtime=str(cfg.get("Runtime") or ""),
             architecture=str((cfg.get("Architectures") or ["x86_64"])[0]),
             handler=str(cfg.get("Handler") or ""),
@@ -417,178 +417,14 @@ class FunctionInstrumenter:
             if code in _CONFLICT_CODES:
                 raise _Conflict(code) from None
             if code == "ResourceNotFoundException" and method == "get_function_configuration":
-                raise FunctionError(f"function {target.function} not found in {target.region} "
-                                    "(check the name, --region and the credentials' account)"
-                                    ) from None
+                raise FunctionError(
+                    f"function {target.function} not found in {target.region} "
+                    "(check the name, --region and the credentials' account)"
+                ) from None
             if code in _REFUSED_CODES:
-                raise FunctionError(f"function {target.function}: {operation} refused: "
-                                    f"{code}: {message}") from None
+                raise FunctionError(
+                    f"function {target.function}: {operation} refused: {code}: {message}"
+                ) from None
             raise translate(exc, operation, target.region) from exc
         except bce.BotoCoreError as exc:
             raise translate(exc, operation, target.region) from exc
-
-
-# --- pure helpers: everything below only looks at the data it is given --------------------
-
-
-def _family(snap: _Snapshot) -> Family:
-    family = runtime_family(snap.runtime)
-    if family is None:
-        what = f"runtime {snap.runtime}" if snap.runtime else "a container image"
-        raise FunctionError(f"function {snap.name}: {what} is not supported "
-                            "(Sentry layers exist for python and nodejs runtimes)")
-    return family
-
-
-def _layer_parts(arn: str) -> tuple[str, str, int] | None:
-    m = _LAYER_ARN_RE.match(arn)
-    return (m["account"], m["name"], int(m["version"])) if m else None
-
-
-def _is_ours(arn: str, release: LayerRelease) -> bool:
-    """Ours by name, any architecture and version; an older major counts too (same account)."""
-    parts = _layer_parts(arn)
-    if parts is None:
-        return False
-    account, name, _ = parts
-    names = {layer.layer_name for layer in release.layers}
-    if name in names:
-        return True
-    # SentryNodeServerlessSDKv7 and ...v8 are the same layer line under a new name.
-    return account == release.account_number and _MAJOR_MARK_RE.sub("", name) in {
-        _MAJOR_MARK_RE.sub("", n) for n in names}
-
-
-def _attached(layers: tuple[str, ...], release: LayerRelease) -> str | None:
-    return next((arn for arn in layers if _is_ours(arn, release)), None)
-
-
-def _is_older(attached: str, latest: str) -> bool:
-    a, b = _layer_parts(attached), _layer_parts(latest)
-    if a is None or b is None or a[:2] != b[:2]:
-        return attached != latest  # another account or layer name (e.g. architecture)
-    return a[2] < b[2]
-
-
-def _with_layer(snap: _Snapshot, latest: str, release: LayerRelease) -> tuple[str, ...]:
-    """Ours replaced in place (or appended); the user's layers keep their order."""
-    out: list[str] = []
-    placed = False
-    for arn in snap.layers:
-        if _is_ours(arn, release):
-            if not placed:
-                out.append(latest)
-                placed = True
-            continue  # a second copy of ours would shadow the first
-        out.append(arn)
-    if not placed:
-        out.append(latest)
-    if len(out) > MAX_LAYERS_PER_FUNCTION:
-        raise FunctionError(
-            f"function {snap.name}: already has {len(snap.layers)} layers, the most Lambda "
-            f"allows is {MAX_LAYERS_PER_FUNCTION}; remove one to make room for {release.canonical}")
-    return tuple(out)
-
-
-def _node_requires_ours(options: str) -> bool:
-    return any(m["mod"] == NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
-
-
-def _without_node_require(options: str) -> str:
-    return _NODE_REQUIRE_RE.sub("", options).strip()
-
-
-def _wired(snap: _Snapshot, family: Family) -> bool:
-    if family == "python":
-        return snap.handler == PYTHON_WRAPPER_HANDLER and bool(snap.env.get(INITIAL_HANDLER_VAR))
-    return _node_requires_ours(snap.env.get(NODE_OPTIONS_VAR, ""))
-
-
-def _load_record(snap: _Snapshot) -> dict[str, Any]:
-    raw = snap.env.get(RESTORE_VAR)
-    if raw is None:
-        return {"env": {}}
-    try:
-        record = json.loads(raw)
-        ok = isinstance(record, dict) and isinstance(record.get("env", {}), dict)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise FunctionError(f"function {snap.name}: {RESTORE_VAR} is not a record this tool "
-                            "wrote; fix or remove it")
-    record.setdefault("env", {})
-    return dict(record)
-
-
-def _instrumented(snap: _Snapshot, family: Family, dsn: str,
-                  rate: str | None) -> tuple[str, dict[str, str]]:
-    env = dict(snap.env)
-    record = _load_record(snap)
-    handler = snap.handler
-    wanted: dict[str, str] = {DSN_VAR: dsn}
-    if rate is not None:
-        wanted[TRACES_VAR] = rate
-    elif TRACES_VAR not in env:
-        wanted[TRACES_VAR] = DEFAULT_TRACES_SAMPLE_RATE
-    if family == "python":
-        if handler != PYTHON_WRAPPER_HANDLER:
-            record.setdefault("handler", handler)
-            wanted[INITIAL_HANDLER_VAR] = handler
-            handler = PYTHON_WRAPPER_HANDLER
-        elif not env.get(INITIAL_HANDLER_VAR):
-            raise FunctionError(f"function {snap.name}: the handler is already Sentry's wrapper "
-                                f"but {INITIAL_HANDLER_VAR} is not set, so the original handler "
-                                f"is unknown; set {INITIAL_HANDLER_VAR} and try again")
-    else:
-        options = env.get(NODE_OPTIONS_VAR, "")
-        legacy = any(m["mod"] != NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
-        if legacy or not _node_requires_ours(options):
-            # Other flags stay as they are; ours goes last.
-            rest = _without_node_require(options) if legacy else options.rstrip()
-            wanted[NODE_OPTIONS_VAR] = f"{rest} --require {NODE_AUTO_MODULE}".lstrip()
-    saved: dict[str, str | None] = record["env"]
-    for key, value in wanted.items():
-        if env.get(key) != value:
-            # The first enable's "before" is the one disable must return to.
-            saved.setdefault(key, env.get(key))
-            env[key] = value
-    if saved or "handler" in record:
-        env[RESTORE_VAR] = json.dumps(record, separators=(",", ":"), sort_keys=True)
-    return handler, env
-
-
-def _restored(snap: _Snapshot) -> tuple[str, dict[str, str]]:
-    env = dict(snap.env)
-    handler = snap.handler
-    record = _load_record(snap)
-    for key, old in record["env"].items():
-        if old is None:
-            env.pop(key, None)
-        else:
-            env[key] = str(old)
-    if "handler" in record and handler == PYTHON_WRAPPER_HANDLER:
-        handler = str(record["handler"])
-    env.pop(RESTORE_VAR, None)
-    # Whatever the record says, never leave the function loading code the layer provided.
-    if handler == PYTHON_WRAPPER_HANDLER:
-        original = env.pop(INITIAL_HANDLER_VAR, None)
-        if not original:
-            raise FunctionError(f"function {snap.name}: the handler is Sentry's wrapper but "
-                                f"{INITIAL_HANDLER_VAR} is not set; set the original handler "
-                                "yourself")
-        handler = original
-    options = env.get(NODE_OPTIONS_VAR)
-    if options is not None and _NODE_REQUIRE_RE.search(options):
-        rest = _without_node_require(options)
-        if rest:
-            env[NODE_OPTIONS_VAR] = rest
-        else:
-            env.pop(NODE_OPTIONS_VAR)
-    return handler, env
-
-
-def _check_env_size(name: str, env: Mapping[str, str]) -> None:
-    size = len(json.dumps(dict(env), separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_ENVIRONMENT_BYTES:
-        raise FunctionError(f"function {name}: the environment would be {size} bytes, over "
-                            f"Lambda's {MAX_ENVIRONMENT_BYTES}-byte limit; remove some variables")

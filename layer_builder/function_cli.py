@@ -13,12 +13,12 @@ from typing import Any
 
 from layer_builder.consumer import (
     CANONICALS,
-    DEFAULT_TRACES_SAMPLE_RATE,
     ChangeResult,
     FunctionInstrumenter,
     FunctionStatus,
 )
 from layer_builder.errors import ArgumentError
+from layer_builder.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
 from layer_builder.registry_client import RegistryClient
 from layer_builder.ui import UI
 

@@ -24,7 +24,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from layer_builder import cli, consumer
+from layer_builder import cli, instrumentation
 from layer_builder.consumer import FunctionInstrumenter
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
@@ -34,7 +34,7 @@ from layer_builder.registry_client import ArchitectureLayer, LayerRelease
 ACCOUNT = "123456789012"  # moto's
 REGION = "us-east-1"
 DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/4242"
-WRAPPER = consumer.PYTHON_WRAPPER_HANDLER
+WRAPPER = instrumentation.PYTHON_WRAPPER_HANDLER
 
 
 def _zip(text: str) -> bytes:
@@ -384,8 +384,8 @@ def test_update_waits_and_times_out() -> None:
 
 def test_argument_checks() -> None:
     with pytest.raises(ArgumentError, match=r"--traces-sample-rate: '2' is not a number"):
-        consumer.validate_sample_rate("2")
-    assert consumer.validate_sample_rate("0.5") == "0.5"
+        instrumentation.validate_sample_rate("2")
+    assert instrumentation.validate_sample_rate("0.5") == "0.5"
     tool = _tool(FakeLambda([], []), [])
     with pytest.raises(ArgumentError, match="contradicts the function ARN's region us-east-1"):
         tool.status(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn", region="eu-west-1")

@@ -1,0 +1,272 @@
+"""What instrumenting a function means, as pure functions of its configuration.
+
+Split from :mod:`layer_builder.consumer`, which talks to Lambda: everything here only looks
+at the data it is given (a function's snapshot and the registry's newest release) and says
+which layers, handler and environment the function should have.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from layer_builder.aws_facts import MAX_LAYERS_PER_FUNCTION, runtime_family
+from layer_builder.errors import ArgumentError, FunctionError
+from layer_builder.registry_client import LayerRelease
+
+Family = Literal["python", "node"]
+
+#: The wrapper the Python layer ships; it calls the handler named in SENTRY_INITIAL_HANDLER.
+PYTHON_WRAPPER_HANDLER = "sentry_sdk.integrations.init_serverless_sdk.sentry_lambda_handler"
+#: The auto-init module the Node layer ships, loaded through NODE_OPTIONS.
+NODE_AUTO_MODULE = "@sentry/aws-serverless/awslambda-auto"
+# Older Node layers (SDK v7) shipped the same thing under another name.
+_NODE_AUTO_MODULES = (NODE_AUTO_MODULE, "@sentry/serverless/dist/awslambda-auto")
+
+DSN_VAR = "SENTRY_DSN"
+TRACES_VAR = "SENTRY_TRACES_SAMPLE_RATE"
+INITIAL_HANDLER_VAR = "SENTRY_INITIAL_HANDLER"
+NODE_OPTIONS_VAR = "NODE_OPTIONS"
+RESTORE_VAR = "SENTRY_LAYER_BUILDER_RESTORE"
+#: Set when enabling a function that has no sample rate yet, as Sentry's own integration does.
+DEFAULT_TRACES_SAMPLE_RATE = "1.0"
+#: Lambda's limit on the whole environment, counted here as its compact JSON (an upper bound).
+MAX_ENVIRONMENT_BYTES = 4096
+
+_LAYER_ARN_RE = re.compile(
+    r"^arn:[a-z0-9-]+:lambda:[a-z0-9-]+:(?P<account>\d{12}):layer:(?P<name>[A-Za-z0-9_-]+)"
+    r":(?P<version>\d+)$"
+)
+# `--require MOD`, `--require=MOD`, `-r MOD` for any of our auto-init modules.
+_NODE_REQUIRE_RE = re.compile(
+    r"(?:^|\s+)(?:--require[=\s]\s*|-r\s+)(?P<mod>"
+    + "|".join(re.escape(m) for m in _NODE_AUTO_MODULES)
+    + r")(?=\s|$)"
+)
+# A major-version marker inside a layer name (SentryNodeServerlessSDKv8-arm64).
+_MAJOR_MARK_RE = re.compile(r"v\d+(?=$|[-_])")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    arn: str
+    runtime: str
+    architecture: str
+    handler: str
+    layers: tuple[str, ...]
+    env: dict[str, str]
+    revision_id: str | None
+    update_status: str
+    update_reason: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Wanted:
+    handler: str
+    layers: tuple[str, ...]
+    env: dict[str, str]
+    ours: str | None
+
+
+def validate_dsn(dsn: str) -> str:
+    """The DSN, stripped; ArgumentError (without echoing it) unless it looks like a Sentry DSN."""
+    value = dsn.strip()
+    if not re.match(r"^https?://[^/@\s]+@[^/@\s]+/(?:[^\s]*/)?\d+/?$", value):
+        raise ArgumentError("--dsn: not a Sentry DSN (expected https://PUBLIC_KEY@HOST/PROJECT_ID)")
+    return value
+
+
+def validate_sample_rate(rate: float | str | None) -> str | None:
+    """The rate as the SDK reads it (``"0.25"``); ArgumentError unless 0 <= rate <= 1."""
+    if rate is None:
+        return None
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ArgumentError(f"--traces-sample-rate: {rate!r} is not a number from 0 to 1")
+    return repr(value)
+
+
+# --- pure helpers: everything below only looks at the data it is given --------------------
+
+
+def family(snap: Snapshot) -> Family:
+    family = runtime_family(snap.runtime)
+    if family is None:
+        what = f"runtime {snap.runtime}" if snap.runtime else "a container image"
+        raise FunctionError(
+            f"function {snap.name}: {what} is not supported "
+            "(Sentry layers exist for python and nodejs runtimes)"
+        )
+    return family
+
+
+def layer_parts(arn: str) -> tuple[str, str, int] | None:
+    m = _LAYER_ARN_RE.match(arn)
+    return (m["account"], m["name"], int(m["version"])) if m else None
+
+
+def is_ours(arn: str, release: LayerRelease) -> bool:
+    """Ours by name, any architecture and version; an older major counts too (same account)."""
+    parts = layer_parts(arn)
+    if parts is None:
+        return False
+    account, name, _ = parts
+    names = {layer.layer_name for layer in release.layers}
+    if name in names:
+        return True
+    # SentryNodeServerlessSDKv7 and ...v8 are the same layer line under a new name.
+    return account == release.account_number and _MAJOR_MARK_RE.sub("", name) in {
+        _MAJOR_MARK_RE.sub("", n) for n in names
+    }
+
+
+def attached(layers: tuple[str, ...], release: LayerRelease) -> str | None:
+    return next((arn for arn in layers if is_ours(arn, release)), None)
+
+
+def is_older(attached: str, latest: str) -> bool:
+    a, b = layer_parts(attached), layer_parts(latest)
+    if a is None or b is None or a[:2] != b[:2]:
+        return attached != latest  # another account or layer name (e.g. architecture)
+    return a[2] < b[2]
+
+
+def with_layer(snap: Snapshot, latest: str, release: LayerRelease) -> tuple[str, ...]:
+    """Ours replaced in place (or appended); the user's layers keep their order."""
+    out: list[str] = []
+    placed = False
+    for arn in snap.layers:
+        if is_ours(arn, release):
+            if not placed:
+                out.append(latest)
+                placed = True
+            continue  # a second copy of ours would shadow the first
+        out.append(arn)
+    if not placed:
+        out.append(latest)
+    if len(out) > MAX_LAYERS_PER_FUNCTION:
+        raise FunctionError(
+            f"function {snap.name}: already has {len(snap.layers)} layers, the most Lambda "
+            f"allows is {MAX_LAYERS_PER_FUNCTION}; remove one to make room for {release.canonical}"
+        )
+    return tuple(out)
+
+
+def node_requires_ours(options: str) -> bool:
+    return any(m["mod"] == NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
+
+
+def without_node_require(options: str) -> str:
+    return _NODE_REQUIRE_RE.sub("", options).strip()
+
+
+def wired(snap: Snapshot, family: Family) -> bool:
+    if family == "python":
+        return snap.handler == PYTHON_WRAPPER_HANDLER and bool(snap.env.get(INITIAL_HANDLER_VAR))
+    return node_requires_ours(snap.env.get(NODE_OPTIONS_VAR, ""))
+
+
+def load_record(snap: Snapshot) -> dict[str, Any]:
+    raw = snap.env.get(RESTORE_VAR)
+    if raw is None:
+        return {"env": {}}
+    try:
+        record = json.loads(raw)
+        ok = isinstance(record, dict) and isinstance(record.get("env", {}), dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise FunctionError(
+            f"function {snap.name}: {RESTORE_VAR} is not a record this tool wrote; fix or remove it"
+        )
+    record.setdefault("env", {})
+    return dict(record)
+
+
+def instrumented(
+    snap: Snapshot, family: Family, dsn: str, rate: str | None
+) -> tuple[str, dict[str, str]]:
+    env = dict(snap.env)
+    record = load_record(snap)
+    handler = snap.handler
+    wanted: dict[str, str] = {DSN_VAR: dsn}
+    if rate is not None:
+        wanted[TRACES_VAR] = rate
+    elif TRACES_VAR not in env:
+        wanted[TRACES_VAR] = DEFAULT_TRACES_SAMPLE_RATE
+    if family == "python":
+        if handler != PYTHON_WRAPPER_HANDLER:
+            record.setdefault("handler", handler)
+            wanted[INITIAL_HANDLER_VAR] = handler
+            handler = PYTHON_WRAPPER_HANDLER
+        elif not env.get(INITIAL_HANDLER_VAR):
+            raise FunctionError(
+                f"function {snap.name}: the handler is already Sentry's wrapper "
+                f"but {INITIAL_HANDLER_VAR} is not set, so the original handler "
+                f"is unknown; set {INITIAL_HANDLER_VAR} and try again"
+            )
+    else:
+        options = env.get(NODE_OPTIONS_VAR, "")
+        legacy = any(m["mod"] != NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
+        if legacy or not node_requires_ours(options):
+            # Other flags stay as they are; ours goes last.
+            rest = without_node_require(options) if legacy else options.rstrip()
+            wanted[NODE_OPTIONS_VAR] = f"{rest} --require {NODE_AUTO_MODULE}".lstrip()
+    saved: dict[str, str | None] = record["env"]
+    for key, value in wanted.items():
+        if env.get(key) != value:
+            # The first enable's "before" is the one disable must return to.
+            saved.setdefault(key, env.get(key))
+            env[key] = value
+    if saved or "handler" in record:
+        env[RESTORE_VAR] = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    return handler, env
+
+
+def restored(snap: Snapshot) -> tuple[str, dict[str, str]]:
+    env = dict(snap.env)
+    handler = snap.handler
+    record = load_record(snap)
+    for key, old in record["env"].items():
+        if old is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(old)
+    if "handler" in record and handler == PYTHON_WRAPPER_HANDLER:
+        handler = str(record["handler"])
+    env.pop(RESTORE_VAR, None)
+    # Whatever the record says, never leave the function loading code the layer provided.
+    if handler == PYTHON_WRAPPER_HANDLER:
+        original = env.pop(INITIAL_HANDLER_VAR, None)
+        if not original:
+            raise FunctionError(
+                f"function {snap.name}: the handler is Sentry's wrapper but "
+                f"{INITIAL_HANDLER_VAR} is not set; set the original handler "
+                "yourself"
+            )
+        handler = original
+    options = env.get(NODE_OPTIONS_VAR)
+    if options is not None and _NODE_REQUIRE_RE.search(options):
+        rest = without_node_require(options)
+        if rest:
+            env[NODE_OPTIONS_VAR] = rest
+        else:
+            env.pop(NODE_OPTIONS_VAR)
+    return handler, env
+
+
+def check_env_size(name: str, env: Mapping[str, str]) -> None:
+    size = len(json.dumps(dict(env), separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise FunctionError(
+            f"function {name}: the environment would be {size} bytes, over "
+            f"Lambda's {MAX_ENVIRONMENT_BYTES}-byte limit; remove some variables"
+        )
