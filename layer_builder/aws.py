@@ -100,7 +100,8 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
         return CredentialsError(
             "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or run `aws configure` (or use --sandbox to try it locally)"
+            "AWS_SECRET_ACCESS_KEY, or run `aws configure` (to try it without an AWS account: "
+            "`layer-builder release CONFIG --version V --sandbox`)"
         )
     if isinstance(exc, (bce.ProfileNotFound, bce.TokenRetrievalError, bce.SSOError)):
         return CredentialsError(f"AWS credentials unusable: {exc}")

@@ -64,11 +64,21 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="regions x architectures published at once (default: the config's max_workers)",
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -242,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Our own per-call retry noise is summarised in the result table; keep botocore quiet.
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Retries are ours to report; urllib3's per-attempt warnings would bury the error line.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     from layer_builder import commands
 
     try:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from layer_builder import aws_facts
-from layer_builder.build.assemble import BuiltLayer, build_layer, manifest_path_for
+from layer_builder.build.assemble import (
+    BuiltLayer,
+    build_layer,
+    manifest_path_for,
+    resolve_layer_extension,
+)
 from layer_builder.build.verify import VerifyReport, verify_zip
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, PublishIncomplete
@@ -50,21 +58,34 @@ def _build(
     from layer_builder.build.extension import parse_extension_file_args
 
     overrides = parse_extension_file_args(extension_files, archs)
-    built = []
+    # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
+    # before any install, and before anything is written.
+    extensions = {}
     for arch in archs:
-        with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
-            layer = build_layer(
-                cfg,
-                version,
-                arch,
-                out,
-                extension_file=overrides.get(arch),
-                extension_manifest=extension_manifest,
-                progress=ui.info,
+        with ui.status(f"{arch}: extension"):
+            extensions[arch] = resolve_layer_extension(
+                cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
             )
-        # Every zip gets the same static checks `verify` runs, before anyone publishes it.
-        verify_zip(layer.zip_path, arch=arch)
-        built.append(layer)
+    out.mkdir(parents=True, exist_ok=True)
+    # Build into a staging directory and move the zips into place only when every
+    # architecture built and verified: a failure never replaces an earlier good zip.
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
+        staging = Path(staging_dir)
+        staged = []
+        for arch in archs:
+            with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
+                layer = build_layer(
+                    cfg, version, arch, staging, extension=extensions[arch], progress=ui.info
+                )
+            # Every zip gets the same static checks `verify` runs, before anyone publishes it.
+            verify_zip(layer.zip_path, arch=arch)
+            staged.append(layer)
+        built = []
+        for layer in staged:
+            zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
+            os.replace(layer.zip_path, zip_path)
+            os.replace(layer.manifest_path, manifest_path)
+            built.append(dataclasses.replace(layer, zip_path=zip_path, manifest_path=manifest_path))
     return built
 
 
@@ -211,8 +232,6 @@ def publish_and_register(
 
     account, partition, regions = target
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
-    if workers <= 0:
-        raise ArgumentError("--workers must be at least 1")
     total = len(regions) * len(built)
     verb = "planning" if args.dry_run else "publishing"
     ui.info(
@@ -319,7 +338,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
 
 
 @contextlib.contextmanager
-def _sandbox(ui: UI) -> Iterator[Path]:
+def _sandbox(ui: UI, own_extension: bool) -> Iterator[Path]:
     from layer_builder.sandbox import sandbox_aws
     from layer_builder.standin import serve_standin
 
@@ -328,9 +347,10 @@ def _sandbox(ui: UI) -> Iterator[Path]:
             f"SANDBOX: AWS is emulated by moto on {info.endpoint} with fake credentials; "
             "nothing reaches AWS."
         )
+        what = "architectures without --extension-file get" if own_extension else "the extension is"
         ui.note(
-            "SANDBOX: the extension is a local STAND-IN (not Relay), served by a local "
-            "stand-in for Sentry's release registry and verified against its pinned sha256."
+            f"SANDBOX: {what} a local STAND-IN (not Relay), served by a local stand-in for "
+            "Sentry's release registry and verified against its pinned sha256."
         )
         yield standin_manifest
 
@@ -342,7 +362,9 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     with contextlib.ExitStack() as stack:
-        standin = stack.enter_context(_sandbox(ui)) if args.sandbox else None
+        standin = (
+            stack.enter_context(_sandbox(ui, bool(args.extension_file))) if args.sandbox else None
+        )
         # Credentials and regions first: a missing credential should cost seconds, not a build.
         target = _target(cfg, args.regions)
         built_layers = _build(

@@ -50,6 +50,17 @@ def run(
             f"{what}: `{shlex.join(cmd)}` took longer than {timeout:.0f} s"
         ) from None
     if proc.returncode != 0:
-        tail = "\n  ".join(proc.stdout.strip().splitlines()[-_TAIL_LINES:])
-        raise InstallError(f"{what} failed (exit {proc.returncode}): `{shlex.join(cmd)}`\n  {tail}")
+        lines = proc.stdout.strip().splitlines()
+        log.debug("`%s` failed; its last lines:\n  %s", shlex.join(cmd),
+                  "\n  ".join(lines[-_TAIL_LINES:]))  # fmt: skip
+        # One line for the user: the tool's own error lines (pip "ERROR:", npm "npm error"),
+        # else its last line; the full output is logged above (and with -v).
+        errors = [
+            ln.strip()
+            for ln in lines
+            if ln.lstrip().startswith(("ERROR:", "npm error", "npm ERR!"))
+        ]
+        # The last error line is the conclusion (pip: "No matching distribution found for X").
+        reason = errors[-1] if errors else (lines[-1].strip() if lines else "no output")
+        raise InstallError(f"{what} failed: {reason[:300]} (details with -v)")
     return proc.stdout

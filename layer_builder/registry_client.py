@@ -186,11 +186,11 @@ class LayerRelease:
         """The layer version published in ``region``; RegistryError if there is none."""
         layer = self.layer(arch)
         if region not in layer.versions:
-            close = difflib.get_close_matches(region, layer.versions, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            # No "did you mean": a layer from a neighbouring region cannot be attached anyway.
             raise RegistryError(
                 f"{self.source}: {self.canonical} {self.sdk_version} has no {arch} layer in "
-                f"region {region!r} ({len(layer.versions)} regions{hint})"
+                f"region {region!r} (it is published in {len(layer.versions)} regions; "
+                "see `layer-builder registry show`)"
             )
         return int(layer.versions[region])
 

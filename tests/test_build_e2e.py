@@ -247,3 +247,21 @@ def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     )
     assert node.returncode == 0, node.stderr
     assert node.stdout.strip() == "function"
+
+
+def test_a_failed_build_overwrites_nothing(tmp_path: Path) -> None:
+    # A good earlier build sits in the output directory...
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / f"sentry-python-{PY_VERSION}-x86_64.zip"
+    earlier.write_bytes(b"an earlier, good zip")
+    # ...and a build whose arm64 extension is wrong fails before writing anything.
+    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--out", "out",
+                   "--extension-file", f"x86_64={STANDIN / 'sentry-standin-x86_64'}",
+                   "--extension-file", f"arm64={STANDIN / 'sentry-standin-x86_64'}",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert "arm64" in proc.stderr.splitlines()[-1]
+    assert "installing" not in proc.stderr  # refused before any pip install
+    assert earlier.read_bytes() == b"an earlier, good zip"
+    assert sorted(p.name for p in out.iterdir()) == [earlier.name]

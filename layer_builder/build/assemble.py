@@ -17,7 +17,12 @@ from pathlib import Path
 
 from layer_builder import aws_facts
 from layer_builder.build import sdk
-from layer_builder.build.extension import LayerFile, load_manifest, resolve_extension
+from layer_builder.build.extension import (
+    LayerFile,
+    ResolvedExtension,
+    load_manifest,
+    resolve_extension,
+)
 from layer_builder.build.zipper import write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, SizeLimitError
@@ -88,20 +93,40 @@ def _tree_size(root: Path) -> tuple[int, int]:
     return total, count
 
 
+def resolve_layer_extension(
+    cfg: LayerConfig,
+    arch: str,
+    *,
+    extension_file: Path | None = None,
+    extension_manifest: Path | None = None,
+) -> ResolvedExtension | None:
+    """Fetch (or take) and check one architecture's extension; None if the layer has none.
+
+    ``extension_manifest`` overrides the config's manifest (the sandbox's local stand-in);
+    ``extension_file`` is a local binary given with ``--extension-file``.
+    """
+    manifest_file = extension_manifest or cfg.extension
+    if manifest_file is None and extension_file is None:
+        return None
+    if manifest_file is None:
+        raise ArgumentError(f"--extension-file: {cfg.path} configures no extension manifest")
+    return resolve_extension(load_manifest(manifest_file), arch, override=extension_file)
+
+
 def build_layer(
     cfg: LayerConfig,
     version: ReleaseVersion,
     arch: str,
     out_dir: Path,
     *,
-    extension_file: Path | None = None,
-    extension_manifest: Path | None = None,
+    extension: ResolvedExtension | None = None,
     epoch: int | None = None,
     progress: Progress | None = None,
 ) -> BuiltLayer:
     """Build the layer zip for one architecture into ``out_dir`` and return what was built.
 
-    ``extension_manifest`` overrides the config's manifest (the sandbox's local stand-in).
+    ``extension`` comes from :func:`resolve_layer_extension`, called for every architecture
+    before any build starts, so a bad pin or binary costs seconds and writes nothing.
     """
     say = progress or (lambda _msg: None)
     start = time.monotonic()
@@ -110,14 +135,7 @@ def build_layer(
     sdk_version = cfg.sdk_version(version)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    ext = None
-    manifest_file = extension_manifest or cfg.extension
-    if manifest_file is not None or extension_file is not None:
-        # Fetch and check the extension first: a bad binary should cost seconds, not an install.
-        say(f"{arch}: extension")
-        if manifest_file is None:
-            raise ArgumentError(f"--extension-file: {cfg.path} configures no extension manifest")
-        ext = resolve_extension(load_manifest(manifest_file), arch, override=extension_file)
+    ext = extension
 
     with tempfile.TemporaryDirectory(prefix="layer-builder-") as tmp:
         root = Path(tmp) / "layer"
