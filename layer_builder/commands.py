@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from layer_builder import aws_facts
 from layer_builder.build.assemble import (
     BuiltLayer,
     build_layer,
@@ -203,20 +202,6 @@ def _load_built(
     return out
 
 
-def _requested_regions(cfg: LayerConfig, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return cfg.publish.regions
-    if value.strip() == "all":
-        return None
-    regions = tuple(r.strip() for r in value.split(",") if r.strip())
-    if not regions:
-        raise ArgumentError("--regions: give 'all' or a comma-separated list of regions")
-    for r in regions:
-        if not aws_facts.REGION_RE.match(r):
-            raise ArgumentError(f"--regions: {r!r} is not a region name")
-    return regions
-
-
 def publish_and_register(
     cfg: LayerConfig,
     version: ReleaseVersion,
@@ -321,9 +306,10 @@ def _result_table(ui: UI, result: PublishResult) -> None:
 
 
 def _target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
-    from layer_builder.publish.regions import resolve_target
+    from layer_builder.publish.regions import parse_regions_arg, resolve_target
 
-    return resolve_target(_requested_regions(cfg, regions_arg), cfg.publish.exclude_regions)
+    requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
+    return resolve_target(requested, cfg.publish.exclude_regions)
 
 
 def cmd_publish(args: argparse.Namespace, ui: UI) -> int:

@@ -26,7 +26,7 @@ from layer_builder.build.zipper import (
     collect_tree,
     write_zip,
 )
-from layer_builder.errors import ArtifactError, SizeLimitError
+from layer_builder.errors import ArgumentError, ArtifactError, SizeLimitError
 
 # name -> (content, mode); directories are implied by the names.
 TREE: dict[str, tuple[bytes, int]] = {
@@ -198,7 +198,9 @@ def test_source_date_epoch_env_argument_default_and_clamp(
     assert stamps() == {(2024, 5, 31, 16, 8, 36)}
     assert stamps(source_date_epoch=1_500_000_000) == {(2017, 7, 14, 2, 40, 0)}
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
-    assert stamps() == {(1980, 1, 1, 0, 0, 0)}
+    with pytest.raises(ArgumentError, match=r"SOURCE_DATE_EPOCH='yesterday' is not a whole"):
+        stamps()
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
     assert stamps(source_date_epoch=0) == {(1980, 1, 1, 0, 0, 0)}
     assert stamps(source_date_epoch=2**40) == {(2107, 12, 31, 23, 59, 58)}
 

@@ -23,14 +23,13 @@ from layer_builder.build.extension import (
     load_manifest,
     resolve_extension,
 )
-from layer_builder.build.zipper import write_zip
+from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, SizeLimitError
 from layer_builder.model import BuildManifest, ReleaseVersion
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest zip timestamp
 
 Progress = Callable[[str], None]
 
@@ -46,20 +45,6 @@ class BuiltLayer:
     def room_left(self) -> int:
         """Bytes left for the function's own code under Lambda's unzipped limit."""
         return aws_facts.MAX_UNZIPPED_BYTES - self.manifest.unzipped_size
-
-
-def source_date_epoch(value: str | None = None) -> int:
-    """SOURCE_DATE_EPOCH from the argument or environment, else 1980-01-01."""
-    raw = value if value is not None else os.environ.get("SOURCE_DATE_EPOCH")
-    if raw in (None, ""):
-        return DEFAULT_SOURCE_DATE_EPOCH
-    try:
-        epoch = int(raw)
-    except ValueError:
-        raise ArgumentError(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds") from None
-    if epoch < 0:
-        raise ArgumentError(f"SOURCE_DATE_EPOCH={raw!r} must not be negative")
-    return max(epoch, DEFAULT_SOURCE_DATE_EPOCH)
 
 
 def artifact_stem(cfg: LayerConfig, version: ReleaseVersion, arch: str) -> str:
@@ -130,7 +115,7 @@ def build_layer(
     """
     say = progress or (lambda _msg: None)
     start = time.monotonic()
-    epoch = source_date_epoch() if epoch is None else epoch
+    epoch = resolve_source_date_epoch(epoch)
     layer_name = cfg.layer_name(version, arch)
     sdk_version = cfg.sdk_version(version)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from typing import BinaryIO
 
 import deflate
 
-from layer_builder.errors import ArtifactError, SizeLimitError
+from layer_builder.errors import ArgumentError, ArtifactError, SizeLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -206,17 +206,17 @@ def _resolve_link(shown: Path, link: Path, real_root: Path) -> Path:
 def resolve_source_date_epoch(value: int | None = None) -> int:
     """Return the member timestamp: ``value``, else ``$SOURCE_DATE_EPOCH``, else 1980-01-01.
 
-    An unparsable environment value is logged and ignored. The result is clamped to the
-    range a DOS timestamp can hold (1980..2107).
+    An unparsable environment value is an ArgumentError: silently using another timestamp
+    would give different bytes than the release engineer asked for. The result is clamped to
+    the range a DOS timestamp can hold (1980..2107).
     """
     if value is None:
         raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-        if re.fullmatch(r"[0-9]+", raw):
-            value = int(raw)
-        else:
-            if raw:
-                logger.warning("ignoring SOURCE_DATE_EPOCH=%r: not a non-negative integer", raw)
-            value = DOS_EPOCH_MIN
+        if raw and not re.fullmatch(r"[0-9]+", raw):
+            raise ArgumentError(
+                f"SOURCE_DATE_EPOCH={raw!r} is not a whole, non-negative number of seconds"
+            )
+        value = int(raw) if raw else DOS_EPOCH_MIN
     clamped = min(max(value, DOS_EPOCH_MIN), DOS_EPOCH_MAX)
     if clamped != value:
         logger.info("SOURCE_DATE_EPOCH %d is outside the zip date range; using %d", value, clamped)

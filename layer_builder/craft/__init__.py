@@ -83,7 +83,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     publish.add_argument("--allow-partial", action="store_true",
                          help="write the registry even if some regions failed (still exit 3)")
     publish.add_argument("--workers", type=int, default=None, metavar="N",
-                         help="regions x architectures published at once (default: 16)")
+                         help="regions x architectures published at once (default: 64)")
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
