@@ -69,15 +69,6 @@ def _place(root: Path, f: LayerFile) -> None:
     dest.chmod(f.mode)
 
 
-def _tree_size(root: Path) -> tuple[int, int]:
-    total = count = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            total += os.lstat(os.path.join(dirpath, name)).st_size
-            count += 1
-    return total, count
-
-
 def resolve_layer_extension(
     cfg: LayerConfig,
     arch: str,
@@ -134,16 +125,19 @@ def build_layer(
                 _place(root, f)
         packages = sdk.bundled_packages(root)
 
-        unzipped, count = _tree_size(root)
-        if unzipped > aws_facts.MAX_UNZIPPED_BYTES:
-            raise SizeLimitError(
-                f"{layer_name} ({arch}) is {unzipped:,} bytes unzipped; Lambda allows "
-                f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and all its layers"
-            )
-        say(f"{arch}: zipping {count:,} files ({unzipped / 1e6:.1f} MB)")
-        stem = artifact_stem(cfg, version, arch)
-        zip_path = out_dir / f"{stem}.zip"
+        say(f"{arch}: zipping")
+        zip_path = out_dir / f"{artifact_stem(cfg, version, arch)}.zip"
         result = write_zip(root, zip_path, source_date_epoch=epoch)
+
+    # The zipper already summed the sizes while reading every file; no second walk.
+    if result.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
+        zip_path.unlink()
+        raise SizeLimitError(
+            f"{layer_name} ({arch}) is {result.unzipped_size:,} bytes unzipped; Lambda allows "
+            f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and all its layers"
+        )
+    say(f"{arch}: {result.file_count:,} files, {result.unzipped_size / 1e6:.1f} MB unzipped, "
+        f"{result.zip_size / 1e6:.1f} MB zipped")  # fmt: skip
 
     manifest = BuildManifest(
         layer_name=layer_name,
