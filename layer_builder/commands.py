@@ -19,6 +19,7 @@ from layer_builder.build.assemble import (
     resolve_layer_extension,
 )
 from layer_builder.build.verify import VerifyReport, verify_zip
+from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
@@ -57,6 +58,9 @@ def _build(
     from layer_builder.build.extension import parse_extension_file_args
 
     overrides = parse_extension_file_args(extension_files, archs)
+    # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
+    # architecture gets the same timestamp.
+    epoch = resolve_source_date_epoch()
     # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
     # before any install, and before anything is written.
     extensions = {}
@@ -74,7 +78,13 @@ def _build(
         for arch in archs:
             with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
                 layer = build_layer(
-                    cfg, version, arch, staging, extension=extensions[arch], progress=ui.info
+                    cfg,
+                    version,
+                    arch,
+                    staging,
+                    extension=extensions[arch],
+                    epoch=epoch,
+                    progress=ui.info,
                 )
             # Every zip gets the same static checks `verify` runs, before anyone publishes it.
             verify_zip(layer.zip_path, arch=arch)

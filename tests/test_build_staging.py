@@ -73,3 +73,19 @@ def test_successful_build_moves_every_zip_into_place(
         "staged-1.0.0-x86_64.zip",
         "staged-1.0.0-x86_64.zip.json",
     ]
+
+
+def test_bad_source_date_epoch_is_refused_before_any_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "staged.yml"
+    config.write_text(CONFIG)
+    installs: list[str] = []
+    monkeypatch.setattr(sdk, "install_sdk", lambda cfg, v, arch, root: installs.append(arch))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    code = main(["build", str(config), "--version", "1.0.0", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "error: SOURCE_DATE_EPOCH='yesterday' is not a whole, non-negative number of seconds\n"
+    )
+    assert installs == [] and not (tmp_path / "out").exists()
