@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT / "tests"))  # the fault proxy lives with the tests
 
 from faultproxy import FaultProxy, Faults  # noqa: E402
 
-from layer_builder.aws import Aws  # noqa: E402
+from layer_builder.aws.clients import Aws  # noqa: E402
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion  # noqa: E402
 from layer_builder.publish import publish_all, resolve_regions  # noqa: E402
-from layer_builder.sandbox import patched_env  # noqa: E402
+from layer_builder.sandbox.emulator import patched_env  # noqa: E402
 
 VERSION = ReleaseVersion.parse("1.0.0")
 RUNTIMES = ("python3.12", "python3.13")

@@ -22,7 +22,7 @@ import jinja2
 import jinja2.meta
 import yaml
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
 

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from layer_builder.aws_facts import ELF_MACHINE, MACHINE_NAME
+from layer_builder.aws.facts import ELF_MACHINE, MACHINE_NAME
 from layer_builder.errors import ArchitectureError
 
 ELF_MAGIC = b"\x7fELF"

@@ -47,7 +47,19 @@ def make_elf(
         ehsize, phentsize = 64, 56
         header = ident + struct.pack(
             order + "HHIQQQIHHHHHH",
-            e_type, e_machine, 1, 0x400000, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0,
+            e_type,
+            e_machine,
+            1,
+            0x400000,
+            ehsize,
+            0,
+            0,
+            ehsize,
+            phentsize,
+            1,
+            0,
+            0,
+            0,
         )
         # One PT_LOAD covering the file, read + execute.
         phdr = struct.pack(order + "IIQQQQQQ", 1, 5, 0, 0x400000, 0x400000, 0, 0, 0x1000)
@@ -55,7 +67,19 @@ def make_elf(
         ehsize, phentsize = 52, 32
         header = ident + struct.pack(
             order + "HHIIIIIHHHHHH",
-            e_type, e_machine, 1, 0x8048000, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0,
+            e_type,
+            e_machine,
+            1,
+            0x8048000,
+            ehsize,
+            0,
+            0,
+            ehsize,
+            phentsize,
+            1,
+            0,
+            0,
+            0,
         )
         phdr = struct.pack(order + "IIIIIIII", 1, 0, 0x8048000, 0x8048000, 0, 0, 5, 0x1000)
     return header + phdr + payload

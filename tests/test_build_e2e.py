@@ -142,6 +142,7 @@ def test_sdk_and_wrapper_import_and_run_from_the_layer(
         "SENTRY_DSN": "",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
     }
+
     def python(code: str) -> subprocess.CompletedProcess[str]:
         # -S: no site-packages, so sentry_sdk can only come from the layer's python/ directory.
         return subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.build.assemble import build_layer
 from layer_builder.cli import main
 from layer_builder.config import load_config

@@ -27,8 +27,11 @@ V = ReleaseVersion.parse("10.2.3")
 
 def write_config(tmp_path: Path, targets: str, name: str = ".craft.yml") -> Path:
     path = tmp_path / name
-    path.write_text("minVersion: 2.0.0\ntargets:\n  - name: github\n"
-                    + textwrap.indent(textwrap.dedent(targets), "  "), encoding="utf-8")
+    path.write_text(
+        "minVersion: 2.0.0\ntargets:\n  - name: github\n"
+        + textwrap.indent(textwrap.dedent(targets), "  "),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -66,12 +69,24 @@ def write_manifest(zip_path: Path, arch: str, version: ReleaseVersion = V) -> Pa
     data = zip_path.read_bytes()
     digest = hashlib.sha256(data)
     manifest = BuildManifest(
-        layer_name="BuiltName", canonical="aws-layer:python", version=version.text,
-        architecture=arch, compatible_runtimes=("python3.12",), description="built",
-        license="MIT", zip_file=zip_path.name, sha256=digest.hexdigest(),
-        code_sha256=base64.b64encode(digest.digest()).decode(), zip_size=len(data),
-        unzipped_size=6, file_count=1, sdk_name="sentry-sdk", sdk_version=version.text,
-        extension=None, source_date_epoch=315532800)
+        layer_name="BuiltName",
+        canonical="aws-layer:python",
+        version=version.text,
+        architecture=arch,
+        compatible_runtimes=("python3.12",),
+        description="built",
+        license="MIT",
+        zip_file=zip_path.name,
+        sha256=digest.hexdigest(),
+        code_sha256=base64.b64encode(digest.digest()).decode(),
+        zip_size=len(data),
+        unzipped_size=6,
+        file_count=1,
+        sdk_name="sentry-sdk",
+        sdk_version=version.text,
+        extension=None,
+        source_date_epoch=315532800,
+    )
     path = zip_path.with_name(zip_path.name + ".json")
     path.write_text(manifest.to_json(), encoding="utf-8")
     return path
@@ -87,8 +102,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def test_example_configs_parse() -> None:
-    for name, canonical in (("craft-python.yml", "aws-layer:python"),
-                            ("craft-node.yml", "aws-layer:node")):
+    for name, canonical in (
+        ("craft-python.yml", "aws-layer:python"),
+        ("craft-node.yml", "aws-layer:node"),
+    ):
         targets = craft.load_craft_config(REPO / "configs" / name)
         assert [t.id for t in targets] == ["x86_64", "arm64"]
         canonicals = {craft.CANONICAL_PREFIX + rt.name for t in targets for rt in t.runtimes}
@@ -96,51 +113,80 @@ def test_example_configs_parse() -> None:
         assert [t.architectures for t in targets] == [("x86_64",), ("arm64",)]
 
 
-@pytest.mark.parametrize(("template", "expected"), [
-    ("SentryNodeServerlessSDKv{{{major}}}", "SentryNodeServerlessSDKv10"),
-    ("L{{{major}}}_{{{minor}}}_{{{patch}}}", "L10_2_3"),
-    ("L{{ major }}-{{minor}}", "L10-2"),  # mustache's double braces mean the same here
-    ("Plain", "Plain"),
-])
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("SentryNodeServerlessSDKv{{{major}}}", "SentryNodeServerlessSDKv10"),
+        ("L{{{major}}}_{{{minor}}}_{{{patch}}}", "L10_2_3"),
+        ("L{{ major }}-{{minor}}", "L10-2"),  # mustache's double braces mean the same here
+        ("Plain", "Plain"),
+    ],
+)
 def test_layer_name_template(tmp_path: Path, template: str, expected: str) -> None:
     (target,) = craft.load_craft_config(python_config(tmp_path, template))
     assert target.layer_name.render(V) == expected
 
 
-@pytest.mark.parametrize(("layer_name", "message"), [
-    ("L{{{majr}}}",
-     "targets[1].layerName: unknown template variable 'majr'; did you mean 'major'?"),
-    ("L{{{version}}}", "targets[1].layerName: renders to 'L10.20.30'"),
-    ("L{{{major}}", "targets[1].layerName: 'L{{{major}}': unbalanced braces"),
-    ("L{% if x %}", "targets[1].layerName: 'L{% if x %}': unbalanced braces"),
-])
+@pytest.mark.parametrize(
+    ("layer_name", "message"),
+    [
+        (
+            "L{{{majr}}}",
+            "targets[1].layerName: unknown template variable 'majr'; did you mean 'major'?",
+        ),
+        ("L{{{version}}}", "targets[1].layerName: renders to 'L10.20.30'"),
+        ("L{{{major}}", "targets[1].layerName: 'L{{{major}}': unbalanced braces"),
+        ("L{% if x %}", "targets[1].layerName: 'L{% if x %}': unbalanced braces"),
+    ],
+)
 def test_layer_name_errors(tmp_path: Path, layer_name: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         craft.load_craft_config(python_config(tmp_path, layer_name))
     assert message in str(exc.value)
 
 
-@pytest.mark.parametrize(("targets", "message"), [
-    (PYTHON_TARGET.format(layer_name="L").replace("layerName", "layerNmae"),
-     "targets[1].layerNmae: unknown key; did you mean 'layerName'?"),
-    (PYTHON_TARGET.format(layer_name="L").replace("  license: MIT\n", ""),
-     "targets[1].license: missing required key"),
-    (PYTHON_TARGET.format(layer_name="L").replace("/^layer-.*\\.zip$/", "layer.zip"),
-     "targets[1].includeNames: 'layer.zip' is not a /regex/"),
-    (PYTHON_TARGET.format(layer_name="L").replace("/^layer-.*\\.zip$/", "/a(/"),
-     "targets[1].includeNames: '/a(/' is not a valid regex"),
-    (PYTHON_TARGET.format(layer_name="L").replace("python3.13", "python3.99"),
-     "compatibleRuntimes[0].versions[1]: unknown Lambda runtime 'python3.99'"),
-    (PYTHON_TARGET.format(layer_name="L").replace("python3.13", "nodejs22.x"),
-     "compatibleRuntimes[0].versions: layer-builder publishes Python or Node.js layers"),
-    (PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [x86_64, arm64]\n",
-     "targets[1].compatibleArchitectures: lists x86_64, arm64 for one artifact"),
-    (PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [amd64]\n",
-     "compatibleArchitectures[0]: 'amd64' is not one of x86_64, arm64"),
-    (PYTHON_TARGET.format(layer_name="L") + "  linkPrereleases: 'yes'\n",
-     "targets[1].linkPrereleases: expected true or false"),
-    ("- name: pypi\n", "targets: no target with name: aws-lambda-layer"),
-])
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("layerName", "layerNmae"),
+            "targets[1].layerNmae: unknown key; did you mean 'layerName'?",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("  license: MIT\n", ""),
+            "targets[1].license: missing required key",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("/^layer-.*\\.zip$/", "layer.zip"),
+            "targets[1].includeNames: 'layer.zip' is not a /regex/",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("/^layer-.*\\.zip$/", "/a(/"),
+            "targets[1].includeNames: '/a(/' is not a valid regex",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("python3.13", "python3.99"),
+            "compatibleRuntimes[0].versions[1]: unknown Lambda runtime 'python3.99'",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L").replace("python3.13", "nodejs22.x"),
+            "compatibleRuntimes[0].versions: layer-builder publishes Python or Node.js layers",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [x86_64, arm64]\n",
+            "targets[1].compatibleArchitectures: lists x86_64, arm64 for one artifact",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [amd64]\n",
+            "compatibleArchitectures[0]: 'amd64' is not one of x86_64, arm64",
+        ),
+        (
+            PYTHON_TARGET.format(layer_name="L") + "  linkPrereleases: 'yes'\n",
+            "targets[1].linkPrereleases: expected true or false",
+        ),
+        ("- name: pypi\n", "targets: no target with name: aws-lambda-layer"),
+    ],
+)
 def test_config_errors(tmp_path: Path, targets: str, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
         craft.load_craft_config(write_config(tmp_path, targets))
@@ -149,8 +195,17 @@ def test_config_errors(tmp_path: Path, targets: str, message: str) -> None:
 
 
 def test_missing_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "craft", "check", "--config", str(tmp_path / "nope.yml"),
-                           "--version", "1.0.0", "--artifacts", str(tmp_path))
+    code, _, err = run_cli(
+        capsys,
+        "craft",
+        "check",
+        "--config",
+        str(tmp_path / "nope.yml"),
+        "--version",
+        "1.0.0",
+        "--artifacts",
+        str(tmp_path),
+    )
     assert code == 2
     assert err.strip() == f"error: {tmp_path / 'nope.yml'}: craft config not found"
 
@@ -167,13 +222,22 @@ def test_include_names_selects_exactly_one(tmp_path: Path) -> None:
     assert craft.find_artifact(target, dist, tmp_path / ".craft.yml") == dist / "layer-1.zip"
 
 
-def test_include_names_none_or_several_is_exit_2(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_include_names_none_or_several_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = python_config(tmp_path)
     dist = tmp_path / "dist"
     make_zip(dist / "other.zip")
-    argv = ["craft", "check", "--config", str(config), "--version", "10.2.3",
-            "--artifacts", str(dist)]
+    argv = [
+        "craft",
+        "check",
+        "--config",
+        str(config),
+        "--version",
+        "10.2.3",
+        "--artifacts",
+        str(dist),
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1
@@ -201,8 +265,10 @@ def test_manifestless_artifact_is_measured(tmp_path: Path) -> None:
 def test_manifestless_extension_for_the_wrong_machine(tmp_path: Path) -> None:
     config = python_config(tmp_path, extra="  compatibleArchitectures: [arm64]\n")
     (target,) = craft.load_craft_config(config)
-    zip_path = make_zip(tmp_path / "dist" / "layer-1.zip", {
-        "python/x.py": b"", "extensions/sentry-lambda-extension": make_elf("x86_64")})
+    zip_path = make_zip(
+        tmp_path / "dist" / "layer-1.zip",
+        {"python/x.py": b"", "extensions/sentry-lambda-extension": make_elf("x86_64")},
+    )
     with pytest.raises(ArtifactError, match="extensions/sentry-lambda-extension"):
         craft.read_artifact(target, zip_path, V)
 
@@ -218,7 +284,8 @@ def test_build_manifest_is_used_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="built for version 10.2.3, not 10.2.4"):
         craft.read_artifact(target, zip_path, ReleaseVersion.parse("10.2.4"))
     (x86_target,) = craft.load_craft_config(
-        python_config(tmp_path, extra="  compatibleArchitectures: [x86_64]\n"))
+        python_config(tmp_path, extra="  compatibleArchitectures: [x86_64]\n")
+    )
     with pytest.raises(ArtifactError, match="arm64 .*compatibleArchitectures says x86_64"):
         craft.read_artifact(x86_target, zip_path, V)
     zip_path.write_bytes(zip_path.read_bytes() + b"changed")  # the zip no longer matches
@@ -226,21 +293,35 @@ def test_build_manifest_is_used_and_checked(tmp_path: Path) -> None:
         craft.read_artifact(target, zip_path, V)
 
 
-def test_architectures_are_grouped_into_one_release(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_architectures_are_grouped_into_one_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dist = tmp_path / "dist"
     for arch in ("x86_64", "arm64"):
-        make_zip(dist / f"sentry-node-10.2.3-{arch}.zip",
-                 {"nodejs/node_modules/x/i.js": arch.encode()})
-    argv = ["craft", "check", "--config", str(REPO / "configs/craft-node.yml"),
-            "--version", "10.2.3", "--artifacts", str(dist), "--json", "-q"]
+        make_zip(
+            dist / f"sentry-node-10.2.3-{arch}.zip", {"nodejs/node_modules/x/i.js": arch.encode()}
+        )
+    argv = [
+        "craft",
+        "check",
+        "--config",
+        str(REPO / "configs/craft-node.yml"),
+        "--version",
+        "10.2.3",
+        "--artifacts",
+        str(dist),
+        "--json",
+        "-q",
+    ]
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     (release,) = json.loads(out)["releases"]
     assert release["canonical"] == "aws-layer:node" and release["runtime_dir"] == "node"
     assert release["compatible_runtimes"] == ["nodejs22.x", "nodejs24.x"]
     assert [(layer["architecture"], layer["layer_name"]) for layer in release["layers"]] == [
-        ("x86_64", "SentryNodeServerlessSDKv10"), ("arm64", "SentryNodeServerlessSDKv10-arm64")]
+        ("x86_64", "SentryNodeServerlessSDKv10"),
+        ("arm64", "SentryNodeServerlessSDKv10-arm64"),
+    ]
 
     code, out, _ = run_cli(capsys, *argv, "--target", "arm64")
     layers = json.loads(out)["releases"][0]["layers"]
@@ -248,8 +329,9 @@ def test_architectures_are_grouped_into_one_release(tmp_path: Path,
 
 
 def test_same_architecture_twice_is_refused(tmp_path: Path) -> None:
-    targets = (PYTHON_TARGET.format(layer_name="A").replace("^layer-", "^layer-a")
-               + PYTHON_TARGET.format(layer_name="B").replace("^layer-", "^layer-b"))
+    targets = PYTHON_TARGET.format(layer_name="A").replace(
+        "^layer-", "^layer-a"
+    ) + PYTHON_TARGET.format(layer_name="B").replace("^layer-", "^layer-b")
     config = write_config(tmp_path, targets)
     make_zip(tmp_path / "dist" / "layer-a.zip")
     make_zip(tmp_path / "dist" / "layer-b.zip")
@@ -268,17 +350,33 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, rng: 0.0)
 
 
-def test_publish_end_to_end(tmp_path: Path, aws_env: str, unique_name: str, no_backoff: None,
-                            monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_end_to_end(
+    tmp_path: Path,
+    aws_env: str,
+    unique_name: str,
+    no_backoff: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from faultproxy import FaultProxy, Faults
 
     config = python_config(tmp_path, unique_name + "v{{{major}}}")
     make_zip(tmp_path / "dist" / "layer-10.2.3.zip")
     registry = tmp_path / "registry"
-    argv = ["craft", "publish", "--config", str(config), "--version", "10.2.3",
-            "--artifacts", str(tmp_path / "dist"), "--registry", str(registry),
-            "--regions", "us-east-1,eu-west-1"]
+    argv = [
+        "craft",
+        "publish",
+        "--config",
+        str(config),
+        "--version",
+        "10.2.3",
+        "--artifacts",
+        str(tmp_path / "dist"),
+        "--registry",
+        str(registry),
+        "--regions",
+        "us-east-1,eu-west-1",
+    ]
 
     # A dry run plans with read calls only: nothing published, no registry.
     code, out, err = run_cli(capsys, *argv, "--dry-run", "--json", "-q")
@@ -300,7 +398,9 @@ def test_publish_end_to_end(tmp_path: Path, aws_env: str, unique_name: str, no_b
     assert code == 0, err
     result = json.loads(out)
     assert {(r["region"], r["status"]) for r in result["results"]} == {
-        ("us-east-1", "reused"), ("eu-west-1", "new")}
+        ("us-east-1", "reused"),
+        ("eu-west-1", "new"),
+    }
 
     doc = json.loads((registry / "aws-lambda-layers/python/10.2.3.json").read_text())
     # What craft writes for this target...
@@ -322,13 +422,25 @@ def test_publish_end_to_end(tmp_path: Path, aws_env: str, unique_name: str, no_b
     assert {r["status"] for r in json.loads(out)["results"]} == {"reused"}
 
 
-def test_prerelease_is_skipped_unless_linked(tmp_path: Path, aws_env: str, unique_name: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_prerelease_is_skipped_unless_linked(
+    tmp_path: Path, aws_env: str, unique_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = python_config(tmp_path, unique_name)
     make_zip(tmp_path / "dist" / "layer-1.zip")
-    argv = ["craft", "publish", "--config", str(config), "--version", "11.0.0-beta.1",
-            "--artifacts", str(tmp_path / "dist"), "--registry", str(tmp_path / "registry"),
-            "--regions", "us-east-1"]
+    argv = [
+        "craft",
+        "publish",
+        "--config",
+        str(config),
+        "--version",
+        "11.0.0-beta.1",
+        "--artifacts",
+        str(tmp_path / "dist"),
+        "--registry",
+        str(tmp_path / "registry"),
+        "--regions",
+        "us-east-1",
+    ]
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     assert "prerelease" in out and not (tmp_path / "registry").exists()

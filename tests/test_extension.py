@@ -29,7 +29,7 @@ from layer_builder.errors import (
     ConfigError,
     DownloadError,
 )
-from layer_builder.standin import serve_standin
+from layer_builder.sandbox.standin import serve_standin
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSIONS = REPO / "extensions"
@@ -63,7 +63,9 @@ def template_manifest(tmp_path: Path, server: FakeServer, pins: dict[str, str]) 
         f"    sha256: {sha}   # a comment that stays\n"
         for arch, sha in pins.items()
     )
-    return write_manifest(tmp_path, f"""\
+    return write_manifest(
+        tmp_path,
+        f"""\
 # header comment
 name: sentry-lambda-extension
 version: "1.0.0"
@@ -74,7 +76,8 @@ files:
 {files}install_path: relay/relay
 launcher:
   template: launch.sh.j2
-""")
+""",
+    )
 
 
 # ------------------------------------------------------------------------------ manifests
@@ -128,16 +131,31 @@ files: {x86_64: {file: f, sha256: NOT-PINNED}}
         (BASE.replace("name: ext", "name: ../ext"), "name", "is not a file name"),
         (BASE + "launcher: {template: launch.sh.j2}\n", "install_path", "required with a launcher"),
         (BASE + "install_path: relay/relay\n", "install_path", "only used with a launcher"),
-        (BASE + "install_path: extensions/relay\nlauncher: {template: launch.sh.j2}\n",
-         "install_path", "must be outside extensions/"),
-        (BASE + "install_path: ../relay\nlauncher: {template: launch.sh.j2}\n",
-         "install_path", "relative path inside the layer"),
-        (BASE + "launcher: {template: nope.j2}\ninstall_path: r\n", "launcher.template",
-         "not found"),
-        (BASE + "launcher: {template: launch.sh.j2, vars: {arch: 1}}\ninstall_path: r\n",
-         "launcher.vars.arch", "is set by layer-builder"),
-        (BASE.replace("files: {x86_64: {file: f, sha256: NOT-PINNED}}", "files: {}"),
-         "files", "lists no architecture"),
+        (
+            BASE + "install_path: extensions/relay\nlauncher: {template: launch.sh.j2}\n",
+            "install_path",
+            "must be outside extensions/",
+        ),
+        (
+            BASE + "install_path: ../relay\nlauncher: {template: launch.sh.j2}\n",
+            "install_path",
+            "relative path inside the layer",
+        ),
+        (
+            BASE + "launcher: {template: nope.j2}\ninstall_path: r\n",
+            "launcher.template",
+            "not found",
+        ),
+        (
+            BASE + "launcher: {template: launch.sh.j2, vars: {arch: 1}}\ninstall_path: r\n",
+            "launcher.vars.arch",
+            "is set by layer-builder",
+        ),
+        (
+            BASE.replace("files: {x86_64: {file: f, sha256: NOT-PINNED}}", "files: {}"),
+            "files",
+            "lists no architecture",
+        ),
         (BASE + "allow_http: yes please\n", "allow_http", "true or false"),
     ],
 )
@@ -179,12 +197,20 @@ def test_resolve_through_the_standin(arch: str, tmp_path: Path) -> None:
     assert binary.source is not None and binary.source.is_relative_to(tmp_path)
     assert hashlib.sha256(binary.source.read_bytes()).hexdigest() == manifest.files[arch].sha256
     assert (launcher.path, launcher.mode, launcher.source) == (
-        "extensions/sentry-lambda-extension", 0o755, None)
+        "extensions/sentry-lambda-extension",
+        0o755,
+        None,
+    )
     script = (launcher.content or b"").decode()
     assert script.startswith("#!/bin/sh\n")
     assert "sandbox stand-in (not Relay)" in script
-    for needle in ("exec /opt/relay/relay run", "--mode=proxy", "--shutdown-timeout=2",
-                   '--aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"', '--upstream-dsn="$SENTRY_DSN"'):
+    for needle in (
+        "exec /opt/relay/relay run",
+        "--mode=proxy",
+        "--shutdown-timeout=2",
+        '--aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"',
+        '--upstream-dsn="$SENTRY_DSN"',
+    ):
         assert needle in script
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
     info = resolved.info
@@ -197,7 +223,7 @@ def test_resolve_through_the_standin(arch: str, tmp_path: Path) -> None:
 def test_relay_launcher_renders_for_relay() -> None:
     script = render_launcher(load_manifest(EXTENSIONS / "relay.yml"), "x86_64").decode()
     assert "stand-in" not in script and "sentry-lambda-extension 25." in script
-    assert "exec /opt/relay/relay run" in script and "--upstream=\"https://sentry.io/\"" in script
+    assert "exec /opt/relay/relay run" in script and '--upstream="https://sentry.io/"' in script
 
 
 def test_resolve_by_url_template(server: FakeServer, tmp_path: Path) -> None:
@@ -241,7 +267,8 @@ files:
     resolved = resolve_extension(manifest, "x86_64", cache_dir=tmp_path)
     # No launcher: the binary itself is the extension.
     assert [(f.path, f.mode) for f in resolved.files] == [
-        ("extensions/sentry-lambda-extension", 0o755)]
+        ("extensions/sentry-lambda-extension", 0o755)
+    ]
     listed = r"lists no file 'relay-Linux-aarch64' \(files: relay-Linux-x86_64\)"
     with pytest.raises(DownloadError, match=listed):
         resolve_extension(manifest, "arm64", cache_dir=tmp_path)
@@ -268,7 +295,9 @@ def test_extension_file_args(tmp_path: Path) -> None:
     arm = write_elf(tmp_path / "relay-arm", "arm64")
     both = ("x86_64", "arm64")
     assert parse_extension_file_args([str(x86), f"aarch64={arm}"], both) == {
-        "x86_64": x86, "arm64": arm}
+        "x86_64": x86,
+        "arm64": arm,
+    }
     assert parse_extension_file_args([f"x86_64={x86}"], both) == {"x86_64": x86}
     # Explicit ARCH= wins over the header; resolve_extension then refuses the mismatch.
     assert parse_extension_file_args([f"arm64={x86}"], both) == {"arm64": x86}
@@ -288,8 +317,13 @@ def test_extension_file_args(tmp_path: Path) -> None:
 def test_extension_file_arg_errors(tmp_path: Path, value: str, message: str) -> None:
     script = tmp_path / "script"
     script.write_bytes(NOT_ELF)
-    paths = {"x86": write_elf(tmp_path / "x", "x86_64"), "arm": write_elf(tmp_path / "a", "arm64"),
-             "i386": write_elf(tmp_path / "i", "i386", bits=32), "script": script, "dir": tmp_path}
+    paths = {
+        "x86": write_elf(tmp_path / "x", "x86_64"),
+        "arm": write_elf(tmp_path / "a", "arm64"),
+        "i386": write_elf(tmp_path / "i", "i386", bits=32),
+        "script": script,
+        "dir": tmp_path,
+    }
     value = value.format(**paths)
     with pytest.raises(ArgumentError) as exc:
         parse_extension_file_args([value], ("x86_64",))
@@ -323,9 +357,15 @@ def test_pin_rewrites_version_and_pins(server: FakeServer, tmp_path: Path) -> No
 
 def test_pin_latest_from_registry_and_cross_check(server: FakeServer, tmp_path: Path) -> None:
     server.route("/bin", Reply(body=ELF["x86_64"]))
-    doc = {"version": "3.0.0",
-           "files": {"relay-Linux-x86_64": {"url": server.base + "/bin",
-                                            "checksums": {"sha256-hex": SHA["x86_64"]}}}}
+    doc = {
+        "version": "3.0.0",
+        "files": {
+            "relay-Linux-x86_64": {
+                "url": server.base + "/bin",
+                "checksums": {"sha256-hex": SHA["x86_64"]},
+            }
+        },
+    }
     server.route("/apps/relay/latest", Reply(body=json.dumps(doc).encode()))
     server.route("/apps/relay/3.0.0", Reply(body=json.dumps(doc).encode()))
     text = f"""\
@@ -362,20 +402,32 @@ def test_pin_refuses_wrong_arch_and_leaves_manifest(server: FakeServer, tmp_path
 
 def extensions_api(server: FakeServer) -> str:
     """Script a Lambda Extensions API: register, one INVOKE, then SHUTDOWN."""
-    server.route("/2020-01-01/extension/register", Reply(
-        200, b'{"functionName":"f","functionVersion":"$LATEST","handler":"h"}',
-        {"Lambda-Extension-Identifier": "ext-id-42", "Content-Type": "application/json"}))
-    server.route("/2020-01-01/extension/event/next",
-                 Reply(body=b'{"eventType":"INVOKE","requestId":"r1","deadlineMs":1}'),
-                 Reply(body=b'{"eventType":"SHUTDOWN","shutdownReason":"spindown"}'))
+    server.route(
+        "/2020-01-01/extension/register",
+        Reply(
+            200,
+            b'{"functionName":"f","functionVersion":"$LATEST","handler":"h"}',
+            {"Lambda-Extension-Identifier": "ext-id-42", "Content-Type": "application/json"},
+        ),
+    )
+    server.route(
+        "/2020-01-01/extension/event/next",
+        Reply(body=b'{"eventType":"INVOKE","requestId":"r1","deadlineMs":1}'),
+        Reply(body=b'{"eventType":"SHUTDOWN","shutdownReason":"spindown"}'),
+    )
     return server.base.removeprefix("http://")
 
 
 @needs_x86_64
 def test_standin_speaks_the_extensions_api(server: FakeServer) -> None:
     api = extensions_api(server)
-    proc = subprocess.run([str(STANDIN_X86), "run", "--mode=proxy"], capture_output=True,
-                          text=True, timeout=10, env={"AWS_LAMBDA_RUNTIME_API": api})
+    proc = subprocess.run(
+        [str(STANDIN_X86), "run", "--mode=proxy"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"AWS_LAMBDA_RUNTIME_API": api},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "layer-builder SANDBOX STAND-IN for sentry-lambda-extension (not Relay)" in proc.stdout
     assert "SHUTDOWN received" in proc.stdout
@@ -391,8 +443,13 @@ def test_standin_speaks_the_extensions_api(server: FakeServer) -> None:
 def test_standin_fails_when_registration_fails(server: FakeServer) -> None:
     server.route("/2020-01-01/extension/register", Reply(403, b"{}"))
     api = server.base.removeprefix("http://")
-    proc = subprocess.run([str(STANDIN_X86)], capture_output=True, text=True, timeout=10,
-                          env={"AWS_LAMBDA_RUNTIME_API": api})
+    proc = subprocess.run(
+        [str(STANDIN_X86)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"AWS_LAMBDA_RUNTIME_API": api},
+    )
     assert proc.returncode == 1 and "register failed with HTTP 403" in proc.stderr
     proc = subprocess.run([str(STANDIN_X86)], capture_output=True, text=True, timeout=10, env={})
     assert proc.returncode == 1 and "AWS_LAMBDA_RUNTIME_API is unset" in proc.stderr
@@ -412,6 +469,8 @@ def test_launcher_starts_the_binary(server: FakeServer, tmp_path: Path, dsn: str
     proc = subprocess.run([str(launcher)], capture_output=True, text=True, timeout=10, env=env)
     assert proc.returncode == 0, proc.stderr
     upstream = f"--upstream-dsn={dsn}" if dsn else "--upstream=https://sentry.io/"
-    expected = (f"{STANDIN_X86} run --mode=proxy --shutdown-timeout=2 "
-                f"--aws-runtime-api={env['AWS_LAMBDA_RUNTIME_API']} {upstream}")
+    expected = (
+        f"{STANDIN_X86} run --mode=proxy --shutdown-timeout=2 "
+        f"--aws-runtime-api={env['AWS_LAMBDA_RUNTIME_API']} {upstream}"
+    )
     assert expected in proc.stdout

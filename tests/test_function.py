@@ -24,12 +24,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from layer_builder import cli, instrumentation
-from layer_builder.consumer import FunctionInstrumenter
+from layer_builder import cli
+from layer_builder.consumer import instrumentation
+from layer_builder.consumer.instrumenter import FunctionInstrumenter
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
-from layer_builder.registry import write_release
-from layer_builder.registry_client import ArchitectureLayer, LayerRelease
+from layer_builder.registry.reader import ArchitectureLayer, LayerRelease
+from layer_builder.registry.writer import write_release
 
 ACCOUNT = "123456789012"  # moto's
 REGION = "us-east-1"
@@ -54,8 +55,11 @@ def lam(aws_env: str) -> Callable[[str], Any]:
 def role(aws_env: str) -> str:
     iam = boto3.client("iam", region_name=REGION)
     name = f"lb-fn-{uuid.uuid4().hex[:8]}"
-    trust = {"Effect": "Allow", "Action": "sts:AssumeRole",
-             "Principal": {"Service": "lambda.amazonaws.com"}}
+    trust = {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+    }
     doc = json.dumps({"Version": "2012-10-17", "Statement": [trust]})
     return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc)["Role"]["Arn"])
 
@@ -69,33 +73,61 @@ class World:
 
     def layer(self, name: str, region: str = REGION, arch: str = "x86_64") -> str:
         out = self.lam(region).publish_layer_version(
-            LayerName=name, Content={"ZipFile": _zip(name)}, CompatibleArchitectures=[arch])
+            LayerName=name, Content={"ZipFile": _zip(name)}, CompatibleArchitectures=[arch]
+        )
         return str(out["LayerVersionArn"])
 
-    def release(self, version: str, layers: dict[str, list[str]], *,
-                canonical: str = "aws-layer:python", runtime_dir: str = "python") -> None:
+    def release(
+        self,
+        version: str,
+        layers: dict[str, list[str]],
+        *,
+        canonical: str = "aws-layer:python",
+        runtime_dir: str = "python",
+    ) -> None:
         """Record ``{architecture: [layer version ARN, ...]}`` as release ``version``."""
         published = []
         for arch, arns in layers.items():
             regions = tuple(sorted((a.split(":")[3], int(a.split(":")[-1]), a) for a in arns))
             sha = base64.b64encode(hashlib.sha256(arns[0].encode()).digest()).decode()
             published.append(PublishedLayer(arch, arns[0].split(":")[-2], sha, regions))
-        write_release(self.root, Registration(
-            runtime_dir=runtime_dir, canonical=canonical, version=ReleaseVersion.parse(version),
-            sdk_version=version, account_number=ACCOUNT, compatible_runtimes=("python3.12",),
-            layers=tuple(published)))
+        write_release(
+            self.root,
+            Registration(
+                runtime_dir=runtime_dir,
+                canonical=canonical,
+                version=ReleaseVersion.parse(version),
+                sdk_version=version,
+                account_number=ACCOUNT,
+                compatible_runtimes=("python3.12",),
+                layers=tuple(published),
+            ),
+        )
 
-    def function(self, *, runtime: str = "python3.12", handler: str = "app.handler",
-                 env: dict[str, str] | None = None, layers: list[str] | None = None,
-                 arch: str = "x86_64", region: str = REGION) -> str:
+    def function(
+        self,
+        *,
+        runtime: str = "python3.12",
+        handler: str = "app.handler",
+        env: dict[str, str] | None = None,
+        layers: list[str] | None = None,
+        arch: str = "x86_64",
+        region: str = REGION,
+    ) -> str:
         name = f"fn-{uuid.uuid4().hex[:10]}"
         kwargs: dict[str, Any] = {}
         if env is not None:
             kwargs["Environment"] = {"Variables": env}
         self.lam(region).create_function(
-            FunctionName=name, Runtime=runtime, Role=self.role, Handler=handler,
-            Code={"ZipFile": _zip("def handler(e, c): return 1\n")}, Layers=layers or [],
-            Architectures=[arch], **kwargs)
+            FunctionName=name,
+            Runtime=runtime,
+            Role=self.role,
+            Handler=handler,
+            Code={"ZipFile": _zip("def handler(e, c): return 1\n")},
+            Layers=layers or [],
+            Architectures=[arch],
+            **kwargs,
+        )
         return name
 
     def config(self, name: str, region: str = REGION) -> tuple[str, dict[str, str], list[str]]:
@@ -174,16 +206,18 @@ def test_enable_twice_keeps_original_handler(world: World, capsys: Any) -> None:
     fn = world.function(handler="app.handler", env={"A": "1"})
     before = world.config(fn)
     assert run(capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN))[0] == 0
-    code, out, _ = run(capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN,
-                                       "--traces-sample-rate", "0.25"))
+    code, out, _ = run(
+        capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN, "--traces-sample-rate", "0.25")
+    )
     # The restore record already holds the rate from before the first enable.
     assert code == 0 and out["env_changed"] == ["SENTRY_TRACES_SAMPLE_RATE"]
     handler, env, layers = world.config(fn)
     assert handler == WRAPPER and env["SENTRY_INITIAL_HANDLER"] == "app.handler"
     assert env["SENTRY_TRACES_SAMPLE_RATE"] == "0.25" and layers == [ours]
     # Same again: nothing to change.
-    code, out, _ = run(capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN,
-                                       "--traces-sample-rate", "0.25"))
+    code, out, _ = run(
+        capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN, "--traces-sample-rate", "0.25")
+    )
     assert code == 0 and out["changed"] is False
     assert run(capsys, *fn_cmd(world, "disable", fn))[0] == 0
     assert world.config(fn) == before
@@ -193,8 +227,11 @@ def test_node_keeps_other_node_options(world: World, capsys: Any) -> None:
     ours = world.layer(f"SentryNode{world.uid}")
     world.release("8.0.0", {"x86_64": [ours]}, canonical="aws-layer:node", runtime_dir="node")
     options = "--enable-source-maps  --max-old-space-size=256"
-    fn = world.function(runtime="nodejs22.x", handler="index.handler",
-                        env={"NODE_OPTIONS": options, "SENTRY_DSN": "https://old@x.io/1"})
+    fn = world.function(
+        runtime="nodejs22.x",
+        handler="index.handler",
+        env={"NODE_OPTIONS": options, "SENTRY_DSN": "https://old@x.io/1"},
+    )
     before = world.config(fn)
     code, out, err = run(capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN))
     assert code == 0, err
@@ -312,9 +349,15 @@ class FakeLambda:
         self.failures = failures  # error codes raised by the next updates
         self.statuses = statuses  # LastUpdateStatus of the next reads ("Successful" after)
         self.cfg: dict[str, Any] = {
-            "FunctionName": "fn", "FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
-            "Runtime": "python3.12", "Handler": "app.handler", "Architectures": ["x86_64"],
-            "Layers": [], "Environment": {"Variables": {"KEEP": "1"}}, "RevisionId": "r1"}
+            "FunctionName": "fn",
+            "FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
+            "Runtime": "python3.12",
+            "Handler": "app.handler",
+            "Architectures": ["x86_64"],
+            "Layers": [],
+            "Environment": {"Variables": {"KEEP": "1"}},
+            "RevisionId": "r1",
+        }
         self.updates: list[dict[str, Any]] = []
 
     def get_function_configuration(self, **kwargs: Any) -> dict[str, Any]:
@@ -324,8 +367,9 @@ class FakeLambda:
     def update_function_configuration(self, **kwargs: Any) -> dict[str, Any]:
         if self.failures:
             code = self.failures.pop(0)
-            raise ClientError({"Error": {"Code": code, "Message": "busy"}},
-                              "UpdateFunctionConfiguration")
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "busy"}}, "UpdateFunctionConfiguration"
+            )
         self.updates.append(kwargs)
         if "Layers" in kwargs:
             self.cfg["Layers"] = [{"Arn": a} for a in kwargs["Layers"]]
@@ -346,14 +390,21 @@ class FakeRegistry:
 
 
 def _tool(fake: FakeLambda, sleeps: list[float], **kw: Any) -> FunctionInstrumenter:
-    return FunctionInstrumenter(FakeRegistry(), lambda_client=lambda region: fake,
-                                default_region=REGION, sleep=sleeps.append,
-                                clock=lambda: float(len(sleeps)), **kw)
+    return FunctionInstrumenter(
+        FakeRegistry(),
+        lambda_client=lambda region: fake,
+        default_region=REGION,
+        sleep=sleeps.append,
+        clock=lambda: float(len(sleeps)),
+        **kw,
+    )
 
 
 def test_resource_conflict_is_retried_with_backoff() -> None:
-    fake = FakeLambda(["ResourceConflictException", "ResourceConflictException",
-                       "PreconditionFailedException"], ["InProgress"])
+    fake = FakeLambda(
+        ["ResourceConflictException", "ResourceConflictException", "PreconditionFailedException"],
+        ["InProgress"],
+    )
     sleeps: list[float] = []
     result = _tool(fake, sleeps).enable("fn", dsn=DSN)
     # One wait for the update already in progress, then 1, 2, 4 seconds of backoff.
@@ -418,11 +469,17 @@ def test_node_major_upgrade_replaces_the_old_layer_and_module() -> None:
     old_layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:SentryNodeServerlessSDK:40"
     mine = f"arn:aws:lambda:{REGION}:999999999999:layer:Mine:1"
     legacy = "-r @sentry/serverless/dist/awslambda-auto --x"
-    fake.cfg.update(Runtime="nodejs22.x", Handler="index.handler",
-                    Layers=[{"Arn": old_layer}, {"Arn": mine}],
-                    Environment={"Variables": {"NODE_OPTIONS": legacy}})
-    tool = FunctionInstrumenter(FakeRegistry(name="SentryNodeServerlessSDKv8"),
-                                lambda_client=lambda r: fake, default_region=REGION)
+    fake.cfg.update(
+        Runtime="nodejs22.x",
+        Handler="index.handler",
+        Layers=[{"Arn": old_layer}, {"Arn": mine}],
+        Environment={"Variables": {"NODE_OPTIONS": legacy}},
+    )
+    tool = FunctionInstrumenter(
+        FakeRegistry(name="SentryNodeServerlessSDKv8"),
+        lambda_client=lambda r: fake,
+        default_region=REGION,
+    )
     assert tool.status("fn").out_of_date is True  # v7's layer is ours, under its old name
     tool.enable("fn", dsn=DSN)
     new_layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:SentryNodeServerlessSDKv8:7"

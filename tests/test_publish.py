@@ -19,8 +19,8 @@ import pytest
 from conftest import FAKE_ACCOUNT, ConfigFactory, write_layer
 from faultproxy import FaultProxy, Faults
 
-from layer_builder import aws_facts
-from layer_builder.aws import Aws, AwsCallError, LayerVersionRef, translate
+from layer_builder.aws import facts as aws_facts
+from layer_builder.aws.clients import Aws, AwsCallError, LayerVersionRef, translate
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError, CredentialsError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
@@ -604,7 +604,7 @@ def test_translate_classifies_botocore_errors() -> None:
     # botocore may resend PublishLayerVersion only when the first request cannot have landed.
     from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-    from layer_builder.aws import _no_blind_retry
+    from layer_builder.aws.clients import _no_blind_retry
 
     class Http:
         def __init__(self, status_code: int) -> None:

@@ -9,11 +9,11 @@ import pytest
 from conftest import FAKE_ACCOUNT
 from faultproxy import FaultProxy, Faults
 
-from layer_builder.aws import Aws, RetrySettings
-from layer_builder.aws_facts import partition_of_region
+from layer_builder.aws.clients import Aws, RetrySettings
+from layer_builder.aws.facts import partition_of_region
 from layer_builder.errors import ArgumentError, CredentialsError
 from layer_builder.publish import check_credentials, parse_regions_arg, resolve_regions
-from layer_builder.sandbox import SANDBOX_ACCOUNT, sandbox_aws
+from layer_builder.sandbox.emulator import SANDBOX_ACCOUNT, sandbox_aws
 
 
 def _moto_regions(region: str = "us-east-1") -> dict[str, str]:

@@ -14,8 +14,8 @@ import pytest
 
 from layer_builder.errors import RegistryError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
-from layer_builder.registry import SchemaViolation, write_release
-from layer_builder.registry_client import RegistryClient, schema_error
+from layer_builder.registry.reader import RegistryClient, schema_error
+from layer_builder.registry.writer import SchemaViolation, write_release
 
 ACCOUNT = "943013980633"
 NAMES = {"x86_64": "SentryPythonServerlessSDK", "arm64": "SentryPythonServerlessSDKArm64"}
@@ -199,7 +199,7 @@ def test_rerun_of_the_same_version_merges_regions(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     write(tmp_path, registration("2.75.0", [("us-east-1", 12), ("eu-west-1", 9)]))
-    with caplog.at_level(logging.WARNING, logger="layer_builder.registry"):
+    with caplog.at_level(logging.WARNING, logger="layer_builder.registry.writer"):
         # eu-west-1 failed halfway last time and was published again; ap-south-1 is new.
         result = write(
             tmp_path,

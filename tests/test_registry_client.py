@@ -17,8 +17,8 @@ import pytest
 
 from layer_builder.errors import RegistryError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
-from layer_builder.registry import write_release
-from layer_builder.registry_client import LayerRelease, RegistryClient
+from layer_builder.registry.reader import LayerRelease, RegistryClient
+from layer_builder.registry.writer import write_release
 
 ACCOUNT = "943013980633"
 X86 = "SentryPythonServerlessSDK"

@@ -59,8 +59,13 @@ def actionlint() -> str | None:
 
 
 def run_actionlint(exe: str, paths: list[Path]) -> list[dict[str, Any]]:
-    proc = subprocess.run([exe, "-format", "{{json .}}", *map(str, paths)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [exe, "-format", "{{json .}}", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     # 0: no problem, 1: problems found (listed on stdout); anything else: it could not run.
     assert proc.returncode in (0, 1), proc.stderr
     findings: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
@@ -80,8 +85,8 @@ def actionlint_exe() -> str:
 def test_actionlint_finds_nothing(actionlint_exe: str) -> None:
     findings = run_actionlint(actionlint_exe, [WORKFLOWS / f for f in FILES])
     assert not findings, "\n".join(
-        f"{f['filepath']}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]"
-        for f in findings)
+        f"{f['filepath']}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in findings
+    )
 
 
 def test_actionlint_checks_action_inputs_too(actionlint_exe: str, tmp_path: Path) -> None:
@@ -98,8 +103,10 @@ def test_actionlint_checks_action_inputs_too(actionlint_exe: str, tmp_path: Path
 
 def test_actionlint_reports_a_broken_workflow(actionlint_exe: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nothere\n"
-                   "    steps:\n      - run: echo hi\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nothere\n"
+        "    steps:\n      - run: echo hi\n"
+    )
     assert any(f["kind"] == "job-needs" for f in run_actionlint(actionlint_exe, [bad]))
 
 
@@ -186,13 +193,20 @@ def invocations(name: str) -> list[Invocation]:
         for n, step in enumerate(job.get("steps", [])):
             if "run" not in step:
                 continue
-            env = {k: str(v) for scope in (doc.get("env"), job.get("env"), step.get("env"))
-                   if scope for k, v in scope.items()}
+            env = {
+                k: str(v)
+                for scope in (doc.get("env"), job.get("env"), step.get("env"))
+                if scope
+                for k, v in scope.items()
+            }
             sub = _Substituter(env)
             for words, redirect in _commands(step["run"], sub):
                 argv = tuple(sub.variables(w) for w in words)
-                found.append(Invocation(name, job_id, str(step.get("name", n)), argv, redirect,
-                                        tuple(sub.problems)))
+                found.append(
+                    Invocation(
+                        name, job_id, str(step.get("name", n)), argv, redirect, tuple(sub.problems)
+                    )
+                )
     return found
 
 
@@ -202,8 +216,10 @@ ALL = [inv for name in FILES for inv in invocations(name)]
 def test_the_expected_commands_are_found() -> None:
     # Guards the extraction itself: a step that stops matching would silently drop out.
     commands = {name: [inv.argv[0] for inv in ALL if inv.workflow == name] for name in FILES}
-    assert commands == {"ci.yml": ["release", "release", "registry", "craft"],
-                        "release.yml": ["build", "build", "verify", "publish"]}
+    assert commands == {
+        "ci.yml": ["release", "release", "registry", "craft"],
+        "release.yml": ["build", "build", "verify", "publish"],
+    }
 
 
 @pytest.mark.parametrize("inv", ALL, ids=str)
@@ -227,8 +243,11 @@ def test_release_workflow_safety() -> None:
     assert publish["environment"] == "production-release"
     assert publish["concurrency"]["cancel-in-progress"] is False
     assert publish["permissions"]["id-token"] == "write"
-    creds = next(s for s in publish["steps"]
-                 if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"))
+    creds = next(
+        s
+        for s in publish["steps"]
+        if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")
+    )
     assert "role-to-assume" in creds["with"]
     text = (WORKFLOWS / "release.yml").read_text()
     assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
@@ -263,8 +282,12 @@ def _run(inv: Invocation, capsys: pytest.CaptureFixture[str], cwd: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_the_command_lines_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str], aws_env: str) -> None:
+def test_the_command_lines_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    aws_env: str,
+) -> None:
     """CI's sandbox rehearsal as written, then the release workflow's verify and publish
     lines on its zips, against moto (the build lines need the real Relay download)."""
     for rel in ("configs", "extensions", "layer_src"):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.build import sdk
 from layer_builder.build.extension import (
     LayerFile,

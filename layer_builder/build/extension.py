@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from layer_builder.aws_facts import ARCHITECTURES, MACHINE_NAME
+from layer_builder.aws.facts import ARCHITECTURES, MACHINE_NAME
 from layer_builder.download import (
     display_url,
     fetch,
@@ -143,8 +143,11 @@ def load_manifest(path: Path) -> ExtensionManifest:
             raise fail("source", "set either `url` (a template) or `registry`/`app`, not both")
         url_template = _string(source, "url", fail, prefix="source.")
     else:
-        registry = _string(source, "registry", fail, prefix="source.") if "registry" in source \
+        registry = (
+            _string(source, "registry", fail, prefix="source.")
+            if "registry" in source
             else DEFAULT_REGISTRY
+        )
     app = _string(source, "app", fail, prefix="source.") if "app" in source else "relay"
 
     files: dict[str, ArchFile] = {}
@@ -180,18 +183,31 @@ def load_manifest(path: Path) -> ExtensionManifest:
     if install_path is not None:
         install_path = _layer_path(_string(top, "install_path", fail), fail)
         if template is None:
-            raise fail("install_path", f"only used with a launcher; without one the binary "
-                       f"is {EXTENSIONS_DIR}/{name}")
+            raise fail(
+                "install_path",
+                f"only used with a launcher; without one the binary is {EXTENSIONS_DIR}/{name}",
+            )
         if PurePosixPath(install_path).parts[0] == EXTENSIONS_DIR:
-            raise fail("install_path", f"must be outside {EXTENSIONS_DIR}/: Lambda would start "
-                       "the binary there directly, without the launcher's arguments")
+            raise fail(
+                "install_path",
+                f"must be outside {EXTENSIONS_DIR}/: Lambda would start "
+                "the binary there directly, without the launcher's arguments",
+            )
     elif template is not None:
         raise fail("install_path", "required with a launcher (e.g. relay/relay)")
 
     return ExtensionManifest(
-        path=path, name=name, version=version, registry=registry, app=app,
-        url_template=url_template, allow_http=allow_http, files=files,
-        install_path=install_path, launcher_template=template, launcher_vars=launcher_vars,
+        path=path,
+        name=name,
+        version=version,
+        registry=registry,
+        app=app,
+        url_template=url_template,
+        allow_http=allow_http,
+        files=files,
+        install_path=install_path,
+        launcher_template=template,
+        launcher_vars=launcher_vars,
         label=_string(top, "label", fail) if "label" in top else None,
     )
 
@@ -295,7 +311,8 @@ def resolve_extension(
         entry = _arch_entry(manifest, arch)
         if entry.sha256 is None:
             raise ConfigError(
-                str(manifest.path), f"files.{arch}.sha256",
+                str(manifest.path),
+                f"files.{arch}.sha256",
                 f"not pinned; run `layer-builder extension pin {manifest.path}`",
             )
         url = file_url(manifest, arch)
@@ -307,8 +324,9 @@ def resolve_extension(
                 f"expected, re-pin with `layer-builder extension pin {manifest.path}`)"
             ) from None
         check_elf(binary, arch, what=display_url(url))
-        info = ExtensionInfo(manifest.name, manifest.version, entry.sha256,
-                             manifest.label or display_url(url))
+        info = ExtensionInfo(
+            manifest.name, manifest.version, entry.sha256, manifest.label or display_url(url)
+        )
     files = [LayerFile(manifest.binary_path, binary, None, 0o755)]
     if manifest.launcher_template is not None:
         script = render_launcher(manifest, arch)
@@ -370,12 +388,16 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
             if detected is None:
                 what = elf_machine(path)
                 kind = f"an ELF file for {what}" if what else "not an ELF executable"
-                raise ArgumentError(f"{arg}: {kind}; cannot tell its architecture, "
-                                    "write ARCH=PATH (x86_64 or arm64)")
+                raise ArgumentError(
+                    f"{arg}: {kind}; cannot tell its architecture, "
+                    "write ARCH=PATH (x86_64 or arm64)"
+                )
             arch = detected
         if arch not in building:
-            raise ArgumentError(f"{arg}: is for {arch}, which this build does not include "
-                                f"(--arch {' --arch '.join(building)})")
+            raise ArgumentError(
+                f"{arg}: is for {arch}, which this build does not include "
+                f"(--arch {' --arch '.join(building)})"
+            )
         if arch in out:
             raise ArgumentError(f"{arg}: a second file for {arch} (first: {out[arch]})")
         out[arch] = path
@@ -386,7 +408,8 @@ def _arch_entry(manifest: ExtensionManifest, arch: str) -> ArchFile:
     entry = manifest.files.get(arch)
     if entry is None:
         raise ConfigError(
-            str(manifest.path), f"files.{arch}",
+            str(manifest.path),
+            f"files.{arch}",
             f"no {arch} binary is configured; add files.{arch} or pass "
             f"--extension-file {arch}=PATH",
         )
@@ -432,8 +455,10 @@ def pin(
         check_elf(path, arch, what=display_url(url))
         published = _published_sha256(manifest, version, entry.file)
         if published is not None and published != digest:
-            raise ChecksumError(f"{display_url(url)}: sha256 {digest} differs from the "
-                                f"registry's checksum {published}")
+            raise ChecksumError(
+                f"{display_url(url)}: sha256 {digest} differs from the "
+                f"registry's checksum {published}"
+            )
         pins[arch] = digest
     _rewrite_manifest(manifest_path, version, pins)
     log.info("pinned %s %s: %s", manifest.name, version, pins)
@@ -478,8 +503,12 @@ def _rewrite_manifest(path: Path, version: str, pins: Mapping[str, str]) -> None
     if check.get("version") != version or any(
         check["files"][a].get("sha256") != d for a, d in pins.items()
     ):
-        raise ConfigError(str(path), None, "cannot update the pins in place; edit them by hand: "
-                          + ", ".join(f"files.{a}.sha256: {d}" for a, d in pins.items()))
+        raise ConfigError(
+            str(path),
+            None,
+            "cannot update the pins in place; edit them by hand: "
+            + ", ".join(f"files.{a}.sha256: {d}" for a, d in pins.items()),
+        )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)

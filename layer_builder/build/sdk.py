@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layer_builder import aws_facts, proc
+from layer_builder import proc
+from layer_builder.aws import facts as aws_facts
 from layer_builder.config import LayerConfig
 from layer_builder.errors import InstallError
 from layer_builder.model import BundledPackage
@@ -151,9 +152,7 @@ def install_node_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: 
         env={"npm_config_update_notifier": "false"},
     )
     if not (target / "node_modules" / cfg.sdk.package / "package.json").exists():
-        raise InstallError(
-            f"npm install did not produce nodejs/node_modules/{cfg.sdk.package}"
-        )
+        raise InstallError(f"npm install did not produce nodejs/node_modules/{cfg.sdk.package}")
 
 
 def install_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:

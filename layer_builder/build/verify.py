@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.elf import check_elf, read_elf_header
 from layer_builder.errors import ArchitectureError, ArtifactError

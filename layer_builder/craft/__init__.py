@@ -4,7 +4,7 @@ Reads the ``aws-lambda-layer`` targets of a craft config (``.craft.yml``) with c
 (``includeNames``, ``layerName`` with ``{{{major}}}``-style templates, ``compatibleRuntimes``,
 ``compatibleArchitectures``, ``license``, ``linkPrereleases``), picks the one artifact each
 target's ``includeNames`` matches, and publishes it with
-:func:`layer_builder.commands.publish_and_register`. The registry gets what craft writes
+:func:`layer_builder.cli.publish.publish_and_register`. The registry gets what craft writes
 (runtime directory and canonical ``aws-layer:<name>`` from ``compatibleRuntimes[].name``,
 ``sdk_version``, the rendered ``layerName``, per-region versions as strings) plus our fields
 (``compatible_runtimes`` from ``versions``, per-architecture ``layers``). Unlike craft, a
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from layer_builder.cli.output import UI
 from layer_builder.craft.releases import (
     CraftArtifact,
     CraftRelease,
@@ -35,55 +36,106 @@ from layer_builder.craft.targets import (
 )
 from layer_builder.errors import PublishIncomplete
 from layer_builder.model import ReleaseVersion
-from layer_builder.ui import UI
 
 __all__ = [
-    "CANONICAL_PREFIX", "TARGET_NAME", "CraftArtifact", "CraftLayerTarget", "CraftRelease",
-    "CraftRuntime", "add_parser", "find_artifact", "load_craft_config", "plan_releases",
-    "read_artifact", "run", "select_targets",
+    "CANONICAL_PREFIX",
+    "TARGET_NAME",
+    "CraftArtifact",
+    "CraftLayerTarget",
+    "CraftRelease",
+    "CraftRuntime",
+    "add_parser",
+    "find_artifact",
+    "load_craft_config",
+    "plan_releases",
+    "read_artifact",
+    "run",
+    "select_targets",
 ]
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``layer-builder craft publish|check``."""
     craft = sub.add_parser(
-        "craft", help="craft's aws-lambda-layer target (reads .craft.yml)",
+        "craft",
+        help="craft's aws-lambda-layer target (reads .craft.yml)",
         description="Publish layers as craft's aws-lambda-layer target does, from the same "
-                    ".craft.yml, but with exit code 3 and resume for failed regions.")
-    commands = craft.add_subparsers(dest="craft_command", metavar="SUBCOMMAND",
-                                    parser_class=type(craft))
+        ".craft.yml, but with exit code 3 and resume for failed regions.",
+    )
+    commands = craft.add_subparsers(
+        dest="craft_command", metavar="SUBCOMMAND", parser_class=type(craft)
+    )
     commands.required = True
     publish = commands.add_parser(
-        "publish", help="publish what the aws-lambda-layer targets select, write the registry",
+        "publish",
+        help="publish what the aws-lambda-layer targets select, write the registry",
         description="Publish the artifact each aws-lambda-layer target of a craft config selects "
-                    "(includeNames) to every region and write the registry as craft would. "
-                    "Failed regions exit 3; running the same command again finishes them.")
+        "(includeNames) to every region and write the registry as craft would. "
+        "Failed regions exit 3; running the same command again finishes them.",
+    )
     check = commands.add_parser(
-        "check", help="validate the craft config and artifacts; no AWS calls",
+        "check",
+        help="validate the craft config and artifacts; no AWS calls",
         description="Check the aws-lambda-layer targets of a craft config and the artifacts "
-                    "they select, and show what `craft publish` would publish. No credentials.")
+        "they select, and show what `craft publish` would publish. No credentials.",
+    )
     for p in (publish, check):
-        p.add_argument("--config", default=".craft.yml", metavar="FILE",
-                       help="craft config (default: .craft.yml)")
-        p.add_argument("--version", dest="release_version", required=True, metavar="V",
-                       help="release version, e.g. 10.2.3 (fills craft's {{{major}}} etc.)")
-        p.add_argument("--artifacts", default="dist", metavar="DIR",
-                       help="directory of artifacts, e.g. what `layer-builder build` wrote "
-                            "(default: dist/)")
-        p.add_argument("--target", default=None, metavar="ID",
-                       help="only the aws-lambda-layer target with this craft id")
+        p.add_argument(
+            "--config",
+            default=".craft.yml",
+            metavar="FILE",
+            help="craft config (default: .craft.yml)",
+        )
+        p.add_argument(
+            "--version",
+            dest="release_version",
+            required=True,
+            metavar="V",
+            help="release version, e.g. 10.2.3 (fills craft's {{{major}}} etc.)",
+        )
+        p.add_argument(
+            "--artifacts",
+            default="dist",
+            metavar="DIR",
+            help="directory of artifacts, e.g. what `layer-builder build` wrote (default: dist/)",
+        )
+        p.add_argument(
+            "--target",
+            default=None,
+            metavar="ID",
+            help="only the aws-lambda-layer target with this craft id",
+        )
         common(p)
-    publish.add_argument("--regions", default="all", metavar="all|R1,R2",
-                         help="'all' enabled regions of the credentials' partition (craft's "
-                              "behaviour, the default) or a comma-separated list")
-    publish.add_argument("--registry", default="registry", metavar="DIR",
-                         help="registry checkout to write into (default: ./registry)")
-    publish.add_argument("--dry-run", action="store_true",
-                         help="show the plan using only read calls; publish nothing")
-    publish.add_argument("--allow-partial", action="store_true",
-                         help="write the registry even if some regions failed (still exit 3)")
-    publish.add_argument("--workers", type=int, default=None, metavar="N",
-                         help="regions x architectures published at once (default: 64)")
+    publish.add_argument(
+        "--regions",
+        default="all",
+        metavar="all|R1,R2",
+        help="'all' enabled regions of the credentials' partition (craft's "
+        "behaviour, the default) or a comma-separated list",
+    )
+    publish.add_argument(
+        "--registry",
+        default="registry",
+        metavar="DIR",
+        help="registry checkout to write into (default: ./registry)",
+    )
+    publish.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan using only read calls; publish nothing",
+    )
+    publish.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write the registry even if some regions failed (still exit 3)",
+    )
+    publish.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="regions x architectures published at once (default: 64)",
+    )
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
@@ -97,25 +149,34 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if args.json:
             ui.emit_json({"releases": [_plan_json(r) for r in releases]})
         return 0
-    from layer_builder.commands import _target, publish_and_register
+    from layer_builder.cli.publish import publish_and_register, resolve_publish_target
 
     pending = []
     for r in releases:
         if version.is_prerelease and not r.config.registry.link_prereleases:
             # craft publishes no layer for a prerelease unless linkPrereleases is set.
-            ui.note(f"{r.config.canonical}: {version.text} is a prerelease and linkPrereleases "
-                    "is off: not published (as craft does)")
+            ui.note(
+                f"{r.config.canonical}: {version.text} is a prerelease and linkPrereleases "
+                "is off: not published (as craft does)"
+            )
         else:
             pending.append(r)
     if not pending:
         return 0
     # Every release resolves regions the same way (all, or --regions): resolve once.
-    target = _target(pending[0].config, args.regions)
+    target = resolve_publish_target(pending[0].config, args.regions)
     failed: list[str] = []
     for r in pending:
         try:
-            publish_and_register(r.config, version, list(r.built), args, ui,
-                                 registry_dir=Path(args.registry), target=target)
+            publish_and_register(
+                r.config,
+                version,
+                list(r.built),
+                args,
+                ui,
+                registry_dir=Path(args.registry),
+                target=target,
+            )
         except PublishIncomplete as exc:
             # Runtimes are independent: publish the others, then name every failure.
             failed.extend(f"{r.config.canonical} {f}" for f in exc.failed)
@@ -125,21 +186,39 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _show_plan(ui: UI, releases: list[CraftRelease], version: ReleaseVersion) -> None:
-    rows = [[r.config.canonical, m.architecture, m.layer_name, a.zip_path.name,
-             "computed from the zip" if a.computed else a.manifest_path.name,
-             ", ".join(m.compatible_runtimes)]
-            for r in releases for a, (_, m) in zip(r.artifacts, r.built, strict=True)]
-    ui.table(f"craft aws-lambda-layer targets, version {version.text}",
-             ["canonical", "arch", "layer", "artifact", "manifest", "runtimes"], rows)
+    rows = [
+        [
+            r.config.canonical,
+            m.architecture,
+            m.layer_name,
+            a.zip_path.name,
+            "computed from the zip" if a.computed else a.manifest_path.name,
+            ", ".join(m.compatible_runtimes),
+        ]
+        for r in releases
+        for a, (_, m) in zip(r.artifacts, r.built, strict=True)
+    ]
+    ui.table(
+        f"craft aws-lambda-layer targets, version {version.text}",
+        ["canonical", "arch", "layer", "artifact", "manifest", "runtimes"],
+        rows,
+    )
 
 
 def _plan_json(r: CraftRelease) -> dict[str, Any]:
     return {
-        "canonical": r.config.canonical, "runtime_dir": r.config.registry.runtime_dir,
+        "canonical": r.config.canonical,
+        "runtime_dir": r.config.registry.runtime_dir,
         "compatible_runtimes": list(r.config.compatible_runtimes),
         "link_prereleases": r.config.registry.link_prereleases,
-        "layers": [{"architecture": m.architecture, "layer_name": m.layer_name,
-                    "artifact": str(a.zip_path), "manifest_computed": a.computed,
-                    "code_sha256": m.code_sha256}
-                   for a, (_, m) in zip(r.artifacts, r.built, strict=True)],
+        "layers": [
+            {
+                "architecture": m.architecture,
+                "layer_name": m.layer_name,
+                "artifact": str(a.zip_path),
+                "manifest_computed": a.computed,
+                "code_sha256": m.code_sha256,
+            }
+            for a, (_, m) in zip(r.artifacts, r.built, strict=True)
+        ],
     }

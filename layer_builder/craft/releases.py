@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.config import LayerConfig, PublishConfig, RegistryConfig, SdkConfig, Template
 from layer_builder.craft.targets import CANONICAL_PREFIX, CraftLayerTarget, CraftRuntime
@@ -43,7 +43,6 @@ class CraftRelease:
     artifacts: tuple[CraftArtifact, ...]
 
 
-
 def find_artifact(target: CraftLayerTarget, directory: Path, config: Path) -> Path:
     """The one file in ``directory`` that ``includeNames`` matches (and ``excludeNames`` not).
 
@@ -53,22 +52,33 @@ def find_artifact(target: CraftLayerTarget, directory: Path, config: Path) -> Pa
         raise ArgumentError(f"--artifacts: {directory} is not a directory")
     files = sorted(p.name for p in directory.iterdir() if p.is_file())
     inc, exc = target.include_names, target.exclude_names
-    found = [n for n in files
-             if not (n.endswith(".json") and n.removesuffix(".json") in files)
-             and (inc is None or inc.search(n)) and not (exc is not None and exc.search(n))]
-    where = (f"{config}: {target.key}.includeNames /{inc.pattern}/" if inc
-             else f"{config}: {target.key} (no includeNames: every file)")
+    found = [
+        n
+        for n in files
+        if not (n.endswith(".json") and n.removesuffix(".json") in files)
+        and (inc is None or inc.search(n))
+        and not (exc is not None and exc.search(n))
+    ]
+    where = (
+        f"{config}: {target.key}.includeNames /{inc.pattern}/"
+        if inc
+        else f"{config}: {target.key} (no includeNames: every file)"
+    )
     if not found:
-        raise ArtifactError(f"{where} matches no artifact in {directory} "
-                            f"(files: {', '.join(files) or 'none'})")
+        raise ArtifactError(
+            f"{where} matches no artifact in {directory} (files: {', '.join(files) or 'none'})"
+        )
     if len(found) > 1:
-        raise ArtifactError(f"{where} matches {len(found)} artifacts in {directory}: "
-                            f"{', '.join(found)}; it must match exactly one")
+        raise ArtifactError(
+            f"{where} matches {len(found)} artifacts in {directory}: "
+            f"{', '.join(found)}; it must match exactly one"
+        )
     return directory / found[0]
 
 
-def read_artifact(target: CraftLayerTarget, zip_path: Path,
-                  version: ReleaseVersion) -> CraftArtifact:
+def read_artifact(
+    target: CraftLayerTarget, zip_path: Path, version: ReleaseVersion
+) -> CraftArtifact:
     """The artifact's build manifest, or one computed from the zip when there is none.
 
     A manifest written by ``layer-builder build`` is checked as ``publish`` checks it (the zip
@@ -85,26 +95,42 @@ def read_artifact(target: CraftLayerTarget, zip_path: Path,
         if target.architectures and target.architectures[0] != m.architecture:
             raise ArtifactError(
                 f"{zip_path}: built for {m.architecture} (per {manifest_path.name}), but "
-                f"{target.key}.compatibleArchitectures says {target.architectures[0]}")
+                f"{target.key}.compatibleArchitectures says {target.architectures[0]}"
+            )
         if m.version != version.text:
-            raise ArtifactError(f"{zip_path}: built for version {m.version}, not "
-                                f"{version.text}; rebuild or pass the matching --version")
+            raise ArtifactError(
+                f"{zip_path}: built for version {m.version}, not "
+                f"{version.text}; rebuild or pass the matching --version"
+            )
         return CraftArtifact(target, zip_path, manifest_path, m, computed=False)
 
     arch = target.architectures[0] if target.architectures else "x86_64"
     z = inspect_zip(zip_path)
     if z.unsafe_names or z.duplicate_names:
-        raise ArtifactError(f"{zip_path}: unsafe or duplicate member names: "
-                            f"{', '.join(z.unsafe_names + z.duplicate_names)}")
+        raise ArtifactError(
+            f"{zip_path}: unsafe or duplicate member names: "
+            f"{', '.join(z.unsafe_names + z.duplicate_names)}"
+        )
     _check_extensions(zip_path, arch)
     m = BuildManifest(
-        layer_name="", canonical="", version=version.text, architecture=arch,
-        compatible_runtimes=(), license="", zip_file=zip_path.name,
+        layer_name="",
+        canonical="",
+        version=version.text,
+        architecture=arch,
+        compatible_runtimes=(),
+        license="",
+        zip_file=zip_path.name,
         # craft's description for every layer version it publishes
         description=f"Sentry AWS Serverless SDK v{version.text}",
-        sha256=z.sha256, code_sha256=z.code_sha256, zip_size=z.zip_size,
-        unzipped_size=z.unzipped_size, file_count=sum(1 for e in z.entries if not e.is_dir),
-        sdk_name="", sdk_version=version.text, extension=None, source_date_epoch=0,
+        sha256=z.sha256,
+        code_sha256=z.code_sha256,
+        zip_size=z.zip_size,
+        unzipped_size=z.unzipped_size,
+        file_count=sum(1 for e in z.entries if not e.is_dir),
+        sdk_name="",
+        sdk_version=version.text,
+        extension=None,
+        source_date_epoch=0,
         needs_s3_upload=z.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
     )
     return CraftArtifact(target, zip_path, manifest_path, m, computed=True)
@@ -123,8 +149,9 @@ def _check_extensions(zip_path: Path, arch: str) -> None:
                 check_elf(head, arch, what=f"{zip_path}:{info.filename}")
 
 
-def plan_releases(targets: Iterable[CraftLayerTarget], artifacts: Path, version: ReleaseVersion,
-                  config: Path) -> list[CraftRelease]:
+def plan_releases(
+    targets: Iterable[CraftLayerTarget], artifacts: Path, version: ReleaseVersion, config: Path
+) -> list[CraftRelease]:
     """Match every target to its artifact and group them by registry runtime.
 
     Targets that share a runtime name (typically one per architecture) become one release,
@@ -138,57 +165,97 @@ def plan_releases(targets: Iterable[CraftLayerTarget], artifacts: Path, version:
     return [_release(config, version, entries) for entries in groups.values()]
 
 
-def _release(config: Path, version: ReleaseVersion,
-             entries: list[tuple[CraftRuntime, CraftArtifact]]) -> CraftRelease:
+def _release(
+    config: Path, version: ReleaseVersion, entries: list[tuple[CraftRuntime, CraftArtifact]]
+) -> CraftRelease:
     runtime, first = entries[0]
     by_arch: dict[str, CraftArtifact] = {}
     for rt, a in entries:
         t, both = a.target, f"{first.target.key} and {a.target.key}"
         if rt.versions != runtime.versions:
-            raise ConfigError(str(config), both, f"runtime {runtime.name!r} has different "
-                              "versions; both targets write the same registry file")
+            raise ConfigError(
+                str(config),
+                both,
+                f"runtime {runtime.name!r} has different "
+                "versions; both targets write the same registry file",
+            )
         if (t.license, t.link_prereleases) != (first.target.license, first.target.link_prereleases):
-            raise ConfigError(str(config), both, f"runtime {runtime.name!r}: license and "
-                              "linkPrereleases must be the same in both targets")
+            raise ConfigError(
+                str(config),
+                both,
+                f"runtime {runtime.name!r}: license and "
+                "linkPrereleases must be the same in both targets",
+            )
         arch = a.manifest.architecture
         if arch in by_arch:
             other = by_arch[arch]
-            raise ConfigError(str(config), f"{other.target.key} and {t.key}",
-                              f"both publish a {arch} artifact for runtime {runtime.name!r} "
-                              f"({other.zip_path.name}, {a.zip_path.name}); give each target "
-                              "its own compatibleArchitectures")
+            raise ConfigError(
+                str(config),
+                f"{other.target.key} and {t.key}",
+                f"both publish a {arch} artifact for runtime {runtime.name!r} "
+                f"({other.zip_path.name}, {a.zip_path.name}); give each target "
+                "its own compatibleArchitectures",
+            )
         by_arch[arch] = a
     archs: tuple[str, ...] = tuple(a for a in aws_facts.ARCHITECTURES if a in by_arch)
     names = {arch: by_arch[arch].target.layer_name.render(version) for arch in archs}
     if len(set(names.values())) != len(names):
-        raise ConfigError(str(config), " and ".join(by_arch[a].target.key for a in archs),
-                          f"layerName renders to {names[archs[0]]!r} for every architecture; "
-                          "each architecture needs its own layer")
+        raise ConfigError(
+            str(config),
+            " and ".join(by_arch[a].target.key for a in archs),
+            f"layerName renders to {names[archs[0]]!r} for every architecture; "
+            "each architecture needs its own layer",
+        )
     cfg = _layer_config(config, runtime, first.target, names)
-    built = tuple((by_arch[a].manifest_path, dataclasses.replace(
-        by_arch[a].manifest, layer_name=names[a], canonical=cfg.canonical,
-        compatible_runtimes=runtime.versions, license=cfg.license)) for a in archs)
+    built = tuple(
+        (
+            by_arch[a].manifest_path,
+            dataclasses.replace(
+                by_arch[a].manifest,
+                layer_name=names[a],
+                canonical=cfg.canonical,
+                compatible_runtimes=runtime.versions,
+                license=cfg.license,
+            ),
+        )
+        for a in archs
+    )
     return CraftRelease(runtime, cfg, built, tuple(by_arch[a] for a in archs))
 
 
-def _layer_config(config: Path, runtime: CraftRuntime, target: CraftLayerTarget,
-                  names: dict[str, str]) -> LayerConfig:
+def _layer_config(
+    config: Path, runtime: CraftRuntime, target: CraftLayerTarget, names: dict[str, str]
+) -> LayerConfig:
     """The LayerConfig the publisher and registry writer need, from craft's keys."""
     # One Jinja2 template that yields each architecture's (already rendered) layer name.
-    source = "".join(f"{{% {'elif' if i else 'if'} arch == '{arch}' %}}{name}"
-                     for i, (arch, name) in enumerate(names.items())) + "{% endif %}"
+    source = (
+        "".join(
+            f"{{% {'elif' if i else 'if'} arch == '{arch}' %}}{name}"
+            for i, (arch, name) in enumerate(names.items())
+        )
+        + "{% endif %}"
+    )
     family = aws_facts.runtime_family(runtime.versions[0])
     assert family is not None  # _check_runtimes refused anything else
     return LayerConfig(
-        path=config, name=Template(source), description=Template("{{ version }}"),
-        license=target.license, canonical=CANONICAL_PREFIX + runtime.name, family=family,
-        compatible_runtimes=runtime.versions, architectures=tuple(names),
+        path=config,
+        name=Template(source),
+        description=Template("{{ version }}"),
+        license=target.license,
+        canonical=CANONICAL_PREFIX + runtime.name,
+        family=family,
+        compatible_runtimes=runtime.versions,
+        architectures=tuple(names),
         # Nothing is built here: the SDK fields only describe what the artifact holds.
-        sdk=SdkConfig(package=runtime.name, source="pypi" if family == "python" else "npm",
-                      version=Template("{{ version }}"), path=None),
-        files=(), extension=None,
+        sdk=SdkConfig(
+            package=runtime.name,
+            source="pypi" if family == "python" else "npm",
+            version=Template("{{ version }}"),
+            path=None,
+        ),
+        files=(),
+        extension=None,
         # craft's behaviour: every enabled region, public (Principal *, StatementId public).
         publish=PublishConfig(regions=None),
         registry=RegistryConfig(runtime_dir=runtime.name, link_prereleases=target.link_prereleases),
     )
-

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from layer_builder import aws_facts
+from layer_builder.aws import facts as aws_facts
 from layer_builder.config import Template, _did_you_mean, _Reader
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
@@ -25,9 +25,15 @@ TEMPLATE_VARS = ("version", "major", "minor", "patch")  # what craft's layerName
 
 # The target's keys (True: required). Anything else is a typo and fails with a suggestion.
 _TARGET_KEYS = {
-    "name": True, "id": False, "includeNames": False, "excludeNames": False,
-    "layerName": True, "compatibleRuntimes": True, "compatibleArchitectures": False,
-    "license": True, "linkPrereleases": False,
+    "name": True,
+    "id": False,
+    "includeNames": False,
+    "excludeNames": False,
+    "layerName": True,
+    "compatibleRuntimes": True,
+    "compatibleArchitectures": False,
+    "license": True,
+    "linkPrereleases": False,
 }
 _MUSTACHE = re.compile(r"\{\{\{\s*([^{}\s]*)\s*\}\}\}|\{\{\s*([^{}\s]*)\s*\}\}")
 _JS_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "g": 0, "u": 0, "y": 0}
@@ -57,14 +63,13 @@ class CraftLayerTarget:
     link_prereleases: bool
 
 
-
 def js_regex(value: str, fail: Fail) -> re.Pattern[str]:
     """Compile craft's ``/pattern/flags`` spelling (what craft's stringToRegexp accepts)."""
     last = value.rfind("/")
     if not value.startswith("/") or last < 2:
         raise fail(f"{value!r} is not a /regex/ (craft wants slashes around the pattern)")
     flags = 0
-    for flag in value[last + 1:]:
+    for flag in value[last + 1 :]:
         if flag not in _JS_FLAGS:
             raise fail(f"{value!r}: unknown regex flag {flag!r} (use i, m or s)")
         flags |= _JS_FLAGS[flag]
@@ -81,8 +86,11 @@ def mustache_to_jinja(source: str, fail: Fail) -> str:
         name = m.group(1) if m.group(1) is not None else m.group(2)
         if name not in TEMPLATE_VARS:
             known = ", ".join("{{{" + v + "}}}" for v in TEMPLATE_VARS)
-            raise fail(f"unknown template variable {name!r}"
-                       + _did_you_mean(name, TEMPLATE_VARS) + f" (craft knows {known})")
+            raise fail(
+                f"unknown template variable {name!r}"
+                + _did_you_mean(name, TEMPLATE_VARS)
+                + f" (craft knows {known})"
+            )
         return "{{ " + name + " }}"
 
     out = _MUSTACHE.sub(convert, source)
@@ -130,12 +138,14 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
         return lambda message: r.fail(f"{key}.{sub}", message)
 
     patterns = {
-        name: None if d.get(name) is None
+        name: None
+        if d.get(name) is None
         else js_regex(r.string(d[name], f"{key}.{name}"), failer(name))
         for name in ("includeNames", "excludeNames")
     }
-    layer_name = Template(mustache_to_jinja(r.string(d["layerName"], f"{key}.layerName"),
-                                            failer("layerName")))
+    layer_name = Template(
+        mustache_to_jinja(r.string(d["layerName"], f"{key}.layerName"), failer("layerName"))
+    )
     # Render with a sample version now, so a name Lambda refuses fails before any AWS call.
     _check_name(layer_name.render(ReleaseVersion.parse("10.20.30")), failer("layerName"))
 
@@ -159,50 +169,68 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
     for j, arch in enumerate(archs):
         r.choice(arch, f"{key}.compatibleArchitectures[{j}]", aws_facts.ARCHITECTURES)
     if len(set(archs)) > 1:
-        raise r.fail(f"{key}.compatibleArchitectures",
-                     f"lists {', '.join(archs)} for one artifact; a layer with the Sentry Lambda "
-                     "Extension holds a binary for one architecture, so give each architecture "
-                     "its own target (with its own includeNames and layerName)")
+        raise r.fail(
+            f"{key}.compatibleArchitectures",
+            f"lists {', '.join(archs)} for one artifact; a layer with the Sentry Lambda "
+            "Extension holds a binary for one architecture, so give each architecture "
+            "its own target (with its own includeNames and layerName)",
+        )
     return CraftLayerTarget(
-        key=key, id=None if d.get("id") is None else r.string(str(d["id"]), f"{key}.id"),
-        include_names=patterns["includeNames"], exclude_names=patterns["excludeNames"],
-        layer_name=layer_name, runtimes=tuple(runtimes), architectures=tuple(dict.fromkeys(archs)),
+        key=key,
+        id=None if d.get("id") is None else r.string(str(d["id"]), f"{key}.id"),
+        include_names=patterns["includeNames"],
+        exclude_names=patterns["excludeNames"],
+        layer_name=layer_name,
+        runtimes=tuple(runtimes),
+        architectures=tuple(dict.fromkeys(archs)),
         license=r.string(d["license"], f"{key}.license"),
-        link_prereleases=r.typed(d.get("linkPrereleases", False), f"{key}.linkPrereleases",
-                                 bool, "true or false"),
+        link_prereleases=r.typed(
+            d.get("linkPrereleases", False), f"{key}.linkPrereleases", bool, "true or false"
+        ),
     )
 
 
 def _check_name(name: str, fail: Fail) -> None:
     if not aws_facts.LAYER_NAME_RE.match(name) or len(name) > aws_facts.LAYER_NAME_MAX:
-        raise fail(f"renders to {name!r}; a layer name is 1-{aws_facts.LAYER_NAME_MAX} "
-                   "characters of [a-zA-Z0-9-_]")
+        raise fail(
+            f"renders to {name!r}; a layer name is 1-{aws_facts.LAYER_NAME_MAX} "
+            "characters of [a-zA-Z0-9-_]"
+        )
 
 
 def _check_runtimes(r: _Reader, versions: tuple[str, ...], key: str) -> None:
     if not versions:
         raise r.fail(key, "list at least one Lambda runtime")
     if len(versions) > aws_facts.MAX_COMPATIBLE_RUNTIMES:
-        raise r.fail(key, f"lists {len(versions)} runtimes; Lambda allows at most "
-                          f"{aws_facts.MAX_COMPATIBLE_RUNTIMES}")
+        raise r.fail(
+            key,
+            f"lists {len(versions)} runtimes; Lambda allows at most "
+            f"{aws_facts.MAX_COMPATIBLE_RUNTIMES}",
+        )
     for j, rt in enumerate(versions):
         if rt not in aws_facts.RUNTIME_IDS:
-            raise r.fail(f"{key}[{j}]", f"unknown Lambda runtime {rt!r}"
-                         + _did_you_mean(rt, aws_facts.RUNTIME_IDS))
+            raise r.fail(
+                f"{key}[{j}]",
+                f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS),
+            )
     families = {aws_facts.runtime_family(rt) for rt in versions}
     if None in families or len(families) > 1:
-        raise r.fail(key, "layer-builder publishes Python or Node.js layers: list only python3.x "
-                          "or only nodejsNN.x runtimes")
+        raise r.fail(
+            key,
+            "layer-builder publishes Python or Node.js layers: list only python3.x "
+            "or only nodejsNN.x runtimes",
+        )
 
 
-def select_targets(targets: Iterable[CraftLayerTarget], wanted: str | None,
-                   config: Path) -> tuple[CraftLayerTarget, ...]:
+def select_targets(
+    targets: Iterable[CraftLayerTarget], wanted: str | None, config: Path
+) -> tuple[CraftLayerTarget, ...]:
     """All targets, or the one whose craft ``id`` is ``wanted``."""
     targets = tuple(targets)
     chosen = tuple(t for t in targets if wanted is None or t.id == wanted)
     if not chosen:
         ids = ", ".join(t.id for t in targets if t.id) or "none have one"
-        raise ArgumentError(f"--target {wanted}: no {TARGET_NAME} target with that id in "
-                            f"{config} (ids: {ids})")
+        raise ArgumentError(
+            f"--target {wanted}: no {TARGET_NAME} target with that id in {config} (ids: {ids})"
+        )
     return chosen
-

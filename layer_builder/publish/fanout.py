@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from layer_builder.aws import Aws, LambdaApi, Timeouts
+from layer_builder.aws.clients import Aws, LambdaApi, Timeouts
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layer_builder import aws_facts
-from layer_builder.aws import AwsCallError, LambdaApi, LayerVersionRef, S3Api, Statement
+from layer_builder.aws import facts as aws_facts
+from layer_builder.aws.clients import AwsCallError, LambdaApi, LayerVersionRef, S3Api, Statement
 from layer_builder.config import LayerConfig, PermissionConfig, Template
 from layer_builder.errors import ArgumentError, ArtifactError, LayerBuilderError
 from layer_builder.model import BuildManifest, RegionResult, RegionStatus, ReleaseVersion

@@ -13,8 +13,8 @@ import difflib
 import logging
 from collections.abc import Sequence
 
-from layer_builder.aws import Aws, AwsCallError, RegionInfo
-from layer_builder.aws_facts import REGION_RE, partition_of_region
+from layer_builder.aws.clients import Aws, AwsCallError, RegionInfo
+from layer_builder.aws.facts import REGION_RE, partition_of_region
 from layer_builder.errors import ArgumentError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 import requests
 
-from layer_builder.aws_facts import layer_arn, partition_of_region
+from layer_builder.aws.facts import layer_arn, partition_of_region
 from layer_builder.download import display_url, make_session
 from layer_builder.errors import RegistryError
 

@@ -20,6 +20,11 @@ from rich.table import Table
 from layer_builder.model import RegionResult
 
 
+def mb(n: int) -> str:
+    """Bytes as megabytes for people: ``12.3 MB``."""
+    return f"{n / 1e6:.1f} MB"
+
+
 class UI:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode

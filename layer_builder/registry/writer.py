@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from layer_builder.aws_facts import ARCHITECTURES, layer_arn, partition_of_region
+from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import Registration, ReleaseVersion
-from layer_builder.registry_client import (
+from layer_builder.registry.reader import (
     INDEX_FILE,
     INDEX_SCHEMA,
     LATEST_FILE,

@@ -11,70 +11,106 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from layer_builder.consumer import (
+from layer_builder.cli.output import UI
+from layer_builder.consumer.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
+from layer_builder.consumer.instrumenter import (
     CANONICALS,
     ChangeResult,
     FunctionInstrumenter,
     FunctionStatus,
 )
 from layer_builder.errors import ArgumentError
-from layer_builder.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
-from layer_builder.registry_client import RegistryClient
-from layer_builder.ui import UI
+from layer_builder.registry.reader import RegistryClient
 
 #: The registry read when --registry is not given (the same default as `registry` commands).
 DEFAULT_REGISTRY = "registry"
 
 _VERBS = {"enable": "enabled", "update": "updated", "disable": "disabled"}
-_UNCHANGED = {"enable": "already enabled with the newest layer",
-              "update": "already on the newest layer", "disable": "not enabled"}
+_UNCHANGED = {
+    "enable": "already enabled with the newest layer",
+    "update": "already on the newest layer",
+    "disable": "not enabled",
+}
 
 
 def add_parser(sub: Any, common: Callable[..., None]) -> None:
     """Add the ``function`` command group to the top-level subparsers ``sub``."""
     group = sub.add_parser(
-        "function", help="inspect or instrument a Lambda function with the newest layer",
+        "function",
+        help="inspect or instrument a Lambda function with the newest layer",
         description="Inspect a Lambda function's Sentry layer, or attach, update or remove it. "
-                    "The newest layer comes from the registry, for the function's region and "
-                    "architecture.")
-    cmds = group.add_subparsers(dest="function_command", metavar="SUBCOMMAND",
-                                parser_class=type(group))
+        "The newest layer comes from the registry, for the function's region and "
+        "architecture.",
+    )
+    cmds = group.add_subparsers(
+        dest="function_command", metavar="SUBCOMMAND", parser_class=type(group)
+    )
     cmds.required = True
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = cmds.add_parser(name, help=help_text, description=description)
         p.add_argument("function", metavar="FUNCTION", help="function name or ARN")
-        p.add_argument("--region", default=None,
-                       help="the function's region (default: from the ARN, else AWS_REGION)")
-        p.add_argument("--registry", default=None, metavar="DIR|URL",
-                       help=f"registry checkout or http(s) URL (default: ./{DEFAULT_REGISTRY})")
-        p.add_argument("--canonical", default=None, metavar="NAME",
-                       help="registry entry to use (default: "
-                            + ", ".join(f"{v} for {k}" for k, v in CANONICALS.items()) + ")")
+        p.add_argument(
+            "--region",
+            default=None,
+            help="the function's region (default: from the ARN, else AWS_REGION)",
+        )
+        p.add_argument(
+            "--registry",
+            default=None,
+            metavar="DIR|URL",
+            help=f"registry checkout or http(s) URL (default: ./{DEFAULT_REGISTRY})",
+        )
+        p.add_argument(
+            "--canonical",
+            default=None,
+            metavar="NAME",
+            help="registry entry to use (default: "
+            + ", ".join(f"{v} for {k}" for k, v in CANONICALS.items())
+            + ")",
+        )
         common(p)
         return p
 
-    command("status", "show the attached layer, the newest one, and whether it is out of date",
-            "Show the function's runtime family, our attached layer and its version, the newest "
-            "version for its region and architecture, out_of_date, and whether it is "
-            "instrumented.")
-    p = command("enable", "attach the newest layer and instrument the function",
-                "Attach the newest layer (replacing an older one of ours in place, keeping other "
-                "layers and their order), set SENTRY_DSN and SENTRY_TRACES_SAMPLE_RATE, and load "
-                "the SDK: Python through the wrapper handler (the original is kept in "
-                "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS. What changed is recorded on "
-                "the function so `disable` can restore it exactly.")
-    p.add_argument("--dsn", default=None,
-                   help="the project's DSN (default: the SENTRY_DSN environment variable)")
-    p.add_argument("--traces-sample-rate", default=None, metavar="R",
-                   help="0 to 1 (default: keep the function's value, else "
-                        f"{DEFAULT_TRACES_SAMPLE_RATE})")
-    command("update", "move to the newest layer version; change nothing else",
-            "Replace our attached layer with the newest version for the function's region and "
-            "architecture. Handler and environment are left alone.")
-    command("disable", "remove the layer and restore the function as it was before enable",
-            "Remove our layer and restore the handler and the environment variables recorded by "
-            "`enable`; other layers and variables are left alone.")
+    command(
+        "status",
+        "show the attached layer, the newest one, and whether it is out of date",
+        "Show the function's runtime family, our attached layer and its version, the newest "
+        "version for its region and architecture, out_of_date, and whether it is "
+        "instrumented.",
+    )
+    p = command(
+        "enable",
+        "attach the newest layer and instrument the function",
+        "Attach the newest layer (replacing an older one of ours in place, keeping other "
+        "layers and their order), set SENTRY_DSN and SENTRY_TRACES_SAMPLE_RATE, and load "
+        "the SDK: Python through the wrapper handler (the original is kept in "
+        "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS. What changed is recorded on "
+        "the function so `disable` can restore it exactly.",
+    )
+    p.add_argument(
+        "--dsn",
+        default=None,
+        help="the project's DSN (default: the SENTRY_DSN environment variable)",
+    )
+    p.add_argument(
+        "--traces-sample-rate",
+        default=None,
+        metavar="R",
+        help=f"0 to 1 (default: keep the function's value, else {DEFAULT_TRACES_SAMPLE_RATE})",
+    )
+    command(
+        "update",
+        "move to the newest layer version; change nothing else",
+        "Replace our attached layer with the newest version for the function's region and "
+        "architecture. Handler and environment are left alone.",
+    )
+    command(
+        "disable",
+        "remove the layer and restore the function as it was before enable",
+        "Remove our layer and restore the handler and the environment variables recorded by "
+        "`enable`; other layers and variables are left alone.",
+    )
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
@@ -89,8 +125,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             dsn = args.dsn or os.environ.get("SENTRY_DSN")
             if not dsn:
                 raise ArgumentError("function enable: --dsn is required (or set SENTRY_DSN)")
-            result = tool.enable(args.function, dsn=dsn,
-                                 traces_sample_rate=args.traces_sample_rate, **where)
+            result = tool.enable(
+                args.function, dsn=dsn, traces_sample_rate=args.traces_sample_rate, **where
+            )
         elif args.function_command == "update":
             result = tool.update(args.function, **where)
         else:

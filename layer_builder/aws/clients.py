@@ -30,7 +30,7 @@ import botocore.exceptions as bce
 from botocore.config import Config
 
 from layer_builder import __version__
-from layer_builder.aws_facts import partition_of_region
+from layer_builder.aws.facts import partition_of_region
 from layer_builder.errors import ArgumentError, CredentialsError, LayerBuilderError
 
 log = logging.getLogger(__name__)

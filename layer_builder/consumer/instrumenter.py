@@ -7,8 +7,9 @@ function's region and architecture, and enables, updates or disables instrumenta
 
 ``enable`` records what it changed (the original handler, and each environment variable's
 value before enabling, ``null`` when it was absent) in one compact JSON environment variable,
-:data:`~layer_builder.instrumentation.RESTORE_VAR`, on the function itself. It travels in the
-same UpdateFunctionConfiguration call as the change, so the record can never disagree with
+:data:`~layer_builder.consumer.instrumentation.RESTORE_VAR`, on the function itself. It
+travels in the same UpdateFunctionConfiguration call as the change, so the record can never
+disagree with
 the function, and ``disable`` restores exactly that. Only variables we touched are recorded,
 which keeps the record small under Lambda's 4 KB limit for the whole environment.
 """
@@ -24,12 +25,12 @@ from typing import Any, Literal, Protocol
 
 import botocore.exceptions as bce
 
-from layer_builder import instrumentation as instr
-from layer_builder.aws import Aws, translate
-from layer_builder.aws_facts import REGION_RE
+from layer_builder.aws.clients import Aws, translate
+from layer_builder.aws.facts import REGION_RE
+from layer_builder.consumer import instrumentation as instr
+from layer_builder.consumer.instrumentation import Family
 from layer_builder.errors import ArgumentError, FunctionError
-from layer_builder.instrumentation import Family
-from layer_builder.registry_client import LayerRelease
+from layer_builder.registry.reader import LayerRelease
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,10 @@ class _Conflict(Exception):
 class FunctionInstrumenter:
     """Status, enable, update and disable of Lambda functions, against one registry.
 
-    ``lambda_client(region)`` returns a boto3 Lambda client (default: :mod:`layer_builder.aws`
-    with the standard credential chain). A function is a name or an ARN; its region comes
-    from the ARN, else ``region``, else the configured default region. ``sleep``/``clock``
-    are injectable so retry and wait tests run instantly.
+    ``lambda_client(region)`` returns a boto3 Lambda client (default:
+    :mod:`layer_builder.aws.clients` with the standard credential chain). A function is a
+    name or an ARN; its region comes from the ARN, else ``region``, else the configured
+    default region. ``sleep``/``clock`` are injectable so retry and wait tests run instantly.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """What instrumenting a function means, as pure functions of its configuration.
 
-Split from :mod:`layer_builder.consumer`, which talks to Lambda: everything here only looks
+Split from :mod:`.instrumenter`, which talks to Lambda: everything here only looks
 at the data it is given (a function's snapshot and the registry's newest release) and says
 which layers, handler and environment the function should have.
 """
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from layer_builder.aws_facts import MAX_LAYERS_PER_FUNCTION, runtime_family
+from layer_builder.aws.facts import MAX_LAYERS_PER_FUNCTION, runtime_family
 from layer_builder.errors import ArgumentError, FunctionError
-from layer_builder.registry_client import LayerRelease
+from layer_builder.registry.reader import LayerRelease
 
 Family = Literal["python", "node"]
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from layer_builder import __version__
-from layer_builder.aws_facts import ARCHITECTURES
+from layer_builder.aws.facts import ARCHITECTURES
+from layer_builder.cli.output import UI
 from layer_builder.errors import LayerBuilderError, PublishIncomplete, UserError
-from layer_builder.ui import UI
 
 
 class _Parser(argparse.ArgumentParser):
@@ -237,7 +237,7 @@ def _command_modules() -> list[Any]:
 #: command name -> module implementing it
 _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
-    "function": "layer_builder.function_cli",
+    "function": "layer_builder.cli.function",
 }
 
 
@@ -254,14 +254,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # Retries are ours to report; urllib3's per-attempt warnings would bury the error line.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    from layer_builder import commands
+    from layer_builder.cli import build, extension, publish, registry
 
     try:
         if args.command in _EXTRA_COMMANDS:
             import importlib
 
             return int(importlib.import_module(_EXTRA_COMMANDS[args.command]).run(args, ui))
-        return commands.dispatch(args, ui)
+        handlers = {
+            "build": build.cmd_build,
+            "verify": build.cmd_verify,
+            "publish": publish.cmd_publish,
+            "release": publish.cmd_release,
+            "registry": registry.cmd_registry,
+            "extension": extension.cmd_extension,
+        }
+        return handlers[args.command](args, ui)
     except PublishIncomplete as exc:
         ui.error(str(exc))
         return exc.exit_code

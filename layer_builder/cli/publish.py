@@ -1,0 +1,204 @@
+"""`publish` and `release`: publish built zips to every region and write the registry."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from layer_builder.build.assemble import (
+    manifest_path_for,
+)
+from layer_builder.build.verify import verify_zip
+from layer_builder.cli.build import build_layers, build_table
+from layer_builder.cli.output import UI
+from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArgumentError, PublishIncomplete
+from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
+
+
+def _load_built(
+    cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
+) -> list[tuple[Path, BuildManifest]]:
+    out = []
+    for arch in archs:
+        mpath = manifest_path_for(dist, cfg, version, arch)
+        manifest = BuildManifest.load(mpath)
+        if manifest.version != version.text or manifest.architecture != arch:
+            raise ArgumentError(
+                f"{mpath}: built for {manifest.version} {manifest.architecture}, "
+                f"not {version.text} {arch}"
+            )
+        verify_zip(manifest.zip_path(mpath), arch=arch)
+        out.append((mpath, manifest))
+    return out
+
+
+def publish_and_register(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    built: list[tuple[Path, BuildManifest]],
+    args: argparse.Namespace,
+    ui: UI,
+    *,
+    registry_dir: Path,
+    target: tuple[str, str, list[str]],
+) -> int:
+    from layer_builder.publish.fanout import publish_all
+    from layer_builder.registry.writer import write_release
+
+    account, partition, regions = target
+    workers = args.workers if args.workers is not None else cfg.publish.max_workers
+    total = len(regions) * len(built)
+    verb = "planning" if args.dry_run else "publishing"
+    ui.info(
+        f"{verb} {len(built)} layer(s) to {len(regions)} region(s) of partition {partition} "
+        f"as account {account} ({workers} at a time)"
+    )
+    with ui.region_progress(total) as progress:
+        result = publish_all(
+            cfg,
+            version,
+            built,
+            regions,
+            account=account,
+            partition=partition,
+            dry_run=args.dry_run,
+            max_workers=workers,
+            progress=progress,
+        )
+    _result_table(ui, result)
+    registry_info: dict[str, Any] | None = None
+    if not args.dry_run and (result.complete or args.allow_partial):
+        manifests = [m for _, m in built]
+        layers = sorted(result.layers(manifests), key=lambda layer: layer.architecture != "x86_64")
+        reg = Registration(
+            runtime_dir=cfg.registry.runtime_dir,
+            canonical=cfg.canonical,
+            version=version,
+            sdk_version=cfg.sdk_version(version),
+            account_number=account,
+            compatible_runtimes=cfg.compatible_runtimes,
+            layers=tuple(layers),
+            link_prereleases=cfg.registry.link_prereleases,
+            base_defaults=dict(cfg.registry.base),
+        )
+        written = write_release(
+            registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
+        )
+        registry_info = {"root": str(registry_dir), **written.to_dict()}
+        ui.info(
+            f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
+            f"{version.text}.json"
+        )
+    elif not args.dry_run:
+        ui.info(
+            f"registry not written: {len(result.failed)} region(s) failed "
+            "(use --allow-partial to record the regions that succeeded)"
+        )
+    if args.json:
+        ui.emit_json(
+            {
+                "complete": result.complete,
+                "dry_run": result.dry_run,
+                "account": result.account,
+                "partition": result.partition,
+                "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
+                "results": [asdict(r) for r in result.results],
+                "registry": registry_info,
+            }
+        )
+    if not result.complete:
+        # The reasons are in the table (and --json); the error line names what to re-run.
+        raise PublishIncomplete([f"{r.region} ({r.architecture})" for r in result.failed])
+    return 0
+
+
+def _result_table(ui: UI, result: PublishResult) -> None:
+    rows = [
+        [
+            r.region,
+            r.architecture,
+            r.version if r.version is not None else "-",
+            r.status,
+            r.arn or (r.error or "-"),
+            f"{r.seconds:.1f}",
+        ]
+        for r in result.results
+    ]
+    ui.table(
+        "dry run: nothing was published" if result.dry_run else "published layers",
+        ["region", "arch", "version", "status", "ARN / error", "seconds"],
+        rows,
+    )
+    counts: dict[str, int] = {}
+    for r in result.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    ui.info(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+
+def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
+    from layer_builder.publish.regions import parse_regions_arg, resolve_target
+
+    requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
+    return resolve_target(requested, cfg.publish.exclude_regions)
+
+
+def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
+    cfg = load_config(args.config)
+    version = ReleaseVersion.parse(args.release_version)
+    archs = cfg.select_architectures(args.arch)
+    built = _load_built(cfg, version, archs, Path(args.dist))
+    target = resolve_publish_target(cfg, args.regions)
+    return publish_and_register(
+        cfg, version, built, args, ui, registry_dir=Path(args.registry or "registry"), target=target
+    )
+
+
+@contextlib.contextmanager
+def _sandbox(ui: UI, own_extension: bool) -> Iterator[Path]:
+    from layer_builder.sandbox.emulator import sandbox_aws
+    from layer_builder.sandbox.standin import serve_standin
+
+    with sandbox_aws() as info, serve_standin() as standin_manifest:
+        ui.note(
+            f"SANDBOX: AWS is emulated by moto on {info.endpoint} with fake credentials; "
+            "nothing reaches AWS."
+        )
+        what = "architectures without --extension-file get" if own_extension else "the extension is"
+        ui.note(
+            f"SANDBOX: {what} a local STAND-IN (not Relay), served by a local stand-in for "
+            "Sentry's release registry and verified against its pinned sha256."
+        )
+        yield standin_manifest
+
+
+def cmd_release(args: argparse.Namespace, ui: UI) -> int:
+    cfg = load_config(args.config)
+    version = ReleaseVersion.parse(args.release_version)
+    archs = cfg.select_architectures(args.arch)
+    out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
+    registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    with contextlib.ExitStack() as stack:
+        standin = (
+            stack.enter_context(_sandbox(ui, bool(args.extension_file))) if args.sandbox else None
+        )
+        # Credentials and regions first: a missing credential should cost seconds, not a build.
+        target = resolve_publish_target(cfg, args.regions)
+        built_layers = build_layers(
+            cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin
+        )
+        build_table(ui, built_layers)
+        built = [(b.manifest_path, b.manifest) for b in built_layers]
+        code = publish_and_register(
+            cfg, version, built, args, ui, registry_dir=registry_dir, target=target
+        )
+        if args.sandbox and not args.dry_run:
+            ui.note(
+                f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "
+                f"(try: layer-builder registry show {cfg.canonical} --registry {registry_dir})"
+            )
+        return code

@@ -1,0 +1,1 @@
+"""Consumers of the registry: instrumentation planning (pure) and the Lambda calls that apply it."""

@@ -1,0 +1,1 @@
+"""The release registry: the writer (layout, links, atomic writes) and the reader (dir or HTTP)."""
