@@ -6,6 +6,9 @@ a tiny package for x86_64 and fails for arm64, after the x86_64 zip has been bui
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,16 @@ def test_successful_build_moves_every_zip_into_place(
         "staged-1.0.0-x86_64.zip",
         "staged-1.0.0-x86_64.zip.json",
     ]
+    # What was moved into place is the finished build: the installed file, and a manifest
+    # that describes exactly that zip.
+    zip_path = out / "staged-1.0.0-x86_64.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        assert zf.namelist() == ["python/", "python/tiny/", "python/tiny/__init__.py"]
+        assert zf.read("python/tiny/__init__.py") == b"VERSION = 'new'\n"
+        assert zf.getinfo("python/tiny/__init__.py").external_attr >> 16 == 0o100644
+    manifest = json.loads((out / "staged-1.0.0-x86_64.zip.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert (manifest["layer_name"], manifest["version"]) == ("Staged", "1.0.0")
 
 
 def test_bad_source_date_epoch_is_refused_before_any_install(

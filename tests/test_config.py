@@ -52,7 +52,7 @@ def test_valid_config_loads_into_typed_objects(tmp_path: Path) -> None:
     assert (
         cfg.files[0].dest == "python/wrapper.py" and cfg.files[0].source == tmp_path / "wrapper.py"
     )
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot assign to field 'license'"):
         cfg.license = "other"  # type: ignore[misc]
 
 
@@ -195,7 +195,7 @@ def test_unknown_arch_argument_is_one_line(
         capsys.readouterr().err
         == f"error: --arch arm64: not an architecture of {path} (configured: x86_64)\n"
     )
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match="^2$") as exc:
         main(["build", str(path), "--version", "1.0.0", "--arch", "mips"])
     assert exc.value.code == 2
     err = capsys.readouterr().err

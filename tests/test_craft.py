@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import textwrap
 import zipfile
 from pathlib import Path
@@ -140,7 +141,7 @@ def test_layer_name_template(tmp_path: Path, template: str, expected: str) -> No
     ],
 )
 def test_layer_name_errors(tmp_path: Path, layer_name: str, message: str) -> None:
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ConfigError, match=re.escape(message)) as exc:
         craft.load_craft_config(python_config(tmp_path, layer_name))
     assert message in str(exc.value)
 
@@ -188,7 +189,7 @@ def test_layer_name_errors(tmp_path: Path, layer_name: str, message: str) -> Non
     ],
 )
 def test_config_errors(tmp_path: Path, targets: str, message: str) -> None:
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ConfigError, match=re.escape(message)) as exc:
         craft.load_craft_config(write_config(tmp_path, targets))
     assert message in str(exc.value)
     assert str(tmp_path / ".craft.yml") in str(exc.value)

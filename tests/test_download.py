@@ -158,7 +158,7 @@ def test_checksum_mismatch_names_everything_and_caches_nothing(
 ) -> None:
     url = server.route("/relay", Reply(body=b"something else"))
     wrong = hashlib.sha256(b"something else").hexdigest()
-    with pytest.raises(ChecksumError) as exc:
+    with pytest.raises(ChecksumError, match=f"expected {BLOB_SHA}") as exc:
         fetch(url, BLOB_SHA, allow_http=True, cache_dir=tmp_path)
     msg = str(exc.value)
     assert url in msg and f"expected {BLOB_SHA}" in msg and f"got {wrong}" in msg
@@ -236,7 +236,7 @@ def test_registry_json(server: FakeServer) -> None:
 def test_credentials_never_reach_messages(server: FakeServer, tmp_path: Path) -> None:
     server.route("/private", Reply(403))
     url = server.base.replace("http://", "http://user:hunter2@") + "/private?token=s3cret"
-    with pytest.raises(DownloadError) as exc:
+    with pytest.raises(DownloadError, match="HTTP 403") as exc:
         fetch(url, BLOB_SHA, allow_http=True, cache_dir=tmp_path)
     assert "hunter2" not in str(exc.value) and "s3cret" not in str(exc.value)
     assert "HTTP 403" in str(exc.value)

@@ -23,7 +23,7 @@ def test_right_arch_is_accepted(arch: str, kind: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("built_for", "layer"), [("x86_64", "arm64"), ("arm64", "x86_64")])
 def test_wrong_arch_is_refused_naming_both(built_for: str, layer: str) -> None:
-    with pytest.raises(ArchitectureError) as exc:
+    with pytest.raises(ArchitectureError, match=f"{built_for} binary in an {layer} layer") as exc:
         check_elf(make_elf(built_for), layer, what="relay/relay")
     msg = str(exc.value)
     assert msg.startswith("relay/relay: ")

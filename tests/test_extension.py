@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_unpinned_relay_refuses_to_build(monkeypatch: pytest.MonkeyPatch) -> Non
     manifest = load_manifest(Path("extensions/relay.yml"))
     if manifest.files["x86_64"].sha256 is not None:
         pytest.skip("relay.yml is pinned")
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ConfigError, match="not pinned") as exc:
         resolve_extension(manifest, "x86_64")
     assert str(exc.value) == (
         "extensions/relay.yml: files.x86_64.sha256: not pinned; "
@@ -161,7 +162,7 @@ files: {x86_64: {file: f, sha256: NOT-PINNED}}
 )
 def test_manifest_errors_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
     path = write_manifest(tmp_path, text)
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ConfigError, match=re.escape(message)) as exc:
         load_manifest(path)
     assert exc.value.key == key
     assert str(exc.value).startswith(f"{path}: {key}: ") and message in str(exc.value)
@@ -325,7 +326,7 @@ def test_extension_file_arg_errors(tmp_path: Path, value: str, message: str) -> 
         "dir": tmp_path,
     }
     value = value.format(**paths)
-    with pytest.raises(ArgumentError) as exc:
+    with pytest.raises(ArgumentError, match=re.escape(message)) as exc:
         parse_extension_file_args([value], ("x86_64",))
     assert str(exc.value).startswith(f"--extension-file {value}: ") and message in str(exc.value)
 

@@ -112,7 +112,7 @@ def test_no_credentials_is_a_credentials_error(
     with pytest.raises(CredentialsError, match="no AWS credentials found") as exc:
         check_credentials()
     assert exc.value.exit_code == 2
-    with pytest.raises(CredentialsError):
+    with pytest.raises(CredentialsError, match="no AWS credentials found"):
         resolve_regions(None, None, ())
 
 

@@ -364,7 +364,7 @@ def test_failed_fsync_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Input/output error"):
         write(tmp_path, registration("2.75.0", [("eu-west-1", 9)]))
     monkeypatch.undo()
     assert snapshot(tmp_path) == before

@@ -167,7 +167,8 @@ def test_reads_a_local_registry(registry: Path) -> None:
     )
     assert client.document("aws-layer:node")["sdk_version"] == "8.1.0"
     # The registry directory itself works too, as a str or a Path.
-    assert RegistryClient(str(registry / "aws-lambda-layers")).latest("aws-layer:node")
+    node = RegistryClient(str(registry / "aws-lambda-layers")).latest("aws-layer:node")
+    assert node.sdk_version == "8.1.0"
 
 
 def test_arn_uses_the_partition_of_the_region(tmp_path: Path) -> None:

@@ -19,13 +19,7 @@ import pytest
 
 from layer_builder.build import zipper
 from layer_builder.build.zipcheck import inspect_zip
-from layer_builder.build.zipper import (
-    DIR_MODE,
-    EXEC_MODE,
-    FILE_MODE,
-    collect_tree,
-    write_zip,
-)
+from layer_builder.build.zipper import collect_tree, write_zip
 from layer_builder.errors import ArgumentError, ArtifactError, SizeLimitError
 
 # name -> (content, mode); directories are implied by the names.
@@ -160,9 +154,11 @@ def test_modes_follow_the_exec_bit(tmp_path: Path) -> None:
     with zipfile.ZipFile(result.path) as zf:
         modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
         systems = {i.create_system for i in zf.infolist()}
-    for name, (_, mode) in TREE.items():
-        assert modes[name] == (EXEC_MODE if mode & 0o111 else FILE_MODE), name
-    assert modes["a/"] == DIR_MODE and stat.S_ISDIR(modes["a/"])
+    # Literal modes, not the zipper's own constants: a changed constant must fail here.
+    executable = {"python/bin/tool", "extensions/sentry-lambda-extension"}  # 0o750, 0o755
+    for name in TREE:
+        assert modes[name] == (0o100755 if name in executable else 0o100644), name
+    assert modes["a/"] == 0o40755 and modes["empty-dir/"] == 0o40755
     assert systems == {3}
 
 
@@ -212,7 +208,7 @@ def test_symlink_inside_tree_is_stored_as_its_target(tmp_path: Path) -> None:
     with zipfile.ZipFile(write_zip(tree, tmp_path / "l.zip").path) as zf:
         alias = zf.getinfo("python/bin/alias")
         assert zf.read(alias) == TREE["python/bin/tool"][0]
-        assert alias.external_attr >> 16 == EXEC_MODE
+        assert alias.external_attr >> 16 == 0o100755
         assert zf.read("sdk/api.py") == TREE["python/sentry_sdk/api.py"][0]
 
 
