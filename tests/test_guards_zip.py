@@ -49,17 +49,18 @@ def _zip_by_hand(
     *,
     local_extra: bytes = b"",
     central_extra: bytes = b"",
+    flags: int = 0,
 ) -> Path:
     """One stored member, Unix-made, mode 0644, 1980 timestamp: every marker right except
     the extra fields asked for (zipfile cannot write a local-only extra field)."""
     crc = zlib.crc32(data)
     raw = name.encode()
     local = struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, DOS_TIME, DOS_DATE, crc, len(data), len(data),
+        "<IHHHHHIIIHH", 0x04034B50, 20, flags, 0, DOS_TIME, DOS_DATE, crc, len(data), len(data),
         len(raw), len(local_extra),
     ) + raw + local_extra  # fmt: skip
     central = struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 20, 20, 0, 0, DOS_TIME, DOS_DATE, crc,
+        "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 20, 20, flags, 0, DOS_TIME, DOS_DATE, crc,
         len(data), len(data), len(raw), len(central_extra), 0, 0, 0, 0o100644 << 16, 0,
     ) + raw + central_extra  # fmt: skip
     body = local + data
