@@ -10,7 +10,7 @@ import hashlib
 import ipaddress
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -67,16 +67,23 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-class TlsRedirector:
-    """An HTTPS server on 127.0.0.1 that answers every GET with a 302 to ``target + path``."""
+class TlsServer:
+    """An HTTPS server on 127.0.0.1; ``answer(path)`` gives (status, headers, body)."""
 
-    def __init__(self, certificate: tuple[Path, Path], target: str) -> None:
+    def __init__(
+        self,
+        certificate: tuple[Path, Path],
+        answer: Callable[[str], tuple[int, dict[str, str], bytes]],
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self.send_response(302)
-                self.send_header("Location", target + self.path)
-                self.send_header("Content-Length", "0")
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -106,8 +113,9 @@ def plain() -> Iterator[FakeServer]:
 
 
 @pytest.fixture
-def redirector(certificate: tuple[Path, Path], plain: FakeServer) -> Iterator[TlsRedirector]:
-    srv = TlsRedirector(certificate, plain.base)
+def redirector(certificate: tuple[Path, Path], plain: FakeServer) -> Iterator[TlsServer]:
+    """Answers every GET with a 302 to the same path on the plain-HTTP server."""
+    srv = TlsServer(certificate, lambda path: (302, {"Location": plain.base + path}, b""))
     yield srv
     srv.close()
 
@@ -126,7 +134,7 @@ def session(
 
 
 def test_https_redirecting_to_http_is_refused(
-    redirector: TlsRedirector, plain: FakeServer, session: requests.Session, tmp_path: Path
+    redirector: TlsServer, plain: FakeServer, session: requests.Session, tmp_path: Path
 ) -> None:
     plain.route("/relay", Reply(body=BLOB))
     url = redirector.base + "/relay"
@@ -142,7 +150,7 @@ def test_https_redirecting_to_http_is_refused(
 
 
 def test_https_redirecting_to_http_is_refused_for_json(
-    redirector: TlsRedirector, plain: FakeServer, session: requests.Session
+    redirector: TlsServer, plain: FakeServer, session: requests.Session
 ) -> None:
     plain.route("/apps/relay/latest", Reply(body=b'{"version": "1.0.0"}'))
     url = redirector.base + "/apps/relay/latest"
@@ -163,3 +171,24 @@ def test_a_manifest_without_allow_http_refuses_an_http_source(
     with pytest.raises(DownloadError, match=r"refusing plain http:// download; use https://"):
         resolve_extension(manifest, "x86_64", cache_dir=tmp_path / "cache")
     assert plain.requests == []  # refused before any request
+
+
+def test_https_downloads_are_retried(
+    certificate: tuple[Path, Path], session: requests.Session, tmp_path: Path
+) -> None:
+    answers = [(502, {}, b"bad gateway"), (504, {}, b"timeout"), (200, {}, BLOB)]
+    seen: list[str] = []
+
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        seen.append(path)
+        return answers.pop(0)
+
+    srv = TlsServer(certificate, answer)
+    try:
+        retrying = make_session(retries=2, backoff_factor=0)
+        retrying.verify = session.verify
+        path = fetch(srv.base + "/relay", BLOB_SHA, cache_dir=tmp_path, session=retrying)
+        retrying.close()
+    finally:
+        srv.close()
+    assert path.read_bytes() == BLOB and seen == ["/relay"] * 3
