@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     # run(args, ui) -> int.
     for module in _command_modules():
         module.add_parser(sub, _common)
+    from layer_builder.cli import registry as registry_cli
+
+    registry_cli.add_read_options(reg)
     return parser
 
 
