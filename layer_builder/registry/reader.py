@@ -118,37 +118,41 @@ def collect_index(
     layers_dir: Path,
     overrides: Mapping[str, Document] | None = None,
     *,
-    sources: dict[str, str] | None = None,
+    sources: dict[str, tuple[Path, Path]] | None = None,
     unreleased: list[str] | None = None,
 ) -> dict[str, Document]:
     """``{canonical: latest document}`` for every runtime directory under ``layers_dir``.
 
     ``overrides`` maps a runtime directory to the document its ``latest.json`` is about to
     point at, so the writer can build the index before it touches the disk. ``sources``
-    (if given) receives the file each canonical was read from, ``unreleased`` the runtime
-    directories without a ``latest.json``. A broken ``latest.json`` (dangling, not JSON,
+    (if given) receives each canonical's runtime directory and the file ``latest.json``
+    resolves to, ``unreleased`` the runtime directories without a ``latest.json``. A broken ``latest.json`` (dangling, not JSON,
     not a version document) is a RegistryError naming it: never skipped.
     """
     overrides = overrides or {}
     names = {p.name for p in runtime_dirs(layers_dir)}
     index: dict[str, Document] = {}
-    owner: dict[str, str] = {}
+    owner: dict[str, tuple[Path, Path]] = {}
     for name in sorted(names | set(overrides)):
         latest = layers_dir / name / LATEST_FILE
+        # Errors name the version file latest.json links to: that is the file to fix.
+        target = latest.parent / os.readlink(latest) if latest.is_symlink() else latest
         if name in overrides:
             doc = overrides[name]
         elif os.path.lexists(latest):
             if not latest.exists():
                 raise RegistryError(f"{latest}: links to {os.readlink(latest)}, which is missing")
-            doc = read_version_document(latest)
+            doc = read_version_document(target)
         else:
             if unreleased is not None:
                 unreleased.append(name)
             continue  # only prereleases so far, or just a base.json
         canonical = doc["canonical"]
         if canonical in owner:
-            raise RegistryError(f"{latest}: canonical {canonical!r} is also {owner[canonical]}")
-        owner[canonical] = str(latest)
+            raise RegistryError(
+                f"{latest}: canonical {canonical!r} is also {owner[canonical][0] / LATEST_FILE}"
+            )
+        owner[canonical] = (latest.parent, target)
         index[canonical] = doc
     if sources is not None:
         sources.update(owner)
@@ -325,7 +329,7 @@ class RegistryClient:
         self._session = session
         self._owns_session = session is None
         self._cached: tuple[float, dict[str, Document]] | None = None
-        self._sources: dict[str, str] = {}
+        self._sources: dict[str, tuple[Path, Path]] = {}  # canonical -> (runtime dir, file)
         self._unreleased: list[str] = []
 
     def close(self) -> None:
@@ -380,7 +384,7 @@ class RegistryClient:
                 "registry directory (the API server serves the latest only)"
             )
         self.document(canonical)  # finds the runtime directory, and checks the entry exists
-        runtime_dir = Path(self._sources[canonical]).parent
+        runtime_dir = self._sources[canonical][0]
         if not version or "/" in version or version.startswith("."):
             raise RegistryError(f"{version!r}: not a version")
         path = runtime_dir / f"{version}.json"
@@ -407,7 +411,7 @@ class RegistryClient:
         if version is None:
             return self.latest(canonical)
         doc = self.version_document(canonical, version)
-        path = Path(self._sources[canonical]).parent / f"{version}.json"
+        path = self._sources[canonical][0] / f"{version}.json"
         return LayerRelease.from_document(doc, source=str(path))
 
     def layer_arn(self, canonical: str, region: str, arch: str = "x86_64") -> str:
@@ -417,7 +421,8 @@ class RegistryClient:
     # --- where documents come from -----------------------------------------------------
 
     def _source_of(self, canonical: str) -> str:
-        return self._sources.get(canonical, self.source)
+        found = self._sources.get(canonical)
+        return str(found[1]) if found else self.source
 
     def _unknown(self, canonical: str, index: Mapping[str, Any]) -> str:
         close = difflib.get_close_matches(canonical, index, n=1)
@@ -438,7 +443,7 @@ class RegistryClient:
             layers_dir = root
         if not layers_dir.is_dir():
             raise RegistryError(f"{root}: no registry here (expected {layers_dir}/)")
-        sources: dict[str, str] = {}
+        sources: dict[str, tuple[Path, Path]] = {}
         unreleased: list[str] = []
         index = collect_index(layers_dir, sources=sources, unreleased=unreleased)
         self._sources, self._unreleased = sources, unreleased
