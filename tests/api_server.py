@@ -8,7 +8,10 @@ real server reports it to Sentry on every load). Unlike the real one, it reads t
 every request, so a test can move ``latest.json`` between two requests.
 
 ``token`` makes it demand ``?token=<token>`` on every request (403 otherwise), to show
-that a reader keeps the URL's query string; every request line is kept in ``requests``.
+that a reader keeps the URL's query string; ``prefix`` mounts the route under a path;
+``failures`` are statuses answered first, in turn; every request line is kept in
+``requests``. It also works as an HTTP proxy (a request line carrying a whole URL), so a
+test can reach it under a non-loopback host name.
 """
 
 from __future__ import annotations
@@ -23,9 +26,17 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class ApiServer:
-    def __init__(self, root: Path, *, token: str | None = None, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        token: str | None = None,
+        prefix: str = "",
+        failures: list[int] | None = None,
+    ):
         self.root = root
         self.token = token
+        self.failures = failures or []  # statuses answered, in turn, before serving
         self.requests: list[str] = []
         self.errors: list[str] = []
         outer = self
@@ -36,7 +47,9 @@ class ApiServer:
                 parts = urlsplit(self.path)
                 if outer.token is not None and parse_qs(parts.query).get("token") != [outer.token]:
                     self._send(403, b'{"error": "forbidden"}')
-                elif parts.path.rstrip("/") == "/aws-lambda-layers":
+                elif outer.failures:
+                    self._send(outer.failures.pop(0), b'{"error": "try again"}')
+                elif parts.path.rstrip("/") == f"{prefix}/aws-lambda-layers":
                     self._send(200, json.dumps(outer.layers()).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
@@ -51,8 +64,8 @@ class ApiServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{prefix}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
