@@ -126,8 +126,9 @@ def collect_index(
     ``overrides`` maps a runtime directory to the document its ``latest.json`` is about to
     point at, so the writer can build the index before it touches the disk. ``sources``
     (if given) receives each canonical's runtime directory and the file ``latest.json``
-    resolves to, ``unreleased`` the runtime directories without a ``latest.json``. A broken ``latest.json`` (dangling, not JSON,
-    not a version document) is a RegistryError naming it: never skipped.
+    resolves to, ``unreleased`` the runtime directories without a ``latest.json``. A broken
+    ``latest.json`` (dangling, not JSON, not a version document) is a RegistryError naming
+    the file: never skipped.
     """
     overrides = overrides or {}
     names = {p.name for p in runtime_dirs(layers_dir)}
@@ -232,7 +233,7 @@ class LayerRelease:
     def architectures(self) -> tuple[str, ...]:
         """Every architecture some layer of this release serves, x86_64 first."""
         served = {a for layer in self.layers for a in layer.architectures}
-        rank = {a: i for i, a in enumerate(ARCHITECTURES)}
+        rank: dict[str, int] = {a: i for i, a in enumerate(ARCHITECTURES)}
         return tuple(sorted(served, key=lambda a: (rank.get(a, len(rank)), a)))
 
     @property
