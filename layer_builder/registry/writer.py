@@ -23,12 +23,11 @@ from typing import Any
 from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import Registration, ReleaseVersion
+from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
 from layer_builder.registry.reader import (
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,
-    LEGACY_INDEX_FILE,
-    STATIC_INDEX_FILE,
     VERSION_SCHEMA,
     Document,
     collect_index,
@@ -171,7 +170,7 @@ def write_release(
         # for every entry there, and a file breaks its scan.
         index_path = root / STATIC_INDEX_FILE
         _check_own(index, INDEX_SCHEMA, index_path)
-        legacy = _legacy_index(layers_dir)
+        legacy = legacy_index(layers_dir)
 
         # Write order keeps every state readable: the version file exists before any
         # link points at it, and the index follows the links. Readers of a checkout never
@@ -206,30 +205,6 @@ def write_release(
         missing,
         (legacy,) if legacy is not None else (),
     )
-
-
-def _legacy_index(layers_dir: Path) -> Path | None:
-    """``aws-lambda-layers/index.json`` if it is the index an older layer-builder wrote.
-
-    It breaks the API server's scan of runtime directories, so the writer removes it; a
-    file of any other shape is someone else's and is only warned about.
-    """
-    path = layers_dir / LEGACY_INDEX_FILE
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        data = None
-    if isinstance(data, dict) and schema_error(data, INDEX_SCHEMA) is None:
-        return path
-    log.warning(
-        "%s: not written by layer-builder, left in place; it breaks the release registry's "
-        "API server, which takes every entry of %s/ for a runtime directory",
-        path,
-        LAYERS_DIR,
-    )
-    return None
 
 
 def _new_base(reg: Registration, created: datetime) -> Document:
