@@ -9,7 +9,8 @@ every request, so a test can move ``latest.json`` between two requests.
 
 ``token`` makes it demand ``?token=<token>`` on every request (403 otherwise), to show
 that a reader keeps the URL's query string; ``prefix`` mounts the route under a path;
-``failures`` are statuses answered first, in turn; every request line is kept in
+``failures`` are statuses answered first, in turn; ``redirect`` answers everything with a
+302 to that location; every request line is kept in
 ``requests``. It also works as an HTTP proxy (a request line carrying a whole URL), so a
 test can reach it under a non-loopback host name.
 """
@@ -33,6 +34,7 @@ class ApiServer:
         token: str | None = None,
         prefix: str = "",
         failures: list[int] | None = None,
+        redirect: str | None = None,
     ):
         self.root = root
         self.token = token
@@ -47,6 +49,11 @@ class ApiServer:
                 parts = urlsplit(self.path)
                 if outer.token is not None and parse_qs(parts.query).get("token") != [outer.token]:
                     self._send(403, b'{"error": "forbidden"}')
+                elif redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif outer.failures:
                     self._send(outer.failures.pop(0), b'{"error": "try again"}')
                 elif parts.path.rstrip("/") == f"{prefix}/aws-lambda-layers":

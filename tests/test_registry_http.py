@@ -67,6 +67,14 @@ def cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def proxy_to(monkeypatch: pytest.MonkeyPatch, server: ApiServer) -> None:
+    """Send requests for every host but loopback to ``server``, as an HTTP proxy."""
+    for name in ("no_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", server.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 def latest_argv(url: str, *extra: str) -> list[str]:
     return ["registry", "latest", "aws-layer:python", "--region", "us-east-1", "--registry", url,
             *extra]  # fmt: skip
@@ -152,14 +160,28 @@ def test_plain_http_is_refused_off_loopback_unless_allowed(
     with pytest.raises(RegistryError, match="refusing a plain http:// registry"):
         RegistryClient("http://10.0.0.8/registry")
     # Allowed, it is read: the stand-in is reached as an HTTP proxy for the test.test host.
-    monkeypatch.setenv("http_proxy", server.url)
-    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    proxy_to(monkeypatch, server)
     code, out, err = cli(capsys, *latest_argv(url, "--allow-http"))
     assert (code, out) == (0, arn(PY, 12) + "\n"), err
     assert server.requests == [f"http://registry.example.test/aws-lambda-layers?token={SECRET}"]
     # Loopback needs no flag (the tests above), nor does `localhost`.
     RegistryClient("http://localhost:1/")
+
+
+def test_a_redirect_to_plain_http_is_refused_before_it_is_followed(
+    registry: Path, serve: Callable[..., ApiServer], capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = serve(registry)
+    # Any request that reached registry.example.test would arrive here, through the proxy.
+    proxy_to(monkeypatch, target)
+    hop = serve(registry, redirect=f"http://registry.example.test/aws-lambda-layers?t={SECRET}")
+    code, out, err = cli(capsys, *latest_argv(hop.url))
+    assert code == 2 and out == "" and "refusing a plain http:// registry" in err
+    assert SECRET not in err and target.requests == [] and len(hop.requests) == 1
+    # A redirect that stays on loopback is followed.
+    same = serve(registry, redirect=f"{target.url}/aws-lambda-layers")
+    assert cli(capsys, *latest_argv(same.url))[1] == arn(PY, 12) + "\n"
+    assert len(target.requests) == 1
 
 
 def test_ttl_cache_over_http(registry: Path, serve: Callable[..., ApiServer]) -> None:

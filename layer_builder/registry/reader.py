@@ -28,7 +28,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import jsonschema
 import requests
@@ -53,6 +53,7 @@ INDEX_SCHEMA = "index.schema.json"
 #: (connect, read) seconds for each request to a registry served over HTTP.
 TIMEOUT: tuple[float, float] = (5.0, 30.0)
 DEFAULT_TTL = 300.0
+MAX_REDIRECTS = 5
 
 Document = dict[str, Any]
 
@@ -358,15 +359,8 @@ class RegistryClient:
         if self._session is None:
             # download.py owns the project's HTTP settings: User-Agent, retries, backoff.
             self._session = make_session(retries=self._retries)
-        try:
-            response = self._session.get(url, timeout=self._timeout)
-        except requests.RequestException as exc:
-            reason = error_reason(exc, url)
-            raise RegistryError(f"{shown}: cannot fetch the registry index: {reason}") from None
+        response = self._get(url)
         with response:
-            if response.url != url:
-                # Redirected: the final hop must meet the same rule as the first.
-                check_registry_url(response.url, allow_http=self._allow_http)
             if not response.ok:
                 raise RegistryError(
                     f"{shown}: HTTP {response.status_code} fetching the registry index"
@@ -381,3 +375,20 @@ class RegistryClient:
         if problem:
             raise RegistryError(f"{shown}: not a layer registry index: {problem}")
         return data
+
+    def _get(self, url: str) -> requests.Response:
+        """GET ``url``, following redirects by hand: each hop must pass the http rule first."""
+        assert self._session is not None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"{display_url(url)}: cannot fetch the registry index: {error_reason(exc, url)}"
+                ) from None
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = urljoin(url, response.headers["Location"])
+            check_registry_url(url, allow_http=self._allow_http)
+        raise RegistryError(f"{display_url(url)}: more than {MAX_REDIRECTS} redirects")
