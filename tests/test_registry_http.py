@@ -164,8 +164,11 @@ def test_plain_http_is_refused_off_loopback_unless_allowed(
     code, out, err = cli(capsys, *latest_argv(url, "--allow-http"))
     assert (code, out) == (0, arn(PY, 12) + "\n"), err
     assert server.requests == [f"http://registry.example.test/aws-lambda-layers?token={SECRET}"]
-    # Loopback needs no flag (the tests above), nor does `localhost`.
+    # Loopback needs no flag (the tests above), nor does `localhost`; other schemes are
+    # refused rather than taken for a directory name.
     RegistryClient("http://localhost:1/")
+    with pytest.raises(RegistryError, match=r"file:///srv/registry: unsupported URL scheme"):
+        RegistryClient("file:///srv/registry")
 
 
 def test_a_redirect_to_plain_http_is_refused_before_it_is_followed(

@@ -22,6 +22,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -183,8 +184,8 @@ def check_registry_url(url: str, *, allow_http: bool) -> None:
 
 
 def is_url(text: str) -> bool:
-    """True for an http(s) URL, which RegistryClient reads over HTTP (else a directory)."""
-    return "://" in text and urlsplit(text).scheme.lower() in ("http", "https")
+    """True for ``scheme://...``: read over HTTP (other schemes are refused), else a path."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) is not None
 
 
 class RegistryClient:
