@@ -1,7 +1,8 @@
 """`function status|enable|update|disable` against moto's server, and the retry loop in unit.
 
-The end-to-end tests publish real layer versions into moto, write the registry with the
-real writer, create real functions, and drive the command line through ``cli.main``.
+The end-to-end tests publish real layer versions into moto, record them in a registry
+written in the contract's document shapes (``registry_docs``, as craft or a person would),
+create real functions, and drive the command line through ``cli.main``.
 moto's state is shared by the whole run, so every test uses its own names.
 """
 
