@@ -7,7 +7,6 @@ written by hand in the contract's shapes, and once by our own writer.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import socket
@@ -223,11 +222,7 @@ def test_other_versions_are_read_from_a_directory_only(
 
 
 def _published(arch: str, name: str, regions: tuple[tuple[str, int, str], ...]) -> Any:
-    # PublishedLayer names what it serves: `architecture` before the universal layout,
-    # `architectures` after (helper `universal` changes it this round).
-    names = {f.name for f in dataclasses.fields(PublishedLayer)}
-    served: Any = (arch,) if "architectures" in names else arch
-    return PublishedLayer(served, name, "c2hh", regions)
+    return PublishedLayer((arch,), name, "c2hh", regions)
 
 
 def test_our_writer_keeps_the_api_scan_clean_and_the_static_index_outside(
