@@ -221,12 +221,12 @@ def test_other_versions_are_read_from_a_directory_only(
         client.version_document("aws-layer:python", "2.75.0")
 
 
-def _published(arch: str, name: str, regions: tuple[tuple[str, int, str], ...]) -> Any:
-    return PublishedLayer((arch,), name, "c2hh", regions)
+def _published(archs: str, name: str, regions: tuple[tuple[str, int, str], ...]) -> Any:
+    return PublishedLayer(tuple(archs.split(",")), name, "c2hh", regions)
 
 
 def test_our_writer_keeps_the_api_scan_clean_and_the_static_index_outside(
-    tmp_path: Path, serve: Callable[..., ApiServer]
+    tmp_path: Path, serve: Callable[..., ApiServer], capsys: Any
 ) -> None:
     root = tmp_path / "registry"
     # What an older layer-builder left: an index inside aws-lambda-layers/.
@@ -246,7 +246,7 @@ def test_our_writer_keeps_the_api_scan_clean_and_the_static_index_outside(
         sdk_version="2.75.0",
         account_number="943013980633",
         compatible_runtimes=("python3.13",),
-        layers=(_published("x86_64", PY, regions),),
+        layers=(_published("x86_64,arm64", PY, regions),),  # the universal layer
     )
     result = write_release(root, reg)
     assert result.removed == (stale,) and not stale.exists()
@@ -257,6 +257,10 @@ def test_our_writer_keeps_the_api_scan_clean_and_the_static_index_outside(
     served = server.layers()
     assert json.loads(static.read_text()) == served
     assert served["aws-layer:python"]["sdk_version"] == "2.75.0"
+    # Read back through the API route: arm64 functions get the universal layer.
+    argv = ["registry", "latest", "aws-layer:python", "--region", "us-east-1", "--arch", "arm64"]
+    assert main([*argv, "--registry", server.url]) == 0
+    assert capsys.readouterr().out == arn(PY, 13) + "\n"
 
     # A plain web server on the registry root serves the static copy to the reader.
     handler = partial(_QuietFiles, directory=str(root))
