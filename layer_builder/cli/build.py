@@ -14,10 +14,11 @@ from layer_builder.build.assemble import (
     build_layer,
     resolve_layer_extension,
 )
-from layer_builder.build.verify import VerifyReport, verify_zip
+from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
 from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
 
 # ------------------------------------------------------------------------------- build
@@ -135,30 +136,49 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
-    reports: list[VerifyReport] = [verify_zip(Path(z), arch=args.arch) for z in args.zips]
-    if args.json:
-        ui.emit_json(
+    # Every zip is checked and every problem reported (each its own `error:` line), so one
+    # run shows everything there is to fix.
+    reports: list[VerifyReport] = []
+    failures: list[VerifyError | ArtifactError] = []
+    entries: list[dict[str, object]] = []
+    for z in args.zips:
+        try:
+            r = verify_zip(Path(z), arch=args.arch)
+        except ArtifactError as exc:
+            failures.append(exc)
+            problems = exc.problems if isinstance(exc, VerifyError) else []
+            entries.append(
+                {
+                    "path": z,
+                    "ok": False,
+                    "problems": [
+                        {"severity": p.severity.name.lower(), "message": p.message}
+                        for p in problems
+                    ]
+                    or [{"severity": "refused", "message": str(exc)}],
+                }
+            )
+            continue
+        reports.append(r)
+        entries.append(
             {
+                "path": str(r.path),
                 "ok": True,
-                "zips": [
-                    {
-                        "path": str(r.path),
-                        "architecture": r.architecture,
-                        "family": r.family,
-                        "file_count": r.file_count,
-                        "zip_size": r.zip_size,
-                        "unzipped_size": r.unzipped_size,
-                        "room_left": r.room_left,
-                        "sha256": r.sha256,
-                        "code_sha256": r.code_sha256,
-                        "needs_s3_upload": r.needs_s3_upload,
-                        "elf_files": list(r.elf_files),
-                        "notes": list(r.notes),
-                    }
-                    for r in reports
-                ],
+                "architecture": r.architecture,
+                "family": r.family,
+                "file_count": r.file_count,
+                "zip_size": r.zip_size,
+                "unzipped_size": r.unzipped_size,
+                "room_left": r.room_left,
+                "sha256": r.sha256,
+                "code_sha256": r.code_sha256,
+                "needs_s3_upload": r.needs_s3_upload,
+                "elf_files": list(r.elf_files),
+                "notes": list(r.notes),
             }
         )
+    if args.json:
+        ui.emit_json({"ok": not failures, "zips": entries})
     for r in reports:
         ui.info(
             f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
@@ -167,6 +187,8 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
         )
         for note in r.notes:
             ui.info(f"    note: {note}")
+    if failures:
+        raise ArtifactError("\n".join(str(exc) for exc in failures))
     return 0
 
 
