@@ -302,7 +302,8 @@ def resolve_extension(
         raise ArgumentError(f"--arch {arch}: unknown architecture (expected x86_64 or arm64)")
     if override is not None:
         if not override.is_file():
-            raise ArgumentError(f"--extension-file {override}: no such file")
+            cause = "is a directory, not a file" if override.is_dir() else "no such file"
+            raise ArgumentError(f"--extension-file {override}: {cause}")
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
@@ -329,14 +330,18 @@ def resolve_extension(
         )
     files = [LayerFile(manifest.binary_path, binary, None, 0o755)]
     if manifest.launcher_template is not None:
-        script = render_launcher(manifest, arch)
+        # The launcher names the version the build manifest records ("unknown" for a local
+        # --extension-file), never the manifest's version for a binary it did not fetch.
+        script = render_launcher(manifest, arch, version=info.version)
         files.append(LayerFile(f"{EXTENSIONS_DIR}/{manifest.name}", None, script, 0o755))
     log.info("extension %s %s for %s from %s", info.name, info.version, arch, info.source)
     return ResolvedExtension(tuple(files), info)
 
 
-def render_launcher(manifest: ExtensionManifest, arch: str) -> bytes:
-    """The launcher script for ``arch``, rendered from the manifest's Jinja2 template."""
+def render_launcher(manifest: ExtensionManifest, arch: str, *, version: str | None = None) -> bytes:
+    """The launcher script for ``arch``, rendered from the manifest's Jinja2 template.
+
+    ``version`` is the binary's version (default: the manifest's)."""
     assert manifest.launcher_template is not None
     template = manifest.launcher_template
     env = jinja2.Environment(
@@ -349,7 +354,7 @@ def render_launcher(manifest: ExtensionManifest, arch: str) -> bytes:
         text = env.get_template(template.name).render(
             **manifest.launcher_vars,
             name=manifest.name,
-            version=manifest.version,
+            version=manifest.version if version is None else version,
             arch=arch,
             machine=MACHINE_NAME[arch],
             binary=f"/opt/{manifest.binary_path}",
@@ -382,7 +387,8 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
         else:
             arch, path = "", Path(value)
         if not path.is_file():
-            raise ArgumentError(f"{arg}: no such file")
+            cause = "is a directory, not a file" if path.is_dir() else "no such file"
+            raise ArgumentError(f"{arg}: {cause}")
         if not arch:
             detected = detect_arch(path)
             if detected is None:

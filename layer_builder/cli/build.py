@@ -17,6 +17,7 @@ from layer_builder.build.assemble import (
 from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
+from layer_builder.cli.paths import check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
@@ -36,6 +37,8 @@ def build_layers(
 ) -> list[BuiltLayer]:
     from layer_builder.build.extension import parse_extension_file_args
 
+    # --out must be (or become) a writable directory: checked before minutes of work.
+    check_output_dir(out, "--out")
     overrides = parse_extension_file_args(extension_files, archs)
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
     # architecture gets the same timestamp.
@@ -44,7 +47,12 @@ def build_layers(
     # before any install, and before anything is written.
     extensions = {}
     for arch in archs:
-        with ui.status(f"{arch}: extension"):
+        what = (
+            f"checking --extension-file {overrides[arch]}"
+            if arch in overrides
+            else "fetching the extension binary, checking its sha256 and ELF type"
+        )
+        with ui.status(f"{arch}: {what}"):
             extensions[arch] = resolve_layer_extension(
                 cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
             )
@@ -78,39 +86,30 @@ def build_layers(
 
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
+    # One row per zip, narrow enough for a CI log: the directory is in the title, sizes in
+    # MB, a sha256 prefix (the full one is in the manifest and --json).
     rows = []
     for b in built:
         m = b.manifest
         ext = f"{m.extension.name} {m.extension.version}" if m.extension else "-"
         rows.append(
             [
-                m.architecture,
                 m.layer_name,
-                str(b.zip_path),
-                mb(m.zip_size),
+                m.architecture,
+                b.zip_path.name,
+                mb(m.zip_size) + (" (S3)" if m.needs_s3_upload else ""),
                 mb(m.unzipped_size),
                 mb(b.room_left),
-                m.sha256[:16],
+                m.sha256[:12],
                 ext,
-                "S3" if m.needs_s3_upload else "direct",
-                f"{b.seconds:.1f}s",
             ]
         )
+    where = {str(b.zip_path.parent) for b in built}
     ui.table(
-        "built layers",
-        [
-            "arch",
-            "layer",
-            "zip",
-            "zipped",
-            "unzipped",
-            "room left for code",
-            "sha256",
-            "extension",
-            "upload",
-            "time",
-        ],
+        f"built layers in {', '.join(sorted(where))}",
+        ["layer", "arch", "zip", "zipped", "unzipped", "room left", "sha256", "extension"],
         rows,
+        right=("zipped", "unzipped", "room left"),
     )
 
 
