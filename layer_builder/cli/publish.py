@@ -165,6 +165,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
+    check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     with contextlib.ExitStack() as stack:
         standin = (
