@@ -87,29 +87,29 @@ def build_layers(
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
     # One row per zip, narrow enough for a CI log: the directory is in the title, sizes in
-    # MB, a sha256 prefix (the full one is in the manifest and --json).
+    # MB, a sha256 prefix (the full one, the room left for code and the bundled packages
+    # are in the manifest and --json).
     rows = []
     for b in built:
         m = b.manifest
-        ext = f"{m.extension.name} {m.extension.version}" if m.extension else "-"
+        size = f"{m.zip_size / 1e6:.1f} / {m.unzipped_size / 1e6:.1f}"
         rows.append(
             [
                 m.layer_name,
                 m.architecture,
                 b.zip_path.name,
-                mb(m.zip_size) + (" (S3)" if m.needs_s3_upload else ""),
-                mb(m.unzipped_size),
-                mb(b.room_left),
+                size + (" S3" if m.needs_s3_upload else ""),
                 m.sha256[:12],
-                ext,
+                m.extension.version if m.extension else "-",
             ]
         )
     where = {str(b.zip_path.parent) for b in built}
     ui.table(
         f"built layers in {', '.join(sorted(where))}",
-        ["layer", "arch", "zip", "zipped", "unzipped", "room left", "sha256", "extension"],
+        ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
-        right=("zipped", "unzipped", "room left"),
+        right=("MB zip / unzip",),
+        elastic=("zip", "layer"),
     )
 
 

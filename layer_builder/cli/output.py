@@ -52,17 +52,36 @@ def shorten(text: str, width: int) -> str:
 
 
 def fit_columns(
-    columns: Sequence[str], rows: Sequence[Sequence[str]], width: int, gap: int = 2
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    *,
+    elastic: Sequence[str] = (),
+    gap: int = 2,
 ) -> list[int]:
-    """Column widths that fit ``width``: the widest column gives way first, down to a minimum."""
+    """Column widths that fit ``width``.
+
+    The columns named in ``elastic`` give way first, in that order (a zip's file name
+    before the layer's name), each down to a minimum; then the others, the widest one
+    character at a time.
+    """
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     floor = [min(w, max(len(c), _MIN_CELL)) for w, c in zip(widths, columns, strict=True)]
-    while sum(widths) + gap * (len(widths) - 1) > width:
-        i = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
-        if widths[i] <= floor[i]:
-            break  # nothing left to give: let the line run long rather than lose the header
-        excess = sum(widths) + gap * (len(widths) - 1) - width
-        widths[i] = max(floor[i], widths[i] - excess)
+    excess = sum(widths) + gap * (len(widths) - 1) - width
+    for name in elastic:
+        if excess > 0 and name in columns:
+            i = list(columns).index(name)
+            give = min(excess, widths[i] - floor[i])
+            widths[i] -= give
+            excess -= give
+    while excess > 0:
+        room = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not room:
+            break
+        i = max(room, key=lambda k: widths[k])
+        widths[i] -= 1
+        excess -= 1
+    # If even the floors do not fit, the line runs long rather than losing the headers.
     return widths
 
 
@@ -158,24 +177,32 @@ class UI:
         rows: Sequence[Sequence[Any]],
         *,
         right: Sequence[str] = (),
+        elastic: Sequence[str] = (),
     ) -> None:
         """A summary table that fits the width: rich on a terminal, aligned text in a log.
 
-        Columns named in ``right`` are right-aligned (numbers, sizes).
+        Columns named in ``right`` are right-aligned (numbers, sizes); those in ``elastic``
+        are shortened (in a log) or wrapped (on a terminal) first when space runs out.
         """
         if self.quiet:
             return
         cells = [["" if v is None else str(v) for v in row] for row in rows]
         if self.human.is_terminal:
+            # The same fitting as in a log, so a cell is shortened in the middle (keeping
+            # an ARN's version or a layer's -arm64) rather than folded mid-word. A rich
+            # table spends 3 columns per cell on padding and borders, plus 1.
+            widths = fit_columns(columns, cells, self.width - 4, elastic=elastic, gap=3)
             table = Table(title=title, title_justify="left", show_lines=False)
-            for col in columns:
-                table.add_column(col, overflow="fold", justify="right" if col in right else "left")
+            for col, w in zip(columns, widths, strict=True):
+                table.add_column(
+                    col, width=w, no_wrap=True, justify="right" if col in right else "left"
+                )
             for row in cells:
-                table.add_row(*row)
+                table.add_row(*(shorten(v, w) for v, w in zip(row, widths, strict=True)))
             with self._lock:
                 self.human.print(table)
             return
-        widths = fit_columns(columns, cells, self.width)
+        widths = fit_columns(columns, cells, self.width, elastic=elastic)
 
         def line(values: Sequence[str]) -> str:
             parts = []
@@ -270,10 +297,17 @@ class UI:
             *(_STATUS_TITLES[s] for s in _STATUS_ORDER if _wanted(s, result.dry_run)),
             "versions",
         ]
-        self.table(title, columns, rows, right=("regions ok", *_STATUS_TITLES.values()))
+        self.table(
+            title,
+            columns,
+            rows,
+            right=("regions ok", *_STATUS_TITLES.values()),
+            elastic=("layer", "versions"),
+        )
         example = next((r.arn for r in result.results if r.arn), None)
         if example:
-            self.info(f"e.g. {example} (every region's ARN: --json, or the registry)")
+            # Every region's ARN is in --json and the registry; one shows the pattern.
+            self.info(f"ARN e.g. {example}")
         for r in result.failed:
             self.info(f"failed: {r.region} {r.layer_name}: {r.error or 'no reason given'}")
 
@@ -309,7 +343,7 @@ def region_line(r: RegionResult) -> str:
     version = f"version {r.version}" if r.version is not None else ""
     what = {
         "new": f"published {version}",
-        "reused": f"already published as {version}; reused",
+        "reused": f"reused {version} (already published)",
         "planned-new": "would publish a new version",
         "planned-reuse": f"would reuse {version}",
         "failed": f"FAILED: {r.error or 'no reason given'}",
