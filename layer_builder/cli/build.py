@@ -109,7 +109,7 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
         ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
         right=("MB zip / unzip",),
-        elastic=("zip", "layer"),
+        elastic=("zip", "layer", "extension"),
     )
 
 

@@ -61,26 +61,20 @@ def fit_columns(
 ) -> list[int]:
     """Column widths that fit ``width``.
 
-    The columns named in ``elastic`` give way first, in that order (a zip's file name
-    before the layer's name), each down to a minimum; then the others, the widest one
-    character at a time.
+    The columns named in ``elastic`` (file and layer names: their ends say enough) give way
+    first, the widest one character at a time, down to a minimum; then the others alike.
     """
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     floor = [min(w, max(len(c), _MIN_CELL)) for w, c in zip(widths, columns, strict=True)]
     excess = sum(widths) + gap * (len(widths) - 1) - width
-    for name in elastic:
-        if excess > 0 and name in columns:
-            i = list(columns).index(name)
-            give = min(excess, widths[i] - floor[i])
-            widths[i] -= give
-            excess -= give
-    while excess > 0:
-        room = [i for i in range(len(widths)) if widths[i] > floor[i]]
-        if not room:
-            break
-        i = max(room, key=lambda k: widths[k])
-        widths[i] -= 1
-        excess -= 1
+    for group in ([i for i, c in enumerate(columns) if c in elastic], range(len(columns))):
+        while excess > 0:
+            room = [i for i in group if widths[i] > floor[i]]
+            if not room:
+                break
+            i = max(room, key=lambda k: widths[k])
+            widths[i] -= 1
+            excess -= 1
     # If even the floors do not fit, the line runs long rather than losing the headers.
     return widths
 
@@ -281,7 +275,7 @@ class UI:
         """One row per layer: how many regions are new, reused or failed, and the versions."""
         title = "dry run: nothing was published" if result.dry_run else "published layers"
         rows = []
-        for layer_name, results in _by_layer(result.results).items():
+        for layer_name, results in sorted(_by_layer(result.results).items()):
             counts = {s: sum(1 for r in results if r.status == s) for s in _STATUS_ORDER}
             rows.append(
                 [
@@ -304,7 +298,8 @@ class UI:
             right=("regions ok", *_STATUS_TITLES.values()),
             elastic=("layer", "versions"),
         )
-        example = next((r.arn for r in result.results if r.arn), None)
+        ok = sorted((r.layer_name, r.region, r.arn) for r in result.results if r.arn)
+        example = ok[0][2] if ok else None
         if example:
             # Every region's ARN is in --json and the registry; one shows the pattern.
             self.info(f"ARN e.g. {example}")
@@ -320,11 +315,12 @@ class UI:
         if not written:
             self.info(f"registry: unchanged; {version_file} already records this release")
             return
-        names = ", ".join(_relative(p, root) for p in written)
-        self.info(f"registry: wrote {len(written)} file(s) under {root}: {names}")
+        others = [p.name for p in written if p != version_file]
+        more = f" and {len(others)} more: {', '.join(others)}" if others else ""
+        self.info(f"registry: wrote {_relative(version_file, root)}{more} (under {root})")
 
 
-_STATUS_ORDER = ("new", "reused", "failed", "planned-new", "planned-reuse")
+_STATUS_ORDER = ("new", "reused", "planned-new", "planned-reuse", "failed")
 _STATUS_TITLES = {
     "new": "published",
     "reused": "reused",
