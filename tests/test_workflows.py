@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from layer_builder.cli import build_parser, main
+from layer_builder.errors import ArgumentError
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -227,6 +228,8 @@ def test_every_invocation_parses(inv: Invocation, capsys: pytest.CaptureFixture[
     assert not inv.problems, f"{inv}: {'; '.join(inv.problems)}"
     try:
         build_parser().parse_args(list(inv.argv))
+    except ArgumentError as exc:  # the parser raises its errors for main() to report
+        pytest.fail(f"{inv}\n  does not parse: {exc}")
     except SystemExit as exc:
         pytest.fail(f"{inv}\n  does not parse (exit {exc.code}): {capsys.readouterr().err.strip()}")
 

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build reproducible AWS Lambda layers (SDK + Sentry Lambda Extension), publish "
         "them to every region, and record them in a release registry.",
         epilog="Exit codes: 0 ok, 2 bad input (nothing published), 3 publishing incomplete "
-        "(run the same command again to finish), 1 unexpected error.",
+        "(run the same command again to finish), 130 interrupted, 1 unexpected error. "
+        "With --json, stdout always carries one JSON document; a failure's has error and "
+        "exit_code.",
     )
     parser.add_argument(
         "--version",
