@@ -336,3 +336,20 @@ def test_version_alone_prints_the_version(capsys: pytest.CaptureFixture[str]) ->
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"layer-builder {__version__}\n"
+
+
+def test_a_failed_build_leaves_no_empty_out_directory(
+    work: Work, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pip is not under test: the stand-in fails the way a missing version does.
+    def failing_install(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:
+        raise sdk.InstallError(f"pip install of tiny=={sdk_version} failed: no such version")
+
+    monkeypatch.setattr(sdk, "install_sdk", failing_install)
+    pie = write_elf(work.root / "relay-pie", "x86_64", kind="pie")
+    before = snapshot(work.root)
+    out = work.root / "new" / "dist"
+    argv = ["build", str(work.config), "--version", "1.0.0", "--out", str(out)]
+    assert main([*argv, "--extension-file", f"x86_64={pie}"]) == 2
+    assert capsys.readouterr().err.endswith("failed: no such version\n")
+    assert snapshot(work.root) == before  # neither new/ nor new/dist/ is left behind

@@ -17,7 +17,7 @@ from layer_builder.build.assemble import (
 from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
-from layer_builder.cli.paths import check_output_dir
+from layer_builder.cli.paths import check_output_dir, output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
@@ -56,10 +56,10 @@ def build_layers(
             extensions[arch] = resolve_layer_extension(
                 cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
             )
-    out.mkdir(parents=True, exist_ok=True)
     # Build into a staging directory and move the zips into place only when every
-    # architecture built and verified: a failure never replaces an earlier good zip.
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
+    # architecture built and verified: a failure never replaces an earlier good zip (and
+    # removes --out again if this build created it).
+    with output_dir(out), tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
         staging = Path(staging_dir)
         staged = []
         for arch in archs:

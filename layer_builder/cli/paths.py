@@ -8,9 +8,11 @@ permission bits say nothing about read-only mounts (and nothing at all for root)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from layer_builder.errors import ArgumentError
@@ -70,3 +72,24 @@ def check_input_dir(path: Path, arg: str) -> None:
     if os.path.lexists(path):
         raise ArgumentError(f"{where}: is a file, not a directory")
     raise ArgumentError(f"{where}: no such directory")
+
+
+@contextlib.contextmanager
+def output_dir(path: Path) -> Iterator[Path]:
+    """Create ``path`` (and missing parents) for the block; if the block fails, remove the
+    directories it created, so a failed command leaves no empty ``dist/`` behind."""
+    existing, below = _first_existing(path.absolute())
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if below is not None:
+            # From the deepest created directory up to the first one that existed before.
+            current = path.absolute()
+            while current != existing:
+                try:
+                    current.rmdir()
+                except OSError:
+                    break  # not empty (someone else wrote there): leave it
+                current = current.parent
+        raise
