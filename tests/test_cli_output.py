@@ -188,3 +188,18 @@ def test_shorten_keeps_both_ends(text: str, width: int, expected: str) -> None:
 def test_fit_columns_shrinks_the_elastic_column_first() -> None:
     widths = fit_columns(["name", "n"], [["x" * 50, "1"]], 30, elastic=("name",))
     assert widths == [27, 1] and sum(widths) + 2 <= 30
+
+
+def test_sentences_wrap_at_the_width_but_progress_lines_do_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ui = UI(terminal=False, width=60)
+    sentence = "SANDBOX: the extension is a local STAND-IN (not Relay), " * 3
+    ui.note(sentence)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(ln.rstrip()) <= 60 for ln in lines)
+    assert " ".join(ln.strip() for ln in lines) == sentence.strip()
+    with ui.region_progress(1) as progress:
+        progress(region_result(region="ap-southeast-2", arch="x86_64", layer_name="L" * 60,
+                               status="new", version=1, seconds=0.1))  # fmt: skip
+    assert len(capsys.readouterr().out.splitlines()) == 1

@@ -121,10 +121,15 @@ class UI:
                 self.human.print(message, markup=False)
 
     def note(self, message: str) -> None:
-        """A highlighted line (e.g. the sandbox label)."""
+        """A highlighted sentence (e.g. the sandbox label), wrapped at the width."""
+        self.prose(message, style="bold yellow")
+
+    def prose(self, message: str, *, style: str | None = None) -> None:
+        """A sentence for people, wrapped at word boundaries to the width (progress lines
+        are not: one line per event keeps a log greppable)."""
         if not self.quiet:
             with self._lock:
-                self.human.print(message, style="bold yellow", markup=False)
+                self.human.print(message, style=style, markup=False, soft_wrap=False)
 
     def error(self, message: str) -> None:
         # One ``error:`` line per line of the message (verify reports several problems), no
@@ -311,13 +316,13 @@ class UI:
     ) -> None:
         """What the registry writer really did: created, wrote N files, or changed nothing."""
         if created:
-            self.info(f"registry: created the directory {root}")
+            self.prose(f"registry: created the directory {root}")
         if not written:
-            self.info(f"registry: unchanged; {version_file} already records this release")
+            self.prose(f"registry: unchanged; {version_file} already records this release")
             return
         others = [p.name for p in written if p != version_file]
         more = f" and {len(others)} more: {', '.join(others)}" if others else ""
-        self.info(f"registry: wrote {_relative(version_file, root)}{more} (under {root})")
+        self.prose(f"registry: wrote {_relative(version_file, root)}{more} (under {root})")
 
 
 _STATUS_ORDER = ("new", "reused", "planned-new", "planned-reuse", "failed")
