@@ -353,3 +353,16 @@ def test_a_failed_build_leaves_no_empty_out_directory(
     assert main([*argv, "--extension-file", f"x86_64={pie}"]) == 2
     assert capsys.readouterr().err.endswith("failed: no such version\n")
     assert snapshot(work.root) == before  # neither new/ nor new/dist/ is left behind
+
+
+@pytest.mark.parametrize("flag", [[], ["--json"]], ids=["plain", "json"])
+def test_registry_show_prints_the_document_with_or_without_json(
+    flag: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_registry import registration, write
+
+    write(tmp_path / "registry", registration("2.75.0"))
+    argv = ["registry", "show", "aws-layer:python", "--registry", str(tmp_path / "registry")]
+    assert main([*argv, *flag]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["canonical"] == "aws-layer:python" and doc["sdk_version"] == "2.75.0"

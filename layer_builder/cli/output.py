@@ -146,11 +146,17 @@ class UI:
             self._write_json(data)
 
     def flush_json(self, *, error: str | None = None, exit_code: int = 0) -> None:
-        """Write the held document (with ``error``/``exit_code`` on failure) if --json."""
-        if not self.json_mode or self._json_written:
+        """Write the held document; on failure (with --json) add ``error``/``exit_code``.
+
+        A command that prints JSON without --json (``registry show``) still gets its
+        document; a failure adds a JSON document only when --json asked for one.
+        """
+        if self._json_written:
             return
         doc = self._json_doc
         if error is not None:
+            if not self.json_mode:
+                return
             doc = {**doc} if isinstance(doc, dict) else {}
             doc.update(error=error, exit_code=exit_code)
         if doc is not None:
