@@ -190,16 +190,22 @@ def test_fit_columns_shrinks_the_elastic_column_first() -> None:
     assert widths == [27, 1] and sum(widths) + 2 <= 30
 
 
-def test_sentences_wrap_at_the_width_but_progress_lines_do_not(
-    capsys: pytest.CaptureFixture[str],
+def test_registry_outcome_names_links_and_files_on_short_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ui = UI(terminal=False, width=60)
-    sentence = "SANDBOX: the extension is a local STAND-IN (not Relay), " * 3
-    ui.note(sentence)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) > 1 and all(len(ln.rstrip()) <= 60 for ln in lines)
-    assert " ".join(ln.strip() for ln in lines) == sentence.strip()
-    with ui.region_progress(1) as progress:
-        progress(region_result(region="ap-southeast-2", arch="x86_64", layer_name="L" * 60,
-                               status="new", version=1, seconds=0.1))  # fmt: skip
-    assert len(capsys.readouterr().out.splitlines()) == 1
+    runtime = tmp_path / "registry/aws-lambda-layers/python"
+    runtime.mkdir(parents=True)
+    doc = runtime / "2.75.0.json"
+    doc.write_text("{}")
+    (runtime / "base.json").write_text("{}")
+    for link in ("latest.json", "2.json"):
+        (runtime / link).symlink_to("2.75.0.json")
+    written = [runtime / "base.json", doc, runtime / "latest.json", runtime / "2.json"]
+    UI(terminal=False, width=100).registry_outcome(
+        tmp_path / "registry", doc, written, created=False
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        f"registry: wrote {doc}",
+        "registry: latest.json, 2.json now -> 2.75.0.json",
+        "registry: also wrote base.json",
+    ]

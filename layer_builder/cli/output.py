@@ -121,15 +121,10 @@ class UI:
                 self.human.print(message, markup=False)
 
     def note(self, message: str) -> None:
-        """A highlighted sentence (e.g. the sandbox label), wrapped at the width."""
-        self.prose(message, style="bold yellow")
-
-    def prose(self, message: str, *, style: str | None = None) -> None:
-        """A sentence for people, wrapped at word boundaries to the width (progress lines
-        are not: one line per event keeps a log greppable)."""
+        """A highlighted line (e.g. the sandbox label). Never wrapped: a label is grepped."""
         if not self.quiet:
             with self._lock:
-                self.human.print(message, style=style, markup=False, soft_wrap=False)
+                self.human.print(message, style="bold yellow", markup=False)
 
     def error(self, message: str) -> None:
         # One ``error:`` line per line of the message (verify reports several problems), no
@@ -322,13 +317,19 @@ class UI:
     ) -> None:
         """What the registry writer really did: created, wrote N files, or changed nothing."""
         if created:
-            self.prose(f"registry: created the directory {root}")
+            self.info(f"registry: created the directory {root}")
         if not written:
-            self.prose(f"registry: unchanged; {version_file} already records this release")
+            self.info(f"registry: unchanged; {version_file} already records this release")
             return
-        others = [p.name for p in written if p != version_file]
-        more = f" and {len(others)} more: {', '.join(others)}" if others else ""
-        self.prose(f"registry: wrote {_relative(version_file, root)}{more} (under {root})")
+        self.info(f"registry: wrote {version_file}")
+        # One short line each for the links that moved and the other files, so the lines
+        # stay readable in a narrow log.
+        links = [p.name for p in written if p != version_file and p.is_symlink()]
+        others = [p.name for p in written if p != version_file and not p.is_symlink()]
+        if links:
+            self.info(f"registry: {', '.join(links)} now -> {version_file.name}")
+        if others:
+            self.info(f"registry: also wrote {', '.join(others)}")
 
 
 _STATUS_ORDER = ("new", "reused", "planned-new", "planned-reuse", "failed")
