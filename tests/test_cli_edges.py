@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elf_fixtures import make_elf, write_elf
@@ -366,3 +367,35 @@ def test_registry_show_prints_the_document_with_or_without_json(
     assert main([*argv, *flag]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["canonical"] == "aws-layer:python" and doc["sdk_version"] == "2.75.0"
+
+
+@pytest.mark.parametrize("where", ["file", "inside-file"])
+def test_publish_to_a_registry_that_cannot_be_written_publishes_nothing(
+    where: str,
+    aws_env: str,
+    make_config: Callable[..., LayerConfig],
+    make_layers: Callable[..., list[Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import boto3
+
+    from layer_builder.model import ReleaseVersion
+
+    cfg = make_config(architectures="[x86_64]")
+    (mpath, _), *_ = make_layers(cfg, ReleaseVersion.parse("3.1.0"))
+    blocker = tmp_path / "registry-file"
+    blocker.write_text("not a directory\n")
+    registry = blocker if where == "file" else blocker / "registry"
+    argv = ["publish", str(cfg.path), "--version", "3.1.0", "--dist", str(mpath.parent),
+            "--regions", "us-east-1", "--registry", str(registry)]  # fmt: skip
+    assert main(argv) == 2
+    cause = (
+        "is a file, not a directory"
+        if where == "file"
+        else f"{blocker} is a file, so no directory can be made inside it"
+    )
+    assert capsys.readouterr().err == f"error: --registry {registry}: {cause}\n"
+    client = boto3.client("lambda", region_name="us-east-1", endpoint_url=aws_env)
+    name = cfg.layer_name(ReleaseVersion.parse("3.1.0"), "x86_64")
+    assert client.list_layer_versions(LayerName=name)["LayerVersions"] == []
