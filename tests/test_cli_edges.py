@@ -289,12 +289,13 @@ def test_a_pie_extension_is_built_and_verified(
     out, err = capsys.readouterr()
     assert code == 0, err
     (zip_path,) = work.out.glob("*.zip")
+    manifest = json.loads(zip_path.with_name(zip_path.name + ".json").read_text())
+    (ext,) = manifest["extensions"]
     with zipfile.ZipFile(zip_path) as zf:
-        assert zf.read("relay/relay") == pie.read_bytes()
+        assert zf.read(ext["path"]) == pie.read_bytes()
         launcher = zf.read("extensions/sentry-lambda-extension").decode()
     # The launcher names the version the manifest records for a local binary.
-    manifest = json.loads(zip_path.with_name(zip_path.name + ".json").read_text())
-    assert manifest["extension"]["version"] == "unknown"
+    assert ext["version"] == "unknown"
     assert re.search(r"^# sentry-lambda-extension unknown \(x86_64\)", launcher, re.M)
     assert main(["verify", str(zip_path)]) == 0
     assert capsys.readouterr().out.startswith(f"ok  {zip_path}: python layer, x86_64")

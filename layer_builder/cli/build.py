@@ -1,4 +1,5 @@
-"""`build` and `verify`: one reproducible zip per architecture, and its static checks."""
+"""`build` and `verify`: the release's reproducible zips (universal: one; per-arch: one per
+architecture), and their static checks."""
 
 from __future__ import annotations
 
@@ -9,11 +10,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from layer_builder.build.assemble import (
-    BuiltLayer,
-    build_layer,
-    resolve_layer_extension,
-)
+from layer_builder.build.assemble import BuiltLayer, build_release, plan_extension
 from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
@@ -34,48 +31,55 @@ def build_layers(
     ui: UI,
     *,
     extension_manifest: Path | None = None,
+    explicit_archs: bool = False,
 ) -> list[BuiltLayer]:
+    """Build the release's layers: one universal zip, or one per architecture (per-arch).
+
+    ``explicit_archs``: ``archs`` came from ``--arch``, so an architecture the extension has
+    no binary for is an error instead of being left out with a line saying so.
+    """
     from layer_builder.build.extension import parse_extension_file_args
 
     # --out must be (or become) a writable directory: checked before minutes of work.
     check_output_dir(out, "--out")
     overrides = parse_extension_file_args(extension_files, archs)
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
-    # architecture gets the same timestamp.
+    # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
     # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
     # before any install, and before anything is written.
-    extensions = {}
-    for arch in archs:
-        what = (
-            f"checking --extension-file {overrides[arch]}"
-            if arch in overrides
-            else "fetching the extension binary, checking its sha256 and ELF type"
+    what = ", ".join(f"--extension-file {p}" for p in overrides.values()) or "downloading"
+    with ui.status(
+        f"checking the extension binaries for {', '.join(archs)} ({what}; sha256, ELF type)"
+    ):
+        plan = plan_extension(
+            cfg,
+            archs,
+            overrides=overrides,
+            extension_manifest=extension_manifest,
+            explicit=explicit_archs,
         )
-        with ui.status(f"{arch}: {what}"):
-            extensions[arch] = resolve_layer_extension(
-                cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
-            )
-    # Build into a staging directory and move the zips into place only when every
-    # architecture built and verified: a failure never replaces an earlier good zip (and
-    # removes --out again if this build created it).
+    for arch, why in plan.skipped:
+        served = ", ".join(plan.architectures)
+        what = f"{cfg.layer_name(version)} serves {served} only" if cfg.universal else (
+            f"no {arch} layer is built")  # fmt: skip
+        ui.note(f"{arch}: left out: {why}; {what}")
+    # Build into a staging directory and move the zips into place only when every layer
+    # built and verified: a failure never replaces an earlier good zip (and removes --out
+    # again if this build created it).
     with output_dir(out), tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
         staging = Path(staging_dir)
-        staged = []
-        for arch in archs:
-            with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
-                layer = build_layer(
-                    cfg,
-                    version,
-                    arch,
-                    staging,
-                    extension=extensions[arch],
-                    epoch=epoch,
-                    progress=ui.info,
-                )
-            # Every zip gets the same static checks `verify` runs, before anyone publishes it.
-            verify_zip(layer.zip_path, arch=arch)
-            staged.append(layer)
+        served = ", ".join(plan.architectures)
+        what = (
+            f"{cfg.layer_name(version)} {version.text} ({served})"
+            if cfg.universal
+            else f"{cfg.path.stem} {version.text} per architecture ({served})"
+        )
+        with ui.status(f"building {what}"):
+            staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
+        # Every zip gets the same static checks `verify` runs, before anyone publishes it.
+        for layer in staged:
+            verify_zip(layer.zip_path)
         built = []
         for layer in staged:
             zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
@@ -96,11 +100,11 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
         rows.append(
             [
                 m.layer_name,
-                m.architecture,
+                ", ".join(m.architectures),
                 b.zip_path.name,
                 size + (" S3" if m.needs_s3_upload else ""),
                 m.sha256[:12],
-                m.extension.version if m.extension else "-",
+                ", ".join(sorted({e.version for e in m.extensions})) or "-",
             ]
         )
     where = {str(b.zip_path.parent) for b in built}
@@ -117,7 +121,9 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
-    built = build_layers(cfg, version, archs, Path(args.out), args.extension_file, ui)
+    built = build_layers(
+        cfg, version, archs, Path(args.out), args.extension_file, ui, explicit_archs=bool(args.arch)
+    )
     if args.json:
         ui.emit_json(
             {
@@ -138,25 +144,19 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
     # Every zip is checked and every problem reported (each its own `error:` line), so one
     # run shows everything there is to fix.
     reports: list[VerifyReport] = []
-    failures: list[VerifyError | ArtifactError] = []
+    failures: list[ArtifactError] = []
     entries: list[dict[str, object]] = []
     for z in args.zips:
         try:
             r = verify_zip(Path(z), arch=args.arch)
         except ArtifactError as exc:
             failures.append(exc)
-            problems = exc.problems if isinstance(exc, VerifyError) else []
-            entries.append(
-                {
-                    "path": z,
-                    "ok": False,
-                    "problems": [
-                        {"severity": p.severity.name.lower(), "message": p.message}
-                        for p in problems
-                    ]
-                    or [{"severity": "refused", "message": str(exc)}],
-                }
+            problems = (
+                [{"severity": p.severity.name.lower(), "message": p.message} for p in exc.problems]
+                if isinstance(exc, VerifyError)
+                else [{"severity": "refused", "message": str(exc)}]
             )
+            entries.append({"path": z, "ok": False, "problems": problems})
             continue
         reports.append(r)
         entries.append(
@@ -164,6 +164,8 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
                 "path": str(r.path),
                 "ok": True,
                 "architecture": r.architecture,
+                "architectures": list(r.architectures),
+                "layout": r.layout,
                 "family": r.family,
                 "file_count": r.file_count,
                 "zip_size": r.zip_size,
@@ -180,7 +182,9 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json({"ok": not failures, "zips": entries})
     for r in reports:
         ui.info(
-            f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
+            f"ok  {r.path}: {r.family} layer, "
+            f"{', '.join(r.architectures) or 'architecture unchecked'}"
+            f"{' (universal)' if r.layout == 'universal' else ''}, "
             f"{r.file_count:,} files, {mb(r.zip_size)} zipped, {mb(r.unzipped_size)} unzipped "
             f"({mb(r.room_left)} left for function code), {len(r.elf_files)} ELF files checked"
         )
