@@ -254,7 +254,9 @@ def test_region_missing_from_registry(world: World, capsys: Any) -> None:
     for verb in ("status", "enable"):
         extra = ("--dsn", DSN) if verb == "enable" else ()
         code, out, err = run(capsys, *fn_cmd(world, verb, fn, "--region", "eu-west-3", *extra))
-        assert code == 2 and out is None
+        assert code == 2
+        # --json: the failure is a JSON document on stdout too, with the same message.
+        assert out == {"error": err.removeprefix("error: ").rstrip("\n"), "exit_code": 2}
         assert err.startswith("error: ") and err.count("\n") == 1
         assert "no x86_64 layer in region 'eu-west-3'" in err
     assert world.config(fn, "eu-west-3") == before
