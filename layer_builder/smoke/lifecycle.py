@@ -90,7 +90,7 @@ class _Run:
         proc = self.runtime if name == "runtime" else self.extensions[name]
         code = proc.poll() if proc else None
         what = "the runtime" if name == "runtime" else f"extension {name}"
-        tail = _tail(Path(self.record.logs[name]))
+        tail = _tail(Path(self.record.logs[name if name == "runtime" else f"extension-{name}"]))
         return SmokeFailed(phase, f"{what} exited with code {code} {when}" + (f": {tail}" if tail else ""))
 
     # ---- init -----------------------------------------------------------------------------

@@ -104,8 +104,8 @@ class ZipReport:
         cold, warm = self.added_cold_ms, self.added_warm_ms
         if cold is None:
             return self.baseline_note or "no cold-start comparison"
-        text = f"the layer adds {cold:.0f} ms to a cold start"
-        return text + (f", {warm:.0f} ms to a warm invocation" if warm is not None else "")
+        text = f"the layer adds {round(cold) + 0} ms to a cold start"
+        return text + (f", {round(warm) + 0} ms to a warm invocation" if warm is not None else "")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
