@@ -288,3 +288,18 @@ def test_envelopes_are_parsed_with_and_without_lengths() -> None:
     body += b'{"type": "session"}\n{"sid": "1"}\n'
     items = parse_envelope(gzip.decompress(gzip.compress(body)))
     assert [(i.type, i.exception_types) for i in items] == [("event", ["E1"]), ("session", [])]
+
+
+def test_without_namespaces_the_layer_paths_are_rewritten_and_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layer_builder.smoke import environment
+
+    monkeypatch.setattr(environment, "_namespace_blocker", lambda tools: "namespaces off for the test")
+    launcher = "#!/bin/sh\nexec /opt/relay/ext\n"
+    z = make_layer(tmp_path / "l.zip", extensions={"sentry-lambda-extension": launcher},
+                   files={"relay/ext": extension(name="sentry-lambda-extension")})  # fmt: skip
+    report = run(z, invocations=2)
+    assert report.status == "passed", (report.cause, report.logs)
+    assert "NOT mounted at /opt (namespaces off for the test)" in report.mount
+    assert "/opt/ rewritten in 1 script(s)" in report.mount
