@@ -17,14 +17,15 @@ from pathlib import Path
 
 WRAPPER_PATH = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 
-WRAPPER = textwrap.dedent('''\
+WRAPPER = textwrap.dedent("""\
     import importlib, json, os, traceback, urllib.parse, urllib.request
 
     def _send(exc):
         dsn = urllib.parse.urlsplit(os.environ["SENTRY_DSN"])
         url = f"http://{dsn.hostname}:{dsn.port}/api{dsn.path}/envelope/"
         event = {"exception": {"values": [{"type": type(exc).__name__, "value": str(exc)}]}}
-        body = b"\\n".join([b"{}", json.dumps({"type": "event"}).encode(), json.dumps(event).encode()])
+        item = json.dumps({"type": "event"}).encode()
+        body = b"\\n".join([b"{}", item, json.dumps(event).encode()])
         urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=5)
 
     class HandlerConfigError(Exception):  # what the real wrapper raises
@@ -42,14 +43,14 @@ WRAPPER = textwrap.dedent('''\
             if os.environ.get("FAKE_SDK_SENDS", "1") == "1":
                 _send(exc)
             raise
-''')
+""")
 
 
 def extension(mode: str = "ok", name: str | None = None) -> str:
     """An extension script: ``ok`` behaves; ``exit`` exits at once; ``never-register`` sleeps;
     ``ignore-shutdown`` stays after SHUTDOWN; ``daemon`` leaves a detached child behind;
     ``wrong-name`` registers under another name; ``invoke-only`` registers for INVOKE only."""
-    return textwrap.dedent(f'''\
+    return textwrap.dedent(f"""\
         #!{sys.executable}
         import json, os, sys, time, urllib.request
         MODE = {mode!r}
@@ -60,8 +61,9 @@ def extension(mode: str = "ok", name: str | None = None) -> str:
         if MODE == "never-register":
             time.sleep(120)
         events = ["INVOKE"] if MODE == "invoke-only" else ["INVOKE", "SHUTDOWN"]
-        req = urllib.request.Request(API + "/register", data=json.dumps({{"events": events}}).encode(),
-                                     headers={{"Lambda-Extension-Name": NAME}}, method="POST")
+        body = json.dumps({{"events": events}}).encode()
+        req = urllib.request.Request(API + "/register", data=body, method="POST",
+                                     headers={{"Lambda-Extension-Name": NAME}})
         ident = urllib.request.urlopen(req).headers["Lambda-Extension-Identifier"]
         if MODE == "daemon" and os.fork() == 0:
             os.setsid()
@@ -69,13 +71,14 @@ def extension(mode: str = "ok", name: str | None = None) -> str:
                 time.sleep(120)
             os._exit(0)
         while True:
-            nxt = urllib.request.Request(API + "/event/next", headers={{"Lambda-Extension-Identifier": ident}})
+            nxt = urllib.request.Request(API + "/event/next",
+                                         headers={{"Lambda-Extension-Identifier": ident}})
             event = json.load(urllib.request.urlopen(nxt))
             if event["eventType"] == "SHUTDOWN":
                 if MODE == "ignore-shutdown":
                     time.sleep(120)
                 sys.exit(0)
-    ''')
+    """)
 
 
 def make_layer(

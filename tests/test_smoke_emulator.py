@@ -30,7 +30,9 @@ FAST = Limits(init_s=3.0, timeout_s=5.0)
 
 
 def run(zip_path: Path, **kw: object) -> object:
-    opts = SmokeOptions(baseline=bool(kw.pop("baseline", False)), limits=kw.pop("limits", FAST), **kw)  # type: ignore[arg-type]
+    opts = SmokeOptions(
+        baseline=bool(kw.pop("baseline", False)), limits=kw.pop("limits", FAST), **kw
+    )  # type: ignore[arg-type]
     (report,) = smoke_zip(zip_path, opts)
     return report
 
@@ -51,11 +53,17 @@ def test_a_good_layer_passes_and_is_reported(tmp_path: Path) -> None:
     report = run(make_layer(tmp_path / "good.zip"), baseline=True)
     assert report.status == "passed", (report.phase, report.cause, report.logs)
     (ext,) = report.extensions
-    assert (ext.file, ext.name, ext.events) == ("sentry-lambda-extension", "sentry-lambda-extension", ["INVOKE", "SHUTDOWN"])
+    assert (ext.file, ext.name, ext.events) == (
+        "sentry-lambda-extension",
+        "sentry-lambda-extension",
+        ["INVOKE", "SHUTDOWN"],
+    )
     assert ext.received == ["INVOKE", "INVOKE", "INVOKE", "SHUTDOWN"]
     assert ext.exit_code == 0 and not ext.killed
     assert [(i.outcome, i.error_type) for i in report.invocations] == [
-        ("response", None), ("error", "SmokeTestError"), ("response", None)
+        ("response", None),
+        ("error", "SmokeTestError"),
+        ("response", None),
     ]
     assert report.sentry_events == [{"type": "event", "exceptions": ["SmokeTestError"]}]
     t = report.timings
@@ -68,7 +76,8 @@ def test_the_layer_is_read_only_at_opt(tmp_path: Path) -> None:
     # The function writes where the layer is: Lambda's /opt is read-only.
     fn = tmp_path / "fn"
     fn.mkdir()
-    (fn / "app.py").write_text(textwrap.dedent("""\
+    (fn / "app.py").write_text(
+        textwrap.dedent("""\
         import os
         def handler(event, context):
             try:
@@ -76,8 +85,11 @@ def test_the_layer_is_read_only_at_opt(tmp_path: Path) -> None:
             except OSError as exc:
                 return {"opt": "read-only", "errno": exc.errno}
             return {"opt": "writable"}
-    """))
-    report = run(make_layer(tmp_path / "l.zip"), function_dir=fn, handler="app.handler", invocations=1)
+    """)
+    )
+    report = run(
+        make_layer(tmp_path / "l.zip"), function_dir=fn, handler="app.handler", invocations=1
+    )
     assert report.status == "passed", report.cause
     if "mounted at /opt" not in (report.mount or ""):
         pytest.skip(f"no private mount here: {report.mount}")
@@ -87,8 +99,10 @@ def test_the_layer_is_read_only_at_opt(tmp_path: Path) -> None:
 
 def test_the_sandbox_standin_extension_runs_through_a_launcher_at_opt(tmp_path: Path) -> None:
     arch = host_architecture()
-    binary = ROOT / "extensions" / "standin" / f"sentry-standin-{'aarch64' if arch == 'arm64' else arch}"
-    launcher = "#!/bin/sh\nexec /opt/relay/relay run --aws-runtime-api=\"$AWS_LAMBDA_RUNTIME_API\"\n"
+    binary = (
+        ROOT / "extensions" / "standin" / f"sentry-standin-{'aarch64' if arch == 'arm64' else arch}"
+    )
+    launcher = '#!/bin/sh\nexec /opt/relay/relay run --aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"\n'
     z = make_layer(tmp_path / "standin.zip", extensions={"sentry-lambda-extension": launcher})
     import zipfile
 
@@ -141,7 +155,9 @@ def test_a_process_left_behind_fails_cleanup_and_is_killed(tmp_path: Path) -> No
     assert no_leftovers("daemon")
 
 
-def test_an_extension_not_registered_for_shutdown_is_stopped_without_failing(tmp_path: Path) -> None:
+def test_an_extension_not_registered_for_shutdown_is_stopped_without_failing(
+    tmp_path: Path,
+) -> None:
     z = make_layer(tmp_path / "l.zip", extensions={"inv": extension("invoke-only")})
     report = run(z, invocations=2)
     assert report.status == "passed", report.cause
@@ -166,8 +182,12 @@ def test_a_handler_that_times_out_fails_invoke(tmp_path: Path) -> None:
     fn = tmp_path / "fn"
     fn.mkdir()
     (fn / "slow.py").write_text("import time\ndef handler(event, context):\n    time.sleep(30)\n")
-    report = run(make_layer(tmp_path / "l.zip"), function_dir=fn, handler="slow.handler",
-                 limits=Limits(init_s=3, timeout_s=1))  # fmt: skip
+    report = run(
+        make_layer(tmp_path / "l.zip"),
+        function_dir=fn,
+        handler="slow.handler",
+        limits=Limits(init_s=3, timeout_s=1),
+    )
     assert report.phase == "invoke"
     assert "no answer within the 1 s function timeout" in report.cause
     assert no_leftovers("slow")
@@ -177,8 +197,13 @@ def test_the_users_exception_reaches_sentry_and_the_run_passes(tmp_path: Path) -
     fn = tmp_path / "fn"
     fn.mkdir()
     (fn / "app.py").write_text("def handler(event, context):\n    raise KeyError(event['k'])\n")
-    report = run(make_layer(tmp_path / "l.zip"), function_dir=fn, handler="app.handler",
-                 event=b'{"k": "v"}', invocations=1)  # fmt: skip
+    report = run(
+        make_layer(tmp_path / "l.zip"),
+        function_dir=fn,
+        handler="app.handler",
+        event=b'{"k": "v"}',
+        invocations=1,
+    )
     assert report.status == "passed", report.cause
     assert report.invocations[0].error_type == "KeyError"
     assert report.sentry_events == [{"type": "event", "exceptions": ["KeyError"]}]
@@ -202,7 +227,9 @@ def test_an_error_that_never_reaches_sentry_fails(tmp_path: Path) -> None:
 def test_an_unimportable_handler_fails_the_run(tmp_path: Path) -> None:
     fn = tmp_path / "fn"
     fn.mkdir()
-    report = run(make_layer(tmp_path / "l.zip"), function_dir=fn, handler="missing.handler", invocations=1)
+    report = run(
+        make_layer(tmp_path / "l.zip"), function_dir=fn, handler="missing.handler", invocations=1
+    )
     assert report.phase == "invoke"
     assert "could not be loaded" in report.cause
 
@@ -231,7 +258,10 @@ def test_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     good = make_layer(tmp_path / "good.zip")
     assert main(["smoke", str(good), "--json", "--no-baseline"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["passed"] is True and doc["layers"][0]["extensions"][0]["name"] == "sentry-lambda-extension"
+    assert (
+        doc["passed"] is True
+        and doc["layers"][0]["extensions"][0]["name"] == "sentry-lambda-extension"
+    )
     bad = make_layer(tmp_path / "bad.zip", extensions={"quitter": extension("exit")})
     assert main(["smoke", str(bad), "--no-baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -239,16 +269,33 @@ def test_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "extension init failed: extension quitter exited with code 3" in err[0]
 
 
-def test_cli_event_from_file_and_bad_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_event_from_file_and_bad_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fn = tmp_path / "fn"
     fn.mkdir()
     (fn / "echo.py").write_text("def handler(event, context):\n    return event\n")
     (tmp_path / "ev.json").write_text('{"hello": "lambda"}')
-    code = main(["smoke", str(make_layer(tmp_path / "l.zip")), "--function", str(fn), "--handler",
-                 "echo.handler", "--event", f"@{tmp_path / 'ev.json'}", "--invocations", "1",
-                 "--no-baseline", "--json"])  # fmt: skip
+    code = main(
+        [
+            "smoke",
+            str(make_layer(tmp_path / "l.zip")),
+            "--function",
+            str(fn),
+            "--handler",
+            "echo.handler",
+            "--event",
+            f"@{tmp_path / 'ev.json'}",
+            "--invocations",
+            "1",
+            "--no-baseline",
+            "--json",
+        ]
+    )
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["layers"][0]["invocations"][0]["response"] == {"hello": "lambda"}
+    assert json.loads(capsys.readouterr().out)["layers"][0]["invocations"][0]["response"] == {
+        "hello": "lambda"
+    }
     assert main(["smoke", "x.zip", "--event", "{nope"]) == 2
     assert "error: --event: not a JSON document" in capsys.readouterr().err
 
@@ -256,9 +303,15 @@ def test_cli_event_from_file_and_bad_event(tmp_path: Path, capsys: pytest.Captur
 # ---- the APIs and the fake Sentry on their own ----------------------------------------------
 
 
-def _call(api_addr: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
-    req = urllib.request.Request(f"http://{api_addr}{path}", data=body, headers=headers or {},
-                                 method="POST" if body is not None else "GET")  # fmt: skip
+def _call(
+    api_addr: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(
+        f"http://{api_addr}{path}",
+        data=body,
+        headers=headers or {},
+        method="POST" if body is not None else "GET",
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -269,22 +322,40 @@ def _call(api_addr: str, path: str, body: bytes | None = None, headers: dict[str
 def test_extensions_api_refuses_what_lambda_refuses() -> None:
     with serve_api("app.handler") as api:
         reg = "/2020-01-01/extension/register"
-        assert _call(api.address, reg, b'{"events": ["BOGUS"]}', {"Lambda-Extension-Name": "x"})[0] == 400
+        assert (
+            _call(api.address, reg, b'{"events": ["BOGUS"]}', {"Lambda-Extension-Name": "x"})[0]
+            == 400
+        )
         assert _call(api.address, reg, b'{"events": []}')[0] == 400  # no name
-        status, body = _call(api.address, reg, b'{"events": ["INVOKE"]}', {"Lambda-Extension-Name": "x"})
+        status, body = _call(
+            api.address, reg, b'{"events": ["INVOKE"]}', {"Lambda-Extension-Name": "x"}
+        )
         assert status == 200 and body["functionName"] == "layer-builder-smoke"
         assert _call(api.address, reg, b'{"events": []}', {"Lambda-Extension-Name": "x"})[0] == 403
-        status, body = _call(api.address, "/2020-01-01/extension/event/next", None, {"Lambda-Extension-Identifier": "nope"})
+        status, body = _call(
+            api.address,
+            "/2020-01-01/extension/event/next",
+            None,
+            {"Lambda-Extension-Identifier": "nope"},
+        )
         assert (status, body["errorType"]) == (403, "Extension.UnknownExtensionIdentifier")
         api.phase = "invoke"
         status, body = _call(api.address, reg, b'{"events": []}', {"Lambda-Extension-Name": "late"})
         assert (status, body["errorType"]) == (403, "Extension.RegistrationNotAllowed")
-        assert _call(api.address, "/2018-06-01/runtime/invocation/unknown/response", b"{}")[0] == 400
+        assert (
+            _call(api.address, "/2018-06-01/runtime/invocation/unknown/response", b"{}")[0] == 400
+        )
 
 
 def test_envelopes_are_parsed_with_and_without_lengths() -> None:
     event = json.dumps({"exception": {"values": [{"type": "E1"}]}}).encode()
-    body = b'{"dsn": "x"}\n' + json.dumps({"type": "event", "length": len(event)}).encode() + b"\n" + event + b"\n"
+    body = (
+        b'{"dsn": "x"}\n'
+        + json.dumps({"type": "event", "length": len(event)}).encode()
+        + b"\n"
+        + event
+        + b"\n"
+    )
     body += b'{"type": "session"}\n{"sid": "1"}\n'
     items = parse_envelope(gzip.decompress(gzip.compress(body)))
     assert [(i.type, i.exception_types) for i in items] == [("event", ["E1"]), ("session", [])]
@@ -295,10 +366,15 @@ def test_without_namespaces_the_layer_paths_are_rewritten_and_said_so(
 ) -> None:
     from layer_builder.smoke import environment
 
-    monkeypatch.setattr(environment, "_namespace_blocker", lambda tools: "namespaces off for the test")
+    monkeypatch.setattr(
+        environment, "_namespace_blocker", lambda tools: "namespaces off for the test"
+    )
     launcher = "#!/bin/sh\nexec /opt/relay/ext\n"
-    z = make_layer(tmp_path / "l.zip", extensions={"sentry-lambda-extension": launcher},
-                   files={"relay/ext": extension(name="sentry-lambda-extension")})  # fmt: skip
+    z = make_layer(
+        tmp_path / "l.zip",
+        extensions={"sentry-lambda-extension": launcher},
+        files={"relay/ext": extension(name="sentry-lambda-extension")},
+    )
     report = run(z, invocations=2)
     assert report.status == "passed", (report.cause, report.logs)
     assert "NOT mounted at /opt (namespaces off for the test)" in report.mount

@@ -32,20 +32,50 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         "qemu-user are skipped), 2 a layer failed (the phase is named; logs with -v).",
     )
     p.add_argument("zips", nargs="+", metavar="ZIP")
-    p.add_argument("--runtime", choices=("python", "node"), default=None,
-                   help="the layer's runtime (default: from its python/ or nodejs/ directory)")  # fmt: skip
-    p.add_argument("--function", dest="function_dir", default=None, metavar="DIR",
-                   help="your function's code instead of the sample function (with --handler)")  # fmt: skip
-    p.add_argument("--handler", default=None, metavar="H",
-                   help="your handler, e.g. app.handler (what SENTRY_INITIAL_HANDLER holds)")  # fmt: skip
-    p.add_argument("--event", default=None, metavar="JSON|@FILE",
-                   help="the event every invocation gets (default: a small one per invocation)")  # fmt: skip
-    p.add_argument("--invocations", type=int, default=3, metavar="N",
-                   help="invocations per environment (default: 3; the first is the cold one)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="the function timeout in seconds (default: 30)")  # fmt: skip
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip the run without the layer (no cold-start comparison; faster)")  # fmt: skip
+    p.add_argument(
+        "--runtime",
+        choices=("python", "node"),
+        default=None,
+        help="the layer's runtime (default: from its python/ or nodejs/ directory)",
+    )
+    p.add_argument(
+        "--function",
+        dest="function_dir",
+        default=None,
+        metavar="DIR",
+        help="your function's code instead of the sample function (with --handler)",
+    )
+    p.add_argument(
+        "--handler",
+        default=None,
+        metavar="H",
+        help="your handler, e.g. app.handler (what SENTRY_INITIAL_HANDLER holds)",
+    )
+    p.add_argument(
+        "--event",
+        default=None,
+        metavar="JSON|@FILE",
+        help="the event every invocation gets (default: a small one per invocation)",
+    )
+    p.add_argument(
+        "--invocations",
+        type=int,
+        default=3,
+        metavar="N",
+        help="invocations per environment (default: 3; the first is the cold one)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="the function timeout in seconds (default: 30)",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the run without the layer (no cold-start comparison; faster)",
+    )
     common(p)
 
 
@@ -96,11 +126,21 @@ def _describe(ui: UI, r: Any) -> None:
     if r.mount:
         ui.info(f"  environment: {r.mount}")
     for e in r.extensions:
-        reg = (f"registered as {e.name!r} for {', '.join(e.events) or 'no events'} after "
-               f"{_ms(e.registered_ms)}" if e.name else "did not register")  # fmt: skip
-        end = ("killed after the SHUTDOWN budget" if e.killed else
-               f"exited {e.exit_code}" + (f", {_ms(e.shutdown_ms)} after SHUTDOWN" if e.shutdown_ms is not None else ""))  # fmt: skip
-        ui.info(f"  extension {e.file}: {reg}; {end if e.exit_code is not None else 'still running'}")
+        reg = (
+            f"registered as {e.name!r} for {', '.join(e.events) or 'no events'} after "
+            f"{_ms(e.registered_ms)}"
+            if e.name
+            else "did not register"
+        )
+        end = (
+            "killed after the SHUTDOWN budget"
+            if e.killed
+            else f"exited {e.exit_code}"
+            + (f", {_ms(e.shutdown_ms)} after SHUTDOWN" if e.shutdown_ms is not None else "")
+        )
+        ui.info(
+            f"  extension {e.file}: {reg}; {end if e.exit_code is not None else 'still running'}"
+        )
     for i in r.invocations:
         what = i.outcome + (f" {i.error_type}" if i.error_type else "")
         ui.info(f"  invocation {i.number}: {what} ({_ms(i.duration_ms)})")
@@ -108,13 +148,17 @@ def _describe(ui: UI, r: Any) -> None:
     ui.info(f"  Sentry received {len(types)} event(s)" + (f": {'; '.join(types)}" if types else ""))
     t = r.timings
     if t is not None and t.init_ms is not None:
-        ui.info(f"  init {_ms(t.init_ms)} (extensions registered {_ms(t.extensions_init_ms)}, "
-                f"runtime {_ms(t.runtime_init_ms)}), cold invocation {_ms(t.cold_invoke_ms)}, "
-                f"warm {_ms(t.warm_invoke_ms)}")  # fmt: skip
+        ui.info(
+            f"  init {_ms(t.init_ms)} (extensions registered {_ms(t.extensions_init_ms)}, "
+            f"runtime {_ms(t.runtime_init_ms)}), cold invocation {_ms(t.cold_invoke_ms)}, "
+            f"warm {_ms(t.warm_invoke_ms)}"
+        )
     b = r.baseline
     if b is not None:
-        ui.info(f"  without the layer: init {_ms(b.init_ms)}, cold invocation "
-                f"{_ms(b.cold_invoke_ms)}, warm {_ms(b.warm_invoke_ms)}")  # fmt: skip
+        ui.info(
+            f"  without the layer: init {_ms(b.init_ms)}, cold invocation "
+            f"{_ms(b.cold_invoke_ms)}, warm {_ms(b.warm_invoke_ms)}"
+        )
     if r.status == "passed":
         ui.info(f"  {r.summary()}")
 

@@ -155,9 +155,13 @@ class LambdaAPI:
 
     # ---- HTTP side ------------------------------------------------------------------------
 
-    def _register(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _register(
+        self, name: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if self.phase != "init":
-            return _err(403, "Extension.RegistrationNotAllowed", "register is allowed during init only")
+            return _err(
+                403, "Extension.RegistrationNotAllowed", "register is allowed during init only"
+            )
         events = body.get("events", [])
         if not name:
             return _err(400, "Extension.InvalidName", "Lambda-Extension-Name header is missing")
@@ -206,7 +210,9 @@ class LambdaAPI:
         self.cond.notify_all()
         return inv
 
-    def _answer(self, request_id: str, *, response: bytes | None, error: dict[str, Any] | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _answer(
+        self, request_id: str, *, response: bytes | None, error: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         inv = self.invocations.get(request_id)
         if inv is None:
             return _err(400, "InvalidRequestID", f"unknown request id {request_id!r}")
@@ -217,7 +223,9 @@ class LambdaAPI:
         self.cond.notify_all()
         return 202, {"status": "OK"}, {}
 
-    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         """Route one request; may block (the Next calls) until the runner hands out an event."""
         with self.cond:
             if method == "POST" and path == f"{EXT_PREFIX}/register":
@@ -231,7 +239,10 @@ class LambdaAPI:
                     if event is None:
                         return _err(500, "Environment.Closed", "the environment is shut down")
                     return 200, event, {"Lambda-Extension-Event-Identifier": str(uuid.uuid4())}
-                if method == "POST" and path in (f"{EXT_PREFIX}/init/error", f"{EXT_PREFIX}/exit/error"):
+                if method == "POST" and path in (
+                    f"{EXT_PREFIX}/init/error",
+                    f"{EXT_PREFIX}/exit/error",
+                ):
                     kind = headers.get("Lambda-Extension-Function-Error-Type", "Unknown")
                     ext.errors.append(f"{path.rsplit('/', 2)[-2]}/error {kind}")
                     self.cond.notify_all()
@@ -242,7 +253,9 @@ class LambdaAPI:
                     return _err(500, "Environment.Closed", "the environment is shut down")
                 return 200, inv.event, _invocation_headers(inv)
             if method == "POST" and path == f"{RUNTIME_PREFIX}/init/error":
-                self.runtime.init_error = _json(body) or {"errorType": headers.get("Lambda-Runtime-Function-Error-Type", "Unknown")}
+                self.runtime.init_error = _json(body) or {
+                    "errorType": headers.get("Lambda-Runtime-Function-Error-Type", "Unknown")
+                }
                 self.cond.notify_all()
                 return 202, {"status": "OK"}, {}
             if method == "POST" and path.startswith(f"{RUNTIME_PREFIX}/invocation/"):
@@ -251,7 +264,9 @@ class LambdaAPI:
                     return self._answer(request_id, response=body, error=None)
                 if what == "error":
                     error = _json(body)
-                    error.setdefault("errorType", headers.get("Lambda-Runtime-Function-Error-Type", "Unknown"))
+                    error.setdefault(
+                        "errorType", headers.get("Lambda-Runtime-Function-Error-Type", "Unknown")
+                    )
                     return self._answer(request_id, response=None, error=error)
             self.rejected.append(f"{method} {path}")
             return _err(404, "NotFound", f"{method} {path} is not part of the API")
@@ -285,7 +300,7 @@ def _err(status: int, kind: str, message: str) -> tuple[int, dict[str, Any], dic
 def read_body(request: BaseHTTPRequestHandler) -> bytes:
     """The request body, sized or chunked (Node's http client streams bodies chunked)."""
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(request.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -305,7 +320,9 @@ def _handler_for(api: LambdaAPI) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             body = read_body(self)
-            status, payload, headers = api.handle(method, self.path.split("?")[0], self.headers, body)
+            status, payload, headers = api.handle(
+                method, self.path.split("?")[0], self.headers, body
+            )
             raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             try:
                 self.send_response(status)

@@ -13,6 +13,7 @@ behind (a daemon that left its process group, too) is found and killed at the en
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -141,10 +142,8 @@ class Environment:
     def kill_leftovers(self) -> list[tuple[int, str]]:
         left = self.leftovers()
         for pid, _ in left:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         return left
 
     def close(self) -> None:
@@ -182,8 +181,10 @@ def _start_namespace(layer_dir: Path, user_ns: bool) -> tuple[Environment | None
         err = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
         return None, f"unshare failed: {err or holder.returncode}"
     enter += ["--target", str(holder.pid), "--"]
-    for argv in (["mount", "--bind", str(layer_dir), LAMBDA_OPT],
-                 ["mount", "-o", "remount,bind,ro", LAMBDA_OPT]):  # fmt: skip
+    for argv in (
+        ["mount", "--bind", str(layer_dir), LAMBDA_OPT],
+        ["mount", "-o", "remount,bind,ro", LAMBDA_OPT],
+    ):
         proc = subprocess.run([*enter, *argv], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             holder.kill()

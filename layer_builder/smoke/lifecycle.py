@@ -12,6 +12,7 @@ no process of the run may be left. The first broken rule ends the run as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -54,10 +55,8 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
     """Signal the process group (a launcher's children go with it)."""
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(proc.pid, sig)
-    except OSError:
-        pass
 
 
 class _Run:
@@ -91,17 +90,25 @@ class _Run:
         code = proc.poll() if proc else None
         what = "the runtime" if name == "runtime" else f"extension {name}"
         tail = _tail(Path(self.record.logs[name if name == "runtime" else f"extension-{name}"]))
-        return SmokeFailed(phase, f"{what} exited with code {code} {when}" + (f": {tail}" if tail else ""))
+        return SmokeFailed(
+            phase, f"{what} exited with code {code} {when}" + (f": {tail}" if tail else "")
+        )
 
     # ---- init -----------------------------------------------------------------------------
 
     def start_extensions(self, base_env: Mapping[str, str]) -> None:
         ext_dir = self.env.layer_dir / "extensions"
-        files = sorted(p.name for p in ext_dir.iterdir() if p.is_file() and os.access(p, os.X_OK)) if ext_dir.is_dir() else []
+        files = (
+            sorted(p.name for p in ext_dir.iterdir() if p.is_file() and os.access(p, os.X_OK))
+            if ext_dir.is_dir()
+            else []
+        )
         for name in files:
             self.reports[name] = ExtensionReport(file=name)
             argv = [f"{self.env.opt}/extensions/{name}"]
-            self.extensions[name] = self.env.spawn(argv, base_env, self.work, self._log(f"extension-{name}"))
+            self.extensions[name] = self.env.spawn(
+                argv, base_env, self.work, self._log(f"extension-{name}")
+            )
         self.record.extensions = list(self.reports.values())
 
     def wait_registered(self) -> None:
@@ -117,7 +124,11 @@ class _Run:
         if why == "timeout":
             missing = sorted(files - set(registered))
             extra = sorted(set(registered) - files)
-            hint = f" (registered names: {', '.join(extra)}; Lambda expects the file name)" if extra else ""
+            hint = (
+                f" (registered names: {', '.join(extra)}; Lambda expects the file name)"
+                if extra
+                else ""
+            )
             raise SmokeFailed(
                 "extension init",
                 f"{', '.join(missing)} did not register within {self.limits.init_s:g} s{hint}",
@@ -128,23 +139,38 @@ class _Run:
 
     def start_runtime(self, runtime: Runtime, base_env: Mapping[str, str]) -> None:
         self.runtime_started = self.api.clock()
-        self.runtime = self.env.spawn(runtime.argv, {**base_env, **runtime.env}, self.work, self._log("runtime"))
+        self.runtime = self.env.spawn(
+            runtime.argv, {**base_env, **runtime.env}, self.work, self._log("runtime")
+        )
         deadline = self.t0 + self.limits.init_s
         api = self.api
         why = self._await(lambda: api.ready() or api.runtime.init_error is not None, deadline)
         if api.runtime.init_error is not None:
             err = api.runtime.init_error
-            raise SmokeFailed("runtime init", f"{err.get('errorType')}: {err.get('errorMessage', '')}"[:500])
+            raise SmokeFailed(
+                "runtime init", f"{err.get('errorType')}: {err.get('errorMessage', '')}"[:500]
+            )
         self._check_extension_errors("extension init")
         if why == "timeout":
             waiting = [] if api.runtime.waiting else ["the runtime"]
             waiting += [e.name for e in api.registered() if not e.idle]
-            raise SmokeFailed("init", f"not ready within {self.limits.init_s:g} s: waiting for {', '.join(waiting)}")
+            raise SmokeFailed(
+                "init",
+                f"not ready within {self.limits.init_s:g} s: waiting for {', '.join(waiting)}",
+            )
         if why is not None:
-            raise self._exited(why, "during init", "runtime init" if why == "runtime" else "extension init")
+            raise self._exited(
+                why, "during init", "runtime init" if why == "runtime" else "extension init"
+            )
         t = self.record.timings
         t.runtime_init_ms = _ms(self.runtime_started, api.runtime.first_next_at)
-        t.init_ms = _ms(self.t0, max([api.runtime.first_next_at or 0.0] + [e.last_next_at or 0.0 for e in api.registered()]))
+        t.init_ms = _ms(
+            self.t0,
+            max(
+                [api.runtime.first_next_at or 0.0]
+                + [e.last_next_at or 0.0 for e in api.registered()]
+            ),
+        )
 
     def _check_extension_errors(self, phase: str) -> None:
         for ext in self.api.registered():
@@ -165,17 +191,31 @@ class _Run:
             report.response = _decode(inv.response) if inv.response is not None else inv.error
         if why == "timeout":
             if inv.answered_at is None:
-                raise SmokeFailed("invoke", f"invocation {number}: no answer within the {self.limits.timeout_s:g} s function timeout (Lambda: Task timed out)")
+                raise SmokeFailed(
+                    "invoke",
+                    f"invocation {number}: no answer within the {self.limits.timeout_s:g} s "
+                    "function timeout (Lambda: Task timed out)",
+                )
             late = [e.name for e in api.registered() if not e.idle]
-            raise SmokeFailed("invoke", f"invocation {number}: extension {', '.join(late)} did not call Next within the function timeout")
+            raise SmokeFailed(
+                "invoke",
+                f"invocation {number}: extension {', '.join(late)} did not call Next within the "
+                "function timeout",
+            )
         if why is not None:
             report.outcome = "crash"
             raise self._exited(why, f"during invocation {number}", "invoke")
-        ends = [inv.answered_at] + [e.last_next_at or 0.0 for e in api.registered() if "INVOKE" in e.events]
+        ends = [inv.answered_at] + [
+            e.last_next_at or 0.0 for e in api.registered() if "INVOKE" in e.events
+        ]
         report.duration_ms = _ms(inv.started_at, max(x for x in ends if x is not None))
         if report.error_type in LOAD_ERRORS:
             message = (inv.error or {}).get("errorMessage", "")
-            raise SmokeFailed("invoke", f"invocation {number}: the handler could not be loaded: {report.error_type}: {message}"[:500])
+            raise SmokeFailed(
+                "invoke",
+                f"invocation {number}: the handler could not be loaded: "
+                f"{report.error_type}: {message}"[:500],
+            )
         cause = check(number, inv)
         if cause:
             raise SmokeFailed("invoke", f"invocation {number}: {cause}")
@@ -221,7 +261,11 @@ class _Run:
     def shutdown_verdict(self) -> SmokeFailed | None:
         killed = [r.file for r in self.reports.values() if r.killed]
         if killed:
-            return SmokeFailed("shutdown", f"{', '.join(killed)} did not exit within {self.limits.shutdown_s:g} s of SHUTDOWN (killed)")
+            return SmokeFailed(
+                "shutdown",
+                f"{', '.join(killed)} did not exit within {self.limits.shutdown_s:g} s of SHUTDOWN "
+                "(killed)",
+            )
         errors = [f"{r.file}: {'; '.join(r.errors)}" for r in self.reports.values() if r.errors]
         if errors:
             return SmokeFailed("shutdown", f"extension reported {', '.join(errors)}")
@@ -232,7 +276,11 @@ class _Run:
         left = self.env.kill_leftovers()
         self.record.leftovers = [f"{comm} (pid {pid})" for pid, comm in left]
         if left:
-            return SmokeFailed("cleanup", f"{len(left)} process(es) left behind after shutdown: {', '.join(self.record.leftovers)} (killed)")
+            return SmokeFailed(
+                "cleanup",
+                f"{len(left)} process(es) left behind after shutdown: "
+                f"{', '.join(self.record.leftovers)} (killed)",
+            )
         return None
 
 
@@ -277,7 +325,11 @@ def run_environment(
     inv_times = [i.duration_ms for i in run.record.invocations if i.duration_ms is not None]
     t = run.record.timings
     t.cold_invoke_ms = inv_times[0] if inv_times else None
-    warm = [i.duration_ms for i in run.record.invocations[1:] if i.duration_ms is not None and i.outcome == "response"]
+    warm = [
+        i.duration_ms
+        for i in run.record.invocations[1:]
+        if i.duration_ms is not None and i.outcome == "response"
+    ]
     warm = warm or inv_times[1:]
     t.warm_invoke_ms = min(warm) if warm else None
     run.record.failure = failure

@@ -87,15 +87,27 @@ def zip_architectures(zip_path: Path) -> list[str]:
 def _events(options: SmokeOptions) -> list[bytes]:
     if options.event is not None:
         return [options.event] * options.invocations
-    return [json.dumps({"layer-builder": "smoke", "n": n}).encode() for n in range(1, options.invocations + 1)]
+    return [
+        json.dumps({"layer-builder": "smoke", "n": n}).encode()
+        for n in range(1, options.invocations + 1)
+    ]
 
 
 def _sample_check(events: list[bytes]):  # type: ignore[no-untyped-def]
     def check(number: int, inv: Invocation) -> str | None:
         if number % 2 == 0:
             got = (inv.error or {}).get("errorType")
-            return None if got == runtimes.SAMPLE_ERROR else f"expected the sample's {runtimes.SAMPLE_ERROR}, got {got or 'a response'}"
-        want = {"ok": True, "invocation": number, "requestId": inv.request_id, "event": json.loads(events[number - 1])}
+            return (
+                None
+                if got == runtimes.SAMPLE_ERROR
+                else f"expected the sample's {runtimes.SAMPLE_ERROR}, got {got or 'a response'}"
+            )
+        want = {
+            "ok": True,
+            "invocation": number,
+            "requestId": inv.request_id,
+            "event": json.loads(events[number - 1]),
+        }
         try:
             got_resp = json.loads(inv.response or b"null")
         except ValueError:
@@ -115,14 +127,15 @@ def _accept_any(number: int, inv: Invocation) -> str | None:
 def _sentry_check(sentry: FakeSentry):  # type: ignore[no-untyped-def]
     def after(record: RunRecord) -> None:
         for inv in record.invocations:
-            if inv.outcome == "error" and inv.error_type:
-                if not sentry.wait_for_exception(inv.error_type, _SENTRY_WAIT_S):
-                    seen = [t for e in sentry.events() for t in e.exception_types]
-                    raise SmokeFailed(
-                        "sentry",
-                        f"the {inv.error_type} raised by invocation {inv.number} did not reach "
-                        f"Sentry within {_SENTRY_WAIT_S:g} s (events received: {seen or 'none'})",
-                    )
+            if inv.outcome != "error" or not inv.error_type:
+                continue
+            if not sentry.wait_for_exception(inv.error_type, _SENTRY_WAIT_S):
+                seen = [t for e in sentry.events() for t in e.exception_types]
+                raise SmokeFailed(
+                    "sentry",
+                    f"the {inv.error_type} raised by invocation {inv.number} did not reach "
+                    f"Sentry within {_SENTRY_WAIT_S:g} s (events received: {seen or 'none'})",
+                )
 
     return after
 
@@ -138,7 +151,9 @@ def _read_logs(record: RunRecord, prefix: str) -> dict[str, str]:
     return out
 
 
-def _one_run(zip_path: Path | None, options: SmokeOptions, runtime_name: str, work: Path, sentry: FakeSentry) -> tuple[RunRecord, str]:
+def _one_run(
+    zip_path: Path | None, options: SmokeOptions, runtime_name: str, work: Path, sentry: FakeSentry
+) -> tuple[RunRecord, str]:
     """One fresh environment: the layer (``zip_path``) or the bare function (None)."""
     task = work / "task"
     shutil.copytree(options.function_dir or runtimes.sample_function(runtime_name), task)
@@ -146,12 +161,18 @@ def _one_run(zip_path: Path | None, options: SmokeOptions, runtime_name: str, wo
     env = prepare(zip_path, work, runtimes.needed_tools(runtime_name))
     try:
         with serve_api(handler) as api:
-            runtime = runtimes.start_spec(runtime_name, work, env.opt, task, handler, zip_path is not None)
-            base = runtimes.lambda_env(api=api.address, task_root=task, handler=runtime.env["_HANDLER"], dsn=sentry.dsn)
+            runtime = runtimes.start_spec(
+                runtime_name, work, env.opt, task, handler, zip_path is not None
+            )
+            base = runtimes.lambda_env(
+                api=api.address, task_root=task, handler=runtime.env["_HANDLER"], dsn=sentry.dsn
+            )
             events = _events(options)
             check = _accept_any if options.function_dir else _sample_check(events)
             after = _sentry_check(sentry) if zip_path is not None else None
-            record = run_environment(env, api, runtime, base, events, work, options.limits, check, after)
+            record = run_environment(
+                env, api, runtime, base, events, work, options.limits, check, after
+            )
             return record, f"{runtime.label}; layer {env.mount}"
     finally:
         env.close()
@@ -172,8 +193,14 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
         if arch != host:
             runner = runtimes.other_arch_runner(MACHINE_NAME.get(arch, arch))
             if runner is None or len(archs) > 1:
-                why = ("the launcher picks the host's binary; run on an " + arch + " machine") if len(archs) > 1 and runner else (
-                    f"this machine is {host} and qemu-user for {arch} is not installed (Debian: qemu-user-binfmt)")
+                why = (
+                    ("the launcher picks the host's binary; run on an " + arch + " machine")
+                    if len(archs) > 1 and runner
+                    else (
+                        f"this machine is {host} and qemu-user for {arch} is not installed "
+                        "(Debian: qemu-user-binfmt)"
+                    )
+                )
                 reports.append(ZipReport(str(zip_path), arch, "skipped", cause=why))
                 continue
         reports.append(_smoke_arch(zip_path, arch, options))
@@ -198,7 +225,9 @@ def _smoke_arch(zip_path: Path, arch: str, options: SmokeOptions) -> ZipReport:
             report.logs.update(_read_logs(bare, "bare/"))
             if bare.failure is not None:
                 report.baseline = None
-                report.baseline_note = f"no comparison: the function without the layer failed ({bare.failure})"
+                report.baseline_note = (
+                    f"no comparison: the function without the layer failed ({bare.failure})"
+                )
         (work / "layer").mkdir()
         sentry.items.clear()
         record, label = _one_run(zip_path, options, runtime_name, work / "layer", sentry)

@@ -128,8 +128,12 @@ def python(work: Path, opt: str, task_root: Path, user_handler: str, with_layer:
     pyver = f"{sys.version_info.major}.{sys.version_info.minor}"
     handler = PYTHON_WRAPPER if with_layer else user_handler
     # Lambda's order: the function, the layers' python directories, then the runtime.
-    path = [str(task_root), f"{opt}/python/lib/python{pyver}/site-packages", f"{opt}/python",
-            str(runtime_dir)]  # fmt: skip
+    path = [
+        str(task_root),
+        f"{opt}/python/lib/python{pyver}/site-packages",
+        f"{opt}/python",
+        str(runtime_dir),
+    ]
     env = {
         "PYTHONPATH": ":".join(path),
         "PYTHONDONTWRITEBYTECODE": "1",  # /opt is read-only, as in Lambda
@@ -167,8 +171,13 @@ def node(work: Path, opt: str, task_root: Path, user_handler: str, with_layer: b
     }
     if with_layer:
         env["NODE_OPTIONS"] = f"-r {NODE_PRELOAD}"
-    return Runtime("node", f"node {version} + layer-builder's runtime loop",
-                   (exe, str(NODE_RUNTIME)), env, (exe,))  # fmt: skip
+    return Runtime(
+        "node",
+        f"node {version} + layer-builder's runtime loop",
+        (exe, str(NODE_RUNTIME)),
+        env,
+        (exe,),
+    )
 
 
 def start_spec(

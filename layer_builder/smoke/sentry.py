@@ -82,7 +82,7 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     if encoding == "deflate":
         return zlib.decompress(body)
     if encoding == "br":
-        import brotli  # type: ignore[import-not-found]  # only if the SDK found brotli too
+        import brotli  # only sent by an SDK that found brotli installed
 
         return bytes(brotli.decompress(body))
     return body
@@ -110,7 +110,9 @@ def parse_envelope(body: bytes) -> list[SentryItem]:
             data = json.loads(payload) if payload.strip() else None
         except ValueError:
             data = None  # attachments and other binary items
-        items.append(SentryItem(str(header.get("type", "")), data if isinstance(data, dict) else None))
+        items.append(
+            SentryItem(str(header.get("type", "")), data if isinstance(data, dict) else None)
+        )
     return items
 
 
