@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import textwrap
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from smoke_layers import extension, make_layer
 
 from layer_builder.cli import main
 from layer_builder.errors import ArgumentError
+from layer_builder.smoke import runtimes
 from layer_builder.smoke.api import serve_api
 from layer_builder.smoke.lifecycle import Limits
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
@@ -98,19 +101,8 @@ def test_the_layer_is_read_only_at_opt(tmp_path: Path) -> None:
 
 
 def test_the_sandbox_standin_extension_runs_through_a_launcher_at_opt(tmp_path: Path) -> None:
-    arch = host_architecture()
-    binary = (
-        ROOT / "extensions" / "standin" / f"sentry-standin-{'aarch64' if arch == 'arm64' else arch}"
-    )
-    launcher = '#!/bin/sh\nexec /opt/relay/relay run --aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"\n'
-    z = make_layer(tmp_path / "standin.zip", extensions={"sentry-lambda-extension": launcher})
-    import zipfile
-
-    with zipfile.ZipFile(z, "a") as zf:
-        info = zipfile.ZipInfo("relay/relay")
-        info.external_attr = 0o100755 << 16
-        zf.writestr(info, binary.read_bytes())
-    report = run(z)
+    machine = "aarch64" if host_architecture() == "arm64" else "x86_64"
+    report = run(standin_layer(tmp_path / "standin.zip", machine, [host_architecture()]))
     assert report.status == "passed", (report.cause, report.logs)
     assert report.extensions[0].name == "sentry-lambda-extension"
     assert report.extensions[0].shutdown_ms is not None
@@ -234,14 +226,55 @@ def test_an_unimportable_handler_fails_the_run(tmp_path: Path) -> None:
     assert "could not be loaded" in report.cause
 
 
-def test_another_architecture_without_qemu_is_skipped(tmp_path: Path) -> None:
-    other = "arm64" if host_architecture() == "x86_64" else "x86_64"
-    z = make_layer(tmp_path / "l.zip")
-    z.with_name("l.zip.json").write_text(json.dumps({"architecture": other}))
+OTHER = "arm64" if host_architecture() == "x86_64" else "x86_64"
+OTHER_MACHINE = "aarch64" if OTHER == "arm64" else "x86_64"
+
+
+def standin_layer(path: Path, machine: str, archs: list[str]) -> Path:
+    """A layer whose launcher execs the sandbox stand-in for ``machine`` at /opt/relay/relay."""
+    launcher = '#!/bin/sh\nexec /opt/relay/relay run --aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"\n'
+    z = make_layer(path, extensions={"sentry-lambda-extension": launcher})
+    binary = ROOT / "extensions" / "standin" / f"sentry-standin-{machine}"
+    with zipfile.ZipFile(z, "a") as zf:
+        info = zipfile.ZipInfo("relay/relay")
+        info.external_attr = 0o100755 << 16
+        zf.writestr(info, binary.read_bytes())
+    z.with_name(z.name + ".json").write_text(json.dumps({"architectures": archs}))
+    return z
+
+
+def test_another_architecture_without_qemu_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtimes, "other_arch_runner", lambda machine: None)
+    z = standin_layer(tmp_path / "other.zip", OTHER_MACHINE, [OTHER])
     (report,) = smoke_zip(z, SmokeOptions())
-    if report.status != "skipped":
-        pytest.skip("qemu-user is registered for the other architecture here")
-    assert "qemu-user" in report.cause
+    assert report.status == "skipped" and report.architecture == OTHER
+    assert f"qemu-user for {OTHER} is not installed" in report.cause
+    assert main(["smoke", str(z)]) == 0
+
+
+def test_a_universal_layer_runs_the_host_binary_and_skips_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtimes, "other_arch_runner", lambda machine: ("qemu-user (test)", None))
+    host_machine = "aarch64" if host_architecture() == "arm64" else "x86_64"
+    z = standin_layer(tmp_path / "uni.zip", host_machine, ["x86_64", "arm64"])
+    reports = smoke_zip(z, SmokeOptions(baseline=False, limits=FAST))
+    by_arch = {r.architecture: r for r in reports}
+    assert by_arch[host_architecture()].status == "passed", by_arch[host_architecture()].cause
+    assert by_arch[OTHER].status == "skipped" and "launcher picks" in by_arch[OTHER].cause
+
+
+@pytest.mark.skipif(
+    shutil.which(f"qemu-{OTHER_MACHINE}") is None, reason=f"qemu-user for {OTHER} not installed"
+)
+def test_another_architecture_runs_through_qemu_user(tmp_path: Path) -> None:
+    z = standin_layer(tmp_path / "other.zip", OTHER_MACHINE, [OTHER])
+    (report,) = smoke_zip(z, SmokeOptions(baseline=False, limits=FAST))
+    assert (report.status, report.architecture) == ("passed", OTHER), (report.cause, report.logs)
+    assert "1 foreign executable(s) run through" in report.mount
+    assert report.extensions[0].name == "sentry-lambda-extension"
 
 
 def test_options_are_checked() -> None:

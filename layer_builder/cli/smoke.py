@@ -159,7 +159,7 @@ def _describe(ui: UI, r: Any) -> None:
             f"  without the layer: init {_ms(b.init_ms)}, cold invocation "
             f"{_ms(b.cold_invoke_ms)}, warm {_ms(b.warm_invoke_ms)}"
         )
-    if r.status == "passed":
+    if r.status == "passed" and (r.baseline is not None or r.baseline_note):
         ui.info(f"  {r.summary()}")
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,28 @@ def _rewrite_opt_paths(root: Path) -> int:
             path.write_bytes(new)
             changed += 1
     return changed
+
+
+def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
+    """Put a shim that runs ``qemu`` in place of every executable ELF file for ``e_machine``.
+
+    Without binfmt_misc the kernel cannot run them; the shim keeps their path (a launcher's
+    ``exec /opt/relay/relay`` still works) and the original moves beside it, hidden.
+    """
+    count = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink() or not os.access(path, os.X_OK):
+            continue
+        with open(path, "rb") as f:
+            header = read_elf_header(f.read(64))
+        if header is None or header.e_machine != e_machine:
+            continue
+        original = path.with_name(f".{path.name}.qemu-target")
+        path.rename(original)
+        path.write_text(f'#!/bin/sh\nexec {qemu} "$(dirname "$0")/{original.name}" "$@"\n')
+        path.chmod(0o755)
+        count += 1
+    return count
 
 
 def _ns_link(pid: int | str) -> str | None:
@@ -214,13 +237,29 @@ def _namespace_blocker(tools: Sequence[str]) -> str | None:
     return None
 
 
-def prepare(zip_path: Path | None, work: Path, tools: Sequence[str]) -> Environment:
-    """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt."""
+def prepare(
+    zip_path: Path | None,
+    work: Path,
+    tools: Sequence[str],
+    emulate: tuple[int, str] | None = None,
+) -> Environment:
+    """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt.
+
+    ``emulate`` is (ELF machine, qemu program): that machine's executables run through qemu.
+    """
     layer_dir = work / "opt"
     if zip_path is not None:
         unpack_layer(zip_path, layer_dir)
     else:
         layer_dir.mkdir(parents=True)
+    env = _provide(layer_dir, tools)
+    if emulate is not None:
+        shimmed = _shim_foreign_binaries(layer_dir, *emulate)
+        env.mount += f"; {shimmed} foreign executable(s) run through {emulate[1]}"
+    return env
+
+
+def _provide(layer_dir: Path, tools: Sequence[str]) -> Environment:
     reasons = []
     blocker = _namespace_blocker([sys.executable, *tools])
     if blocker is None:

@@ -196,15 +196,21 @@ def sample_function(name: str) -> Path:
     return SAMPLES / name
 
 
-def other_arch_runner(machine: str) -> str | None:
-    """How binaries of ``machine`` run here: a registered qemu-user binfmt handler, or None."""
+def other_arch_runner(machine: str) -> tuple[str, str | None] | None:
+    """How binaries of ``machine`` can run here: (label, qemu path or None), or None.
+
+    A qemu-user handler registered with binfmt_misc runs them transparently; otherwise the
+    ``qemu-<machine>`` program (Debian's qemu-user) runs them through shims (see
+    :func:`~layer_builder.smoke.environment.prepare`).
+    """
     entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{machine}")
     try:
         if entry.read_text().startswith("enabled"):
-            return f"qemu-user ({entry.name})"
+            return f"qemu-user through binfmt_misc ({entry.name})", None
     except OSError:
         pass
-    return None
+    qemu = shutil.which(f"qemu-{machine}")
+    return (f"qemu-user ({qemu})", qemu) if qemu else None
 
 
 def host_machine() -> str:
