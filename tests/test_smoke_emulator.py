@@ -412,3 +412,17 @@ def test_without_namespaces_the_layer_paths_are_rewritten_and_said_so(
     assert report.status == "passed", (report.cause, report.logs)
     assert "NOT mounted at /opt (namespaces off for the test)" in report.mount
     assert "/opt/ rewritten in 1 script(s)" in report.mount
+
+
+def test_an_extension_reporting_init_error_is_named_with_its_error(tmp_path: Path) -> None:
+    init_error = (
+        "urllib.request.urlopen(urllib.request.Request(API + '/init/error', data=b'{}', headers={\n"
+        "    'Lambda-Extension-Identifier': ident,\n"
+        "    'Lambda-Extension-Function-Error-Type': 'Extension.ConfigInvalid'}))\n"
+        "sys.exit(1)\n"
+    )
+    script = extension().replace("\nwhile True:", "\n" + init_error + "while True:")
+    assert init_error in script
+    report = run(make_layer(tmp_path / "l.zip", extensions={"picky": script}))
+    assert report.phase == "extension init"
+    assert report.cause == "extension picky reported init/error Extension.ConfigInvalid"

@@ -133,8 +133,10 @@ class _Run:
                 "extension init",
                 f"{', '.join(missing)} did not register within {self.limits.init_s:g} s{hint}",
             )
+        self._check_extension_errors("extension init")  # init/error says more than the exit
         if why is not None:
-            raise self._exited(why, "before registering", "extension init")
+            when = "during init" if why in registered else "before registering"
+            raise self._exited(why, when, "extension init")
         self.record.timings.extensions_init_ms = _ms(self.t0, self.api.clock())
 
     def start_runtime(self, runtime: Runtime, base_env: Mapping[str, str]) -> None:
