@@ -246,7 +246,7 @@ def standin_layer(path: Path, machine: str, archs: list[str]) -> Path:
 def test_another_architecture_without_qemu_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtimes, "other_arch_runner", lambda machine: None)
+    monkeypatch.setattr(runtimes, "other_arch_runner", lambda arch: None)
     z = standin_layer(tmp_path / "other.zip", OTHER_MACHINE, [OTHER])
     (report,) = smoke_zip(z, SmokeOptions())
     assert report.status == "skipped" and report.architecture == OTHER
@@ -254,16 +254,49 @@ def test_another_architecture_without_qemu_is_skipped(
     assert main(["smoke", str(z)]) == 0
 
 
-def test_a_universal_layer_runs_the_host_binary_and_skips_the_other(
+def universal_layer(path: Path) -> Path:
+    """Both stand-ins, and a launcher picking one by `uname -m` as universal layers do."""
+    launcher = (
+        "#!/bin/sh\n"
+        'exec /opt/relay/relay-$(uname -m) run --aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"\n'
+    )
+    z = make_layer(path, extensions={"sentry-lambda-extension": launcher})
+    with zipfile.ZipFile(z, "a") as zf:
+        for machine in ("x86_64", "aarch64"):
+            info = zipfile.ZipInfo(f"relay/relay-{machine}")
+            info.external_attr = 0o100755 << 16
+            zf.writestr(
+                info, (ROOT / "extensions/standin" / f"sentry-standin-{machine}").read_bytes()
+            )
+    z.with_name(z.name + ".json").write_text(json.dumps({"architectures": ["x86_64", "arm64"]}))
+    return z
+
+
+def test_a_universal_layer_without_qemu_runs_the_host_and_skips_the_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtimes, "other_arch_runner", lambda machine: ("qemu-user (test)", None))
-    host_machine = "aarch64" if host_architecture() == "arm64" else "x86_64"
-    z = standin_layer(tmp_path / "uni.zip", host_machine, ["x86_64", "arm64"])
-    reports = smoke_zip(z, SmokeOptions(baseline=False, limits=FAST))
+    monkeypatch.setattr(runtimes, "other_arch_runner", lambda arch: None)
+    reports = smoke_zip(
+        universal_layer(tmp_path / "uni.zip"), SmokeOptions(baseline=False, limits=FAST)
+    )
     by_arch = {r.architecture: r for r in reports}
     assert by_arch[host_architecture()].status == "passed", by_arch[host_architecture()].cause
-    assert by_arch[OTHER].status == "skipped" and "launcher picks" in by_arch[OTHER].cause
+    assert by_arch[OTHER].status == "skipped"
+
+
+@pytest.mark.skipif(
+    shutil.which(f"qemu-{OTHER_MACHINE}") is None, reason=f"qemu-user for {OTHER} not installed"
+)
+def test_a_universal_layer_runs_both_binaries_with_qemu(tmp_path: Path) -> None:
+    reports = smoke_zip(
+        universal_layer(tmp_path / "uni.zip"), SmokeOptions(baseline=False, limits=FAST)
+    )
+    by_arch = {r.architecture: r for r in reports}
+    assert {r.status for r in reports} == {"passed"}, [(r.phase, r.cause) for r in reports]
+    assert f"playing {OTHER_MACHINE}" in by_arch[OTHER].mount
+    # The launcher took the other machine's binary: the stand-in logs the path it ran as.
+    log = by_arch[OTHER].logs["extension-sentry-lambda-extension"]
+    assert f"relay-{OTHER_MACHINE}" in log and "playing" not in by_arch[host_architecture()].mount
 
 
 @pytest.mark.skipif(
@@ -273,7 +306,8 @@ def test_another_architecture_runs_through_qemu_user(tmp_path: Path) -> None:
     z = standin_layer(tmp_path / "other.zip", OTHER_MACHINE, [OTHER])
     (report,) = smoke_zip(z, SmokeOptions(baseline=False, limits=FAST))
     assert (report.status, report.architecture) == ("passed", OTHER), (report.cause, report.logs)
-    assert "1 foreign executable(s) run through" in report.mount
+    assert "playing aarch64" in report.mount or "playing x86_64" in report.mount
+    assert "1 executable(s) run through" in report.mount
     assert report.extensions[0].name == "sentry-lambda-extension"
 
 

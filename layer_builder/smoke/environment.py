@@ -27,9 +27,13 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from layer_builder.smoke.runtimes import Foreign
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,8 @@ def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
     ``exec /opt/relay/relay`` still works) and the original moves beside it, hidden.
     """
     count = 0
+    if not qemu:
+        return 0  # binfmt_misc runs them as they are
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.is_symlink() or not os.access(path, os.X_OK):
             continue
@@ -118,6 +124,7 @@ class Environment:
     opt: str  # the path processes see the layer at: /opt, or layer_dir in the fallback
     mount: str  # how /opt was provided, for the report
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    path_prefix: str = ""  # put before PATH (the foreign machine's `uname`)
     _holder: subprocess.Popen[bytes] | None = None
     _enter: tuple[str, ...] = ()
     _ns: str | None = None
@@ -241,11 +248,12 @@ def prepare(
     zip_path: Path | None,
     work: Path,
     tools: Sequence[str],
-    emulate: tuple[int, str] | None = None,
+    foreign: Foreign | None = None,
 ) -> Environment:
     """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt.
 
-    ``emulate`` is (ELF machine, qemu program): that machine's executables run through qemu.
+    With ``foreign``, the environment plays that machine: its executables run through qemu,
+    and ``uname -m`` (which a universal layer's launcher asks) answers its name.
     """
     layer_dir = work / "opt"
     if zip_path is not None:
@@ -253,9 +261,21 @@ def prepare(
     else:
         layer_dir.mkdir(parents=True)
     env = _provide(layer_dir, tools)
-    if emulate is not None:
-        shimmed = _shim_foreign_binaries(layer_dir, *emulate)
-        env.mount += f"; {shimmed} foreign executable(s) run through {emulate[1]}"
+    if foreign is not None:
+        shimmed = _shim_foreign_binaries(layer_dir, foreign.e_machine, foreign.qemu or "")
+        bin_dir = work / "machine-bin"
+        bin_dir.mkdir()
+        real = shutil.which("uname") or "/bin/uname"
+        (bin_dir / "uname").write_text(
+            f"#!/bin/sh\n# layer-builder smoke: this environment plays an {foreign.machine} "
+            f'machine\nif [ "$*" = "-m" ]; then echo {foreign.machine}; else exec {real} "$@"; fi\n'
+        )
+        (bin_dir / "uname").chmod(0o755)
+        env.path_prefix = f"{bin_dir}:"
+        env.mount += f"; playing {foreign.machine}: `uname -m` says so, " + (
+            f"{shimmed} executable(s) run through {foreign.qemu}" if foreign.qemu
+            else f"its executables run through {foreign.label}"
+        )  # fmt: skip
     return env
 
 

@@ -157,13 +157,13 @@ def _one_run(
     runtime_name: str,
     work: Path,
     sentry: FakeSentry,
-    emulate: tuple[int, str] | None = None,
+    foreign: runtimes.Foreign | None = None,
 ) -> tuple[RunRecord, str]:
     """One fresh environment: the layer (``zip_path``) or the bare function (None)."""
     task = work / "task"
     shutil.copytree(options.function_dir or runtimes.sample_function(runtime_name), task)
     handler = options.handler or runtimes.SAMPLE_HANDLER
-    env = prepare(zip_path, work, runtimes.needed_tools(runtime_name), emulate)
+    env = prepare(zip_path, work, runtimes.needed_tools(runtime_name), foreign)
     try:
         with serve_api(handler) as api:
             runtime = runtimes.start_spec(
@@ -172,6 +172,7 @@ def _one_run(
             base = runtimes.lambda_env(
                 api=api.address, task_root=task, handler=runtime.env["_HANDLER"], dsn=sentry.dsn
             )
+            base["PATH"] = env.path_prefix + base["PATH"]
             events = _events(options)
             check = _accept_any if options.function_dir else _sample_check(events)
             after = _sentry_check(sentry) if zip_path is not None else None
@@ -196,28 +197,20 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
     reports = []
     for arch in archs:
         if arch != host:
-            runner = runtimes.other_arch_runner(MACHINE_NAME.get(arch, arch))
-            if runner is None:
+            foreign = runtimes.other_arch_runner(arch)
+            if foreign is None:
                 why = (f"this machine is {host} and qemu-user for {arch} is not installed "
                        "(Debian: qemu-user)")  # fmt: skip
                 reports.append(ZipReport(str(zip_path), arch, "skipped", cause=why))
                 continue
-            if len(archs) > 1:
-                # A universal zip's launcher picks its binary by `uname -m`: on this machine
-                # it always picks the host's, so the other binary cannot be exercised here.
-                why = f"the layer's launcher picks the {host} binary here; run on {arch} to test"
-                reports.append(ZipReport(str(zip_path), arch, "skipped", cause=why))
-                continue
-            qemu = runner[1]
-            emulate = (ELF_MACHINE[arch], qemu) if qemu else None
-            reports.append(_smoke_arch(zip_path, arch, options, emulate))
+            reports.append(_smoke_arch(zip_path, arch, options, foreign))
             continue
         reports.append(_smoke_arch(zip_path, arch, options))
     return reports
 
 
 def _smoke_arch(
-    zip_path: Path, arch: str, options: SmokeOptions, emulate: tuple[int, str] | None = None
+    zip_path: Path, arch: str, options: SmokeOptions, foreign: runtimes.Foreign | None = None
 ) -> ZipReport:
     report = ZipReport(str(zip_path), arch, "failed")
     with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp, fake_sentry() as sentry:
@@ -241,7 +234,7 @@ def _smoke_arch(
                 )
         (work / "layer").mkdir()
         sentry.items.clear()
-        record, label = _one_run(zip_path, options, runtime_name, work / "layer", sentry, emulate)
+        record, label = _one_run(zip_path, options, runtime_name, work / "layer", sentry, foreign)
         report.mount = label
         report.logs.update(_read_logs(record, ""))
         report.extensions, report.invocations = record.extensions, record.invocations

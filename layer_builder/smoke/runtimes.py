@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from layer_builder.aws.facts import ELF_MACHINE, MACHINE_NAME
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.smoke.api import ACCOUNT_ID, FUNCTION_NAME, REGION
 
@@ -196,21 +197,34 @@ def sample_function(name: str) -> Path:
     return SAMPLES / name
 
 
-def other_arch_runner(machine: str) -> tuple[str, str | None] | None:
-    """How binaries of ``machine`` can run here: (label, qemu path or None), or None.
+@dataclass(frozen=True)
+class Foreign:
+    """How this machine plays another architecture's Lambda."""
+
+    machine: str  # what `uname -m` answers there, e.g. aarch64
+    e_machine: int  # the ELF machine of its binaries
+    qemu: str | None  # qemu-<machine> to call through shims; None: binfmt_misc runs them
+    label: str
+
+
+def other_arch_runner(arch: str) -> Foreign | None:
+    """How ``arch``'s binaries can run here, or None.
 
     A qemu-user handler registered with binfmt_misc runs them transparently; otherwise the
     ``qemu-<machine>`` program (Debian's qemu-user) runs them through shims (see
     :func:`~layer_builder.smoke.environment.prepare`).
     """
+    machine = MACHINE_NAME.get(arch, arch)
     entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{machine}")
     try:
         if entry.read_text().startswith("enabled"):
-            return f"qemu-user through binfmt_misc ({entry.name})", None
-    except OSError:
+            return Foreign(machine, ELF_MACHINE[arch], None, f"binfmt_misc {entry.name}")
+    except (OSError, KeyError):
         pass
     qemu = shutil.which(f"qemu-{machine}")
-    return (f"qemu-user ({qemu})", qemu) if qemu else None
+    if qemu is None or arch not in ELF_MACHINE:
+        return None
+    return Foreign(machine, ELF_MACHINE[arch], qemu, qemu)
 
 
 def host_machine() -> str:
