@@ -9,9 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from layer_builder.build.assemble import (
-    manifest_path_for,
-)
+from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
@@ -23,16 +21,17 @@ from layer_builder.model import BuildManifest, PublishResult, Registration, Rele
 def _load_built(
     cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
 ) -> list[tuple[Path, BuildManifest]]:
-    out = []
-    for arch in archs:
-        mpath = manifest_path_for(dist, cfg, version, arch)
+    out: list[tuple[Path, BuildManifest]] = []
+    for mpath in manifest_paths_for(dist, cfg, version, archs):
         manifest = BuildManifest.load(mpath)
-        if manifest.version != version.text or manifest.architecture != arch:
+        # Universal: the zip serves what it was built for; per-arch: one manifest per arch.
+        wanted = manifest.architectures if cfg.universal else (archs[len(out)],)
+        if manifest.version != version.text or manifest.architectures != wanted:
             raise ArgumentError(
-                f"{mpath}: built for {manifest.version} {manifest.architecture}, "
-                f"not {version.text} {arch}"
+                f"{mpath}: built for {manifest.version} {', '.join(manifest.architectures)}, "
+                f"not {version.text} {', '.join(wanted)}"
             )
-        verify_zip(manifest.zip_path(mpath), arch=arch)
+        verify_zip(manifest.zip_path(mpath))
         out.append((mpath, manifest))
     return out
 
@@ -74,7 +73,9 @@ def publish_and_register(
     registry_info: dict[str, Any] | None = None
     if not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
-        layers = sorted(result.layers(manifests), key=lambda layer: layer.architecture != "x86_64")
+        layers = sorted(
+            result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
+        )
         reg = Registration(
             runtime_dir=cfg.registry.runtime_dir,
             canonical=cfg.canonical,
@@ -84,6 +85,7 @@ def publish_and_register(
             compatible_runtimes=cfg.compatible_runtimes,
             layers=tuple(layers),
             link_prereleases=cfg.registry.link_prereleases,
+            layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
         )
         written = write_release(
@@ -106,14 +108,14 @@ def publish_and_register(
                 "dry_run": result.dry_run,
                 "account": result.account,
                 "partition": result.partition,
-                "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
+                "failed": [f"{r.region}/{r.layer_name}" for r in result.failed],
                 "results": [asdict(r) for r in result.results],
                 "registry": registry_info,
             }
         )
     if not result.complete:
         # The reasons are in the table (and --json); the error line names what to re-run.
-        raise PublishIncomplete([f"{r.region} ({r.architecture})" for r in result.failed])
+        raise PublishIncomplete([f"{r.region} ({r.layer_name})" for r in result.failed])
     return 0
 
 
@@ -121,7 +123,8 @@ def _result_table(ui: UI, result: PublishResult) -> None:
     rows = [
         [
             r.region,
-            r.architecture,
+            r.layer_name,
+            ", ".join(r.architectures),
             r.version if r.version is not None else "-",
             r.status,
             r.arn or (r.error or "-"),
@@ -131,7 +134,7 @@ def _result_table(ui: UI, result: PublishResult) -> None:
     ]
     ui.table(
         "dry run: nothing was published" if result.dry_run else "published layers",
-        ["region", "arch", "version", "status", "ARN / error", "seconds"],
+        ["region", "layer", "arch", "version", "status", "ARN / error", "seconds"],
         rows,
     )
     counts: dict[str, int] = {}
@@ -189,7 +192,14 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
         # Credentials and regions first: a missing credential should cost seconds, not a build.
         target = resolve_publish_target(cfg, args.regions)
         built_layers = build_layers(
-            cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin
+            cfg,
+            version,
+            archs,
+            out,
+            args.extension_file,
+            ui,
+            extension_manifest=standin,
+            explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
