@@ -5,7 +5,7 @@ with a similar (older-major) name is the user's, and must be neither replaced no
 from __future__ import annotations
 
 from layer_builder.consumer.instrumentation import Snapshot, attached, is_ours, with_layer
-from layer_builder.registry.reader import ArchitectureLayer, LayerRelease
+from layer_builder.registry.release import LayerRelease, ReleaseLayer
 
 SENTRY = "943013980633"
 OTHER = "111122223333"
@@ -13,7 +13,7 @@ REGION = "eu-west-1"
 
 
 def release() -> LayerRelease:
-    layer = ArchitectureLayer("x86_64", "SentryNodeServerlessSDKv8", {REGION: "12"})
+    layer = ReleaseLayer("SentryNodeServerlessSDKv8", ("x86_64", "arm64"), {REGION: "12"})
     return LayerRelease("aws-layer:node", "8.1.0", SENTRY, ("nodejs20.x",), (layer,), "test")
 
 
@@ -42,6 +42,9 @@ def test_an_older_major_is_ours_only_in_sentrys_account() -> None:
     assert is_ours(arn(SENTRY, "SentryNodeServerlessSDKv7", 3), rel) is True
     assert is_ours(arn(OTHER, "SentryNodeServerlessSDKv7", 3), rel) is False
     assert is_ours(arn(SENTRY, "SomethingElse", 3), rel) is False
+    # The same name in another account is someone else's too.
+    assert is_ours(arn(SENTRY, "SentryNodeServerlessSDKv8", 12), rel) is True
+    assert is_ours(arn(OTHER, "SentryNodeServerlessSDKv8", 12), rel) is False
 
 
 def test_someone_elses_similar_layer_is_kept_in_place() -> None:

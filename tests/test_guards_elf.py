@@ -78,6 +78,8 @@ def test_unknown_elf_type_and_architecture() -> None:
     data[16:18] = (0xFE00).to_bytes(2, "little")  # an OS-specific e_type
     with pytest.raises(ArchitectureError, match="^bin: ") as exc:
         check_elf(bytes(data), "x86_64", what="bin")
-    assert str(exc.value) == "bin: is an ELF file of type 65024, not an executable"
+    assert str(exc.value) == (
+        "bin: is an ELF file of type 65024, not an executable; Lambda (x86_64) cannot start it"
+    )
     with pytest.raises(ValueError, match="^unknown architecture 'mips'$"):
         check_elf(make_elf("x86_64"), "mips", what="bin")

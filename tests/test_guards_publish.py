@@ -82,7 +82,7 @@ def test_the_fan_out_gives_up_on_a_hung_region_at_its_deadline(
             # Stuck in a call until the fan-out cancels it. The real-time cap only keeps a
             # broken fan-out from hanging the test; it then reports "new", which fails below.
             deadline.cancelled.wait(3.0)
-        return RegionResult(region, plan.architecture, plan.layer_name, "new", version=1)
+        return RegionResult(region, plan.architectures, plan.layer_name, "new", version=1)
 
     monkeypatch.setattr(RegionPublisher, "publish", publish)
     reported: list[tuple[str, str, float]] = []

@@ -375,7 +375,7 @@ class LambdaApi:
         description: str,
         license_info: str,
         runtimes: tuple[str, ...],
-        architecture: str,
+        architectures: tuple[str, ...],
     ) -> LayerVersionRef:
         """PublishLayerVersion; botocore never resends it blindly (see :func:`_no_blind_retry`)."""
         with _translated("PublishLayerVersion", self.region):
@@ -384,7 +384,7 @@ class LambdaApi:
                 Description=description,
                 Content=content,
                 CompatibleRuntimes=list(runtimes),
-                CompatibleArchitectures=[architecture],
+                CompatibleArchitectures=list(architectures),
                 LicenseInfo=license_info,
             )
         return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]))

@@ -1,4 +1,5 @@
-"""`build` and `verify`: one reproducible zip per architecture, and its static checks."""
+"""`build` and `verify`: the release's reproducible zips (universal: one; per-arch: one per
+architecture), and their static checks."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from layer_builder.build.assemble import (
-    BuiltLayer,
-    build_layer,
-    resolve_layer_extension,
-)
-from layer_builder.build.verify import VerifyReport, verify_zip
+from layer_builder.build.assemble import BuiltLayer, build_release, plan_extension
+from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
+from layer_builder.cli.paths import check_output_dir, output_dir
 from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
 
 # ------------------------------------------------------------------------------- build
@@ -32,41 +31,55 @@ def build_layers(
     ui: UI,
     *,
     extension_manifest: Path | None = None,
+    explicit_archs: bool = False,
 ) -> list[BuiltLayer]:
+    """Build the release's layers: one universal zip, or one per architecture (per-arch).
+
+    ``explicit_archs``: ``archs`` came from ``--arch``, so an architecture the extension has
+    no binary for is an error instead of being left out with a line saying so.
+    """
     from layer_builder.build.extension import parse_extension_file_args
 
+    # --out must be (or become) a writable directory: checked before minutes of work.
+    check_output_dir(out, "--out")
     overrides = parse_extension_file_args(extension_files, archs)
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
-    # architecture gets the same timestamp.
+    # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
     # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
     # before any install, and before anything is written.
-    extensions = {}
-    for arch in archs:
-        with ui.status(f"{arch}: extension"):
-            extensions[arch] = resolve_layer_extension(
-                cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    # Build into a staging directory and move the zips into place only when every
-    # architecture built and verified: a failure never replaces an earlier good zip.
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
+    what = ", ".join(f"--extension-file {p}" for p in overrides.values()) or "downloading"
+    with ui.status(
+        f"checking the extension binaries for {', '.join(archs)} ({what}; sha256, ELF type)"
+    ):
+        plan = plan_extension(
+            cfg,
+            archs,
+            overrides=overrides,
+            extension_manifest=extension_manifest,
+            explicit=explicit_archs,
+        )
+    for arch, why in plan.skipped:
+        served = ", ".join(plan.architectures)
+        what = f"{cfg.layer_name(version)} serves {served} only" if cfg.universal else (
+            f"no {arch} layer is built")  # fmt: skip
+        ui.note(f"{arch}: left out: {why}; {what}")
+    # Build into a staging directory and move the zips into place only when every layer
+    # built and verified: a failure never replaces an earlier good zip (and removes --out
+    # again if this build created it).
+    with output_dir(out), tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
         staging = Path(staging_dir)
-        staged = []
-        for arch in archs:
-            with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
-                layer = build_layer(
-                    cfg,
-                    version,
-                    arch,
-                    staging,
-                    extension=extensions[arch],
-                    epoch=epoch,
-                    progress=ui.info,
-                )
-            # Every zip gets the same static checks `verify` runs, before anyone publishes it.
-            verify_zip(layer.zip_path, arch=arch)
-            staged.append(layer)
+        served = ", ".join(plan.architectures)
+        what = (
+            f"{cfg.layer_name(version)} {version.text} ({served})"
+            if cfg.universal
+            else f"{cfg.path.stem} {version.text} per architecture ({served})"
+        )
+        with ui.status(f"building {what}"):
+            staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
+        # Every zip gets the same static checks `verify` runs, before anyone publishes it.
+        for layer in staged:
+            verify_zip(layer.zip_path)
         built = []
         for layer in staged:
             zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
@@ -77,39 +90,30 @@ def build_layers(
 
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
+    # One row per zip, narrow enough for a CI log: the directory is in the title, sizes in
+    # MB, a sha256 prefix (the full one, the room left for code and the bundled packages
+    # are in the manifest and --json).
     rows = []
     for b in built:
         m = b.manifest
-        ext = f"{m.extension.name} {m.extension.version}" if m.extension else "-"
+        size = f"{m.zip_size / 1e6:.1f} / {m.unzipped_size / 1e6:.1f}"
         rows.append(
             [
-                m.architecture,
                 m.layer_name,
-                str(b.zip_path),
-                mb(m.zip_size),
-                mb(m.unzipped_size),
-                mb(b.room_left),
-                m.sha256[:16],
-                ext,
-                "S3" if m.needs_s3_upload else "direct",
-                f"{b.seconds:.1f}s",
+                ", ".join(m.architectures),
+                b.zip_path.name,
+                size + (" S3" if m.needs_s3_upload else ""),
+                m.sha256[:12],
+                ", ".join(sorted({e.version for e in m.extensions})) or "-",
             ]
         )
+    where = {str(b.zip_path.parent) for b in built}
     ui.table(
-        "built layers",
-        [
-            "arch",
-            "layer",
-            "zip",
-            "zipped",
-            "unzipped",
-            "room left for code",
-            "sha256",
-            "extension",
-            "upload",
-            "time",
-        ],
+        f"built layers in {', '.join(sorted(where))}",
+        ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
+        right=("MB zip / unzip",),
+        elastic=("zip", "layer", "extension"),
     )
 
 
@@ -117,7 +121,9 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
-    built = build_layers(cfg, version, archs, Path(args.out), args.extension_file, ui)
+    built = build_layers(
+        cfg, version, archs, Path(args.out), args.extension_file, ui, explicit_archs=bool(args.arch)
+    )
     if args.json:
         ui.emit_json(
             {
@@ -135,38 +141,57 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
-    reports: list[VerifyReport] = [verify_zip(Path(z), arch=args.arch) for z in args.zips]
-    if args.json:
-        ui.emit_json(
+    # Every zip is checked and every problem reported (each its own `error:` line), so one
+    # run shows everything there is to fix.
+    reports: list[VerifyReport] = []
+    failures: list[ArtifactError] = []
+    entries: list[dict[str, object]] = []
+    for z in args.zips:
+        try:
+            r = verify_zip(Path(z), arch=args.arch)
+        except ArtifactError as exc:
+            failures.append(exc)
+            problems = (
+                [{"severity": p.severity.name.lower(), "message": p.message} for p in exc.problems]
+                if isinstance(exc, VerifyError)
+                else [{"severity": "refused", "message": str(exc)}]
+            )
+            entries.append({"path": z, "ok": False, "problems": problems})
+            continue
+        reports.append(r)
+        entries.append(
             {
+                "path": str(r.path),
                 "ok": True,
-                "zips": [
-                    {
-                        "path": str(r.path),
-                        "architecture": r.architecture,
-                        "family": r.family,
-                        "file_count": r.file_count,
-                        "zip_size": r.zip_size,
-                        "unzipped_size": r.unzipped_size,
-                        "room_left": r.room_left,
-                        "sha256": r.sha256,
-                        "code_sha256": r.code_sha256,
-                        "needs_s3_upload": r.needs_s3_upload,
-                        "elf_files": list(r.elf_files),
-                        "notes": list(r.notes),
-                    }
-                    for r in reports
-                ],
+                "architecture": r.architecture,
+                "architectures": list(r.architectures),
+                "layout": r.layout,
+                "family": r.family,
+                "file_count": r.file_count,
+                "zip_size": r.zip_size,
+                "unzipped_size": r.unzipped_size,
+                "room_left": r.room_left,
+                "sha256": r.sha256,
+                "code_sha256": r.code_sha256,
+                "needs_s3_upload": r.needs_s3_upload,
+                "elf_files": list(r.elf_files),
+                "notes": list(r.notes),
             }
         )
+    if args.json:
+        ui.emit_json({"ok": not failures, "zips": entries})
     for r in reports:
         ui.info(
-            f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
+            f"ok  {r.path}: {r.family} layer, "
+            f"{', '.join(r.architectures) or 'architecture unchecked'}"
+            f"{' (universal)' if r.layout == 'universal' else ''}, "
             f"{r.file_count:,} files, {mb(r.zip_size)} zipped, {mb(r.unzipped_size)} unzipped "
             f"({mb(r.room_left)} left for function code), {len(r.elf_files)} ELF files checked"
         )
         for note in r.notes:
             ui.info(f"    note: {note}")
+    if failures:
+        raise ArtifactError("\n".join(str(exc) for exc in failures))
     return 0
 
 

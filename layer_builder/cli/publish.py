@@ -9,12 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from layer_builder.build.assemble import (
-    manifest_path_for,
-)
+from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
+from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
@@ -23,16 +22,17 @@ from layer_builder.model import BuildManifest, PublishResult, Registration, Rele
 def _load_built(
     cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
 ) -> list[tuple[Path, BuildManifest]]:
-    out = []
-    for arch in archs:
-        mpath = manifest_path_for(dist, cfg, version, arch)
+    out: list[tuple[Path, BuildManifest]] = []
+    for mpath in manifest_paths_for(dist, cfg, version, archs):
         manifest = BuildManifest.load(mpath)
-        if manifest.version != version.text or manifest.architecture != arch:
+        # Universal: the zip serves what it was built for; per-arch: one manifest per arch.
+        wanted = manifest.architectures if cfg.universal else (archs[len(out)],)
+        if manifest.version != version.text or manifest.architectures != wanted:
             raise ArgumentError(
-                f"{mpath}: built for {manifest.version} {manifest.architecture}, "
-                f"not {version.text} {arch}"
+                f"{mpath}: built for {manifest.version} {', '.join(manifest.architectures)}, "
+                f"not {version.text} {', '.join(wanted)}"
             )
-        verify_zip(manifest.zip_path(mpath), arch=arch)
+        verify_zip(manifest.zip_path(mpath))
         out.append((mpath, manifest))
     return out
 
@@ -51,6 +51,9 @@ def publish_and_register(
     from layer_builder.registry.writer import write_release
 
     account, partition, regions = target
+    if not args.dry_run:
+        # A registry that cannot be written is found before anything is published.
+        check_output_dir(registry_dir, "--registry")
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
     total = len(regions) * len(built)
     verb = "planning" if args.dry_run else "publishing"
@@ -74,7 +77,9 @@ def publish_and_register(
     registry_info: dict[str, Any] | None = None
     if not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
-        layers = sorted(result.layers(manifests), key=lambda layer: layer.architecture != "x86_64")
+        layers = sorted(
+            result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
+        )
         reg = Registration(
             runtime_dir=cfg.registry.runtime_dir,
             canonical=cfg.canonical,
@@ -84,16 +89,15 @@ def publish_and_register(
             compatible_runtimes=cfg.compatible_runtimes,
             layers=tuple(layers),
             link_prereleases=cfg.registry.link_prereleases,
+            layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
         )
+        created = not registry_dir.exists()
         written = write_release(
             registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
         )
         registry_info = {"root": str(registry_dir), **written.to_dict()}
-        ui.info(
-            f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
-            f"{version.text}.json"
-        )
+        ui.registry_outcome(registry_dir, written.version_file, written.written, created=created)
     elif not args.dry_run:
         ui.info(
             f"registry not written: {len(result.failed)} region(s) failed "
@@ -106,38 +110,19 @@ def publish_and_register(
                 "dry_run": result.dry_run,
                 "account": result.account,
                 "partition": result.partition,
-                "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
+                "failed": [f"{r.region}/{r.layer_name}" for r in result.failed],
                 "results": [asdict(r) for r in result.results],
                 "registry": registry_info,
             }
         )
     if not result.complete:
         # The reasons are in the table (and --json); the error line names what to re-run.
-        raise PublishIncomplete([f"{r.region} ({r.architecture})" for r in result.failed])
+        raise PublishIncomplete([f"{r.region} ({r.layer_name})" for r in result.failed])
     return 0
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
-    rows = [
-        [
-            r.region,
-            r.architecture,
-            r.version if r.version is not None else "-",
-            r.status,
-            r.arn or (r.error or "-"),
-            f"{r.seconds:.1f}",
-        ]
-        for r in result.results
-    ]
-    ui.table(
-        "dry run: nothing was published" if result.dry_run else "published layers",
-        ["region", "arch", "version", "status", "ARN / error", "seconds"],
-        rows,
-    )
-    counts: dict[str, int] = {}
-    for r in result.results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    ui.info(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    ui.publish_summary(result)
 
 
 def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
@@ -151,6 +136,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
+    check_input_dir(Path(args.dist), "--dist")
     built = _load_built(cfg, version, archs, Path(args.dist))
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
@@ -181,6 +167,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
+    check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     with contextlib.ExitStack() as stack:
         standin = (
@@ -189,9 +176,21 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
         # Credentials and regions first: a missing credential should cost seconds, not a build.
         target = resolve_publish_target(cfg, args.regions)
         built_layers = build_layers(
-            cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin
+            cfg,
+            version,
+            archs,
+            out,
+            args.extension_file,
+            ui,
+            extension_manifest=standin,
+            explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        if not args.no_smoke:
+            # The gate: a layer that does not run in an emulated Lambda is never published.
+            from layer_builder.cli.smoke import smoke_gate
+
+            smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
         code = publish_and_register(
             cfg, version, built, args, ui, registry_dir=registry_dir, target=target

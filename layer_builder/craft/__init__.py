@@ -91,7 +91,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
             dest="release_version",
             required=True,
             metavar="V",
-            help="release version, e.g. 10.2.3 (fills craft's {{{major}}} etc.)",
+            help="release version, e.g. 10.75.2 (fills craft's {{{major}}} etc.)",
         )
         p.add_argument(
             "--artifacts",
@@ -189,7 +189,7 @@ def _show_plan(ui: UI, releases: list[CraftRelease], version: ReleaseVersion) ->
     rows = [
         [
             r.config.canonical,
-            m.architecture,
+            ", ".join(m.architectures),
             m.layer_name,
             a.zip_path.name,
             "computed from the zip" if a.computed else a.manifest_path.name,
@@ -213,7 +213,7 @@ def _plan_json(r: CraftRelease) -> dict[str, Any]:
         "link_prereleases": r.config.registry.link_prereleases,
         "layers": [
             {
-                "architecture": m.architecture,
+                "architectures": list(m.architectures),
                 "layer_name": m.layer_name,
                 "artifact": str(a.zip_path),
                 "manifest_computed": a.computed,

@@ -33,7 +33,7 @@ from layer_builder.publish.publisher import (
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (region, architecture)
+Key = tuple[str, str]  # (region, layer name)
 ProgressFn = Callable[[RegionResult], None]
 StartFn = Callable[[str, str], None]
 
@@ -108,7 +108,7 @@ def publish_all(
     )
     runner = _FanOut(aws, publisher, apis, timeouts, timeout, clock)
     results = runner.run(tasks, workers, progress, on_start)
-    ordered = tuple(sorted(results, key=lambda r: (r.region, r.architecture)))
+    ordered = tuple(sorted(results, key=lambda r: (r.region, r.layer_name)))
     return PublishResult(account=account, partition=partition, results=ordered, dry_run=dry_run)
 
 
@@ -148,7 +148,7 @@ class _FanOut:
                 s3=lambda: self.aws.s3_api(region, self.timeouts),
             )
         except Exception as exc:  # a bug: log it with its traceback, fail this task only
-            log.exception("%s %s: unexpected error", region, plan.architecture)
+            log.exception("%s %s: unexpected error", region, plan.layer_name)
             result = _failed(key, plan, f"unexpected error: {exc!r}")
         self.events.put(("done", key, self.clock(), result))
 
@@ -159,7 +159,7 @@ class _FanOut:
         progress: ProgressFn | None,
         on_start: StartFn | None,
     ) -> list[RegionResult]:
-        plans = {(region, plan.architecture): plan for region, plan in tasks}
+        plans = {(region, plan.layer_name): plan for region, plan in tasks}
         self.cancels = {key: threading.Event() for key in plans}
         pending = set(plans)
         started: dict[Key, float] = {}
@@ -220,7 +220,7 @@ class _FanOut:
 def _failed(key: Key, plan: LayerPlan, error: str, seconds: float = 0.0) -> RegionResult:
     return RegionResult(
         region=key[0],
-        architecture=key[1],
+        architectures=plan.architectures,
         layer_name=plan.layer_name,
         status="failed",
         seconds=seconds,
