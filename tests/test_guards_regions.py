@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from layer_builder.aws.clients import Identity, RegionInfo
+from layer_builder.aws.clients import AwsCallError, Identity, RegionInfo
 from layer_builder.errors import ArgumentError
-from layer_builder.publish import resolve_regions
+from layer_builder.publish import parse_regions_arg, resolve_regions
+from layer_builder.publish.regions import resolve_target
 
 ACCOUNT = "123456789012"
 
@@ -60,3 +61,76 @@ def test_region_info_enabled() -> None:
     assert RegionInfo("ap-east-1", "opted-in").enabled is True
     assert RegionInfo("us-east-1", "opt-in-not-required").enabled is True
     assert RegionInfo("me-south-1", "not-opted-in").enabled is False
+
+
+class DeniedAws(DescribedAws):
+    """Credentials that may not call ec2:DescribeRegions (or fail it otherwise)."""
+
+    def __init__(self, code: str = "UnauthorizedOperation") -> None:
+        super().__init__({})
+        self.code = code
+
+    def describe_regions(self, partition: str) -> list[RegionInfo]:
+        raise AwsCallError(
+            "DescribeRegions", "us-east-1", self.code, "no", retryable=False, ambiguous=False
+        )
+
+
+def refusal(aws: object, requested: list[str] | None, exclude: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ArgumentError, match=".") as exc:
+        resolve_regions(aws, requested, exclude)  # type: ignore[arg-type]
+    return str(exc.value)
+
+
+def test_region_refusals_word_for_word() -> None:
+    aws = DescribedAws(REGIONS)
+    assert refusal(aws, None, ("us-east-1", "ap-east-1", "af-south-1")) == (
+        "every enabled region is excluded: nothing to publish to"
+    )
+    assert refusal(aws, []) == "--regions: no regions given"
+    assert refusal(aws, ["zz-top-9"]) == "--regions: unknown region 'zz-top-9'"
+    assert refusal(aws, ["us-east-2"]) == (
+        "--regions: unknown region 'us-east-2'; did you mean 'us-east-1'?"
+    )
+    assert refusal(aws, ["me-south-1"]) == (
+        "--regions: me-south-1 is not enabled for account 123456789012 (not-opted-in); "
+        "enable it in the AWS console or leave it out"
+    )
+    assert refusal(DescribedAws({"me-south-1": "not-opted-in"}), None) == (
+        "no enabled regions found for account 123456789012 in partition aws"
+    )
+
+
+def test_without_describe_regions_names_are_checked_for_form_only() -> None:
+    denied = DeniedAws()
+    assert refusal(denied, None) == (
+        "regions 'all': these credentials may not list regions (UnauthorizedOperation on "
+        "ec2:DescribeRegions); allow that action or name the regions explicitly"
+    )
+    assert resolve_regions(denied, ["us-west-2", "eu-west-1", "us-west-2"])[2] == [  # type: ignore[arg-type]
+        "eu-west-1",
+        "us-west-2",
+    ]
+    assert refusal(denied, ["Europe"]) == "--regions: 'Europe' is not a region name"
+    with pytest.raises(AwsCallError, match="Throttling"):
+        resolve_regions(DeniedAws("Throttling"), ["us-west-2"])  # type: ignore[arg-type]
+
+
+def test_resolve_target_passes_everything_through() -> None:
+    aws = DescribedAws(REGIONS)
+    assert resolve_target(["ap-east-1"], (), aws) == (  # type: ignore[arg-type]
+        ACCOUNT,
+        "aws",
+        ["ap-east-1"],
+    )
+    assert resolve_target(None, ("us-east-1",), aws)[2] == ["af-south-1", "ap-east-1"]  # type: ignore[arg-type]
+
+
+def test_regions_argument_refusals_word_for_word() -> None:
+    for text, message in (
+        (" , ", "--regions: give 'all' or a comma-separated list of regions"),
+        ("all,us-east-1", "--regions: 'all' cannot be combined with region names"),
+    ):
+        with pytest.raises(ArgumentError, match="^--regions: ") as exc:
+            parse_regions_arg(text)
+        assert str(exc.value) == message
