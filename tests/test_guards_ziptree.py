@@ -87,3 +87,28 @@ def test_bad_symlinks_word_for_word(tmp_path: Path) -> None:
 
     (root / "a").symlink_to("a")  # a loop: its wording is Python's own, so only the start
     assert refusal(root).startswith(f"{root}/a: cannot resolve symlink (-> a): ")
+
+
+def test_entries_name_mode_and_size(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    (root / "python" / "pkg").mkdir(parents=True)
+    (root / "python" / "pkg" / "mod.py").write_bytes(b"x = 1\n")
+    (root / "python" / "run").write_bytes(b"#!/bin/sh\n")
+    os.chmod(root / "python" / "run", 0o700)
+    got = [(e.name, e.mode, e.size) for e in collect_tree(root)]
+    assert got == [
+        ("python/", 0o40755, 0),
+        ("python/pkg/", 0o40755, 0),
+        ("python/pkg/mod.py", 0o100644, 6),
+        ("python/run", 0o100755, 10),
+    ]
+
+
+def test_a_fifo_is_refused_word_for_word(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    os.mkfifo(root / "pipe")
+    assert refusal(root) == (
+        f"{root}/pipe: unsupported file type (fifo); a layer may hold only regular files, "
+        "directories and symlinks to them"
+    )
