@@ -107,7 +107,29 @@ def prepare(module: Module, mutmut: dict[str, object], base: Path, fresh: bool) 
         if not link.exists():
             link.symlink_to(ROOT / name, target_is_directory=True)
     write_workdir_pyproject(workdir, mutmut, module)
+    _refresh_copies(workdir / "mutants")
     return workdir
+
+
+def _refresh_copies(mutants: Path) -> None:
+    """Bring mutmut's kept copy up to date with what it does not refresh by itself.
+
+    mutmut re-copies the package's Python files when they change, but not its data files
+    (``schemas/*.json``) nor the tests it copied on an earlier run: a stale schema made the
+    unmutated tests fail after a merge. Copy every such file that differs.
+    """
+    if not mutants.is_dir():
+        return  # mutmut makes it on its first run
+    for name in LINKED:
+        for src in (ROOT / name).rglob("*"):
+            if not src.is_file() or "__pycache__" in src.parts:
+                continue
+            if name == PACKAGE and src.suffix == ".py":
+                continue  # mutmut's own business: it writes the mutated versions
+            dst = mutants / src.relative_to(ROOT)
+            if not dst.exists() or dst.read_bytes() != src.read_bytes():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
 
 
 def mutmut_cmd(*args: str) -> list[str]:
