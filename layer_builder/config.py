@@ -306,6 +306,8 @@ def load_config(path: str | Path) -> LayerConfig:
         raise ConfigError(str(path), None, "config file not found") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # a config saved in another encoding: exit 2, not 1
+        raise ConfigError(str(path), None, f"not UTF-8 text: {exc}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
