@@ -44,25 +44,29 @@ LAMBDA_OPT = "/opt"
 def unpack_layer(zip_path: Path, dest: Path) -> None:
     """Extract ``zip_path`` into ``dest`` keeping the exec bits and symlinks Lambda keeps."""
     dest.mkdir(parents=True, exist_ok=True)
+    made = {dest}  # directories known to exist: a Node layer has thousands of files
     try:
         with zipfile.ZipFile(zip_path) as zf:
             for info in zf.infolist():
                 name = info.filename
-                parts = Path(name).parts
-                if name.startswith("/") or ".." in parts:
+                if name.startswith("/") or ".." in Path(name).parts:
                     raise ArtifactError(f"{zip_path}: unsafe path in the zip: {name!r}")
                 target = dest / name
-                mode = info.external_attr >> 16
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
+                    made.add(target)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     os.symlink(zf.read(info).decode(), target)
                     continue
-                with zf.open(info) as src, open(target, "wb") as out:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o755 if mode & 0o111 else 0o644)  # fmt: skip
+                with zf.open(info) as src, open(fd, "wb") as out:
                     shutil.copyfileobj(src, out)
-                target.chmod(0o755 if mode & 0o111 else 0o644)
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"{zip_path}: not a zip file: {exc}") from None
 
@@ -81,6 +85,7 @@ def _rewrite_opt_paths(root: Path) -> int:
         new = data.replace(b"/opt/", str(root).encode() + b"/")
         if new != data:
             path.write_bytes(new)
+        if str(root).encode() + b"/" in new:  # counted again by a later run on the same tree
             changed += 1
     return changed
 
@@ -245,21 +250,21 @@ def _namespace_blocker(tools: Sequence[str]) -> str | None:
 
 
 def prepare(
-    zip_path: Path | None,
+    layer_src: Path | None,
     work: Path,
     tools: Sequence[str],
     foreign: Foreign | None = None,
 ) -> Environment:
-    """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt.
+    """Provide the unpacked layer ``layer_src`` at /opt (None: an empty /opt, the bare function).
 
     With ``foreign``, the environment plays that machine: its executables run through qemu,
     and ``uname -m`` (which a universal layer's launcher asks) answers its name.
     """
-    layer_dir = work / "opt"
-    if zip_path is not None:
-        unpack_layer(zip_path, layer_dir)
-    else:
+    if layer_src is None:
+        layer_dir = work / "opt"
         layer_dir.mkdir(parents=True)
+    else:
+        layer_dir = layer_src
     env = _provide(layer_dir, tools)
     if foreign is not None:
         shimmed = _shim_foreign_binaries(layer_dir, foreign.e_machine, foreign.qemu or "")
