@@ -72,6 +72,14 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         help="the function timeout in seconds (default: 30)",
     )
     p.add_argument(
+        "--arch",
+        action="append",
+        default=None,
+        choices=("x86_64", "arm64"),
+        metavar="A",
+        help="test only this architecture of the zips (repeatable; default: every one they serve)",
+    )
+    p.add_argument(
         "--no-baseline",
         action="store_true",
         help="skip the run without the layer (no cold-start comparison; faster)",
@@ -109,6 +117,7 @@ def options_from(args: argparse.Namespace) -> Any:
         event=_event(args.event),
         invocations=args.invocations,
         baseline=not args.no_baseline,
+        architectures=tuple(args.arch or ()),
         limits=Limits(timeout_s=args.timeout),
     )
 

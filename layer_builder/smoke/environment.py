@@ -14,6 +14,7 @@ behind (a daemon that left its process group, too) is found and killed at the en
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "LAYER_BUILDER_SMOKE_RUN"
+_LIBC = ctypes.CDLL(None, use_errno=True)  # looked up here, not in the forked child
 LAMBDA_OPT = "/opt"
 
 
@@ -114,6 +116,16 @@ def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
     return count
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when layer-builder dies (killed, not cleaned up).
+
+    Otherwise a ``kill`` of the smoke test would leave the namespace holder and the layer's
+    processes running; PR_SET_PDEATHSIG survives the exec of nsenter, unshare and what they run.
+    """
+    # Nothing here may import or allocate much: other threads (the API servers) exist at fork.
+    _LIBC.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
 def _ns_link(pid: int | str) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/mnt")
@@ -151,6 +163,7 @@ class Environment:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def leftovers(self) -> list[tuple[int, str]]:
@@ -202,6 +215,7 @@ def _start_namespace(layer_dir: Path, user_ns: bool) -> tuple[Environment | None
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except FileNotFoundError:
         return None, "unshare is not installed"

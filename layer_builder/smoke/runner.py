@@ -41,6 +41,7 @@ class SmokeOptions:
     event: bytes | None = None  # None: a small event per invocation
     invocations: int = 3
     baseline: bool = True
+    architectures: tuple[str, ...] = ()  # only these of the zip's (default: all it serves)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -194,6 +195,8 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
         raise ArgumentError(f"{zip_path}: no such file")
     host = host_architecture()
     listed = zip_architectures(zip_path)
+    if options.architectures:
+        listed = [a for a in listed if a in options.architectures]
     archs = sorted(listed, key=lambda a: a != host)
     reports = []
     # One unpacked tree serves every architecture's run (it is mounted read-only); the host's
