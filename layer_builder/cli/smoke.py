@@ -31,7 +31,9 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         epilog="Exit codes: 0 every runnable layer passed (other architectures without "
         "qemu-user are skipped), 2 a layer failed (the phase is named; logs with -v).",
     )
-    p.add_argument("zips", nargs="+", metavar="ZIP")
+    p.add_argument(
+        "zips", nargs="+", metavar="ZIP", help="layer zips built by `layer-builder build`"
+    )
     p.add_argument(
         "--runtime",
         choices=("python", "node"),
