@@ -210,12 +210,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if not args.verbose:
             for layer in doc["layers"]:
                 layer.pop("logs", None)
-        if error:
-            doc.update(error=error, exit_code=2)
-        ui.emit_json(doc)
+        ui.emit_json(doc)  # main adds error and exit_code to it when the run fails
     if error:
-        ui.error(error)
-        return 2
+        raise SmokeTestFailed(error)
     return 0
 
 
