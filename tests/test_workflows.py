@@ -219,7 +219,7 @@ def test_the_expected_commands_are_found() -> None:
     commands = {name: [inv.argv[0] for inv in ALL if inv.workflow == name] for name in FILES}
     assert commands == {
         "ci.yml": ["release", "release", "registry", "craft"],
-        "release.yml": ["build", "build", "verify", "publish"],
+        "release.yml": ["build", "build", "verify", "smoke", "publish"],
     }
 
 

@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="no AWS account needed: publish to a local AWS emulation with fake "
         "credentials and a stand-in extension; the registry goes to sandbox/registry",
     )
+    p.add_argument(
+        "--no-smoke",
+        action="store_true",
+        help="do not smoke-test the built layers before publishing (see `layer-builder smoke`)",
+    )
     _build_args(p)
     _publish_args(p, registry_default="./registry, or sandbox/registry with --sandbox")
     _common(p)
@@ -275,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     # run(args, ui) -> int.
     for module in _command_modules():
         module.add_parser(sub, _common)
+    from layer_builder.cli import registry as registry_cli
+
+    registry_cli.add_read_options(reg)
     return parser
 
 
@@ -288,6 +296,7 @@ def _command_modules() -> list[Any]:
 _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
     "function": "layer_builder.cli.function",
+    "smoke": "layer_builder.cli.smoke",
 }
 
 

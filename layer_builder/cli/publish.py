@@ -186,6 +186,11 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        if not args.no_smoke:
+            # The gate: a layer that does not run in an emulated Lambda is never published.
+            from layer_builder.cli.smoke import smoke_gate
+
+            smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
         code = publish_and_register(
             cfg, version, built, args, ui, registry_dir=registry_dir, target=target
