@@ -31,7 +31,7 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         epilog="Exit codes: 0 every runnable layer passed (other architectures without "
         "qemu-user are skipped), 2 a layer failed (the phase is named; logs with -v).",
     )
-    p.add_argument("zips", nargs="+", metavar="ZIP")
+    p.add_argument("zips", nargs="+", metavar="ZIP", help="layer zip(s) to run")
     p.add_argument(
         "--runtime",
         choices=("python", "node"),
