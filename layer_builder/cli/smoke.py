@@ -31,7 +31,9 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         epilog="Exit codes: 0 every runnable layer passed (other architectures without "
         "qemu-user are skipped), 2 a layer failed (the phase is named; logs with -v).",
     )
-    p.add_argument("zips", nargs="+", metavar="ZIP", help="layer zip(s) to run")
+    p.add_argument(
+        "zips", nargs="+", metavar="ZIP", help="layer zips built by `layer-builder build`"
+    )
     p.add_argument(
         "--runtime",
         choices=("python", "node"),
@@ -62,12 +64,12 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         type=int,
         default=3,
         metavar="N",
-        help="invocations per environment (default: 3; the first is the cold one)",
+        help="invocations per environment; the first is the cold one (default: 3)",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
+        default=30,
         metavar="S",
         help="the function timeout in seconds (default: 30)",
     )
