@@ -28,6 +28,7 @@ from layer_builder import proc
 from layer_builder.build import sdk
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
 
 REPO = Path(__file__).resolve().parent.parent
@@ -570,3 +571,48 @@ def node_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (layer,) = json.loads(ran.stdout)["layers"]
     assert layer["architectures"] == ["x86_64", "arm64"]
     return Path(layer["zip"])
+
+
+# ------------------------------------------------------------------- craft, old manifests
+
+
+def test_craft_publishes_the_universal_zip_as_one_layer(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_pip: FakeInstall,
+    binaries: dict[str, Path],
+) -> None:
+    """configs/craft-python.yml selects the universal zip `build` writes, for both archs."""
+    config = tmp_path / "sentry-python.yml"
+    config.write_text(write_config(tmp_path).read_text())
+    dist = tmp_path / "dist"
+    code, _, err = build(capsys, config, dist, *ext_args(binaries, "x86_64", "arm64"))
+    assert code == 0, err
+    argv = ["craft", "check", "--config", str(REPO / "configs/craft-python.yml"),
+            "--version", V.text, "--artifacts", str(dist), "--json", "-q"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    (release,) = json.loads(capsys.readouterr().out)["releases"]
+    (layer,) = release["layers"]
+    assert layer["architectures"] == ["x86_64", "arm64"]
+    assert layer["layer_name"] == "SentryPythonServerlessSDK" and not layer["manifest_computed"]
+
+
+def test_a_format_1_manifest_reads_as_one_per_arch_layer() -> None:
+    from layer_builder.model import BuildManifest
+
+    old = {
+        "layer_name": "L-arm64", "canonical": "aws-layer:python", "version": "1.0.0",
+        "architecture": "arm64", "compatible_runtimes": ["python3.12"], "description": "d",
+        "license": "MIT", "zip_file": "l.zip", "sha256": "0" * 64, "code_sha256": "x",
+        "zip_size": 1, "unzipped_size": 1, "file_count": 1, "sdk_name": "s",
+        "sdk_version": "1.0.0", "source_date_epoch": 0, "format": 1,
+        "extension": {"name": "e", "version": "1", "sha256": "a" * 64, "source": "here"},
+    }  # fmt: skip
+    m = BuildManifest.from_dict(old)
+    assert (m.architectures, m.layout) == (("arm64",), "per-arch")
+    assert m.extension is not None and m.extension.architecture == "arm64"
+    with pytest.raises(ArtifactError, match="x86_64 first"):
+        BuildManifest.from_dict(
+            {**{k: v for k, v in old.items() if k != "architecture"},
+             "architectures": ["arm64", "x86_64"], "layout": "universal"}
+        )  # fmt: skip
