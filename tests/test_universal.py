@@ -616,3 +616,113 @@ def test_a_format_1_manifest_reads_as_one_per_arch_layer() -> None:
             {**{k: v for k, v in old.items() if k != "architecture"},
              "architectures": ["arm64", "x86_64"], "layout": "universal"}
         )  # fmt: skip
+
+
+# ------------------------------------------------------------------ registry documents
+
+
+def _registration(layers: tuple[Any, ...], layout: str | None) -> Any:
+    from layer_builder.model import Registration
+
+    return Registration(
+        runtime_dir="python",
+        canonical="aws-layer:python",
+        version=V,
+        sdk_version=V.text,
+        account_number="123456789012",
+        compatible_runtimes=("python3.12",),
+        layers=layers,
+        layout=layout,
+    )
+
+
+def _layer(
+    name: str, archs: tuple[str, ...], regions: dict[str, int], code: str = "Y29kZQ=="
+) -> Any:
+    from layer_builder.model import PublishedLayer
+
+    return PublishedLayer(
+        archs,
+        name,
+        code,
+        tuple(
+            (r, v, f"arn:aws:lambda:{r}:123456789012:layer:{name}:{v}")
+            for r, v in sorted(regions.items())
+        ),
+    )
+
+
+def _doc(root: Path) -> dict[str, Any]:
+    return dict(json.loads((root / f"aws-lambda-layers/python/{V.text}.json").read_text()))
+
+
+def test_universal_document_merges_a_rerun_and_refuses_a_per_arch_one(tmp_path: Path) -> None:
+    from layer_builder.errors import RegistryError
+    from layer_builder.registry.writer import write_release
+
+    both = ("x86_64", "arm64")
+    write_release(tmp_path, _registration((_layer("U", both, {"us-east-1": 3}),), "universal"))
+    write_release(tmp_path, _registration((_layer("U", both, {"eu-west-1": 5}),), "universal"))
+    doc = _doc(tmp_path)
+    assert doc["layer_name"] == "U" and doc["compatible_architectures"] == ["x86_64", "arm64"]
+    assert doc["regions"] == [
+        {"region": "eu-west-1", "version": "5"},
+        {"region": "us-east-1", "version": "3"},
+    ]
+    (entry,) = doc["layers"]
+    assert "architecture" not in entry and entry["compatible_architectures"] == list(both)
+
+    before = _doc(tmp_path)
+    # Another layer recorded beside the universal one: a universal release has one layer.
+    with pytest.raises(RegistryError, match="a universal release has one layer"):
+        write_release(tmp_path, _registration((_layer("U2", both, {"us-east-1": 1}),), "universal"))
+    # The same version built per-arch: other zips under the recorded name.
+    per_arch = (
+        _layer("U", ("x86_64",), {"us-east-1": 4}, code="eDg2"),
+        _layer("U-arm64", ("arm64",), {"us-east-1": 1}, code="YXJt"),
+    )
+    with pytest.raises(RegistryError, match="recorded with code_sha256 Y29kZQ=="):
+        write_release(tmp_path, _registration(per_arch, "per-arch"))
+    assert _doc(tmp_path) == before
+
+
+def test_per_arch_document_without_x86_64_claims_only_what_it_serves(tmp_path: Path) -> None:
+    from layer_builder.registry.writer import write_release
+
+    write_release(
+        tmp_path, _registration((_layer("L-arm64", ("arm64",), {"us-east-1": 2}),), "per-arch")
+    )
+    doc = _doc(tmp_path)
+    assert doc["layer_name"] == "L-arm64" and doc["compatible_architectures"] == ["arm64"]
+    assert doc["layers"][0]["architecture"] == "arm64"
+
+
+def test_older_per_arch_document_is_extended_in_its_shape(tmp_path: Path) -> None:
+    """A document of an older version of this tool: `layers` entries with `architecture` only,
+    and a top-level compatible_architectures that over-claimed. A re-run fixes the claim."""
+    from layer_builder.registry.writer import write_release
+
+    path = tmp_path / f"aws-lambda-layers/python/{V.text}.json"
+    path.parent.mkdir(parents=True)
+    arn = "arn:aws:lambda:us-east-1:123456789012:layer:{}:{}"
+    path.write_text(json.dumps({
+        "canonical": "aws-layer:python", "sdk_version": V.text, "account_number": "123456789012",
+        "layer_name": "L", "regions": [{"region": "us-east-1", "version": "4"}],
+        "compatible_runtimes": ["python3.12"], "compatible_architectures": ["x86_64", "arm64"],
+        "layers": [
+            {"architecture": "x86_64", "layer_name": "L", "code_sha256": "Y29kZQ==",
+             "regions": [{"region": "us-east-1", "version": "4", "arn": arn.format("L", 4)}]},
+            {"architecture": "arm64", "layer_name": "L-arm64", "code_sha256": "Y29kZQ==",
+             "regions": [{"region": "us-east-1", "version": "2", "arn": arn.format("L-arm64", 2)}]},
+        ],
+    }))  # fmt: skip
+    write_release(
+        tmp_path, _registration((_layer("L", ("x86_64",), {"eu-west-1": 7}),), "per-arch")
+    )
+    doc = _doc(tmp_path)
+    assert doc["compatible_architectures"] == ["x86_64"]
+    assert [(e["layer_name"], e["architecture"], e["compatible_architectures"],
+             [r["region"] for r in e["regions"]]) for e in doc["layers"]] == [
+        ("L", "x86_64", ["x86_64"], ["eu-west-1", "us-east-1"]),
+        ("L-arm64", "arm64", ["arm64"], ["us-east-1"]),
+    ]  # fmt: skip
