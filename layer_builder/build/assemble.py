@@ -24,12 +24,11 @@ from layer_builder.build import sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
-    ResolvedExtension,
     has_binary,
-    layer_files,
     load_manifest,
     resolve_binary,
 )
+from layer_builder.build.launcher import ResolvedExtension, layer_files
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
