@@ -726,3 +726,23 @@ def test_older_per_arch_document_is_extended_in_its_shape(tmp_path: Path) -> Non
         ("L", "x86_64", ["x86_64"], ["eu-west-1", "us-east-1"]),
         ("L-arm64", "arm64", ["arm64"], ["us-east-1"]),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('name: "', 'name: "{{ arch }}',
+         "name: uses {{ arch }}, but a universal layer has one name"),
+        ("  attempts: 2\n", "  attempts: 2\n  s3_bucket: 'b-{{ region }}{{ arch_suffix }}'\n",
+         "publish.s3_bucket: uses {{ arch_suffix }}, which a universal layer does not have"),
+        ("layout: universal", "layout: fat", "layout: 'fat' is not one of universal, per-arch"),
+    ],
+)  # fmt: skip
+def test_universal_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(old, new, 1))
+    assert main(["build", str(config), "--version", V.text, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}: {message}") and err.count("\n") == 1
