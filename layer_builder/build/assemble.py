@@ -127,13 +127,11 @@ def plan_extension(
         if arch in overrides or has_binary(manifest, arch) or explicit:
             served.append(arch)
         else:
-            skipped.append(
-                (
-                    arch,
-                    f"{manifest.path} lists no {arch} binary of {manifest.name} "
-                    f"(pass --extension-file {arch}=PATH to build it)",
-                )  # fmt: skip
+            why = (
+                f"{manifest.path} lists no {arch} binary of {manifest.name} "
+                f"(pass --extension-file {arch}=PATH to build it)"
             )
+            skipped.append((arch, why))
     if not served:
         # Nothing left: the error for the first architecture says what to do.
         raise ConfigError(
