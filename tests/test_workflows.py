@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from layer_builder.cli import build_parser, main
+from layer_builder.errors import ArgumentError
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -217,7 +218,7 @@ def test_the_expected_commands_are_found() -> None:
     commands = {name: [inv.argv[0] for inv in ALL if inv.workflow == name] for name in FILES}
     assert commands == {
         "ci.yml": ["release", "release", "registry", "craft"],
-        "release.yml": ["build", "build", "verify", "publish"],
+        "release.yml": ["build", "build", "verify", "smoke", "publish"],
     }
 
 
@@ -226,6 +227,8 @@ def test_every_invocation_parses(inv: Invocation, capsys: pytest.CaptureFixture[
     assert not inv.problems, f"{inv}: {'; '.join(inv.problems)}"
     try:
         build_parser().parse_args(list(inv.argv))
+    except ArgumentError as exc:  # the parser raises its errors for main() to report
+        pytest.fail(f"{inv}\n  does not parse: {exc}")
     except SystemExit as exc:
         pytest.fail(f"{inv}\n  does not parse (exit {exc.code}): {capsys.readouterr().err.strip()}")
 

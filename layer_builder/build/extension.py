@@ -325,7 +325,8 @@ def resolve_binary(
         raise ArgumentError(f"--arch {arch}: unknown architecture (expected x86_64 or arm64)")
     if override is not None:
         if not override.is_file():
-            raise ArgumentError(f"--extension-file {override}: no such file")
+            cause = "is a directory, not a file" if override.is_dir() else "no such file"
+            raise ArgumentError(f"--extension-file {override}: {cause}")
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
@@ -382,7 +383,8 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
         else:
             arch, path = "", Path(value)
         if not path.is_file():
-            raise ArgumentError(f"{arg}: no such file")
+            cause = "is a directory, not a file" if path.is_dir() else "no such file"
+            raise ArgumentError(f"{arg}: {cause}")
         if not arch:
             detected = detect_arch(path)
             if detected is None:
