@@ -24,12 +24,11 @@ from layer_builder.build import sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
-    ResolvedExtension,
     has_binary,
-    layer_files,
     load_manifest,
     resolve_binary,
 )
+from layer_builder.build.launcher import ResolvedExtension, layer_files
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
@@ -128,13 +127,11 @@ def plan_extension(
         if arch in overrides or has_binary(manifest, arch) or explicit:
             served.append(arch)
         else:
-            skipped.append(
-                (
-                    arch,
-                    f"{manifest.path} lists no {arch} binary of {manifest.name} "
-                    f"(pass --extension-file {arch}=PATH to build it)",
-                )  # fmt: skip
+            why = (
+                f"{manifest.path} lists no {arch} binary of {manifest.name} "
+                f"(pass --extension-file {arch}=PATH to build it)"
             )
+            skipped.append((arch, why))
     if not served:
         # Nothing left: the error for the first architecture says what to do.
         raise ConfigError(

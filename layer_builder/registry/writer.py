@@ -237,9 +237,7 @@ def _build_document(
     # layer_name/regions/compatible_architectures are what Sentry's integration reads and
     # attaches to any function: they describe one layer, and claim only what it serves.
     # Universal: the one layer. Per-arch: the x86_64 layer (the first one if there is none).
-    primary = next(
-        (e for e in layers if e["compatible_architectures"] == ["x86_64"]), layers[0]
-    )
+    primary = next((e for e in layers if e["compatible_architectures"] == ["x86_64"]), layers[0])
     ours: Document = {
         "canonical": reg.canonical,
         "sdk_version": reg.sdk_version,
