@@ -141,7 +141,7 @@ def _latest_arn(snap: instr.Snapshot, release: LayerRelease, region: str) -> str
         raise FunctionError(
             f"function {snap.name} is {snap.architecture}, and no layer of "
             f"{release.canonical} {release.sdk_version} serves {snap.architecture} (it serves: "
-            f"{', '.join(release.architectures)}); nothing attached"
+            f"{', '.join(release.architectures)}), and its extension cannot run there"
         )
     try:
         return release.arn(region, snap.architecture)
