@@ -146,7 +146,7 @@ def test_arm64_function_is_refused_when_no_layer_serves_arm64(world: World, caps
     for verb, extra in (("enable", ("--dsn", DSN)), ("status", ())):
         code, out, err = run(capsys, *fn_cmd(world, verb, fn, *extra))
         assert code == 2 and err.count("\n") == 1
-        assert f"function {fn} is arm64, and no layer of aws-layer:python 1.0.0 serves" in err
+        assert f"function {fn} is arm64 and no layer of aws-layer:python 1.0.0 serves arm64" in err
         assert out == {"error": err.removeprefix("error: ").strip(), "exit_code": 2}
     assert world.config(fn) == before  # nothing attached
 
