@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import os
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def build_layers(
             staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
         # Every zip gets the same static checks `verify` runs, before anyone publishes it.
         for layer in staged:
+            started = time.monotonic()
             verify_zip(layer.zip_path)
+            layer.phases["verify"] = time.monotonic() - started
         built = []
         for layer in staged:
             zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
@@ -102,7 +105,8 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
                 m.sha256[:16],
                 ext,
                 "S3" if m.needs_s3_upload else "direct",
-                f"{b.seconds:.1f}s",
+                f"{b.seconds + b.phases.get('verify', 0.0):.1f}s",
+                " ".join(f"{phase} {s:.1f}" for phase, s in b.phases.items()),
             ]
         )
     ui.table(
@@ -118,6 +122,7 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
             "extension",
             "upload",
             "time",
+            "phases (s)",
         ],
         rows,
     )
@@ -134,7 +139,13 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json(
             {
                 "layers": [
-                    {"zip": str(b.zip_path), "manifest": str(b.manifest_path), **asdict(b.manifest)}
+                    {
+                        "zip": str(b.zip_path),
+                        "manifest": str(b.manifest_path),
+                        **asdict(b.manifest),
+                        # Wall seconds per phase: install, assemble, zip, verify.
+                        "phases": {phase: round(s, 3) for phase, s in b.phases.items()},
+                    }
                     for b in built
                 ]
             }
