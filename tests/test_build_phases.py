@@ -85,7 +85,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def run_build(tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+def run_build(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
     bins = tmp_path / "bin"
     bins.mkdir()
     args = []
