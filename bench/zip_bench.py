@@ -1,6 +1,7 @@
 """Benchmark: layer_builder's deterministic zip writer against Info-ZIP on real layer trees.
 
     python bench/zip_bench.py [--case python|node ...] [--tree DIR] [--runs N] [--threads T]
+                              [--levels L ...]
 
 Two standard cases, each built once and cached under the temp directory:
 
@@ -151,12 +152,29 @@ def run_infozip(zip_tool: str, tree: Path, out: Path) -> None:
     subprocess.run([zip_tool, "-X", "-r", "-q", str(out), "."], cwd=tree, check=True)
 
 
-def run_ours(tree: Path, out: Path, *, threads: int | None) -> None:
-    """layer_builder's writer with its default level."""
-    write_zip(tree, out, threads=threads)
+def run_ours(tree: Path, out: Path, *, threads: int | None, level: int = COMPRESSION_LEVEL) -> None:
+    """layer_builder's writer (default: its default level)."""
+    write_zip(tree, out, threads=threads, level=level)
 
 
-def bench_tree(name: str, tree: Path, runs: int, threads: int | None) -> bool:
+def compare_levels(tree: Path, levels: Sequence[int], runs: int, infozip_size: int | None) -> None:
+    """The size/time trade-off behind COMPRESSION_LEVEL: one thread, median CPU per level."""
+    print("\n| libdeflate level | CPU s, 1 thread | zip bytes | size vs Info-ZIP |")
+    print("| --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="zip-levels-") as tmp:
+        for level in levels:
+            s = Series(f"level {level}")
+            for _ in range(runs):
+                run = partial(run_ours, tree, threads=1, level=level)
+                time_run(s, Path(tmp) / "l.zip", run, resource.RUSAGE_SELF)
+            ratio = f"{s.sizes[0] / infozip_size:.4f}" if infozip_size else "-"
+            mark = " (default)" if level == COMPRESSION_LEVEL else ""
+            print(f"| {level}{mark} | {s.median_cpu:.3f} | {s.sizes[0]:,} | {ratio} |")
+
+
+def bench_tree(
+    name: str, tree: Path, runs: int, threads: int | None, levels: Sequence[int] = ()
+) -> bool:
     """Benchmark one tree, print its table; False if our builds were not all identical."""
     total, files = tree_stats(tree)
     print(f"\n## {name}: {tree}\n\n{total:,} bytes in {files:,} files")
@@ -213,6 +231,8 @@ def bench_tree(name: str, tree: Path, runs: int, threads: int | None) -> bool:
     )
     if problems:
         print(f"inspect_zip problems: {problems}")
+    if levels:
+        compare_levels(tree, levels, runs, infozip.sizes[0] if infozip.sizes else None)
     return len(distinct) == 1 and not problems
 
 
@@ -224,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, help="zip this directory instead")
     parser.add_argument("--runs", type=int, default=5, help="runs per tool (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="write_zip threads")
+    parser.add_argument(
+        "--levels", type=int, nargs="+", default=[], help="also compare these levels (1 thread)"
+    )
     parser.add_argument(
         "--packages",
         nargs="+",
@@ -253,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(libdeflate level {COMPRESSION_LEVEL}), {os.cpu_count()} CPUs, "
         f"threads={args.threads or 'default'}, runs={args.runs}"
     )
-    ok = [bench_tree(name, tree, args.runs, args.threads) for name, tree in trees]
+    ok = [bench_tree(name, tree, args.runs, args.threads, args.levels) for name, tree in trees]
     if not all(ok):
         print("FAIL: our outputs differ between runs or are not deterministic", file=sys.stderr)
         return 1
