@@ -136,5 +136,5 @@ def test_the_summary_table_shows_the_phases(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     text = captured.out + captured.err
-    assert "phases" in text
-    assert "install 7.0 assemble 0.0 zip 3.0 verify 2.0" in text
+    assert "s: install/assemble/zip/verify" in text
+    assert "7.0 / 0.0 / 3.0 / 2.0" in text

@@ -13,6 +13,7 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
+from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
@@ -50,6 +51,9 @@ def publish_and_register(
     from layer_builder.registry.writer import write_release
 
     account, partition, regions = target
+    if not args.dry_run:
+        # A registry that cannot be written is found before anything is published.
+        check_output_dir(registry_dir, "--registry")
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
     total = len(regions) * len(built)
     verb = "planning" if args.dry_run else "publishing"
@@ -88,14 +92,12 @@ def publish_and_register(
             layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
         )
+        created = not registry_dir.exists()
         written = write_release(
             registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
         )
         registry_info = {"root": str(registry_dir), **written.to_dict()}
-        ui.info(
-            f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
-            f"{version.text}.json"
-        )
+        ui.registry_outcome(registry_dir, written.version_file, written.written, created=created)
     elif not args.dry_run:
         ui.info(
             f"registry not written: {len(result.failed)} region(s) failed "
@@ -120,27 +122,7 @@ def publish_and_register(
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
-    rows = [
-        [
-            r.region,
-            r.layer_name,
-            ", ".join(r.architectures),
-            r.version if r.version is not None else "-",
-            r.status,
-            r.arn or (r.error or "-"),
-            f"{r.seconds:.1f}",
-        ]
-        for r in result.results
-    ]
-    ui.table(
-        "dry run: nothing was published" if result.dry_run else "published layers",
-        ["region", "layer", "arch", "version", "status", "ARN / error", "seconds"],
-        rows,
-    )
-    counts: dict[str, int] = {}
-    for r in result.results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    ui.info(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    ui.publish_summary(result)
 
 
 def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
@@ -154,6 +136,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
+    check_input_dir(Path(args.dist), "--dist")
     built = _load_built(cfg, version, archs, Path(args.dist))
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
@@ -184,6 +167,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
+    check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     with contextlib.ExitStack() as stack:
         standin = (
@@ -202,6 +186,11 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        if not args.no_smoke:
+            # The gate: a layer that does not run in an emulated Lambda is never published.
+            from layer_builder.cli.smoke import smoke_gate
+
+            smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
         code = publish_and_register(
             cfg, version, built, args, ui, registry_dir=registry_dir, target=target
