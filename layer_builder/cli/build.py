@@ -122,7 +122,7 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
         ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension", PHASES_HEADER],
         rows,
         right=("MB zip / unzip", PHASES_HEADER),
-        elastic=("zip", "layer", "extension"),
+        elastic=("extension", "zip", "layer"),
     )
 
 
