@@ -92,9 +92,18 @@ def build_layers(
     return built
 
 
-#: The build phases, in order, as `--json` (`phases`) and the table report them.
+#: The build phases, in order, as `--json` (`phases`) and the summary report them.
 PHASES = ("install", "assemble", "zip", "verify")
-PHASES_HEADER = "s: install/assemble/zip/verify"
+
+
+def phase_lines(built: list[BuiltLayer]) -> list[str]:
+    """One line per layer under the table: where the build's time went, phase by phase."""
+    lines = []
+    for b in built:
+        spent = ", ".join(f"{phase} {b.phases[phase]:.1f}" for phase in PHASES if phase in b.phases)
+        total = sum(b.phases.values())
+        lines.append(f"{b.manifest.layer_name}: {total:.1f} s ({spent})")
+    return lines
 
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
@@ -113,15 +122,14 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
                 size + (" S3" if m.needs_s3_upload else ""),
                 m.sha256[:12],
                 ", ".join(sorted({e.version for e in m.extensions})) or "-",
-                " / ".join(f"{b.phases.get(phase, 0.0):.1f}" for phase in PHASES),
             ]
         )
     where = {str(b.zip_path.parent) for b in built}
     ui.table(
         f"built layers in {', '.join(sorted(where))}",
-        ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension", PHASES_HEADER],
+        ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
-        right=("MB zip / unzip", PHASES_HEADER),
+        right=("MB zip / unzip",),
         elastic=("extension", "zip", "layer"),
     )
 
@@ -149,6 +157,8 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
             }
         )
     build_table(ui, built)
+    for line in phase_lines(built):
+        ui.info(line)
     return 0
 
 
