@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
@@ -50,6 +50,9 @@ class BuiltLayer:
     manifest_path: Path
     zip_path: Path
     seconds: float
+    #: seconds per build phase: ``install`` (or reuse of a shared install), ``assemble``
+    #: (our files and the extension), ``zip`` (and the manifest); the CLI adds ``verify``
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def room_left(self) -> int:
@@ -269,6 +272,9 @@ def _finish(
     sdk_version: str,
 ) -> BuiltLayer:
     """Add our files and the extension to an installed tree, zip it, write its manifest."""
+    # Everything since ``start`` was getting the SDK tree: installing it (or reusing a
+    # shared, architecture-neutral install) and checking it.
+    assembling = time.monotonic()
     label = ", ".join(archs) if cfg.universal else archs[0]
     layer_name = cfg.layer_name(version, archs[0])
     for copy in cfg.files:
@@ -278,6 +284,7 @@ def _finish(
             _place(root, f)
     packages = sdk.bundled_packages(root)
 
+    zipping = time.monotonic()
     say(f"{label}: zipping")
     stem = artifact_stem(cfg, version, None if cfg.universal else archs[0])
     zip_path = out_dir / f"{stem}.zip"
@@ -320,7 +327,13 @@ def _finish(
     tmp_manifest.write_text(manifest.to_json(), encoding="utf-8")
     os.replace(tmp_manifest, mpath)
     log.info("built %s (%s bytes)", zip_path, result.zip_size)
-    return BuiltLayer(manifest, mpath, zip_path, time.monotonic() - start)
+    done = time.monotonic()
+    phases = {
+        "install": assembling - start,
+        "assemble": zipping - assembling,
+        "zip": done - zipping,
+    }
+    return BuiltLayer(manifest, mpath, zip_path, done - start, phases)
 
 
 def build_layer(
