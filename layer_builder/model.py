@@ -48,17 +48,16 @@ class ReleaseVersion:
 
     @property
     def is_prerelease(self) -> bool:
-        return self.prerelease is not None
+        # A PEP 440 post-release (2.75.0.post1) is a release, not a prerelease.
+        from layer_builder.registry.versions import is_prerelease
 
-    def sort_key(self) -> tuple[int, int, int, int, str]:
-        # A prerelease sorts before the final release of the same MAJOR.MINOR.PATCH.
-        return (
-            self.major,
-            self.minor,
-            self.patch,
-            0 if self.prerelease else 1,
-            self.prerelease or "",
-        )
+        return self.prerelease is not None and is_prerelease(self.text)
+
+    def sort_key(self) -> Any:
+        # SemVer precedence or PEP 440 order (registry/versions.py), never the text's.
+        from layer_builder.registry.versions import version_key
+
+        return version_key(self.text)
 
     def template_vars(self) -> dict[str, Any]:
         return {"version": self.text, "major": self.major, "minor": self.minor, "patch": self.patch}
