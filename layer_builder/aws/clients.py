@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ import boto3
 import boto3.exceptions
 import botocore.exceptions as bce
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from layer_builder import __version__
 from layer_builder.aws.facts import partition_of_region
@@ -67,6 +70,10 @@ _TRANSIENT_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException",
 })
 # fmt: on
+#: Attempts (and the first backoff, in seconds) for the checks before publishing.
+CHECK_ATTEMPTS = 4
+CHECK_BACKOFF = 0.5
+_CODE_IN_MESSAGE_RE = re.compile(r"An error occurred \(([A-Za-z0-9.]+)\)")
 
 
 class AwsCallError(LayerBuilderError):
@@ -107,6 +114,19 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
         return CredentialsError(f"AWS credentials unusable: {exc}")
     if isinstance(exc, bce.NoRegionError):
         return CredentialsError("no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION")
+    if isinstance(exc, ResponseParserError):
+        # An answer that is not the service's protocol: a proxy's HTML rate-limit page, or a
+        # JSON body where the service speaks XML. Transient like a 5xx, and just as unclear
+        # about whether the request took effect.
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return AwsCallError(
+            operation,
+            region,
+            "ResponseParserError",
+            f"unparseable answer (not the service's protocol): {first}",
+            retryable=True,
+            ambiguous=True,
+        )
     if isinstance(exc, bce.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
@@ -144,8 +164,13 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
 def _translated(operation: str, region: str) -> Iterator[None]:
     try:
         yield
-    except (bce.BotoCoreError, bce.ClientError) as exc:
+    except (bce.BotoCoreError, bce.ClientError, ResponseParserError) as exc:
         raise translate(exc, operation, region) from exc
+
+
+def retryable_code(code: str) -> bool:
+    """Whether an error code (e.g. found in a wrapped message) is worth trying again."""
+    return code in _THROTTLE_CODES or code in _TRANSIENT_CODES or code == "ResponseParserError"
 
 
 @dataclass(frozen=True)
@@ -209,6 +234,7 @@ class LayerVersionRef:
 
     version: int
     arn: str
+    description: str = ""  # as ListLayerVersions reports it (carries our content marker)
 
 
 class Aws:
@@ -234,6 +260,23 @@ class Aws:
         self.max_pool_connections = max_pool_connections
         self._clients: dict[tuple[str, str, Timeouts], Any] = {}
         self._lock = threading.Lock()
+        #: Backoff sleeps of the checks before publishing (replaced in tests).
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _checked_call(self, operation: str, region: str, call: Callable[[], Any]) -> Any:
+        """One read before publishing, retried on transient trouble (throttling, 5xx, a
+        dropped connection, an answer in the wrong protocol) on top of botocore's retries,
+        which do not cover unparseable answers."""
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            try:
+                with _translated(operation, region):
+                    return call()
+            except AwsCallError as exc:
+                if not exc.retryable or attempt == CHECK_ATTEMPTS:
+                    raise
+                log.info("%s in %s: %s; retrying", operation, region, exc)
+                self.sleep(CHECK_BACKOFF * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def client(self, service: str, region: str, *, timeouts: Timeouts | None = None) -> Any:
         """The reused client for (service, region, timeouts), created on first request."""
@@ -276,8 +319,7 @@ class Aws:
         region = self.home_region()
         sts = self.client("sts", region)
         try:
-            with _translated("GetCallerIdentity", region):
-                out = sts.get_caller_identity()
+            out = self._checked_call("GetCallerIdentity", region, sts.get_caller_identity)
         except AwsCallError as exc:
             raise CredentialsError(f"cannot verify AWS credentials: {exc}") from None
         arn = str(out["Arn"])
@@ -287,8 +329,9 @@ class Aws:
         """Every region EC2 knows of, with its opt-in status (AllRegions=True)."""
         region = self.home_region(partition)
         ec2 = self.client("ec2", region)
-        with _translated("DescribeRegions", region):
-            out = ec2.describe_regions(AllRegions=True)
+        out = self._checked_call(
+            "DescribeRegions", region, lambda: ec2.describe_regions(AllRegions=True)
+        )
         return [
             RegionInfo(str(r["RegionName"]), str(r.get("OptInStatus", "opt-in-not-required")))
             for r in out.get("Regions", [])
@@ -321,6 +364,9 @@ def _no_blind_retry(
     return None
 
 
+GET_LAYER_VERSION = "lambda:GetLayerVersion"
+
+
 @dataclass(frozen=True)
 class Statement:
     """One AddLayerVersionPermission statement."""
@@ -328,6 +374,48 @@ class Statement:
     statement_id: str
     principal: str = "*"
     organization_id: str | None = None
+    action: str = GET_LAYER_VERSION
+
+    def grants(self) -> tuple[str, str | None, str]:
+        """What the statement allows, whatever its id: (principal, organization id, action)."""
+        return self.principal, self.organization_id, self.action
+
+
+def _principal(raw: object) -> str:
+    # "*", "123456789012", {"AWS": "arn:aws:iam::123456789012:root"} or {"AWS": "*"}
+    if isinstance(raw, dict):
+        raw = raw.get("AWS", "")
+    if isinstance(raw, list):
+        raw = raw[0] if len(raw) == 1 else ",".join(map(str, raw))
+    text = str(raw)
+    m = re.match(r"^arn:aws[a-z-]*:iam::(\d{12}):root$", text)
+    return m.group(1) if m else text
+
+
+def parse_policy(text: str | None) -> list[Statement]:
+    """A layer version's resource policy as statements (organization id from either the
+    statement itself or its ``aws:PrincipalOrgID`` condition, as Lambda writes it)."""
+    try:
+        policy = json.loads(text or "{}")
+    except ValueError:
+        return []
+    out = []
+    for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+        if not isinstance(st, dict):
+            continue
+        org = st.get("OrganizationId")
+        condition = st.get("Condition")
+        if not org and isinstance(condition, dict):
+            for block in condition.values():
+                if isinstance(block, dict) and "aws:PrincipalOrgID" in block:
+                    org = block["aws:PrincipalOrgID"]
+        action = st.get("Action", "")
+        if isinstance(action, list):
+            action = action[0] if len(action) == 1 else ",".join(map(str, action))
+        out.append(
+            Statement(str(st.get("Sid")), _principal(st.get("Principal")), org or None, str(action))
+        )
+    return out
 
 
 class LambdaApi:
@@ -355,6 +443,25 @@ class LambdaApi:
         newest = max(versions, key=lambda v: int(v["Version"]))
         return LayerVersionRef(int(newest["Version"]), str(newest["LayerVersionArn"]))
 
+    def list_versions(
+        self, layer_name: str, marker: str | None = None, page_size: int = 50
+    ) -> tuple[list[LayerVersionRef], str | None]:
+        """One page of a layer's versions, newest first, with descriptions; and the marker
+        of the next page (None when this page reaches the oldest version)."""
+        kwargs: dict[str, Any] = {"LayerName": layer_name, "MaxItems": page_size}
+        if marker:
+            kwargs["Marker"] = marker
+        with _translated("ListLayerVersions", self.region):
+            out = self._client.list_layer_versions(**kwargs)
+        refs = [
+            LayerVersionRef(
+                int(v["Version"]), str(v["LayerVersionArn"]), str(v.get("Description") or "")
+            )
+            for v in out.get("LayerVersions") or []
+        ]
+        refs.sort(key=lambda r: -r.version)
+        return refs, out.get("NextMarker") or None
+
     def code_sha256(self, layer_name: str, version: int) -> str | None:
         """Content.CodeSha256 (base64 of the zip's sha256) of a version; None if it is gone."""
         try:
@@ -375,7 +482,7 @@ class LambdaApi:
         description: str,
         license_info: str,
         runtimes: tuple[str, ...],
-        architecture: str,
+        architectures: Sequence[str],
     ) -> LayerVersionRef:
         """PublishLayerVersion; botocore never resends it blindly (see :func:`_no_blind_retry`)."""
         with _translated("PublishLayerVersion", self.region):
@@ -384,10 +491,43 @@ class LambdaApi:
                 Description=description,
                 Content=content,
                 CompatibleRuntimes=list(runtimes),
-                CompatibleArchitectures=[architecture],
+                CompatibleArchitectures=list(architectures),
                 LicenseInfo=license_info,
             )
-        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]))
+        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]), description)
+
+    def delete_version(self, layer_name: str, version: int) -> None:
+        """DeleteLayerVersion (a version already gone is fine: the call is idempotent)."""
+        try:
+            with _translated("DeleteLayerVersion", self.region):
+                self._client.delete_layer_version(LayerName=layer_name, VersionNumber=version)
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+
+    def policy(self, layer_name: str, version: int) -> list[Statement]:
+        """The statements of a version's resource policy (empty when it has none)."""
+        try:
+            with _translated("GetLayerVersionPolicy", self.region):
+                out = self._client.get_layer_version_policy(
+                    LayerName=layer_name, VersionNumber=version
+                )
+        except AwsCallError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
+        return parse_policy(out.get("Policy"))
+
+    def remove_permission(self, layer_name: str, version: int, statement_id: str) -> None:
+        """RemoveLayerVersionPermission (a statement already gone is fine)."""
+        try:
+            with _translated("RemoveLayerVersionPermission", self.region):
+                self._client.remove_layer_version_permission(
+                    LayerName=layer_name, VersionNumber=version, StatementId=statement_id
+                )
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
 
     def statement_ids(self, layer_name: str, version: int) -> set[str]:
         """The Sids in a version's resource policy (empty when it has none)."""
@@ -412,7 +552,7 @@ class LambdaApi:
             "LayerName": layer_name,
             "VersionNumber": version,
             "StatementId": statement.statement_id,
-            "Action": "lambda:GetLayerVersion",
+            "Action": statement.action,
             "Principal": statement.principal,
         }
         if statement.organization_id:
@@ -446,7 +586,9 @@ class S3Api:
                 self.region,
                 "S3UploadFailedError",
                 str(exc),
-                retryable="NoSuchBucket" not in str(exc),
+                # Only throttling and server trouble are worth another upload: AccessDenied,
+                # NoSuchBucket and the like fail the region at once.
+                retryable=retryable_code(_code_in(str(exc))),
                 ambiguous=False,
             ) from exc
 
@@ -454,3 +596,8 @@ class S3Api:
         """Remove a staged object."""
         with _translated("DeleteObject", self.region):
             self._client.delete_object(Bucket=bucket, Key=key)
+
+
+def _code_in(message: str) -> str:
+    m = _CODE_IN_MESSAGE_RE.search(message)
+    return m.group(1) if m else "Unknown"
