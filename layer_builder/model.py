@@ -138,7 +138,9 @@ class BuildManifest:
         return manifest_path.parent / self.zip_file
 
 
-RegionStatus = Literal["new", "reused", "failed", "planned-new", "planned-reuse"]
+RegionStatus = Literal[
+    "new", "reused", "failed", "planned-new", "planned-reuse", "planned-heal-permission"
+]
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,9 @@ class RegionResult:
     seconds: float = 0.0
     permission_added: bool = False
     error: str | None = None
+    # What was done (or, in a dry run, would be): "published 3", "removed permission public"..
+    actions: tuple[str, ...] = ()
+    deleted: tuple[int, ...] = ()  # newer duplicate versions deleted
 
     @property
     def ok(self) -> bool:

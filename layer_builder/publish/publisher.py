@@ -1,12 +1,13 @@
-"""Publish one layer (one architecture) in one region, idempotently.
+"""Publish one layer in one region, idempotently, converging with other runs.
 
-The sequence per region is: read the newest version (ListLayerVersions, one page) and its
-CodeSha256 (GetLayerVersion); reuse it when it holds this zip, else PublishLayerVersion
-(from the zip bytes, or from a staged S3 object for big zips); then make sure the
-permission statements exist. Every retry starts again from the read, so a
-PublishLayerVersion whose answer was lost (dropped connection, timeout, 5xx) is found and
-reused instead of published twice, and a crash between publish and permission heals on the
-next run.
+Per region: look for a version that already holds this zip anywhere in the layer's
+history (:func:`~layer_builder.publish.reconcile.find_holders`: the registry's record for
+this release, and the content marker every version we publish carries in its
+Description); reuse the lowest-numbered one, or PublishLayerVersion (from the zip bytes,
+or a staged S3 object for big zips) and look again, so that a racing run or a late commit
+converges on the same lowest version. Then the permissions are made to match the config
+exactly, and newer duplicates of the zip that no registry document records are deleted.
+Every retry after an unclear failure looks again before it publishes again.
 
 Artifact checks (:func:`plan_layers`) run before anything touches AWS.
 """
@@ -29,6 +30,8 @@ from layer_builder.aws.clients import AwsCallError, LambdaApi, LayerVersionRef, 
 from layer_builder.config import LayerConfig, PermissionConfig, Template
 from layer_builder.errors import ArgumentError, ArtifactError, LayerBuilderError
 from layer_builder.model import BuildManifest, RegionResult, RegionStatus, ReleaseVersion
+from layer_builder.publish.plan import LayerRecord, content_marker, marked_description
+from layer_builder.publish.reconcile import Holders, find_holders, permission_changes
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,26 @@ class LayerPlan:
     size: int
     statements: tuple[Statement, ...]
     release: ReleaseVersion
+    statement_id: str = "public"  # the config's: statements with this id (or id-*) are ours
     s3_bucket: Template | None = None  # set only when the zip goes through S3
     zip_bytes: bytes | None = field(default=None, repr=False)  # set for direct uploads
 
     @property
     def use_s3(self) -> bool:
         return self.zip_bytes is None
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return (self.architecture,)
+
+    @property
+    def marker(self) -> str:
+        return content_marker(self.sha256)
+
+    @property
+    def marked_description(self) -> str:
+        """The Description published: the build's, plus the content marker."""
+        return marked_description(self.description, self.sha256)
 
     def bucket_for(self, region: str) -> str:
         assert self.s3_bucket is not None
@@ -159,6 +176,7 @@ def plan_layers(
                 size=size,
                 statements=statements,
                 release=version,
+                statement_id=cfg.publish.permission.statement_id,
                 s3_bucket=cfg.publish.s3_bucket if use_s3 else None,
                 zip_bytes=data,
             )
@@ -234,14 +252,16 @@ class Deadline:
 class _State:
     """What one region's attempts have learnt so far; survives between retries."""
 
-    listing: tuple[LayerVersionRef | None, str | None] | None = None  # newest version, its sha
-    target: LayerVersionRef | None = None  # the version that holds our zip
+    holders: Holders | None = None  # None: look (again) before deciding anything
+    published: LayerVersionRef | None = None  # the version our PublishLayerVersion returned
+    target: LayerVersionRef | None = None  # the winner: the version the registry records
     status: RegionStatus = "failed"
-    created: bool = False  # we published target and saw the answer: its policy started empty
-    publish_tried: bool = False  # a PublishLayerVersion of ours may have gone through
-    present: set[str] = field(default_factory=set)  # statement ids known to exist
+    ambiguous_publish: bool = False  # a PublishLayerVersion of ours may have gone through
     permission_done: bool = False
     permission_added: bool = False
+    deletes_done: bool = False
+    actions: list[str] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -263,16 +283,18 @@ class RegionPublisher:
         *,
         deadline: Deadline,
         s3: Callable[[], S3Api] | None = None,
+        record: LayerRecord | None = None,
     ) -> RegionResult:
         """Run the attempts; never raises for AWS trouble, returns a failed result instead."""
         region = api.region
+        record = record or LayerRecord(plan.layer_name)
         start = self.clock()
         state = _State()
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._attempt(api, plan, state, deadline, s3)
+                self._attempt(api, plan, state, deadline, s3, record)
                 return self._result(plan, region, state, start)
             except AwsCallError as exc:
                 error: str = str(exc)
@@ -286,8 +308,8 @@ class RegionPublisher:
                         f" (no time left to retry within region_timeout {deadline.seconds:g} s)"
                     )
                     return self._result(plan, region, state, start, error)
-                arch = plan.architecture
-                log.info("%s %s: %s; retry %d in %.2f s", region, arch, exc, attempt + 1, delay)
+                name = plan.layer_name
+                log.info("%s %s: %s; retry %d in %.2f s", region, name, exc, attempt + 1, delay)
                 self.sleep(delay)
             except LayerBuilderError as exc:  # deadline, credentials
                 return self._result(plan, region, state, start, str(exc))
@@ -306,7 +328,31 @@ class RegionPublisher:
             seconds=round(self.clock() - start, 3),
             permission_added=state.permission_added,
             error=error,
+            actions=tuple(state.actions),
+            deleted=tuple(state.deleted),
         )
+
+    def _arn(self, region: str, name: str) -> Callable[[int], str]:
+        return lambda v: aws_facts.layer_arn(self.partition, region, self.account, name, v)
+
+    def _look(self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline,
+              record: LayerRecord) -> Holders:  # fmt: skip
+        holders = find_holders(
+            api,
+            plan.layer_name,
+            marker=plan.marker,
+            code_sha256=plan.code_sha256,
+            recorded=record.recorded(api.region),
+            arn_of=self._arn(api.region, plan.layer_name),
+            check=deadline.check,
+        )
+        if state.published is not None and state.published.version not in {
+            h.version for h in holders.versions
+        }:
+            # Our own version, not listed yet (eventual consistency): it holds the zip.
+            versions = sorted((*holders.versions, state.published), key=lambda r: r.version)
+            holders = Holders(tuple(versions), holders.verified | {state.published.version})
+        return holders
 
     def _attempt(
         self,
@@ -315,54 +361,66 @@ class RegionPublisher:
         state: _State,
         deadline: Deadline,
         s3: Callable[[], S3Api] | None,
+        record: LayerRecord,
     ) -> None:
         name = plan.layer_name
-        if state.target is None:
-            if state.listing is None:
-                deadline.check("ListLayerVersions")
-                newest = api.newest_version(name)
-                sha = None
-                if newest is not None:
-                    deadline.check("GetLayerVersion")
-                    sha = api.code_sha256(name, newest.version)
-                state.listing = (newest, sha)
-            newest, sha = state.listing
-            if newest is not None and sha == plan.code_sha256:
-                state.target = newest
+        while state.target is None:
+            if state.holders is None:
+                state.holders = self._look(api, plan, state, deadline, record)
+            holders = state.holders
+            if holders.winner is None:
                 if self.dry_run:
-                    state.status = "planned-reuse"
-                else:
-                    # Found after our own publish went unanswered: almost surely ours.
-                    state.status = "new" if state.publish_tried else "reused"
-            elif self.dry_run:
-                state.status = "planned-new"
-                return
-            else:
-                # Until we know better, a failed publish may have happened server-side:
-                # the next attempt must list again.
-                state.listing = None
-                state.publish_tried = True
+                    state.status = "planned-new"
+                    state.actions.append("publish")
+                    return
+                # Until the answer is in, the publish may have happened server-side: a
+                # retry must look again before it publishes again.
+                state.holders = None
                 try:
-                    state.target = self._publish(api, plan, deadline, s3)
+                    ref = self._publish(api, plan, deadline, s3)
                 except AwsCallError as exc:
-                    if not exc.ambiguous:
-                        state.listing = (newest, sha)  # definitely rejected: listing still true
+                    if exc.ambiguous:
+                        state.ambiguous_publish = True
+                    else:
+                        state.holders = holders  # definitely rejected: the listing holds
                     raise
-                state.status = "new"
-                state.created = True
-                log.info("%s %s: published %s", api.region, plan.architecture, state.target.arn)
-        if self.dry_run or state.permission_done:
-            return
-        self._ensure_permission(api, plan, state, deadline)
+                state.published = ref
+                state.actions.append(f"published {ref.version}")
+                log.info("%s %s: published %s", api.region, name, ref.arn)
+                # Converge: a racing run or a late commit may hold a lower version.
+                state.holders = self._look(api, plan, state, deadline, record)
+                continue
+            winner = holders.winner
+            if winner.version not in holders.verified:
+                deadline.check("GetLayerVersion")
+                if api.code_sha256(name, winner.version) != plan.code_sha256:
+                    # A marker that lies (or a collision): that version does not count.
+                    state.holders = Holders(holders.versions[1:], holders.verified)
+                    continue
+            state.target = winner
+        target = state.target
+        ours = state.published is not None and state.published.version == target.version
+        found_after_ambiguous = state.ambiguous_publish and state.published is None
+        if self.dry_run:
+            state.status = "planned-reuse"
+            state.actions.append(f"reuse {target.version}")
+        else:
+            state.status = "new" if ours or found_after_ambiguous else "reused"
+            if not ours:
+                state.actions.append(f"reuse {target.version}")
+        if not state.permission_done:
+            self._reconcile_permission(api, plan, state, deadline, created=ours)
+        if not state.deletes_done:
+            self._delete_duplicates(api, plan, state, deadline, record)
 
     def _publish(
         self, api: LambdaApi, plan: LayerPlan, deadline: Deadline, s3: Callable[[], S3Api] | None
     ) -> LayerVersionRef:
         kwargs: dict[str, Any] = {
-            "description": plan.description,
+            "description": plan.marked_description,
             "license_info": plan.license_info,
             "runtimes": plan.runtimes,
-            "architecture": plan.architecture,
+            "architectures": plan.architectures,
         }
         if plan.zip_bytes is not None:
             deadline.check("PublishLayerVersion")
@@ -385,22 +443,60 @@ class RegionPublisher:
             except LayerBuilderError as exc:
                 log.warning("%s: could not remove s3://%s/%s: %s", api.region, bucket, key, exc)
 
-    def _ensure_permission(
-        self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline
+    def _reconcile_permission(
+        self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline, created: bool
     ) -> None:
+        """Make the winner's policy grant exactly what the config asks for."""
         assert state.target is not None
         version = state.target.version
-        if not state.created and not state.present:
-            # A reused version: the previous run may have stopped before its permission.
+        if created:
+            present: list[Statement] = []  # we published it and saw the answer: no policy yet
+        else:
             deadline.check("GetLayerVersionPolicy")
-            state.present = api.statement_ids(plan.layer_name, version)
-        for statement in plan.statements:
-            if statement.statement_id in state.present:
-                continue
+            present = api.policy(plan.layer_name, version)
+        changes = permission_changes(present, plan.statements, plan.statement_id)
+        if self.dry_run:
+            if not changes.empty:
+                state.status = "planned-heal-permission"
+                state.actions.extend(changes.describe())
+            state.permission_done = True
+            return
+        for sid in changes.remove:
+            deadline.check("RemoveLayerVersionPermission")
+            api.remove_permission(plan.layer_name, version, sid)
+            state.actions.append(f"removed permission {sid}")
+        for statement in changes.add:
             deadline.check("AddLayerVersionPermission")
-            api.add_permission(plan.layer_name, version, statement)
             # A conflict (statement exists) also ends here: after a lost answer to our own
-            # earlier call, or a concurrent run, it is there now and was missing before.
-            state.present.add(statement.statement_id)
+            # earlier call, or a concurrent run, it is there now.
+            api.add_permission(plan.layer_name, version, statement)
             state.permission_added = True
+            state.actions.append(f"added permission {statement.statement_id}")
         state.permission_done = True
+
+    def _delete_duplicates(
+        self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline,
+        record: LayerRecord,
+    ) -> None:  # fmt: skip
+        """Delete newer versions holding the same zip that no registry document records."""
+        assert state.target is not None and state.holders is not None
+        region = api.region
+        if state.ambiguous_publish and not self.dry_run:
+            # An earlier publish of ours went unanswered: it may have landed since we looked.
+            state.holders = self._look(api, plan, state, deadline, record)
+        for ref in state.holders.versions:
+            if ref.version <= state.target.version or record.is_protected(region, ref.version):
+                continue
+            if self.dry_run:
+                state.actions.append(f"delete duplicate {ref.version}")
+                continue
+            if ref.version not in state.holders.verified:
+                deadline.check("GetLayerVersion")
+                if api.code_sha256(plan.layer_name, ref.version) != plan.code_sha256:
+                    continue  # only ever delete a version proven to hold this very zip
+            deadline.check("DeleteLayerVersion")
+            api.delete_version(plan.layer_name, ref.version)
+            state.deleted.append(ref.version)
+            state.actions.append(f"deleted duplicate {ref.version}")
+            log.info("%s %s: deleted duplicate version %d", region, plan.layer_name, ref.version)
+        state.deletes_done = True
