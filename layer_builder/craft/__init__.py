@@ -136,6 +136,12 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         metavar="N",
         help="regions x architectures published at once (default: 64)",
     )
+    publish.add_argument(
+        "--allow-standin",
+        action="store_true",
+        help="for testing against your own emulator: publish zips carrying the sandbox "
+        "stand-in extension",
+    )
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
