@@ -30,7 +30,11 @@ from layer_builder.model import BuildManifest, PublishResult, Registration, Rele
 
 
 def _load_built(
-    cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    archs: tuple[str, ...],
+    dist: Path,
+    args: argparse.Namespace | None = None,
 ) -> list[tuple[Path, BuildManifest]]:
     out = []
     for arch in archs:
@@ -41,8 +45,11 @@ def _load_built(
                 f"{mpath}: built for {manifest.version} {manifest.architecture}, "
                 f"not {version.text} {arch}"
             )
-        verify_zip(manifest.zip_path(mpath), arch=arch)
         out.append((mpath, manifest))
+    if args is not None:
+        refuse_standin(out, args)  # what the manifest says comes before any zip check
+    for mpath, manifest in out:
+        verify_zip(manifest.zip_path(mpath), arch=manifest.architecture)
     return out
 
 
@@ -242,7 +249,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
-    built = _load_built(cfg, version, archs, Path(args.dist))
+    built = _load_built(cfg, version, archs, Path(args.dist), args)
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
         cfg, version, built, args, ui, registry_dir=Path(args.registry or "registry"), target=target
