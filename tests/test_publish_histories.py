@@ -222,7 +222,8 @@ def test_permission_drift_is_reconciled_both_ways(
     assert plan is not None
     assert {r["status"] for r in plan["results"]} == {"planned-heal-permission"}
     assert all(
-        r["actions"] == ["reuse 1", "remove permission public", f"add permission public (* in {org})"]
+        r["actions"]
+        == ["reuse 1", "remove permission public", f"add permission public (* in {org})"]
         for r in plan["results"]
     )
     assert _policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}  # dry run

@@ -14,7 +14,6 @@ have taken effect on the server (``ambiguous``), which is what keeps retries of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -34,6 +33,9 @@ from botocore.parsers import ResponseParserError
 
 from layer_builder import __version__
 from layer_builder.aws.facts import partition_of_region
+from layer_builder.aws.policy import GET_LAYER_VERSION, Statement, parse_policy
+
+__all__ = ["GET_LAYER_VERSION", "Statement", "parse_policy"]  # re-exported for callers
 from layer_builder.errors import ArgumentError, CredentialsError, LayerBuilderError
 
 log = logging.getLogger(__name__)
@@ -364,60 +366,6 @@ def _no_blind_retry(
     return None
 
 
-GET_LAYER_VERSION = "lambda:GetLayerVersion"
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One AddLayerVersionPermission statement."""
-
-    statement_id: str
-    principal: str = "*"
-    organization_id: str | None = None
-    action: str = GET_LAYER_VERSION
-
-    def grants(self) -> tuple[str, str | None, str]:
-        """What the statement allows, whatever its id: (principal, organization id, action)."""
-        return self.principal, self.organization_id, self.action
-
-
-def _principal(raw: object) -> str:
-    # "*", "123456789012", {"AWS": "arn:aws:iam::123456789012:root"} or {"AWS": "*"}
-    if isinstance(raw, dict):
-        raw = raw.get("AWS", "")
-    if isinstance(raw, list):
-        raw = raw[0] if len(raw) == 1 else ",".join(map(str, raw))
-    text = str(raw)
-    m = re.match(r"^arn:aws[a-z-]*:iam::(\d{12}):root$", text)
-    return m.group(1) if m else text
-
-
-def parse_policy(text: str | None) -> list[Statement]:
-    """A layer version's resource policy as statements (organization id from either the
-    statement itself or its ``aws:PrincipalOrgID`` condition, as Lambda writes it)."""
-    try:
-        policy = json.loads(text or "{}")
-    except ValueError:
-        return []
-    out = []
-    for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
-        if not isinstance(st, dict):
-            continue
-        org = st.get("OrganizationId")
-        condition = st.get("Condition")
-        if not org and isinstance(condition, dict):
-            for block in condition.values():
-                if isinstance(block, dict) and "aws:PrincipalOrgID" in block:
-                    org = block["aws:PrincipalOrgID"]
-        action = st.get("Action", "")
-        if isinstance(action, list):
-            action = action[0] if len(action) == 1 else ",".join(map(str, action))
-        out.append(
-            Statement(str(st.get("Sid")), _principal(st.get("Principal")), org or None, str(action))
-        )
-    return out
-
-
 class LambdaApi:
     """The Lambda layer calls the publisher needs, in one region, with translated errors."""
 
@@ -431,17 +379,6 @@ class LambdaApi:
         # Created on first use (from a worker thread, under Aws's lock) so that creating
         # dozens of clients overlaps other regions' network waits instead of preceding them.
         return self._aws.client("lambda", self.region, timeouts=self._timeouts)
-
-    def newest_version(self, layer_name: str) -> LayerVersionRef | None:
-        """The newest version of a layer, or None. One page only: never paginates history."""
-        with _translated("ListLayerVersions", self.region):
-            out = self._client.list_layer_versions(LayerName=layer_name, MaxItems=1)
-        versions = out.get("LayerVersions") or []
-        if not versions:
-            return None
-        # AWS lists newest first; taking the max also copes with emulators that ignore MaxItems.
-        newest = max(versions, key=lambda v: int(v["Version"]))
-        return LayerVersionRef(int(newest["Version"]), str(newest["LayerVersionArn"]))
 
     def list_versions(
         self, layer_name: str, marker: str | None = None, page_size: int = 50
@@ -528,23 +465,6 @@ class LambdaApi:
         except AwsCallError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise
-
-    def statement_ids(self, layer_name: str, version: int) -> set[str]:
-        """The Sids in a version's resource policy (empty when it has none)."""
-        try:
-            with _translated("GetLayerVersionPolicy", self.region):
-                out = self._client.get_layer_version_policy(
-                    LayerName=layer_name, VersionNumber=version
-                )
-        except AwsCallError as exc:
-            if exc.code == "ResourceNotFoundException":
-                return set()
-            raise
-        try:
-            policy = json.loads(out.get("Policy") or "{}")
-        except ValueError:
-            return set()
-        return {str(s.get("Sid")) for s in policy.get("Statement", []) if isinstance(s, dict)}
 
     def add_permission(self, layer_name: str, version: int, statement: Statement) -> bool:
         """AddLayerVersionPermission; False when the statement id already exists."""

@@ -346,12 +346,12 @@ class RegionPublisher:
             arn_of=self._arn(api.region, plan.layer_name),
             check=deadline.check,
         )
-        if state.published is not None and state.published.version not in {
-            h.version for h in holders.versions
-        }:
-            # Our own version, not listed yet (eventual consistency): it holds the zip.
-            versions = sorted((*holders.versions, state.published), key=lambda r: r.version)
-            holders = Holders(tuple(versions), holders.verified | {state.published.version})
+        ours = state.published
+        if ours is not None:
+            # Our own version holds the zip (Lambda answered with it), listed yet or not.
+            others = tuple(h for h in holders.versions if h.version != ours.version)
+            versions = sorted((*others, ours), key=lambda r: r.version)
+            holders = Holders(tuple(versions), holders.verified | {ours.version})
         return holders
 
     def _attempt(

@@ -43,9 +43,10 @@ _LOCK_POLL = 0.1
 #: The writer's temporary names: ``.<name>.<12 hex>.tmp`` (see writer._temp_name).
 STRAY_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
-# Locks this process holds, by lock file: the same process may take one again (craft
-# publishes several runtimes into one root; the writer locks inside the publish's lock).
-_held: dict[str, int] = {}
+# Locks held, by (lock file, thread): the same thread may take one again (craft publishes
+# several runtimes into one root; the writer locks inside the publish's lock). Another
+# thread waits like another process would (flock excludes per open file).
+_held: dict[tuple[str, int], int] = {}
 _held_lock = threading.Lock()
 
 
@@ -71,7 +72,7 @@ def registry_lock(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[None]:
-    """Hold the lock of registry ``root`` (re-entrant within this process).
+    """Hold the lock of registry ``root`` (re-entrant within one thread).
 
     Waits up to ``wait`` seconds (default :data:`LOCK_WAIT_SECONDS`) for another run, then
     raises RegistryError naming the holder (exit 2, nothing published).
@@ -82,7 +83,7 @@ def registry_lock(
         yield
         return
     path = lock_path(root)
-    key = str(path)
+    key = (str(path), threading.get_ident())
     with _held_lock:
         if _held.get(key):
             _held[key] += 1
