@@ -62,9 +62,11 @@ def test_a_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
     t.start()
     try:
         assert held.wait(30)
-        with pytest.raises(RegistryError, match=rf"holds the registry lock \(pid {os.getpid()} "):
-            with registry_lock(root, wait=0.2):
-                pass
+        with (
+            pytest.raises(RegistryError, match=rf"holds the registry lock \(pid {os.getpid()} "),
+            registry_lock(root, wait=0.2),
+        ):
+            pass
     finally:
         release.set()
         t.join()

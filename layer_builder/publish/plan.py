@@ -81,9 +81,9 @@ def document_layers(doc: Mapping[str, Any]) -> Iterator[tuple[str, str | None, d
         name = str(entry["layer_name"])
         seen.add(name)
         yield name, entry.get("code_sha256"), _regions(entry.get("regions"))
-    name = doc.get("layer_name")
-    if isinstance(name, str) and name not in seen:
-        yield name, None, _regions(doc.get("regions"))
+    top = doc.get("layer_name")
+    if isinstance(top, str) and top not in seen:
+        yield top, None, _regions(doc.get("regions"))
 
 
 def _regions(raw: Any) -> dict[str, int]:

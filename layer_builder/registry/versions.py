@@ -15,7 +15,6 @@ word for). Build metadata (``+...``) and PEP 440 local labels do not take part i
 from __future__ import annotations
 
 import re
-from functools import cmp_to_key
 
 from layer_builder.errors import ArgumentError
 
@@ -109,4 +108,4 @@ def compare(a: str, b: str, scheme: str = "auto") -> int:
 
 def sorted_versions(texts: list[str], scheme: str = "auto") -> list[str]:
     """``texts`` oldest first."""
-    return sorted(texts, key=cmp_to_key(lambda a, b: compare(a, b, scheme)))
+    return sorted(texts, key=lambda text: version_key(text, scheme))
