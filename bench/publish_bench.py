@@ -88,12 +88,13 @@ def layer(
     (tmp / zip_name).write_bytes(data)
     digest = hashlib.sha256(data)
     m = BuildManifest(
-        layer_name=name, canonical=cfg.canonical, version=version.text, architecture="x86_64",
+        layer_name=name, canonical=cfg.canonical, version=version.text, architectures=("x86_64",),
+        layout=cfg.layout,
         compatible_runtimes=RUNTIMES, description=cfg.description.render(version, "x86_64"),
         license="MIT", zip_file=zip_name, sha256=digest.hexdigest(),
         code_sha256=base64.b64encode(digest.digest()).decode(), zip_size=len(data),
         unzipped_size=0, file_count=20, sdk_name="benchpkg", sdk_version=version.text,
-        extension=None, source_date_epoch=315532800,
+        extensions=(), source_date_epoch=315532800,
     )  # fmt: skip
     manifest_path = tmp / f"{zip_name}.json"
     manifest_path.write_text(m.to_json(), encoding="utf-8")

@@ -6,8 +6,14 @@ Nothing outside this module sees the raw YAML. Every problem is reported as
 
 Paths inside a config are relative to the config file's directory. Templated fields
 (``name``, ``description``, ``sdk.version``, ``publish.s3_bucket``) are Jinja2 templates over
-``version``, ``major``, ``minor``, ``patch``, ``arch``, ``arch_suffix`` (``""`` for x86_64,
-``"-arm64"`` for arm64) and, for the S3 bucket only, ``region``.
+``version``, ``major``, ``minor``, ``patch``, ``arch``, ``arch_suffix`` and, for the S3 bucket
+only, ``region``.
+
+``layout: universal`` (the default) builds one layer per release serving every architecture:
+``arch_suffix`` is ``""`` and ``arch`` lists the served architectures (``x86_64, arm64``), so
+``name`` and ``publish.s3_bucket`` may not use ``arch``. ``layout: per-arch`` builds one layer
+per architecture: ``arch`` is that architecture, ``arch_suffix`` ``""`` for x86_64 and
+``"-arm64"`` for arm64, and each architecture's ``name`` must differ.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import yaml
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
-from layer_builder.model import ReleaseVersion
+from layer_builder.model import LAYOUTS, PER_ARCH, UNIVERSAL, ReleaseVersion, sort_architectures
 
 Family = Literal["python", "node"]
 SdkSource = Literal["pypi", "path", "npm"]
@@ -53,6 +59,9 @@ class Template:
             variables.update(arch=arch, arch_suffix=arch_suffix(arch))
         variables.update(extra)
         return _env.from_string(self.source).render(variables).strip()
+
+    def uses(self, variable: str) -> bool:
+        return variable in jinja2.meta.find_undeclared_variables(_env.parse(self.source))
 
 
 @dataclass(frozen=True)
@@ -111,19 +120,46 @@ class LayerConfig:
     extension: Path | None
     publish: PublishConfig
     registry: RegistryConfig
+    layout: str = UNIVERSAL
 
-    def layer_name(self, version: ReleaseVersion, arch: str) -> str:
-        name = self.name.render(version, arch)
+    @property
+    def universal(self) -> bool:
+        return self.layout == UNIVERSAL
+
+    def template_vars(self, archs: tuple[str, ...] | str | None) -> dict[str, str]:
+        """``arch``/``arch_suffix`` for a layer serving ``archs`` (a per-arch layer: one)."""
+        if archs is None:
+            return {}
+        if isinstance(archs, str):
+            archs = (archs,)
+        if self.universal:
+            # One name for every architecture: the suffix is always empty.
+            return {"arch": ", ".join(archs), "arch_suffix": ""}
+        (arch,) = archs
+        return {"arch": arch, "arch_suffix": arch_suffix(arch)}
+
+    def layer_name(self, version: ReleaseVersion, arch: str | None = None) -> str:
+        """The layer's name: per-arch, ``arch``'s layer; universal, the one layer (``arch``
+        is ignored: its name never depends on the architectures)."""
+        if self.universal:
+            variables = {"arch_suffix": ""}
+        else:
+            assert arch is not None, "a per-arch layer name needs its architecture"
+            variables = self.template_vars(arch)
+        name = self.name.render(version, **variables)
         _check_layer_name(name, self.path, "name")
         return name
+
+    def description_for(self, version: ReleaseVersion, archs: tuple[str, ...]) -> str:
+        return self.description.render(version, **self.template_vars(archs))
 
     def sdk_version(self, version: ReleaseVersion) -> str:
         return self.sdk.version.render(version)
 
     def select_architectures(self, requested: list[str] | None) -> tuple[str, ...]:
-        """The architectures to build: all configured ones, or the requested subset."""
+        """The architectures to build, x86_64 first: all configured ones, or those requested."""
         if not requested:
-            return self.architectures
+            return sort_architectures(self.architectures)
         out: list[str] = []
         for arch in requested:
             if arch not in self.architectures:
@@ -131,9 +167,8 @@ class LayerConfig:
                     f"--arch {arch}: not an architecture of {self.path} "
                     f"(configured: {', '.join(self.architectures)})"
                 )
-            if arch not in out:
-                out.append(arch)
-        return tuple(out)
+            out.append(arch)
+        return sort_architectures(out)
 
 
 # --------------------------------------------------------------------------- loading
@@ -258,6 +293,7 @@ _TOP = {
     "extension": False,
     "publish": False,
     "registry": True,
+    "layout": False,
 }
 
 
@@ -290,16 +326,26 @@ def load_config(path: str | Path) -> LayerConfig:
     if len(set(archs)) != len(archs):
         raise r.fail("architectures", "lists an architecture twice")
 
+    layout = r.choice(data.get("layout", UNIVERSAL), "layout", LAYOUTS)
     name = r.template(data["name"], "name")
-    names = {a: name.render(_SAMPLE_VERSION, a) for a in archs}
-    for a in archs:
-        _check_layer_name(names[a], path, "name")
-    if len(set(names.values())) != len(names):
-        raise r.fail(
-            "name",
-            "renders to the same layer name for every architecture; each architecture needs its "
-            "own layer (use {{ arch_suffix }} or {{ arch }})",
-        )
+    if layout == UNIVERSAL:
+        if name.uses("arch"):
+            raise r.fail(
+                "name",
+                "uses {{ arch }}, but a universal layer has one name for every architecture "
+                "(drop it, or set layout: per-arch for one layer per architecture)",
+            )
+        _check_layer_name(name.render(_SAMPLE_VERSION, arch_suffix=""), path, "name")
+    else:
+        names = {a: name.render(_SAMPLE_VERSION, a) for a in archs}
+        for a in archs:
+            _check_layer_name(names[a], path, "name")
+        if len(set(names.values())) != len(names):
+            raise r.fail(
+                "name",
+                "renders to the same layer name for every architecture; with layout: per-arch "
+                "each architecture needs its own layer (use {{ arch_suffix }} or {{ arch }})",
+            )
     canonical = r.string(data["canonical"], "canonical")
     if ":" not in canonical:
         raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
@@ -318,8 +364,9 @@ def load_config(path: str | Path) -> LayerConfig:
         extension=None
         if data.get("extension") is None
         else r.path_in(data["extension"], "extension"),
-        publish=_publish(r, data.get("publish") or {}),
+        publish=_publish(r, data.get("publish") or {}, layout),
         registry=_registry(r, data["registry"]),
+        layout=layout,
     )
 
 
@@ -407,7 +454,7 @@ _PUBLISH = {
 }
 
 
-def _publish(r: _Reader, value: Any) -> PublishConfig:
+def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
     d = r.mapping(value, "publish", _PUBLISH)
     regions_value = d.get("regions", "all")
     regions = None if regions_value == "all" else _regions(r, regions_value, "publish.regions")
@@ -419,13 +466,18 @@ def _publish(r: _Reader, value: Any) -> PublishConfig:
             raise r.fail(f"publish.{key}", "must be greater than 0")
         return v  # type: ignore[no-any-return]
 
+    bucket = (
+        None
+        if d.get("s3_bucket") is None
+        else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",))
+    )
+    if bucket is not None and layout == UNIVERSAL and bucket.uses("arch"):
+        raise r.fail("publish.s3_bucket", "uses {{ arch }}, which a universal layer does not have")
     return PublishConfig(
         regions=regions,
         exclude_regions=_regions(r, d.get("exclude_regions", []), "publish.exclude_regions"),
         permission=perm,
-        s3_bucket=None
-        if d.get("s3_bucket") is None
-        else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",)),
+        s3_bucket=bucket,
         max_workers=positive("max_workers", 64, int, "a whole number"),
         region_timeout=float(positive("region_timeout", 600, (int, float), "a number of seconds")),
         attempts=positive("attempts", 4, int, "a whole number"),

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from layer_builder.errors import ArgumentError, ArtifactError
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+
+#: One layer serves every architecture it carries an extension binary for (the default).
+UNIVERSAL = "universal"
+#: One layer per architecture, its name suffixed (``-arm64``): for SDK trees with native code.
+PER_ARCH = "per-arch"
+LAYOUTS = (UNIVERSAL, PER_ARCH)
+#: Lambda's architectures in the order documents and manifests list them.
+ARCH_ORDER = ("x86_64", "arm64")
+
+
+def sort_architectures(archs: Iterable[str]) -> tuple[str, ...]:
+    """Unique architectures, x86_64 first (then any other in name order)."""
+    rank = {a: i for i, a in enumerate(ARCH_ORDER)}
+    return tuple(sorted(set(archs), key=lambda a: (rank.get(a, len(rank)), a)))
+
 
 _VERSION_RE = re.compile(
     r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -71,20 +87,30 @@ class BundledPackage:
 
 @dataclass(frozen=True)
 class ExtensionInfo:
+    """One extension binary in a layer (a universal layer has one per architecture)."""
+
     name: str
     version: str
     sha256: str
     source: str  # where the binary came from: a URL, a local path, or "sandbox stand-in"
+    architecture: str = ""  # the machine it runs on ("" in manifests of format 1)
+    path: str = ""  # its POSIX path inside the layer ("" in manifests of format 1)
 
 
 @dataclass(frozen=True)
 class BuildManifest:
-    """What ``build`` records beside each zip (``<zip>.json``); what ``publish`` reads."""
+    """What ``build`` records beside each zip (``<zip>.json``); what ``publish`` reads.
+
+    One manifest is one zip is one layer name. ``architectures`` are those the zip really
+    serves (it carries an extension binary for each), x86_64 first: a universal layer lists
+    every one, a per-arch layer exactly one. They become the layer's CompatibleArchitectures.
+    """
 
     layer_name: str
     canonical: str
     version: str
-    architecture: str
+    architectures: tuple[str, ...]
+    layout: str  # UNIVERSAL or PER_ARCH
     compatible_runtimes: tuple[str, ...]
     description: str
     license: str
@@ -96,11 +122,20 @@ class BuildManifest:
     file_count: int
     sdk_name: str
     sdk_version: str
-    extension: ExtensionInfo | None
+    extensions: tuple[ExtensionInfo, ...]  # one per architecture; empty without an extension
     source_date_epoch: int
     packages: tuple[BundledPackage, ...] = ()
     needs_s3_upload: bool = False
     format: int = MANIFEST_FORMAT
+
+    @property
+    def extension(self) -> ExtensionInfo | None:
+        """The first (x86_64 when present) extension binary, or None."""
+        return self.extensions[0] if self.extensions else None
+
+    @property
+    def is_universal(self) -> bool:
+        return self.layout == UNIVERSAL
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -108,12 +143,30 @@ class BuildManifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "manifest") -> BuildManifest:
         try:
-            ext = data.get("extension")
+            data = dict(data)
+            if "architecture" in data and "architectures" not in data:
+                # Format 1 (before the universal layout): one architecture per manifest.
+                arch = data.pop("architecture")
+                data["architectures"] = [arch]
+                data.setdefault("layout", PER_ARCH)
+                ext = data.pop("extension", None)
+                data["extensions"] = [{**ext, "architecture": arch}] if ext else []
+                data["format"] = MANIFEST_FORMAT
+            if data.get("layout") not in LAYOUTS:
+                raise ArtifactError(
+                    f"{source}: layout {data.get('layout')!r} is not one of {', '.join(LAYOUTS)}"
+                )
+            archs = tuple(data["architectures"])
+            if not archs or sort_architectures(archs) != archs:
+                raise ArtifactError(
+                    f"{source}: architectures {list(archs)} must be unique, x86_64 first"
+                )
             return cls(
                 **{
                     **data,
+                    "architectures": archs,
                     "compatible_runtimes": tuple(data["compatible_runtimes"]),
-                    "extension": ExtensionInfo(**ext) if ext else None,
+                    "extensions": tuple(ExtensionInfo(**e) for e in data.get("extensions", ())),
                     "packages": tuple(BundledPackage(**p) for p in data.get("packages", ())),
                 }
             )
@@ -145,10 +198,10 @@ RegionStatus = Literal[
 
 @dataclass(frozen=True)
 class RegionResult:
-    """The outcome for one (region, architecture)."""
+    """The outcome for one (region, layer name): one layer version serving ``architectures``."""
 
     region: str
-    architecture: str
+    architectures: tuple[str, ...]
     layer_name: str
     status: RegionStatus
     version: int | None = None
@@ -167,9 +220,9 @@ class RegionResult:
 
 @dataclass(frozen=True)
 class PublishedLayer:
-    """One architecture's layer as the registry records it."""
+    """One published layer (one name) as the registry records it, and what it serves."""
 
-    architecture: str
+    architectures: tuple[str, ...]
     layer_name: str
     code_sha256: str
     regions: tuple[tuple[str, int, str], ...]  # (region, version, arn), sorted by region
@@ -191,15 +244,15 @@ class PublishResult:
         return not self.failed
 
     def layers(self, manifests: list[BuildManifest]) -> list[PublishedLayer]:
-        """Per architecture, the regions that succeeded, for the registry writer."""
+        """Per manifest (one layer name), the regions that succeeded, for the registry writer."""
         out = []
         for m in manifests:
             regions = sorted(
                 (r.region, int(r.version), str(r.arn))
                 for r in self.results
-                if r.architecture == m.architecture and r.ok and r.version is not None
+                if r.layer_name == m.layer_name and r.ok and r.version is not None
             )
-            out.append(PublishedLayer(m.architecture, m.layer_name, m.code_sha256, tuple(regions)))
+            out.append(PublishedLayer(m.architectures, m.layer_name, m.code_sha256, tuple(regions)))
         return out
 
 
@@ -215,4 +268,14 @@ class Registration:
     compatible_runtimes: tuple[str, ...]
     layers: tuple[PublishedLayer, ...]  # x86_64 first when present
     link_prereleases: bool = False
+    # UNIVERSAL or PER_ARCH; None: universal when one layer serves several architectures.
+    layout: str | None = None
     base_defaults: dict[str, str] = field(default_factory=dict)  # used only if base.json is absent
+
+    @property
+    def effective_layout(self) -> str:
+        if self.layout is not None:
+            return self.layout
+        if len(self.layers) == 1 and len(self.layers[0].architectures) > 1:
+            return UNIVERSAL
+        return PER_ARCH

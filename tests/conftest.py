@@ -100,7 +100,10 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
     """Write and load a layer config; ``publish`` is extra YAML for the publish section."""
 
     def make(
-        publish: str = "", architectures: str = "[x86_64, arm64]", name: str | None = None
+        publish: str = "",
+        architectures: str = "[x86_64, arm64]",
+        name: str | None = None,
+        layout: str = "per-arch",
     ) -> LayerConfig:
         section = "publish:\n" + textwrap.indent(textwrap.dedent(publish), "  ") if publish else ""
         text = (
@@ -108,6 +111,7 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
             name: "{name or unique_name}{{{{ arch_suffix }}}}"
             description: "Test layer {{{{ version }}}} ({{{{ arch }}}})"
             license: MIT
+            layout: {layout}
             canonical: "aws-layer:python"
             runtime: python
             compatible_runtimes: [python3.12, python3.13]
@@ -127,11 +131,18 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
 
 
 def write_layer(
-    out: Path, cfg: LayerConfig, version: ReleaseVersion, arch: str, extra: bytes = b""
+    out: Path,
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    arch: str | tuple[str, ...],
+    extra: bytes = b"",
 ) -> tuple[Path, BuildManifest]:
-    """A small valid layer zip and its manifest beside it (``<zip>.json``)."""
+    """A small valid layer zip and its manifest beside it (``<zip>.json``); ``arch`` is
+    the per-arch layer's architecture, or the universal layer's architectures."""
     out.mkdir(parents=True, exist_ok=True)
-    name = cfg.layer_name(version, arch)
+    archs = (arch,) if isinstance(arch, str) else tuple(arch)
+    arch = archs[0] if len(archs) == 1 else "-".join(archs)
+    name = cfg.layer_name(version, archs[0])
     files = {
         "python/lbtest/__init__.py": f"ARCH = {arch!r}\nVERSION = {version.text!r}\n".encode(),
         "python/lbtest/data.bin": extra,
@@ -141,7 +152,7 @@ def write_layer(
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_bytes(content)
     # The real zipper and the real artifact name, so `layer-builder publish --dist` finds it.
-    zip_path = out / f"{artifact_stem(cfg, version, arch)}.zip"
+    zip_path = out / f"{artifact_stem(cfg, version, None if cfg.universal else arch)}.zip"
     result = write_zip(tree, zip_path)
     shutil.rmtree(tree)
     data = zip_path.read_bytes()
@@ -150,9 +161,10 @@ def write_layer(
         layer_name=name,
         canonical=cfg.canonical,
         version=version.text,
-        architecture=arch,
+        architectures=archs,
+        layout=cfg.layout,
         compatible_runtimes=cfg.compatible_runtimes,
-        description=cfg.description.render(version, arch),
+        description=cfg.description_for(version, archs),
         license=cfg.license,
         zip_file=zip_path.name,
         sha256=digest.hexdigest(),
@@ -162,7 +174,7 @@ def write_layer(
         file_count=result.file_count,
         sdk_name="sentry-sdk",
         sdk_version=version.text,
-        extension=None,
+        extensions=(),
         source_date_epoch=315532800,
     )
     manifest_path = zip_path.with_name(zip_path.name + ".json")
@@ -172,11 +184,15 @@ def write_layer(
 
 @pytest.fixture
 def make_layers(tmp_path: Path) -> Callable[..., list[tuple[Path, BuildManifest]]]:
-    """Build one zip + manifest per configured architecture into ``tmp_path/dist``."""
+    """Build the release's zips + manifests into ``tmp_path/dist``: one per configured
+    architecture (per-arch), or one serving them all (universal)."""
 
     def make(
         cfg: LayerConfig, version: ReleaseVersion, extra: bytes = b""
     ) -> list[tuple[Path, BuildManifest]]:
+        if cfg.universal:
+            archs = cfg.select_architectures(None)
+            return [write_layer(tmp_path / "dist", cfg, version, archs, extra)]
         return [write_layer(tmp_path / "dist", cfg, version, a, extra) for a in cfg.architectures]
 
     return make

@@ -48,20 +48,28 @@ def run_cli(
     )
 
 
-def build_python(workdir: Path, *, umask: int, tz: str, arch: str = "x86_64") -> Path:
+BINARIES = {
+    "x86_64": STANDIN / "sentry-standin-x86_64",
+    "arm64": STANDIN / "sentry-standin-aarch64",
+}
+
+
+def build_python(
+    workdir: Path, *, umask: int, tz: str, archs: tuple[str, ...] = ("x86_64", "arm64")
+) -> Path:
+    """The universal Python layer serving ``archs`` (the stand-in as each one's extension)."""
     workdir.mkdir(parents=True)
-    binary = STANDIN / ("sentry-standin-x86_64" if arch == "x86_64" else "sentry-standin-aarch64")
+    arch_args = [a for arch in archs for a in ("--arch", arch)] if len(archs) < 2 else []
+    ext_args = [a for arch in archs for a in ("--extension-file", f"{arch}={BINARIES[arch]}")]
     proc = run_cli(
         "build",
         str(PY_CONFIG),
         "--version",
         PY_VERSION,
-        "--arch",
-        arch,
+        *arch_args,
         "--out",
         "out",
-        "--extension-file",
-        f"{arch}={binary}",
+        *ext_args,
         "--json",
         cwd=workdir,
         umask=umask,
@@ -89,9 +97,11 @@ def test_python_layer_rebuild_is_byte_identical(python_zips: tuple[Path, Path]) 
     m1 = json.loads(first.with_name(first.name + ".json").read_text())
     m2 = json.loads(second.with_name(second.name + ".json").read_text())
     assert m1 == m2
-    assert m1["sdk_version"] == PY_VERSION and m1["architecture"] == "x86_64"
+    assert m1["sdk_version"] == PY_VERSION and m1["architectures"] == ["x86_64", "arm64"]
+    assert m1["layout"] == "universal" and first.name == f"sentry-python-{PY_VERSION}.zip"
     assert {"name": "sentry-sdk", "version": PY_VERSION} in m1["packages"]
-    assert m1["extension"]["sha256"] and m1["source_date_epoch"] == 315532800
+    assert [e["architecture"] for e in m1["extensions"]] == ["x86_64", "arm64"]
+    assert all(e["sha256"] for e in m1["extensions"]) and m1["source_date_epoch"] == 315532800
 
 
 def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
@@ -113,9 +123,11 @@ def test_verify_accepts_the_built_layer(python_zips: tuple[Path, Path], tmp_path
     proc = run_cli("verify", str(python_zips[0]), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (report,) = json.loads(proc.stdout)["zips"]
-    assert report["family"] == "python" and report["architecture"] == "x86_64"
-    # The extension is a launcher script; the binary it execs is checked as ELF for x86_64.
-    assert report["elf_files"] == ["relay/relay"]
+    assert report["family"] == "python" and report["architectures"] == ["x86_64", "arm64"]
+    assert report["layout"] == "universal"
+    # The extension is a launcher script; each binary it may exec is checked as ELF for its
+    # own architecture.
+    assert report["elf_files"] == ["relay/relay-aarch64", "relay/relay-x86_64"]
 
 
 def test_sdk_and_wrapper_import_and_run_from_the_layer(
@@ -161,14 +173,17 @@ def test_sdk_and_wrapper_import_and_run_from_the_layer(
     assert "HandlerConfigError: SENTRY_INITIAL_HANDLER is not set" in proc.stderr
 
 
-def test_arm64_layer_carries_an_aarch64_extension(tmp_path: Path) -> None:
-    zip_path = build_python(tmp_path / "arm", umask=0o022, tz="UTC", arch="arm64")
+def test_arm64_only_layer_says_it_serves_arm64_only(tmp_path: Path) -> None:
+    zip_path = build_python(tmp_path / "arm", umask=0o022, tz="UTC", archs=("arm64",))
     manifest = json.loads(zip_path.with_name(zip_path.name + ".json").read_text())
-    assert manifest["layer_name"] == "SentryPythonServerlessSDK-arm64"
-    assert manifest["architecture"] == "arm64"
+    # --arch arm64 limits the universal layer: same name, but it serves (and says) arm64 only.
+    assert manifest["layer_name"] == "SentryPythonServerlessSDK"
+    assert manifest["architectures"] == ["arm64"]
     with zipfile.ZipFile(zip_path) as zf:
-        head = zf.read("relay/relay")[:20]
+        names = zf.namelist()
+        head = zf.read("relay/relay-aarch64")[:20]
         assert zf.read("extensions/sentry-lambda-extension").startswith(b"#!/bin/sh")
+    assert "relay/relay-x86_64" not in names
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
 
 
@@ -214,6 +229,7 @@ def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (layer,) = json.loads(proc.stdout)["layers"]
     assert layer["layer_name"] == "SentryNodeServerlessSDKv10"
+    assert layer["architectures"] == ["x86_64"] and layer["layout"] == "universal"
     assert {"name": "@sentry/aws-serverless", "version": version} in layer["packages"]
     zip_path = Path(layer["zip"]) if Path(layer["zip"]).is_absolute() else tmp_path / layer["zip"]
     opt = tmp_path / "opt"
@@ -254,7 +270,7 @@ def test_a_failed_build_overwrites_nothing(tmp_path: Path) -> None:
     # A good earlier build sits in the output directory...
     out = tmp_path / "out"
     out.mkdir()
-    earlier = out / f"sentry-python-{PY_VERSION}-x86_64.zip"
+    earlier = out / f"sentry-python-{PY_VERSION}.zip"
     earlier.write_bytes(b"an earlier, good zip")
     # ...and a build whose arm64 extension is wrong fails before writing anything.
     proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--out", "out",

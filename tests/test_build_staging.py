@@ -1,7 +1,8 @@
 """A build that fails part-way replaces nothing in --out (exit 2 writes nothing).
 
 The SDK install is replaced by a stand-in here (pip is not what is under test): it installs
-a tiny package for x86_64 and fails for arm64, after the x86_64 zip has been built.
+a tiny package with a native library for x86_64 (so a per-arch build must install again for
+arm64) and fails for arm64, after the x86_64 zip has been built.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from elf_fixtures import make_elf
 
 from layer_builder.build import sdk
 from layer_builder.cli import main
@@ -27,6 +29,7 @@ sdk:
   package: tiny
 registry:
   runtime_dir: python
+layout: per-arch
 """
 
 
@@ -35,6 +38,7 @@ def fake_install(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path
         raise InstallError(f"pip install of tiny=={sdk_version} for arm64 failed: no wheel")
     (layer_root / "python" / "tiny").mkdir(parents=True)
     (layer_root / "python" / "tiny" / "__init__.py").write_text("VERSION = 'new'\n")
+    (layer_root / "python" / "tiny" / "_native.so").write_bytes(make_elf(arch, kind="shared"))
 
 
 def test_failure_after_one_architecture_built_replaces_nothing(
@@ -54,7 +58,7 @@ def test_failure_after_one_architecture_built_replaces_nothing(
     printed = capsys.readouterr()
     assert code == 2
     assert printed.err == "error: pip install of tiny==1.0.0 for arm64 failed: no wheel\n"
-    assert "x86_64: 1 files" in printed.out  # the x86_64 layer really was built first...
+    assert "x86_64: 2 files" in printed.out  # the x86_64 layer really was built first...
     # ...yet --out holds exactly what it held before: no new zip, no staging leftovers.
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
 

@@ -30,6 +30,7 @@ publish:
     principal: "*"
 registry:
   runtime_dir: python
+layout: per-arch
 """
 
 
@@ -61,9 +62,10 @@ def test_reference_configs_are_valid() -> None:
     v = ReleaseVersion.parse("10.5.0")
     py = load_config(root / "configs/sentry-python.yml")
     node = load_config(root / "configs/sentry-node.yml")
-    assert py.layer_name(v, "x86_64") == "SentryPythonServerlessSDK"
-    assert node.layer_name(v, "x86_64") == "SentryNodeServerlessSDKv10"
-    assert node.layer_name(v, "arm64") == "SentryNodeServerlessSDKv10-arm64"
+    # Both are universal: one layer name per release, whatever the architecture.
+    assert py.layout == node.layout == "universal"
+    assert py.layer_name(v) == py.layer_name(v, "arm64") == "SentryPythonServerlessSDK"
+    assert node.layer_name(v) == node.layer_name(v, "arm64") == "SentryNodeServerlessSDKv10"
     assert py.canonical == "aws-layer:python" and node.canonical == "aws-layer:node"
     assert py.architectures == node.architectures == ("x86_64", "arm64")
 
@@ -105,8 +107,8 @@ CASES = [
     (
         '"TestLayer{{ arch_suffix }}"',
         '"TestLayer"',
-        "name: renders to the same layer name for every architecture; each architecture needs its "
-        "own layer (use {{ arch_suffix }} or {{ arch }})",
+        "name: renders to the same layer name for every architecture; with layout: per-arch "
+        "each architecture needs its own layer (use {{ arch_suffix }} or {{ arch }})",
     ),
     (
         '  principal: "*"',

@@ -64,15 +64,20 @@ def make_zip(path: Path, files: dict[str, bytes] | None = None) -> Path:
     return path
 
 
-def write_manifest(zip_path: Path, arch: str, version: ReleaseVersion = V) -> Path:
-    """The build manifest `layer-builder build` would write beside ``zip_path``."""
+def write_manifest(
+    zip_path: Path, arch: str | tuple[str, ...], version: ReleaseVersion = V
+) -> Path:
+    """The build manifest `layer-builder build` would write beside ``zip_path`` (a tuple of
+    architectures: a universal layer)."""
+    archs = (arch,) if isinstance(arch, str) else arch
     data = zip_path.read_bytes()
     digest = hashlib.sha256(data)
     manifest = BuildManifest(
         layer_name="BuiltName",
         canonical="aws-layer:python",
         version=version.text,
-        architecture=arch,
+        architectures=archs,
+        layout="per-arch" if isinstance(arch, str) else "universal",
         compatible_runtimes=("python3.12",),
         description="built",
         license="MIT",
@@ -84,7 +89,7 @@ def write_manifest(zip_path: Path, arch: str, version: ReleaseVersion = V) -> Pa
         file_count=1,
         sdk_name="sentry-sdk",
         sdk_version=version.text,
-        extension=None,
+        extensions=(),
         source_date_epoch=315532800,
     )
     path = zip_path.with_name(zip_path.name + ".json")
@@ -107,10 +112,10 @@ def test_example_configs_parse() -> None:
         ("craft-node.yml", "aws-layer:node"),
     ):
         targets = craft.load_craft_config(REPO / "configs" / name)
-        assert [t.id for t in targets] == ["x86_64", "arm64"]
+        assert [t.id for t in targets] == ["universal"]
         canonicals = {craft.CANONICAL_PREFIX + rt.name for t in targets for rt in t.runtimes}
         assert canonicals == {canonical}
-        assert [t.architectures for t in targets] == [("x86_64",), ("arm64",)]
+        assert [t.architectures for t in targets] == [("x86_64", "arm64")]
 
 
 @pytest.mark.parametrize(
@@ -171,10 +176,6 @@ def test_layer_name_errors(tmp_path: Path, layer_name: str, message: str) -> Non
         (
             PYTHON_TARGET.format(layer_name="L").replace("python3.13", "nodejs22.x"),
             "compatibleRuntimes[0].versions: layer-builder publishes Python or Node.js layers",
-        ),
-        (
-            PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [x86_64, arm64]\n",
-            "targets[1].compatibleArchitectures: lists x86_64, arm64 for one artifact",
         ),
         (
             PYTHON_TARGET.format(layer_name="L") + "  compatibleArchitectures: [amd64]\n",
@@ -256,7 +257,7 @@ def test_manifestless_artifact_is_measured(tmp_path: Path) -> None:
     zip_path = make_zip(tmp_path / "dist" / "layer-1.zip")
     art = craft.read_artifact(target, zip_path, V)
     digest = hashlib.sha256(zip_path.read_bytes())
-    assert art.computed and art.manifest.architecture == "x86_64"
+    assert art.computed and art.manifest.architectures == ("x86_64",)
     assert art.manifest.sha256 == digest.hexdigest()
     assert art.manifest.code_sha256 == base64.b64encode(digest.digest()).decode()
     assert art.manifest.zip_size == zip_path.stat().st_size
@@ -278,7 +279,7 @@ def test_build_manifest_is_used_and_checked(tmp_path: Path) -> None:
     manifest = BuildManifest.load(write_manifest(zip_path, "arm64"))
     (target,) = craft.load_craft_config(python_config(tmp_path))
     art = craft.read_artifact(target, zip_path, V)
-    assert not art.computed and art.manifest.architecture == "arm64"
+    assert not art.computed and art.manifest.architectures == ("arm64",)
     assert art.manifest.code_sha256 == manifest.code_sha256
 
     with pytest.raises(ArtifactError, match="built for version 10.2.3, not 10.2.4"):
@@ -301,11 +302,26 @@ def test_architectures_are_grouped_into_one_release(
         make_zip(
             dist / f"sentry-node-10.2.3-{arch}.zip", {"nodejs/node_modules/x/i.js": arch.encode()}
         )
+    # A per-arch craft config: one target per architecture, as before the universal layout.
+    targets = "".join(
+        f"""\
+- name: aws-lambda-layer
+  id: {arch}
+  includeNames: /^sentry-node-.+-{arch}\\.zip$/
+  layerName: SentryNodeServerlessSDKv{{{{{{major}}}}}}{suffix}
+  compatibleRuntimes:
+    - name: node
+      versions: [nodejs22.x, nodejs24.x]
+  compatibleArchitectures: [{arch}]
+  license: MIT
+"""
+        for arch, suffix in (("x86_64", ""), ("arm64", "-arm64"))
+    )
     argv = [
         "craft",
         "check",
         "--config",
-        str(REPO / "configs/craft-node.yml"),
+        str(write_config(tmp_path, targets)),
         "--version",
         "10.2.3",
         "--artifacts",
@@ -318,14 +334,14 @@ def test_architectures_are_grouped_into_one_release(
     (release,) = json.loads(out)["releases"]
     assert release["canonical"] == "aws-layer:node" and release["runtime_dir"] == "node"
     assert release["compatible_runtimes"] == ["nodejs22.x", "nodejs24.x"]
-    assert [(layer["architecture"], layer["layer_name"]) for layer in release["layers"]] == [
-        ("x86_64", "SentryNodeServerlessSDKv10"),
-        ("arm64", "SentryNodeServerlessSDKv10-arm64"),
+    assert [(layer["architectures"], layer["layer_name"]) for layer in release["layers"]] == [
+        (["x86_64"], "SentryNodeServerlessSDKv10"),
+        (["arm64"], "SentryNodeServerlessSDKv10-arm64"),
     ]
 
     code, out, _ = run_cli(capsys, *argv, "--target", "arm64")
     layers = json.loads(out)["releases"][0]["layers"]
-    assert [layer["architecture"] for layer in layers] == ["arm64"]
+    assert [layer["architectures"] for layer in layers] == [["arm64"]]
 
 
 def test_same_architecture_twice_is_refused(tmp_path: Path) -> None:

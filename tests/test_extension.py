@@ -205,7 +205,8 @@ def test_resolve_through_the_standin(arch: str, tmp_path: Path) -> None:
     assert script.startswith("#!/bin/sh\n")
     assert "sandbox stand-in (not Relay)" in script
     for needle in (
-        "exec /opt/relay/relay run",
+        f"{'x86_64' if arch == 'x86_64' else 'aarch64'}) binary=/opt/relay/relay ;;",
+        'exec "$binary" run',
         "--mode=proxy",
         "--shutdown-timeout=2",
         '--aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"',
@@ -223,7 +224,8 @@ def test_resolve_through_the_standin(arch: str, tmp_path: Path) -> None:
 def test_relay_launcher_renders_for_relay() -> None:
     script = render_launcher(load_manifest(EXTENSIONS / "relay.yml"), "x86_64").decode()
     assert "stand-in" not in script and "sentry-lambda-extension 25." in script
-    assert "exec /opt/relay/relay run" in script and '--upstream="https://sentry.io/"' in script
+    assert "x86_64) binary=/opt/relay/relay ;;" in script and 'exec "$binary" run' in script
+    assert '--upstream="https://sentry.io/"' in script
 
 
 def test_resolve_by_url_template(server: FakeServer, tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ class World:
         for arch, arns in layers.items():
             regions = tuple(sorted((a.split(":")[3], int(a.split(":")[-1]), a) for a in arns))
             sha = base64.b64encode(hashlib.sha256(arns[0].encode()).digest()).decode()
-            published.append(PublishedLayer(arch, arns[0].split(":")[-2], sha, regions))
+            published.append(PublishedLayer((arch,), arns[0].split(":")[-2], sha, regions))
         write_release(
             self.root,
             Registration(

@@ -78,17 +78,17 @@ def statements(
 def assert_published(
     moto: Callable[..., Any], result: PublishResult, manifests: Manifests, partition: str = "aws"
 ) -> None:
-    by_arch = {m.architecture: m for _, m in manifests}
+    by_arch = {m.architectures[0]: m for _, m in manifests}
     for r in result.results:
         if not r.ok:
             continue
-        m = by_arch[r.architecture]
+        m = by_arch[r.architectures[0]]
         assert versions(moto, r.region, m.layer_name) == [r.version], r  # never a duplicate
         got = moto("lambda", r.region).get_layer_version(
             LayerName=m.layer_name, VersionNumber=r.version
         )
         assert got["Content"]["CodeSha256"] == m.code_sha256
-        assert got["CompatibleArchitectures"] == [r.architecture]
+        assert got["CompatibleArchitectures"] == list(r.architectures)
         assert (
             r.arn
             == f"arn:{partition}:lambda:{r.region}:{FAKE_ACCOUNT}:layer:{m.layer_name}:{r.version}"
@@ -122,17 +122,16 @@ def test_all_regions_published_then_rerun_changes_nothing(
         manifests,
         regions,
         progress=seen.append,
-        on_start=lambda region, arch: started.append((region, arch)),
+        on_start=lambda region, name: started.append((region, name)),
     )
 
-    tasks = {(r, a) for r in regions for a in ("arm64", "x86_64")}
+    # One task per (region, layer name); results sorted by it.
+    names = [cfg.layer_name(V, "x86_64"), cfg.layer_name(V, "arm64")]
+    tasks = {(r, n) for r in regions for n in names}
     assert first.complete and not first.dry_run
-    assert {(r.region, r.architecture) for r in first.results} == tasks
-    keys = [(r.region, r.layer_name) for r in first.results]
-    assert keys == sorted(keys)  # tasks are keyed by (region, layer name)
+    assert [(r.region, r.layer_name) for r in first.results] == sorted(tasks)
     assert {r.status for r in first.results} == {"new"}
-    assert {(r.region, r.architecture) for r in seen} == tasks
-    assert {(r.region, r.layer_name) for r in seen} == set(started) and len(started) == len(tasks)
+    assert {(r.region, r.layer_name) for r in seen} == set(started) == tasks
     assert all(r.permission_added for r in first.results)
     assert_published(moto, first, manifests)
     assert proxy.count("PublishLayerVersion") == len(tasks)
@@ -144,8 +143,8 @@ def test_all_regions_published_then_rerun_changes_nothing(
     again = run(cfg, manifests, regions)
 
     assert {r.status for r in again.results} == {"reused"}
-    assert [(r.region, r.architecture, r.version) for r in again.results] == [
-        (r.region, r.architecture, r.version) for r in first.results
+    assert [(r.region, r.architectures[0], r.version) for r in again.results] == [
+        (r.region, r.architectures[0], r.version) for r in first.results
     ]
     assert not any(r.permission_added for r in again.results)
     assert proxy.count("PublishLayerVersion") == proxy.count("AddLayerVersionPermission") == 0
@@ -269,13 +268,14 @@ def test_faults_fail_only_the_down_region_and_the_rerun_completes(
     for fault in ("throttle", "server_error", "drop", "drop_before"):
         assert proxy.count(fault=fault) > 0, fault
     assert_published(moto, result, manifests)  # exactly one version everywhere
-    ok = {(r.region, r.architecture): r.version for r in result.results if r.ok}
+    ok = {(r.region, r.layer_name): r.version for r in result.results if r.ok}
 
     proxy.reset(Faults())
     again = run(cfg, manifests, regions)
     assert again.complete
     assert {r.status for r in again.results if r.region == down} == {"new"}
-    assert {(r.region, r.architecture): r.version for r in again.results if r.region != down} == ok
+    again_ok = {(r.region, r.layer_name): r.version for r in again.results if r.region != down}
+    assert again_ok == ok
     assert proxy.count("PublishLayerVersion") == 2  # only the down region's two layers
     assert_published(moto, again, manifests)
 
@@ -391,7 +391,7 @@ def test_big_zips_go_through_s3_and_the_object_is_removed(
     # A failed publish removes the staged object too; a missing bucket fails its region only.
     proxy.reset(Faults(first={"PublishLayerVersion": "server_error"}))
     new = [
-        write_layer(Path(m.parent) / "v2", cfg, V, m_.architecture, b"changed")
+        write_layer(Path(m.parent) / "v2", cfg, V, m_.architectures[0], b"changed")
         for m, m_ in manifests
     ]
     failed = run(cfg, new, ["eu-west-2", "eu-central-1"], attempts=1)

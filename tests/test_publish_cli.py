@@ -93,11 +93,14 @@ def test_a_region_down_exits_3_names_it_and_the_rerun_finishes(
     assert code == 3
     # With --json, progress goes to stderr; the error is its last line.
     last = err.splitlines()[-1]
-    assert last.startswith("error: publishing incomplete: 2 failed: eu-west-1 (")
-    assert "eu-west-1 (x86_64)" in last and "eu-west-1 (arm64)" in last
-    assert "run the same command again to finish" in last
+    name = cfg.layer_name(V, "x86_64")
+    assert last.startswith(f"error: publishing incomplete: 2 failed: eu-west-1 ({name})")
+    assert f"eu-west-1 ({name}-arm64)" in last and "run the same command again to finish" in last
     assert "us-east-1" not in last and "ap-southeast-2" not in last
-    assert data is not None and sorted(data["failed"]) == ["eu-west-1/arm64", "eu-west-1/x86_64"]
+    assert data is not None and sorted(data["failed"]) == [
+        f"eu-west-1/{name}",
+        f"eu-west-1/{name}-arm64",
+    ]
     assert data["registry"] is None and not (registry / "aws-lambda-layers").exists()
 
     # The same command, region back up: only the missing region is published.
@@ -105,7 +108,7 @@ def test_a_region_down_exits_3_names_it_and_the_rerun_finishes(
     code, data, err = publish(capsys, cfg, dist, registry)
     assert code == 0, err
     assert data is not None
-    status = {(r["region"], r["architecture"]): r["status"] for r in data["results"]}
+    status = {(r["region"], r["architectures"][0]): r["status"] for r in data["results"]}
     assert status[("eu-west-1", "x86_64")] == status[("eu-west-1", "arm64")] == "new"
     assert {s for (reg, _), s in status.items() if reg != "eu-west-1"} == {"reused"}
     for arch in ("x86_64", "arm64"):

@@ -257,10 +257,11 @@ def test_permission_drift_is_reconciled_both_ways(
 
 def _standin(manifest_path: Path) -> None:
     data = json.loads(manifest_path.read_text())
-    data["extension"] = {
+    data["extensions"] = [{
         "name": "sentry-lambda-extension", "version": "0.0.0-sandbox-standin",
         "sha256": "0" * 64, "source": "SANDBOX STAND-IN (not Relay)",
-    }  # fmt: skip
+        "architecture": "x86_64", "path": "relay/relay-x86_64",
+    }]  # fmt: skip
     manifest_path.write_text(json.dumps(data))
 
 

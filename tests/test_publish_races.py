@@ -76,8 +76,9 @@ def test_two_runs_with_two_registries_converge_on_the_lowest_version(env: Env) -
         published = proxy.count("PublishLayerVersion")
         deleted = proxy.count("DeleteLayerVersion")
     assert [code for code, _ in outcomes] == [0, 0], outcomes
-    # Whatever the interleaving: every duplicate published was deleted again.
-    assert published - deleted == len(REGIONS)
+    # Whatever the interleaving, every duplicate published was deleted again (both runs
+    # may delete the same one: the call is idempotent).
+    assert published >= len(REGIONS) and (published == len(REGIONS) or deleted > 0)
     final = {r: versions(endpoint, r, name) for r in REGIONS}
     assert all(len(v) == 1 for v in final.values()), final
     assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}

@@ -39,7 +39,7 @@ def layer(
         (region, version, f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{name}:{version}")
         for region, version in regions
     )
-    return PublishedLayer(arch, name, f"{code}-{arch}", tuple(entries))
+    return PublishedLayer((arch,), name, f"{code}-{arch}", tuple(entries))
 
 
 def registration(
@@ -117,9 +117,10 @@ def test_first_release_creates_the_whole_layout(tmp_path: Path) -> None:
         {"region": "eu-west-1", "version": "9"},
         {"region": "us-east-1", "version": "12"},
     ]
-    assert doc["compatible_architectures"] == ["x86_64", "arm64"]
+    # Per-arch: the top-level fields describe the x86_64 layer only, and claim only x86_64.
+    assert doc["compatible_architectures"] == ["x86_64"]
     arm = doc["layers"][1]
-    assert arm["architecture"] == "arm64"
+    assert arm["architecture"] == "arm64" and arm["compatible_architectures"] == ["arm64"]
     assert arm["layer_name"] == "SentryPythonServerlessSDKArm64"
     assert arm["code_sha256"] == "c29tZS1oYXNo-arm64"
     assert arm["regions"][0] == {
@@ -217,8 +218,8 @@ def test_rerun_of_the_same_version_merges_regions(
         ("eu-west-1", "9"),
         ("us-east-1", "12"),
     ]
-    assert doc["compatible_architectures"] == ["x86_64", "arm64"]
-    assert result.replaced == (("x86_64", "eu-west-1", "9", "10"),)
+    assert doc["compatible_architectures"] == ["x86_64"]
+    assert result.replaced == (("SentryPythonServerlessSDK", "eu-west-1", "9", "10"),)
     assert "eu-west-1" in caplog.text and "10 replaces 9" in caplog.text
     assert json.loads((tmp_path / "aws-lambda-layers" / "index.json").read_text()) == {
         "aws-layer:python": doc
@@ -234,7 +235,8 @@ def test_rerun_of_the_same_version_merges_regions(
 def test_rerun_with_a_different_zip_is_refused(tmp_path: Path) -> None:
     write(tmp_path, registration("2.75.0"))
     before = snapshot(tmp_path)
-    with pytest.raises(RegistryError, match=r"2\.75\.0\.json: the x86_64 layer .* code_sha256"):
+    refused = r"2\.75\.0\.json: the layer SentryPythonServerlessSDK .* code_sha256"
+    with pytest.raises(RegistryError, match=refused):
         write(tmp_path, registration("2.75.0", code="b3RoZXI="))
     with pytest.raises(RegistryError, match="account_number"):
         write(tmp_path, registration("2.75.0", account="111111111111"))
@@ -393,7 +395,10 @@ def test_partial_release_keeps_links_until_complete(tmp_path: Path) -> None:
     assert link_of(tmp_path, "latest.json") == "2.75.0.json"
 
     result = write(tmp_path, registration("2.76.0"), expected_regions=expected)
-    assert result.missing_regions == (("x86_64", "ap-south-1"), ("arm64", "ap-south-1"))
+    assert result.missing_regions == (
+        ("SentryPythonServerlessSDK", "ap-south-1"),
+        ("SentryPythonServerlessSDKArm64", "ap-south-1"),
+    )
     assert (rt(tmp_path) / "2.76.0.json").is_file()
     assert link_of(tmp_path, "latest.json") == "2.75.0.json"
     assert "partial" in result.links[0].reason
@@ -420,7 +425,7 @@ def test_an_architecture_published_nowhere_is_not_advertised(tmp_path: Path) -> 
     doc = json.loads((rt(tmp_path) / "2.75.0.json").read_text())
     assert doc["compatible_architectures"] == ["x86_64"]
     assert [e["architecture"] for e in doc["layers"]] == ["x86_64"]
-    assert result.missing_regions == (("arm64", "us-east-1"),)
+    assert result.missing_regions == (("SentryPythonServerlessSDKArm64", "us-east-1"),)
 
     nothing = Registration(**{**reg.__dict__, "layers": (layer("x86_64", []),)})
     with pytest.raises(RegistryError, match=r"3\.0\.0\.json: no region has a published layer"):

@@ -41,7 +41,7 @@ def registration(
         entries = tuple(
             sorted((r, v, f"arn:aws:lambda:{r}:{ACCOUNT}:layer:{name}:{v}") for r, v in regions)
         )
-        layers.append(PublishedLayer(arch, name, f"c2hh-{arch}", entries))
+        layers.append(PublishedLayer((arch,), name, f"c2hh-{arch}", entries))
     return Registration(
         runtime_dir=runtime_dir,
         canonical=canonical,

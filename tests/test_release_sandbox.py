@@ -1,8 +1,9 @@
 """The README's main command, end to end: `release --sandbox` on a machine with no AWS account.
 
 Runs the CLI in a subprocess with an environment stripped of AWS settings, as a newcomer's
-shell would be, and checks what they would see: every region of the partition published for
-both architectures, a registry a reader can use, and the sandbox clearly labelled.
+shell would be, and checks what they would see: every region of the partition published with
+one universal layer serving both architectures, a registry a reader can use, and the sandbox
+clearly labelled.
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ def test_sandbox_release_publishes_every_region_for_both_architectures(
     # Only the commercial partition: moto also lists cn-* and us-gov-*, which must be skipped.
     assert len(regions) >= 17
     assert not any(r.startswith(("cn-", "us-gov-")) for r in regions)
-    by_arch: dict[str, set[str]] = {}
+    # One universal layer per region (the stand-in has both architectures), serving both.
+    assert len(result["results"]) == len(regions)
     for r in result["results"]:
-        assert r["status"] == "new"
-        assert r["arn"].startswith(f"arn:aws:lambda:{r['region']}:123456789012:layer:")
-        by_arch.setdefault(r["architecture"], set()).add(r["region"])
-    assert by_arch == {"x86_64": regions, "arm64": regions}
+        assert r["status"] == "new" and r["architectures"] == ["x86_64", "arm64"]
+        assert r["arn"].startswith(
+            f"arn:aws:lambda:{r['region']}:123456789012:layer:SentryPythonServerlessSDK:"
+        )
 
 
 def test_sandbox_is_labelled(
@@ -89,7 +91,7 @@ def test_sandbox_registry_is_readable(
     assert all(isinstance(r["version"], str) for r in doc["regions"])
     assert os.readlink(layers / "latest.json") == f"{VERSION}.json"
     assert os.readlink(layers / "2.json") == f"{VERSION}.json"
-    # A reader gets the arm64 ARN from the same registry through the CLI.
+    # A reader gets the arm64 ARN from the same registry through the CLI: the one layer.
     latest = subprocess.run(
         [
             sys.executable,
@@ -112,16 +114,22 @@ def test_sandbox_registry_is_readable(
     )
     assert latest.returncode == 0, latest.stderr
     assert latest.stdout.strip().startswith(
-        "arn:aws:lambda:eu-west-1:123456789012:layer:SentryPythonServerlessSDK-arm64:"
+        "arn:aws:lambda:eu-west-1:123456789012:layer:SentryPythonServerlessSDK:"
     )
-    # The zips the sandbox published are the ones its manifests describe.
-    for arch in ("x86_64", "arm64"):
-        manifest = json.loads(
-            (work / "sandbox/dist" / f"sentry-python-{VERSION}-{arch}.zip.json").read_text()
-        )
-        assert manifest["extension"]["source"]  # where the stand-in came from is recorded
-        layer = next(x for x in doc["layers"] if x["architecture"] == arch)
-        assert layer["code_sha256"] == manifest["code_sha256"]
+    # The one zip the sandbox published is the one its manifest describes.
+    assert sorted(p.name for p in (work / "sandbox/dist").iterdir()) == [
+        f"sentry-python-{VERSION}.zip",
+        f"sentry-python-{VERSION}.zip.json",
+    ]
+    manifest = json.loads((work / "sandbox/dist" / f"sentry-python-{VERSION}.zip.json").read_text())
+    assert manifest["layout"] == "universal"
+    assert manifest["architectures"] == ["x86_64", "arm64"]
+    # Where each stand-in binary came from is recorded.
+    assert [e["architecture"] for e in manifest["extensions"]] == ["x86_64", "arm64"]
+    assert all(e["source"] for e in manifest["extensions"])
+    (layer,) = doc["layers"]
+    assert layer["compatible_architectures"] == ["x86_64", "arm64"]
+    assert layer["code_sha256"] == manifest["code_sha256"] and "architecture" not in layer
 
 
 def test_release_without_credentials_fails_fast_before_building(tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
-"""Assemble one layer tree (SDK + our files + extension), zip it, write its build manifest.
+"""Assemble a release's layer trees (SDK + our files + extension), zip them, write manifests.
 
-One call builds one architecture. The tree is staged in a fresh temporary directory so
-nothing from the build machine (paths, umask, leftovers of an earlier build) reaches the zip.
+Universal layout: the SDK is installed once, must be architecture-neutral (no ELF file under
+``python/`` or ``nodejs/``), and one zip carries every architecture's extension binary and
+the launcher that picks one by machine. Per-arch layout: one zip per architecture; the SDK is
+installed once and shared when that install is architecture-neutral, else once per
+architecture. Every tree is staged in a fresh temporary directory so nothing from the build
+machine (paths, umask, leftovers of an earlier build) reaches a zip.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,19 +23,26 @@ from layer_builder.aws import facts as aws_facts
 from layer_builder.build import sdk
 from layer_builder.build.extension import (
     LayerFile,
+    ResolvedBinary,
     ResolvedExtension,
+    has_binary,
+    layer_files,
     load_manifest,
-    resolve_extension,
+    resolve_binary,
 )
+from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
-from layer_builder.errors import ArgumentError, SizeLimitError
-from layer_builder.model import BuildManifest, ReleaseVersion
+from layer_builder.elf import read_elf_header
+from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
+from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, ReleaseVersion
 
 log = logging.getLogger(__name__)
 
-
 Progress = Callable[[str], None]
+#: Where each family's SDK lives in a layer: the part that must be architecture-neutral in
+#: a universal layer.
+SDK_DIRS = ("python", "nodejs")
 
 
 @dataclass(frozen=True)
@@ -47,13 +58,95 @@ class BuiltLayer:
         return aws_facts.MAX_UNZIPPED_BYTES - self.manifest.unzipped_size
 
 
-def artifact_stem(cfg: LayerConfig, version: ReleaseVersion, arch: str) -> str:
-    """File name (without .zip) of one built layer: ``<config>-<version>-<arch>``."""
+def artifact_stem(cfg: LayerConfig, version: ReleaseVersion, arch: str | None = None) -> str:
+    """File name (without .zip) of one built layer: ``<config>-<version>`` for the universal
+    layer, ``<config>-<version>-<arch>`` for a per-arch one."""
+    if cfg.universal:
+        return f"{cfg.path.stem}-{version.text}"
+    assert arch is not None, "a per-arch artifact needs its architecture"
     return f"{cfg.path.stem}-{version.text}-{arch}"
 
 
-def manifest_path_for(dist: Path, cfg: LayerConfig, version: ReleaseVersion, arch: str) -> Path:
+def manifest_path_for(
+    dist: Path, cfg: LayerConfig, version: ReleaseVersion, arch: str | None = None
+) -> Path:
     return dist / f"{artifact_stem(cfg, version, arch)}.zip.json"
+
+
+def manifest_paths_for(
+    dist: Path, cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...]
+) -> list[Path]:
+    """The manifests a build of ``archs`` wrote: one (universal) or one per architecture."""
+    if cfg.universal:
+        return [manifest_path_for(dist, cfg, version)]
+    return [manifest_path_for(dist, cfg, version, a) for a in archs]
+
+
+# --------------------------------------------------------------------------- extension plan
+
+
+@dataclass(frozen=True)
+class ExtensionPlan:
+    """Which architectures a build serves, with each one's verified extension binary."""
+
+    architectures: tuple[str, ...]  # x86_64 first
+    binaries: Mapping[str, ResolvedBinary]  # empty when the layer has no extension
+    skipped: tuple[tuple[str, str], ...] = ()  # (architecture, why), for the build to say
+
+    def extension_for(self, archs: tuple[str, ...], layout: str) -> ResolvedExtension | None:
+        if not self.binaries:
+            return None
+        return layer_files([self.binaries[a] for a in archs], layout)
+
+
+def plan_extension(
+    cfg: LayerConfig,
+    archs: tuple[str, ...],
+    *,
+    overrides: Mapping[str, Path] | None = None,
+    extension_manifest: Path | None = None,
+    explicit: bool = False,
+) -> ExtensionPlan:
+    """Fetch (or take) and check every architecture's extension binary, before any install.
+
+    ``extension_manifest`` overrides the config's manifest (the sandbox's local stand-in);
+    ``overrides`` are local binaries from ``--extension-file``. An architecture the manifest
+    has no binary for (Relay publishes no Linux aarch64 build) is left out and reported in
+    ``skipped`` when the architectures came from the config; asked for with ``--arch``
+    (``explicit``), it is an error naming the fix.
+    """
+    overrides = dict(overrides or {})
+    manifest_file = extension_manifest or cfg.extension
+    if manifest_file is None:
+        if overrides:
+            raise ArgumentError(f"--extension-file: {cfg.path} configures no extension manifest")
+        return ExtensionPlan(archs, {})
+    manifest = load_manifest(manifest_file)
+    served: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for arch in archs:
+        if arch in overrides or has_binary(manifest, arch) or explicit:
+            served.append(arch)
+        else:
+            skipped.append(
+                (
+                    arch,
+                    f"{manifest.path} lists no {arch} binary of {manifest.name} "
+                    f"(pass --extension-file {arch}=PATH to build it)",
+                )  # fmt: skip
+            )
+    if not served:
+        # Nothing left: the error for the first architecture says what to do.
+        raise ConfigError(
+            str(manifest.path),
+            f"files.{archs[0]}",
+            f"no binary for {', '.join(archs)}; add one or pass --extension-file ARCH=PATH",
+        )
+    binaries = {a: resolve_binary(manifest, a, override=overrides.get(a)) for a in served}
+    return ExtensionPlan(tuple(served), binaries, tuple(skipped))
+
+
+# --------------------------------------------------------------------------- tree helpers
 
 
 def _place(root: Path, f: LayerFile) -> None:
@@ -69,83 +162,148 @@ def _place(root: Path, f: LayerFile) -> None:
     dest.chmod(f.mode)
 
 
-def resolve_layer_extension(
-    cfg: LayerConfig,
-    arch: str,
-    *,
-    extension_file: Path | None = None,
-    extension_manifest: Path | None = None,
-) -> ResolvedExtension | None:
-    """Fetch (or take) and check one architecture's extension; None if the layer has none.
-
-    ``extension_manifest`` overrides the config's manifest (the sandbox's local stand-in);
-    ``extension_file`` is a local binary given with ``--extension-file``.
-    """
-    manifest_file = extension_manifest or cfg.extension
-    if manifest_file is None and extension_file is None:
-        return None
-    if manifest_file is None:
-        raise ArgumentError(f"--extension-file: {cfg.path} configures no extension manifest")
-    return resolve_extension(load_manifest(manifest_file), arch, override=extension_file)
+def _files_under(root: Path) -> Iterator[Path]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            yield Path(dirpath) / name
 
 
-def build_layer(
+def elf_files(root: Path, dirs: tuple[str, ...] = SDK_DIRS) -> list[str]:
+    """POSIX paths (relative to ``root``) of the ELF files under ``dirs``, sorted."""
+    found = []
+    for d in dirs:
+        for path in _files_under(root / d):
+            if path.is_symlink() or not path.is_file():
+                continue
+            with path.open("rb") as f:
+                head = f.read(64)
+            if read_elf_header(head) is not None:
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    # Hard links where possible: the SDK tree is only read from here on.
+    def link_or_copy(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True)
+
+
+def _install(cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress) -> None:
+    say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+    dest.mkdir(parents=True, exist_ok=True)
+    sdk.install_sdk(cfg, sdk_version, arch, dest)
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def build_release(
     cfg: LayerConfig,
     version: ReleaseVersion,
-    arch: str,
+    plan: ExtensionPlan,
     out_dir: Path,
     *,
-    extension: ResolvedExtension | None = None,
     epoch: int | None = None,
     progress: Progress | None = None,
-) -> BuiltLayer:
-    """Build the layer zip for one architecture into ``out_dir`` and return what was built.
+) -> list[BuiltLayer]:
+    """Build every layer of a release into ``out_dir``: the universal zip, or one per arch.
 
-    ``extension`` comes from :func:`resolve_layer_extension`, called for every architecture
-    before any build starts, so a bad pin or binary costs seconds and writes nothing.
+    ``plan`` comes from :func:`plan_extension`, called before any install, so a bad pin or
+    binary costs seconds and writes nothing. Raises :class:`ArchitectureError` (exit 2) when
+    a universal layer's SDK tree is not architecture-neutral.
     """
     say = progress or (lambda _msg: None)
-    start = time.monotonic()
     epoch = resolve_source_date_epoch(epoch)
-    layer_name = cfg.layer_name(version, arch)
     sdk_version = cfg.sdk_version(version)
+    archs = plan.architectures
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    ext = extension
-
+    built: list[BuiltLayer] = []
     with tempfile.TemporaryDirectory(prefix="layer-builder-") as tmp:
-        root = Path(tmp) / "layer"
-        root.mkdir()
-        say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
-        sdk.install_sdk(cfg, sdk_version, arch, root)
-        for copy in cfg.files:
-            _place(root, LayerFile(copy.dest, copy.source, None, copy.mode))
-        if ext is not None:
-            for f in ext.files:
-                _place(root, f)
-        packages = sdk.bundled_packages(root)
+        work = Path(tmp)
+        if cfg.universal:
+            start = time.monotonic()
+            root = work / "layer"
+            # Installed once, for the first architecture's platform; verified neutral below.
+            _install(cfg, sdk_version, archs[0], root, say)
+            elves = elf_files(root)
+            if elves:
+                raise neutrality_error(f"{cfg.sdk.package} {sdk_version}", elves)
+            ext = plan.extension_for(archs, UNIVERSAL)
+            built.append(
+                _finish(cfg, version, archs, root, ext, out_dir, epoch, say, start, sdk_version)
+            )
+            return built
+        shared: Path | None = None
+        for arch in archs:
+            start = time.monotonic()
+            root = work / f"layer-{arch}"
+            if shared is None:
+                _install(cfg, sdk_version, arch, root, say)
+                if not elf_files(root):
+                    # Architecture-neutral: the other architectures get this same tree
+                    # instead of a second, identical install.
+                    shared = work / "sdk"
+                    _copy_tree(root, shared)
+            else:
+                say(f"{arch}: {cfg.sdk.package} {sdk_version} is architecture-neutral: reused")
+                _copy_tree(shared, root)
+            ext = plan.extension_for((arch,), PER_ARCH)
+            built.append(
+                _finish(cfg, version, (arch,), root, ext, out_dir, epoch, say, start, sdk_version)
+            )
+    return built
 
-        say(f"{arch}: zipping")
-        zip_path = out_dir / f"{artifact_stem(cfg, version, arch)}.zip"
-        result = write_zip(root, zip_path, source_date_epoch=epoch)
+
+def _finish(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    archs: tuple[str, ...],
+    root: Path,
+    ext: ResolvedExtension | None,
+    out_dir: Path,
+    epoch: int,
+    say: Progress,
+    start: float,
+    sdk_version: str,
+) -> BuiltLayer:
+    """Add our files and the extension to an installed tree, zip it, write its manifest."""
+    label = ", ".join(archs) if cfg.universal else archs[0]
+    layer_name = cfg.layer_name(version, archs[0])
+    for copy in cfg.files:
+        _place(root, LayerFile(copy.dest, copy.source, None, copy.mode))
+    if ext is not None:
+        for f in ext.files:
+            _place(root, f)
+    packages = sdk.bundled_packages(root)
+
+    say(f"{label}: zipping")
+    stem = artifact_stem(cfg, version, None if cfg.universal else archs[0])
+    zip_path = out_dir / f"{stem}.zip"
+    result = write_zip(root, zip_path, source_date_epoch=epoch)
 
     # The zipper already summed the sizes while reading every file; no second walk.
     if result.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
         zip_path.unlink()
         raise SizeLimitError(
-            f"{layer_name} ({arch}) is {result.unzipped_size:,} bytes unzipped; Lambda allows "
+            f"{layer_name} ({label}) is {result.unzipped_size:,} bytes unzipped; Lambda allows "
             f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and all its layers"
         )
-    say(f"{arch}: {result.file_count:,} files, {result.unzipped_size / 1e6:.1f} MB unzipped, "
+    say(f"{label}: {result.file_count:,} files, {result.unzipped_size / 1e6:.1f} MB unzipped, "
         f"{result.zip_size / 1e6:.1f} MB zipped")  # fmt: skip
 
     manifest = BuildManifest(
         layer_name=layer_name,
         canonical=cfg.canonical,
         version=version.text,
-        architecture=arch,
+        architectures=archs,
+        layout=cfg.layout,
         compatible_runtimes=cfg.compatible_runtimes,
-        description=cfg.description.render(version, arch),
+        description=cfg.description_for(version, archs),
         license=cfg.license,
         zip_file=zip_path.name,
         sha256=result.sha256,
@@ -155,7 +313,7 @@ def build_layer(
         file_count=result.file_count,
         sdk_name=cfg.sdk.package,
         sdk_version=sdk_version,
-        extension=ext.info if ext else None,
+        extensions=ext.infos if ext else (),
         source_date_epoch=epoch,
         packages=packages,
         needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
@@ -166,3 +324,20 @@ def build_layer(
     os.replace(tmp_manifest, mpath)
     log.info("built %s (%s bytes)", zip_path, result.zip_size)
     return BuiltLayer(manifest, mpath, zip_path, time.monotonic() - start)
+
+
+def build_layer(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    arch: str,
+    out_dir: Path,
+    *,
+    extension: ResolvedBinary | None = None,
+    epoch: int | None = None,
+    progress: Progress | None = None,
+) -> BuiltLayer:
+    """Build one layer serving ``arch`` (universal config: the universal layer for ``arch``
+    alone); ``extension`` is that architecture's binary from :func:`resolve_binary`."""
+    plan = ExtensionPlan((arch,), {arch: extension} if extension else {})
+    (layer,) = build_release(cfg, version, plan, out_dir, epoch=epoch, progress=progress)
+    return layer

@@ -2,14 +2,17 @@
 
 An extension manifest (``extensions/*.yml``, format in ``extensions/README.md``) says where
 an extension binary comes from, which version, and its pinned sha256 per architecture.
-:func:`resolve_extension` turns a manifest and an architecture into the files the layer
-assembler writes: the binary (downloaded and verified, or a local ``--extension-file``),
-checked to be an ELF executable for that architecture, plus the launcher Lambda starts from
-``/opt/extensions/``. :func:`pin` refreshes a manifest's version and pins.
+:func:`resolve_binary` fetches and checks one architecture's binary (downloaded and
+verified, or a local ``--extension-file``; always an ELF executable for that architecture);
+:func:`layer_files` turns the binaries of one layer into the files the assembler writes: each
+binary, plus the launcher Lambda starts from ``/opt/extensions/``, which in a universal layer
+picks the binary by machine. :func:`resolve_extension` does both for a one-architecture layer.
+:func:`pin` refreshes a manifest's version and pins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -21,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import yaml
 
 from layer_builder.aws.facts import ARCHITECTURES, MACHINE_NAME
@@ -34,7 +38,7 @@ from layer_builder.download import (
 )
 from layer_builder.elf import check_elf, detect_arch, elf_machine
 from layer_builder.errors import ArgumentError, ChecksumError, ConfigError, DownloadError
-from layer_builder.model import ExtensionInfo
+from layer_builder.model import PER_ARCH, UNIVERSAL, ExtensionInfo, sort_architectures
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,9 @@ _KEYS = {
     "files.*": ("file", "sha256"),
     "launcher": ("template", "vars"),
 }
-_BUILTIN_VARS = ("name", "version", "arch", "machine", "binary", "label")
+_BUILTIN_VARS = (
+    "name", "version", "arch", "machine", "binary", "label", "binaries", "architectures", "layout"
+)  # fmt: skip
 _ARCH_ALIASES = {machine: arch for arch, machine in MACHINE_NAME.items()}
 #: Builds the ConfigError for a key path of the manifest being loaded.
 _Fail = Callable[[str | None, str], ConfigError]
@@ -83,8 +89,22 @@ class ExtensionManifest:
 
     @property
     def binary_path(self) -> str:
-        """The binary's POSIX path inside the layer."""
+        """The binary's POSIX path inside a one-architecture (per-arch) layer."""
         return self.install_path or f"{EXTENSIONS_DIR}/{self.name}"
+
+    def binary_path_for(self, arch: str, layout: str) -> str:
+        """Where ``arch``'s binary goes: per-arch, :attr:`binary_path`; universal, one file
+        per machine beside it (``relay/relay-aarch64``) for the launcher to pick from."""
+        if layout == PER_ARCH:
+            return self.binary_path
+        if self.launcher_template is None:
+            raise ConfigError(
+                str(self.path),
+                "launcher",
+                "a universal layer needs a launcher that picks the binary by machine; add "
+                "launcher: (see extensions/README.md) or set layout: per-arch in the layer config",
+            )
+        return f"{self.binary_path}-{MACHINE_NAME[arch]}"
 
 
 @dataclass(frozen=True)
@@ -98,11 +118,29 @@ class LayerFile:
 
 
 @dataclass(frozen=True)
+class ResolvedBinary:
+    """One architecture's extension binary, verified, on this machine."""
+
+    manifest: ExtensionManifest
+    arch: str
+    source: Path
+    info: ExtensionInfo  # path not yet set: that depends on the layout
+
+
+@dataclass(frozen=True)
 class ResolvedExtension:
     """What the layer assembler adds for the extension, and what the build manifest records."""
 
     files: tuple[LayerFile, ...]
-    info: ExtensionInfo
+    infos: tuple[ExtensionInfo, ...]  # one per architecture, x86_64 first
+
+    @property
+    def info(self) -> ExtensionInfo:
+        return self.infos[0]
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(i.architecture for i in self.infos)
 
 
 # --- manifest ---------------------------------------------------------------------------
@@ -284,14 +322,19 @@ def file_url(manifest: ExtensionManifest, arch: str, *, version: str | None = No
     return url
 
 
-def resolve_extension(
+def has_binary(manifest: ExtensionManifest, arch: str) -> bool:
+    """Whether the manifest lists a binary for ``arch`` (Relay has no Linux aarch64 build)."""
+    return arch in manifest.files
+
+
+def resolve_binary(
     manifest: ExtensionManifest,
     arch: str,
     *,
     override: Path | None = None,
     cache_dir: Path | None = None,
-) -> ResolvedExtension:
-    """The files that put ``manifest``'s extension into an ``arch`` layer.
+) -> ResolvedBinary:
+    """``manifest``'s binary for ``arch``, downloaded and verified, or ``override``.
 
     Downloads the pinned binary (verifying its sha256) unless ``override`` names a local
     binary (``--extension-file``), which is not pinned but gets the same ELF check. Raises
@@ -306,7 +349,9 @@ def resolve_extension(
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
-        info = ExtensionInfo(manifest.name, "unknown", sha256_file(override), str(override))
+        info = ExtensionInfo(
+            manifest.name, "unknown", sha256_file(override), str(override), architecture=arch
+        )
     else:
         entry = _arch_entry(manifest, arch)
         if entry.sha256 is None:
@@ -325,19 +370,66 @@ def resolve_extension(
             ) from None
         check_elf(binary, arch, what=display_url(url))
         info = ExtensionInfo(
-            manifest.name, manifest.version, entry.sha256, manifest.label or display_url(url)
+            manifest.name,
+            manifest.version,
+            entry.sha256,
+            manifest.label or display_url(url),
+            architecture=arch,
         )
-    files = [LayerFile(manifest.binary_path, binary, None, 0o755)]
-    if manifest.launcher_template is not None:
-        script = render_launcher(manifest, arch)
-        files.append(LayerFile(f"{EXTENSIONS_DIR}/{manifest.name}", None, script, 0o755))
     log.info("extension %s %s for %s from %s", info.name, info.version, arch, info.source)
-    return ResolvedExtension(tuple(files), info)
+    return ResolvedBinary(manifest, arch, binary, info)
 
 
-def render_launcher(manifest: ExtensionManifest, arch: str) -> bytes:
-    """The launcher script for ``arch``, rendered from the manifest's Jinja2 template."""
+def layer_files(binaries: Iterable[ResolvedBinary], layout: str) -> ResolvedExtension:
+    """The files one layer gets: every binary, and the launcher when the manifest has one.
+
+    ``layout`` is ``per-arch`` (exactly one binary, at the manifest's path) or ``universal``
+    (one binary per architecture, ``<install_path>-<machine>``, and a launcher that picks by
+    machine; a manifest without a launcher cannot serve a universal layer).
+    """
+    by_arch = {b.arch: b for b in binaries}
+    if not by_arch:
+        raise ValueError("layer_files needs at least one binary")
+    archs = sort_architectures(by_arch)
+    manifest = by_arch[archs[0]].manifest
+    if layout == PER_ARCH and len(archs) != 1:
+        raise ValueError(f"a per-arch layer carries one binary, not {len(archs)}")
+    files: list[LayerFile] = []
+    infos: list[ExtensionInfo] = []
+    for arch in archs:
+        b = by_arch[arch]
+        path = manifest.binary_path_for(arch, layout)
+        files.append(LayerFile(path, b.source, None, 0o755))
+        infos.append(dataclasses.replace(b.info, path=path))
+    if manifest.launcher_template is not None:
+        script = render_launcher(manifest, archs, layout=layout)
+        files.append(LayerFile(f"{EXTENSIONS_DIR}/{manifest.name}", None, script, 0o755))
+    return ResolvedExtension(tuple(files), tuple(infos))
+
+
+def resolve_extension(
+    manifest: ExtensionManifest,
+    arch: str,
+    *,
+    override: Path | None = None,
+    cache_dir: Path | None = None,
+) -> ResolvedExtension:
+    """The files that put ``manifest``'s extension into a one-architecture (per-arch) layer."""
+    binary = resolve_binary(manifest, arch, override=override, cache_dir=cache_dir)
+    return layer_files([binary], PER_ARCH)
+
+
+def render_launcher(
+    manifest: ExtensionManifest, archs: str | Iterable[str], *, layout: str = PER_ARCH
+) -> bytes:
+    """The launcher script for a layer serving ``archs``, from the manifest's Jinja2 template.
+
+    The template sees ``binaries`` (one ``{arch, machine, path}`` per architecture, ``path``
+    absolute under ``/opt``), ``architectures`` and ``layout``; with a single architecture
+    also ``arch``, ``machine`` and ``binary`` (that binary's absolute path).
+    """
     assert manifest.launcher_template is not None
+    archs = (archs,) if isinstance(archs, str) else sort_architectures(archs)
     template = manifest.launcher_template
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template.parent),
@@ -345,16 +437,38 @@ def render_launcher(manifest: ExtensionManifest, arch: str) -> bytes:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    binaries = [
+        {
+            "arch": a,
+            "machine": MACHINE_NAME[a],
+            "path": f"/opt/{manifest.binary_path_for(a, layout)}",
+        }
+        for a in archs
+    ]
+    variables: dict[str, Any] = {
+        **manifest.launcher_vars,
+        "name": manifest.name,
+        "version": manifest.version,
+        "label": manifest.label,
+        "binaries": binaries,
+        "architectures": list(archs),
+        "layout": layout,
+        "arch": ", ".join(archs),
+    }
+    if len(archs) == 1:
+        variables.update(machine=binaries[0]["machine"], binary=binaries[0]["path"])
     try:
-        text = env.get_template(template.name).render(
-            **manifest.launcher_vars,
-            name=manifest.name,
-            version=manifest.version,
-            arch=arch,
-            machine=MACHINE_NAME[arch],
-            binary=f"/opt/{manifest.binary_path}",
-            label=manifest.label,
-        )
+        source = template.read_text(encoding="utf-8")
+        used = jinja2.meta.find_undeclared_variables(env.parse(source))
+        if layout == UNIVERSAL and "binaries" not in used:
+            # A launcher that execs one fixed binary would run it on every machine.
+            raise ConfigError(
+                str(manifest.path),
+                "launcher.template",
+                f"{template.name} does not use `binaries`; a universal layer's launcher must "
+                "pick the binary by machine (see extensions/relay-launcher.sh.j2)",
+            )
+        text = env.get_template(template.name).render(**variables)
     except jinja2.TemplateError as exc:
         raise ConfigError(str(manifest.path), "launcher", f"{template.name}: {exc}") from None
     return text.encode("utf-8")

@@ -1,4 +1,5 @@
-"""`build` and `verify`: one reproducible zip per architecture, and its static checks."""
+"""`build` and `verify`: the release's reproducible zips (universal: one; per-arch: one per
+architecture), and their static checks."""
 
 from __future__ import annotations
 
@@ -9,11 +10,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from layer_builder.build.assemble import (
-    BuiltLayer,
-    build_layer,
-    resolve_layer_extension,
-)
+from layer_builder.build.assemble import BuiltLayer, build_release, plan_extension
 from layer_builder.build.verify import VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
@@ -32,41 +29,50 @@ def build_layers(
     ui: UI,
     *,
     extension_manifest: Path | None = None,
+    explicit_archs: bool = False,
 ) -> list[BuiltLayer]:
+    """Build the release's layers: one universal zip, or one per architecture (per-arch).
+
+    ``explicit_archs``: ``archs`` came from ``--arch``, so an architecture the extension has
+    no binary for is an error instead of being left out with a line saying so.
+    """
     from layer_builder.build.extension import parse_extension_file_args
 
     overrides = parse_extension_file_args(extension_files, archs)
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
-    # architecture gets the same timestamp.
+    # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
     # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
     # before any install, and before anything is written.
-    extensions = {}
-    for arch in archs:
-        with ui.status(f"{arch}: extension"):
-            extensions[arch] = resolve_layer_extension(
-                cfg, arch, extension_file=overrides.get(arch), extension_manifest=extension_manifest
-            )
+    with ui.status(f"extension for {', '.join(archs)}"):
+        plan = plan_extension(
+            cfg,
+            archs,
+            overrides=overrides,
+            extension_manifest=extension_manifest,
+            explicit=explicit_archs,
+        )
+    for arch, why in plan.skipped:
+        served = ", ".join(plan.architectures)
+        what = f"{cfg.layer_name(version)} serves {served} only" if cfg.universal else (
+            f"no {arch} layer is built")  # fmt: skip
+        ui.note(f"{arch}: left out: {why}; {what}")
     out.mkdir(parents=True, exist_ok=True)
-    # Build into a staging directory and move the zips into place only when every
-    # architecture built and verified: a failure never replaces an earlier good zip.
+    # Build into a staging directory and move the zips into place only when every layer
+    # built and verified: a failure never replaces an earlier good zip.
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
         staging = Path(staging_dir)
-        staged = []
-        for arch in archs:
-            with ui.status(f"building {cfg.layer_name(version, arch)} {version.text} ({arch})"):
-                layer = build_layer(
-                    cfg,
-                    version,
-                    arch,
-                    staging,
-                    extension=extensions[arch],
-                    epoch=epoch,
-                    progress=ui.info,
-                )
-            # Every zip gets the same static checks `verify` runs, before anyone publishes it.
-            verify_zip(layer.zip_path, arch=arch)
-            staged.append(layer)
+        served = ", ".join(plan.architectures)
+        what = (
+            f"{cfg.layer_name(version)} {version.text} ({served})"
+            if cfg.universal
+            else f"{cfg.path.stem} {version.text} per architecture ({served})"
+        )
+        with ui.status(f"building {what}"):
+            staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
+        # Every zip gets the same static checks `verify` runs, before anyone publishes it.
+        for layer in staged:
+            verify_zip(layer.zip_path)
         built = []
         for layer in staged:
             zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
@@ -80,10 +86,14 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
     rows = []
     for b in built:
         m = b.manifest
-        ext = f"{m.extension.name} {m.extension.version}" if m.extension else "-"
+        ext = (
+            ", ".join(sorted({f"{e.name} {e.version}" for e in m.extensions}))
+            if m.extensions
+            else "-"
+        )
         rows.append(
             [
-                m.architecture,
+                ", ".join(m.architectures),
                 m.layer_name,
                 str(b.zip_path),
                 mb(m.zip_size),
@@ -117,7 +127,9 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
-    built = build_layers(cfg, version, archs, Path(args.out), args.extension_file, ui)
+    built = build_layers(
+        cfg, version, archs, Path(args.out), args.extension_file, ui, explicit_archs=bool(args.arch)
+    )
     if args.json:
         ui.emit_json(
             {
@@ -144,6 +156,8 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
                     {
                         "path": str(r.path),
                         "architecture": r.architecture,
+                        "architectures": list(r.architectures),
+                        "layout": r.layout,
                         "family": r.family,
                         "file_count": r.file_count,
                         "zip_size": r.zip_size,
@@ -161,7 +175,9 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
         )
     for r in reports:
         ui.info(
-            f"ok  {r.path}: {r.family} layer, {r.architecture or 'architecture unchecked'}, "
+            f"ok  {r.path}: {r.family} layer, "
+            f"{', '.join(r.architectures) or 'architecture unchecked'}"
+            f"{' (universal)' if r.layout == 'universal' else ''}, "
             f"{r.file_count:,} files, {mb(r.zip_size)} zipped, {mb(r.unzipped_size)} unzipped "
             f"({mb(r.room_left)} left for function code), {len(r.elf_files)} ELF files checked"
         )

@@ -89,7 +89,8 @@ class UI:
             what = f"{r.status}" + (f" v{r.version}" if r.version is not None else "")
             if r.error:
                 what += f": {r.error}"
-            return f"{r.region:<16} {r.architecture:<7} {what} ({r.seconds:.1f}s)"
+            archs = ", ".join(r.architectures)
+            return f"{r.region:<16} {r.layer_name} ({archs}) {what} ({r.seconds:.1f}s)"
 
         if self.interactive and not self.quiet:
             from rich.progress import (

@@ -18,9 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from layer_builder.build.assemble import (
-    manifest_path_for,
-)
+from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
@@ -36,20 +34,21 @@ def _load_built(
     dist: Path,
     args: argparse.Namespace | None = None,
 ) -> list[tuple[Path, BuildManifest]]:
-    out = []
-    for arch in archs:
-        mpath = manifest_path_for(dist, cfg, version, arch)
+    out: list[tuple[Path, BuildManifest]] = []
+    for mpath in manifest_paths_for(dist, cfg, version, archs):
         manifest = BuildManifest.load(mpath)
-        if manifest.version != version.text or manifest.architecture != arch:
+        # Universal: the zip serves what it was built for; per-arch: one manifest per arch.
+        wanted = manifest.architectures if cfg.universal else (archs[len(out)],)
+        if manifest.version != version.text or manifest.architectures != wanted:
             raise ArgumentError(
-                f"{mpath}: built for {manifest.version} {manifest.architecture}, "
-                f"not {version.text} {arch}"
+                f"{mpath}: built for {manifest.version} {', '.join(manifest.architectures)}, "
+                f"not {version.text} {', '.join(wanted)}"
             )
         out.append((mpath, manifest))
     if args is not None:
         refuse_standin(out, args)  # what the manifest says comes before any zip check
     for mpath, manifest in out:
-        verify_zip(manifest.zip_path(mpath), arch=manifest.architecture)
+        verify_zip(manifest.zip_path(mpath))
     return out
 
 
@@ -83,10 +82,10 @@ def refuse_standin(built: list[tuple[Path, BuildManifest]], args: argparse.Names
         return
     for mpath, m in built:
         if is_standin(m):
-            assert m.extension is not None
+            source = next(e.source for e in m.extensions if e.source)
             raise ArtifactError(
                 f"{mpath}: the zip carries the sandbox stand-in extension "
-                f"({m.extension.source}), not the real one; refusing to publish it outside "
+                f"({source}), not the real one; refusing to publish it outside "
                 "--sandbox (rebuild without --sandbox, or pass --allow-standin to publish it "
                 "to your own emulator)"
             )
@@ -162,7 +161,9 @@ def _publish_locked(
         ui.info("registry not written: interrupted")
     elif not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
-        layers = sorted(result.layers(manifests), key=lambda layer: layer.architecture != "x86_64")
+        layers = sorted(
+            result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
+        )
         reg = Registration(
             runtime_dir=cfg.registry.runtime_dir,
             canonical=cfg.canonical,
@@ -172,6 +173,7 @@ def _publish_locked(
             compatible_runtimes=cfg.compatible_runtimes,
             layers=tuple(layers),
             link_prereleases=cfg.registry.link_prereleases,
+            layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
         )
         written = write_release(
@@ -194,7 +196,7 @@ def _publish_locked(
                 "dry_run": result.dry_run,
                 "account": result.account,
                 "partition": result.partition,
-                "failed": [f"{r.region}/{r.architecture}" for r in result.failed],
+                "failed": [f"{r.region}/{r.layer_name}" for r in result.failed],
                 "results": [asdict(r) for r in result.results],
                 "registry": registry_info,
                 "interrupted": interrupted,
@@ -203,14 +205,14 @@ def _publish_locked(
     if interrupted and not result.complete:
         done = [r for r in result.results if r.ok]
         raise Interrupted(
-            [f"{r.region} ({r.architecture})" for r in result.failed],
+            [f"{r.region} ({r.layer_name})" for r in result.failed],
             f"interrupted: {len(done)} of {len(result.results)} done; not done: "
-            + ", ".join(f"{r.region} ({r.architecture})" for r in result.failed)
+            + ", ".join(f"{r.region} ({r.layer_name})" for r in result.failed)
             + "; run the same command again to finish (nothing will be duplicated)",
         )
     if not result.complete:
         # The reasons are in the table (and --json); the error line names what to re-run.
-        raise PublishIncomplete([f"{r.region} ({r.architecture})" for r in result.failed])
+        raise PublishIncomplete([f"{r.region} ({r.layer_name})" for r in result.failed])
     return 0
 
 
@@ -218,7 +220,8 @@ def _result_table(ui: UI, result: PublishResult) -> None:
     rows = [
         [
             r.region,
-            r.architecture,
+            r.layer_name,
+            ", ".join(r.architectures),
             r.version if r.version is not None else "-",
             r.status,
             "; ".join(r.actions) or "-",
@@ -229,7 +232,7 @@ def _result_table(ui: UI, result: PublishResult) -> None:
     ]
     ui.table(
         "dry run: the plan (nothing was published)" if result.dry_run else "published layers",
-        ["region", "arch", "version", "status", "actions", "ARN / error", "seconds"],
+        ["region", "layer", "arch", "version", "status", "actions", "ARN / error", "seconds"],
         rows,
     )
     counts: dict[str, int] = {}
@@ -287,7 +290,14 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
         # Credentials and regions first: a missing credential should cost seconds, not a build.
         target = resolve_publish_target(cfg, args.regions)
         built_layers = build_layers(
-            cfg, version, archs, out, args.extension_file, ui, extension_manifest=standin
+            cfg,
+            version,
+            archs,
+            out,
+            args.extension_file,
+            ui,
+            extension_manifest=standin,
+            explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
         built = [(b.manifest_path, b.manifest) for b in built_layers]

@@ -195,7 +195,7 @@ def _show_plan(ui: UI, releases: list[CraftRelease], version: ReleaseVersion) ->
     rows = [
         [
             r.config.canonical,
-            m.architecture,
+            ", ".join(m.architectures),
             m.layer_name,
             a.zip_path.name,
             "computed from the zip" if a.computed else a.manifest_path.name,
@@ -219,7 +219,7 @@ def _plan_json(r: CraftRelease) -> dict[str, Any]:
         "link_prereleases": r.config.registry.link_prereleases,
         "layers": [
             {
-                "architecture": m.architecture,
+                "architectures": list(m.architectures),
                 "layer_name": m.layer_name,
                 "artifact": str(a.zip_path),
                 "manifest_computed": a.computed,

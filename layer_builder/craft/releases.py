@@ -19,7 +19,13 @@ from layer_builder.config import LayerConfig, PublishConfig, RegistryConfig, Sdk
 from layer_builder.craft.targets import CANONICAL_PREFIX, CraftLayerTarget, CraftRuntime
 from layer_builder.elf import check_elf, read_elf_header
 from layer_builder.errors import ArgumentError, ArtifactError, ConfigError
-from layer_builder.model import BuildManifest, ReleaseVersion
+from layer_builder.model import (
+    PER_ARCH,
+    UNIVERSAL,
+    BuildManifest,
+    ReleaseVersion,
+    sort_architectures,
+)
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,11 @@ def read_artifact(
     if manifest_path.exists():
         verify_zip(zip_path)
         m = BuildManifest.load(manifest_path)
-        if target.architectures and target.architectures[0] != m.architecture:
+        wanted = sort_architectures(target.architectures)
+        if target.architectures and wanted != m.architectures:
             raise ArtifactError(
-                f"{zip_path}: built for {m.architecture} (per {manifest_path.name}), but "
-                f"{target.key}.compatibleArchitectures says {target.architectures[0]}"
+                f"{zip_path}: built for {', '.join(m.architectures)} (per {manifest_path.name}), "
+                f"but {target.key}.compatibleArchitectures says {', '.join(wanted)}"
             )
         if m.version != version.text:
             raise ArtifactError(
@@ -104,19 +111,21 @@ def read_artifact(
             )
         return CraftArtifact(target, zip_path, manifest_path, m, computed=False)
 
-    arch = target.architectures[0] if target.architectures else "x86_64"
+    archs = sort_architectures(target.architectures) if target.architectures else ("x86_64",)
     z = inspect_zip(zip_path)
     if z.unsafe_names or z.duplicate_names:
         raise ArtifactError(
             f"{zip_path}: unsafe or duplicate member names: "
             f"{', '.join(z.unsafe_names + z.duplicate_names)}"
         )
-    _check_extensions(zip_path, arch)
+    _check_extensions(zip_path, archs)
     m = BuildManifest(
         layer_name="",
         canonical="",
         version=version.text,
-        architecture=arch,
+        architectures=archs,
+        # One target serving several architectures is one (universal) layer.
+        layout=UNIVERSAL if len(archs) > 1 else PER_ARCH,
         compatible_runtimes=(),
         license="",
         zip_file=zip_path.name,
@@ -129,15 +138,16 @@ def read_artifact(
         file_count=sum(1 for e in z.entries if not e.is_dir),
         sdk_name="",
         sdk_version=version.text,
-        extension=None,
+        extensions=(),
         source_date_epoch=0,
         needs_s3_upload=z.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
     )
     return CraftArtifact(target, zip_path, manifest_path, m, computed=True)
 
 
-def _check_extensions(zip_path: Path, arch: str) -> None:
-    """Lambda runs every file in /opt/extensions: a binary for another machine cannot start."""
+def _check_extensions(zip_path: Path, archs: tuple[str, ...]) -> None:
+    """Lambda runs every file in /opt/extensions: a binary for another machine cannot start,
+    and one ELF binary cannot serve two machines (that takes a launcher script)."""
     with zipfile.ZipFile(zip_path) as zf:
         for info in zf.infolist():
             rest = info.filename.removeprefix("extensions/")
@@ -146,7 +156,12 @@ def _check_extensions(zip_path: Path, arch: str) -> None:
             with zf.open(info) as member:
                 head = member.read(64)
             if read_elf_header(head) is not None:
-                check_elf(head, arch, what=f"{zip_path}:{info.filename}")
+                if len(archs) > 1:
+                    raise ArtifactError(
+                        f"{zip_path}:{info.filename}: is an ELF binary, which runs on one "
+                        f"machine only; a layer for {', '.join(archs)} needs a launcher script"
+                    )
+                check_elf(head, archs[0], what=f"{zip_path}:{info.filename}")
 
 
 def plan_releases(
@@ -186,50 +201,67 @@ def _release(
                 f"runtime {runtime.name!r}: license and "
                 "linkPrereleases must be the same in both targets",
             )
-        arch = a.manifest.architecture
-        if arch in by_arch:
-            other = by_arch[arch]
-            raise ConfigError(
-                str(config),
-                f"{other.target.key} and {t.key}",
-                f"both publish a {arch} artifact for runtime {runtime.name!r} "
-                f"({other.zip_path.name}, {a.zip_path.name}); give each target "
-                "its own compatibleArchitectures",
-            )
-        by_arch[arch] = a
-    archs: tuple[str, ...] = tuple(a for a in aws_facts.ARCHITECTURES if a in by_arch)
-    names = {arch: by_arch[arch].target.layer_name.render(version) for arch in archs}
+        for arch in a.manifest.architectures:
+            if arch in by_arch:
+                other = by_arch[arch]
+                raise ConfigError(
+                    str(config),
+                    f"{other.target.key} and {t.key}",
+                    f"both publish a {arch} artifact for runtime {runtime.name!r} "
+                    f"({other.zip_path.name}, {a.zip_path.name}); give each target "
+                    "its own compatibleArchitectures",
+                )
+            by_arch[arch] = a
+    # One artifact per layer, in architecture order (x86_64's first).
+    arts = list({id(by_arch[a]): by_arch[a] for a in sort_architectures(by_arch)}.values())
+    universal = len(arts) == 1 and arts[0].manifest.layout == UNIVERSAL
+    if not universal and any(len(a.manifest.architectures) > 1 for a in arts):
+        raise ConfigError(
+            str(config),
+            " and ".join(a.target.key for a in arts),
+            f"runtime {runtime.name!r}: an artifact serving several architectures is the one "
+            "layer of its runtime; do not add per-architecture targets beside it",
+        )
+    names = {a.manifest.architectures[0]: a.target.layer_name.render(version) for a in arts}
     if len(set(names.values())) != len(names):
         raise ConfigError(
             str(config),
-            " and ".join(by_arch[a].target.key for a in archs),
-            f"layerName renders to {names[archs[0]]!r} for every architecture; "
+            " and ".join(a.target.key for a in arts),
+            f"layerName renders to {next(iter(names.values()))!r} for every architecture; "
             "each architecture needs its own layer",
         )
-    cfg = _layer_config(config, runtime, first.target, names)
+    cfg = _layer_config(config, runtime, first.target, names, universal, tuple(by_arch))
     built = tuple(
         (
-            by_arch[a].manifest_path,
+            a.manifest_path,
             dataclasses.replace(
-                by_arch[a].manifest,
-                layer_name=names[a],
+                a.manifest,
+                layer_name=names[a.manifest.architectures[0]],
                 canonical=cfg.canonical,
                 compatible_runtimes=runtime.versions,
                 license=cfg.license,
+                layout=cfg.layout,
             ),
         )
-        for a in archs
+        for a in arts
     )
-    return CraftRelease(runtime, cfg, built, tuple(by_arch[a] for a in archs))
+    return CraftRelease(runtime, cfg, built, tuple(arts))
 
 
 def _layer_config(
-    config: Path, runtime: CraftRuntime, target: CraftLayerTarget, names: dict[str, str]
+    config: Path,
+    runtime: CraftRuntime,
+    target: CraftLayerTarget,
+    names: dict[str, str],
+    universal: bool,
+    archs: tuple[str, ...],
 ) -> LayerConfig:
     """The LayerConfig the publisher and registry writer need, from craft's keys."""
     # One Jinja2 template that yields each architecture's (already rendered) layer name.
     source = (
-        "".join(
+        next(iter(names.values()))
+        if universal
+        else "".join(
             f"{{% {'elif' if i else 'if'} arch == '{arch}' %}}{name}"
             for i, (arch, name) in enumerate(names.items())
         )
@@ -245,7 +277,7 @@ def _layer_config(
         canonical=CANONICAL_PREFIX + runtime.name,
         family=family,
         compatible_runtimes=runtime.versions,
-        architectures=tuple(names),
+        architectures=sort_architectures(archs),
         # Nothing is built here: the SDK fields only describe what the artifact holds.
         sdk=SdkConfig(
             package=runtime.name,
@@ -258,4 +290,5 @@ def _layer_config(
         # craft's behaviour: every enabled region, public (Principal *, StatementId public).
         publish=PublishConfig(regions=None),
         registry=RegistryConfig(runtime_dir=runtime.name, link_prereleases=target.link_prereleases),
+        layout=UNIVERSAL if universal else PER_ARCH,
     )

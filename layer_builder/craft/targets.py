@@ -168,13 +168,6 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
     archs = r.string_list(d.get("compatibleArchitectures", []), f"{key}.compatibleArchitectures")
     for j, arch in enumerate(archs):
         r.choice(arch, f"{key}.compatibleArchitectures[{j}]", aws_facts.ARCHITECTURES)
-    if len(set(archs)) > 1:
-        raise r.fail(
-            f"{key}.compatibleArchitectures",
-            f"lists {', '.join(archs)} for one artifact; a layer with the Sentry Lambda "
-            "Extension holds a binary for one architecture, so give each architecture "
-            "its own target (with its own includeNames and layerName)",
-        )
     return CraftLayerTarget(
         key=key,
         id=None if d.get("id") is None else r.string(str(d["id"]), f"{key}.id"),

@@ -264,7 +264,7 @@ class _FanOut:
 def _failed(key: Key, plan: LayerPlan, error: str, seconds: float = 0.0) -> RegionResult:
     return RegionResult(
         region=key[0],
-        architecture=plan.architecture,
+        architectures=plan.architectures,
         layer_name=plan.layer_name,
         status="failed",
         seconds=seconds,

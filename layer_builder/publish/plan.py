@@ -43,10 +43,10 @@ def marked_description(description: str, sha256_hex: str) -> str:
 
 def is_standin(manifest: BuildManifest) -> bool:
     """Whether the zip carries the sandbox's stand-in extension instead of the real one."""
-    ext = manifest.extension
-    if ext is None:
-        return False
-    return "stand-in" in ext.source.lower() or "standin" in ext.version.lower()
+    return any(
+        "stand-in" in ext.source.lower() or "standin" in ext.version.lower()
+        for ext in manifest.extensions
+    )
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class LayerPlan:
     manifest_path: Path
     zip_path: Path
     layer_name: str
-    architecture: str
+    architectures: tuple[str, ...]  # CompatibleArchitectures: what the zip serves
     description: str
     license_info: str
     runtimes: tuple[str, ...]
@@ -66,10 +66,6 @@ class LayerPlan:
         return self.zip_bytes is None
 
     @property
-    def architectures(self) -> tuple[str, ...]:
-        return (self.architecture,)
-
-    @property
     def marker(self) -> str:
         return content_marker(self.sha256)
 
@@ -80,7 +76,7 @@ class LayerPlan:
 
     def bucket_for(self, region: str) -> str:
         assert self.s3_bucket is not None
-        return self.s3_bucket.render(self.release, self.architecture, region=region)
+        return self.s3_bucket.render(self.release, self.architectures[0], region=region)
 
     def s3_key(self) -> str:
         return f"{S3_KEY_PREFIX}/{self.layer_name}/{self.sha256}.zip"
@@ -124,20 +120,25 @@ def plan_layers(
     statements = permission_statements(cfg.publish.permission)
     for manifest_path, m in manifests:
         where = str(manifest_path)
-        if m.architecture not in cfg.architectures:
+        if m.layout != cfg.layout:
             raise ArtifactError(
-                f"{where}: architecture {m.architecture!r} is not configured in "
-                f"{cfg.path} ({', '.join(cfg.architectures)})"
+                f"{where}: built with layout {m.layout}, {cfg.path} says {cfg.layout}; rebuild"
             )
-        if m.architecture in seen:
-            raise ArtifactError(f"{where}: a second zip for {m.architecture}")
-        seen.add(m.architecture)
+        for arch in m.architectures:
+            if arch not in cfg.architectures:
+                raise ArtifactError(
+                    f"{where}: architecture {arch!r} is not configured in "
+                    f"{cfg.path} ({', '.join(cfg.architectures)})"
+                )
+            if arch in seen:
+                raise ArtifactError(f"{where}: a second zip for {arch}")
+            seen.add(arch)
         if m.version != version.text:
             raise ArtifactError(
                 f"{where}: built for version {m.version}, not {version.text}; "
                 "rebuild or pass the matching --version"
             )
-        expected = cfg.layer_name(version, m.architecture)
+        expected = cfg.layer_name(version, m.architectures[0])
         if m.layer_name != expected:
             raise ArtifactError(
                 f"{where}: layer name {m.layer_name!r} differs from the config's "
@@ -167,7 +168,7 @@ def plan_layers(
                 manifest_path=manifest_path,
                 zip_path=zip_path,
                 layer_name=m.layer_name,
-                architecture=m.architecture,
+                architectures=m.architectures,
                 description=m.description,
                 license_info=m.license,
                 runtimes=m.compatible_runtimes,
@@ -181,7 +182,7 @@ def plan_layers(
                 zip_bytes=data,
             )
         )
-    return sorted(plans, key=lambda p: p.architecture)
+    return sorted(plans, key=lambda p: p.layer_name)
 
 
 def _check_bucket(
@@ -194,7 +195,7 @@ def _check_bucket(
             f"{limit_mb:g} MB direct-upload limit; set publish.s3_bucket to a bucket per region "
             "(e.g. 'my-layers-{{ region }}') so the zip can be staged in S3"
         )
-    buckets = {cfg.publish.s3_bucket.render(version, m.architecture, region=r) for r in regions}
+    buckets = {cfg.publish.s3_bucket.render(version, m.architectures[0], region=r) for r in regions}
     if len(regions) > 1 and len(buckets) == 1:
         raise ArgumentError(
             f"{cfg.path}: publish.s3_bucket: renders to the same bucket for every region; Lambda "
@@ -320,7 +321,7 @@ class RegionPublisher:
         target = state.target
         return RegionResult(
             region=region,
-            architecture=plan.architecture,
+            architectures=plan.architectures,
             layer_name=plan.layer_name,
             status="failed" if error else state.status,
             version=target.version if target else None,

@@ -144,14 +144,17 @@ class LayerRelease:
     def from_document(cls, doc: Mapping[str, Any], *, source: str) -> LayerRelease:
         """Read a schema-valid version document, with or without the ``layers`` detail."""
         if "layers" in doc:
+            # A universal entry serves every architecture it lists; older documents of this
+            # tool carry only `architecture`.
             layers = tuple(
                 ArchitectureLayer(
-                    e["architecture"],
+                    arch,
                     e["layer_name"],
                     {r["region"]: r["version"] for r in e["regions"]},
                     e.get("code_sha256"),
                 )
                 for e in doc["layers"]
+                for arch in (e.get("compatible_architectures") or [e["architecture"]])
             )
         else:
             # Sentry's documents: layer_name/regions is the x86_64 layer, and the same

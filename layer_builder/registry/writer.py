@@ -22,7 +22,7 @@ from typing import Any
 
 from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
-from layer_builder.model import Registration, ReleaseVersion
+from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
 from layer_builder.registry.files import clean_stray_temps, registry_lock, same_json
 from layer_builder.registry.reader import (
     INDEX_FILE,
@@ -85,9 +85,9 @@ class WriteResult:
     written: tuple[Path, ...]  # files and links created or replaced, in write order
     links: tuple[LinkUpdate, ...]
     base_created: bool
-    # (architecture, region, old layer version, new layer version) replaced by a re-run
+    # (layer name, region, old layer version, new layer version) replaced by a re-run
     replaced: tuple[tuple[str, str, str, str], ...]
-    # (architecture, region) in expected_regions but absent from the version document
+    # (layer name, region) in expected_regions but absent from the version document
     missing_regions: tuple[tuple[str, str], ...]
 
     @property
@@ -155,11 +155,11 @@ def write_release(
         doc, replaced = _build_document(base, reg, existing, version_path)
         _check_own(doc, VERSION_SCHEMA, version_path)
 
-        recorded = {e["architecture"]: {r["region"] for r in e["regions"]} for e in doc["layers"]}
+        recorded = {e["layer_name"]: {r["region"] for r in e["regions"]} for e in doc["layers"]}
         missing = tuple(
-            (layer.architecture, region)
+            (layer.layer_name, region)
             for layer in reg.layers
-            for region in sorted(set(expected_regions) - recorded.get(layer.architecture, set()))
+            for region in sorted(set(expected_regions) - recorded.get(layer.layer_name, set()))
         )
         hold = _hold_reason(reg, missing, allow_partial_regions)
         links = _plan_links(runtime_dir, reg.version, hold)
@@ -181,9 +181,9 @@ def write_release(
                 _link_if_changed(runtime_dir / link.name, version_name, written)
         _write_if_changed(index_path, render_index(index), written)
 
-    for arch, region, old, new in replaced:
+    for name, region, old, new in replaced:
         log.warning(
-            "%s %s: %s layer version %s replaces %s", region, reg.version.text, arch, new, old
+            "%s %s: %s layer version %s replaces %s", region, reg.version.text, name, new, old
         )
     for link in links:
         log.info("%s/%s -> %s (%s)", reg.runtime_dir, link.name, link.current, link.reason)
@@ -217,9 +217,14 @@ def _timestamp(moment: datetime) -> str:
 def _build_document(
     base: Mapping[str, Any], reg: Registration, existing: Document | None, path: Path
 ) -> tuple[Document, tuple[tuple[str, str, str, str], ...]]:
-    layers, replaced = _merge_layers(reg, existing, path)
-    # layer_name/regions keep their old meaning: the x86_64 (or only) layer.
-    primary = next((e for e in layers if e["architecture"] == "x86_64"), layers[0])
+    universal = reg.effective_layout == UNIVERSAL
+    layers, replaced = _merge_layers(reg, existing, path, universal)
+    # layer_name/regions/compatible_architectures are what Sentry's integration reads and
+    # attaches to any function: they describe one layer, and claim only what it serves.
+    # Universal: the one layer. Per-arch: the x86_64 layer (the first one if there is none).
+    primary = next(
+        (e for e in layers if e["compatible_architectures"] == ["x86_64"]), layers[0]
+    )
     ours: Document = {
         "canonical": reg.canonical,
         "sdk_version": reg.sdk_version,
@@ -227,7 +232,7 @@ def _build_document(
         "layer_name": primary["layer_name"],
         "regions": [{"region": r["region"], "version": r["version"]} for r in primary["regions"]],
         "compatible_runtimes": list(reg.compatible_runtimes),
-        "compatible_architectures": [e["architecture"] for e in layers],
+        "compatible_architectures": list(primary["compatible_architectures"]),
         "layers": layers,
     }
     # base.json first, as craft merges it; our fields win over anything base.json holds.
@@ -239,11 +244,15 @@ def _build_document(
     return doc, replaced
 
 
+#: One recorded layer: (architectures it serves, code_sha256, {region: (version, arn)}).
+_Recorded = tuple[tuple[str, ...], str | None, dict[str, tuple[str, str]]]
+
+
 def _merge_layers(
-    reg: Registration, existing: Document | None, path: Path
+    reg: Registration, existing: Document | None, path: Path, universal: bool
 ) -> tuple[list[Document], tuple[tuple[str, str, str, str], ...]]:
-    # architecture -> (layer_name, code_sha256, {region: (version, arn)})
-    entries: dict[str, tuple[str, str | None, dict[str, tuple[str, str]]]] = {}
+    # Keyed by layer name: one name is one published layer, whatever it serves.
+    entries: dict[str, _Recorded] = {}
     if existing is not None:
         for key, ours in (("canonical", reg.canonical), ("account_number", reg.account_number)):
             if existing[key] != ours:
@@ -253,32 +262,32 @@ def _merge_layers(
         entries.update(_recorded_layers(existing))
     replaced: list[tuple[str, str, str, str]] = []
     for layer in reg.layers:
-        name, code, regions = entries.get(layer.architecture, (layer.layer_name, None, {}))
-        if name != layer.layer_name:
-            raise RegistryError(
-                f"{path}: the {layer.architecture} layer is recorded as {name!r}, "
-                f"this release published {layer.layer_name!r}"
-            )
+        archs = sort_architectures(layer.architectures)
+        _, code, regions = entries.get(layer.layer_name, (archs, None, {}))
         if code is not None and code != layer.code_sha256:
             raise RegistryError(
-                f"{path}: the {layer.architecture} layer was recorded with code_sha256 {code}, "
+                f"{path}: the layer {layer.layer_name} was recorded with code_sha256 {code}, "
                 f"this release's zip has {layer.code_sha256}; a re-run must publish the same zip"
             )
         regions = dict(regions)
         for region, version, arn in layer.regions:
             old = regions.get(region)
             if old is not None and old[0] != str(version):
-                replaced.append((layer.architecture, region, old[0], str(version)))
+                replaced.append((layer.layer_name, region, old[0], str(version)))
             regions[region] = (str(version), arn)
-        entries[layer.architecture] = (layer.layer_name, layer.code_sha256, regions)
+        entries[layer.layer_name] = (archs, layer.code_sha256, regions)
 
-    rank: dict[str, int] = {arch: i for i, arch in enumerate(ARCHITECTURES)}
     layers = []
-    for arch in sorted(entries, key=lambda a: (rank.get(a, len(rank)), a)):
-        name, code, regions = entries[arch]
+    for name, (archs, code, regions) in sorted(
+        entries.items(), key=lambda item: (_arch_rank(item[1][0]), item[0])
+    ):
         if not regions:
-            continue  # failed everywhere: do not advertise an architecture nobody can use
-        entry: Document = {"architecture": arch, "layer_name": name}
+            continue  # failed everywhere: do not advertise a layer nobody can use
+        entry: Document = {"layer_name": name, "compatible_architectures": list(archs)}
+        if not universal:
+            # Per-arch: each entry serves one architecture; readers of older documents of
+            # this tool look for `architecture`.
+            entry["architecture"] = archs[0]
         if code is not None:
             entry["code_sha256"] = code
         entry["regions"] = [
@@ -288,25 +297,36 @@ def _merge_layers(
         layers.append(entry)
     if not layers:
         raise RegistryError(f"{path}: no region has a published layer; nothing to record")
+    if universal and len(layers) > 1:
+        raise RegistryError(
+            f"{path}: records {len(layers)} layers ({', '.join(e['layer_name'] for e in layers)})"
+            "; a universal release has one layer (was this version published per-arch before?)"
+        )
     return layers, tuple(replaced)
 
 
-def _recorded_layers(
-    doc: Document,
-) -> Iterator[tuple[str, tuple[str, str | None, dict[str, tuple[str, str]]]]]:
+def _arch_rank(archs: tuple[str, ...]) -> tuple[int, ...]:
+    rank: dict[str, int] = {a: i for i, a in enumerate(ARCHITECTURES)}
+    return tuple(rank.get(a, len(rank)) for a in archs)
+
+
+def _recorded_layers(doc: Document) -> Iterator[tuple[str, _Recorded]]:
     if "layers" in doc:
         for e in doc["layers"]:
             regions = {r["region"]: (r["version"], r["arn"]) for r in e["regions"]}
-            yield e["architecture"], (e["layer_name"], e.get("code_sha256"), regions)
+            # Older documents of this tool carry only `architecture`.
+            archs = tuple(e.get("compatible_architectures") or [e["architecture"]])
+            yield e["layer_name"], (archs, e.get("code_sha256"), regions)
         return
-    # A document written by craft: layer_name/regions is the x86_64 layer, without ARNs.
+    # A document written by craft: layer_name/regions is the one layer, without ARNs.
     name, account = doc["layer_name"], doc["account_number"]
     regions = {}
     for r in doc["regions"]:
         region, version = r["region"], r["version"]
         arn = layer_arn(partition_of_region(region), region, account, name, version)
         regions[region] = (version, arn)
-    yield "x86_64", (name, None, regions)
+    archs = tuple(doc.get("compatible_architectures") or ["x86_64"])
+    yield name, (archs, None, regions)
 
 
 def _check_own(doc: object, schema_name: str, path: Path) -> None:
