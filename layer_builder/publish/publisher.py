@@ -341,7 +341,16 @@ class RegionPublisher:
                 if api.code_sha256(plan.layer_name, ref.version) != plan.code_sha256:
                     continue  # only ever delete a version proven to hold this very zip
             deadline.check("DeleteLayerVersion")
-            api.delete_version(plan.layer_name, ref.version)
+            try:
+                api.delete_version(plan.layer_name, ref.version)
+            except AwsCallError as exc:
+                if exc.retryable:
+                    raise
+                # Cleanup, not publishing: a role without lambda:DeleteLayerVersion still
+                # publishes; the duplicate stays private and unrecorded, and is reported.
+                state.actions.append(f"could not delete duplicate {ref.version}: {exc.code}")
+                log.warning("%s %s: %s", region, plan.layer_name, exc)
+                continue
             state.deleted.append(ref.version)
             state.actions.append(f"deleted duplicate {ref.version}")
             log.info("%s %s: deleted duplicate version %d", region, plan.layer_name, ref.version)
