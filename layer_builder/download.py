@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -85,6 +86,34 @@ def display_url(url: str) -> str:
         netloc = f"{netloc}:{parts.port}"
     query = "..." if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` with ``url``'s query string, user name and password replaced by ``...``.
+
+    For messages built from library exceptions, which may quote the URL they were given.
+    """
+    parts = urlsplit(url)
+    secrets = [parts.query, parts.password or "", parts.username or ""]
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "...")
+    return text
+
+
+def error_reason(exc: requests.RequestException, url: str) -> str:
+    """The readable part of a requests error, without ``url``'s credentials or query."""
+    return redact(" ".join(_reason(exc).split()), url)[:300]
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def sha256_file(path: Path) -> str:

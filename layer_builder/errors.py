@@ -45,6 +45,10 @@ class ChecksumError(ArtifactError):
     """A downloaded or supplied file does not match its pinned sha256."""
 
 
+class SmokeTestFailed(ArtifactError):
+    """A layer failed ``smoke``: run in an emulated Lambda environment, it did not work."""
+
+
 class DownloadError(UserError):
     """A download was refused or failed after retries."""
 

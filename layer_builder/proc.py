@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -53,14 +54,43 @@ def run(
         lines = proc.stdout.strip().splitlines()
         log.debug("`%s` failed; its last lines:\n  %s", shlex.join(cmd),
                   "\n  ".join(lines[-_TAIL_LINES:]))  # fmt: skip
-        # One line for the user: the tool's own error lines (pip "ERROR:", npm "npm error"),
-        # else its last line; the full output is logged above (and with -v).
-        errors = [
-            ln.strip()
-            for ln in lines
-            if ln.lstrip().startswith(("ERROR:", "npm error", "npm ERR!"))
-        ]
-        # The last error line is the conclusion (pip: "No matching distribution found for X").
-        reason = errors[-1] if errors else (lines[-1].strip() if lines else "no output")
-        raise InstallError(f"{what} failed: {reason[:300]} (details with -v)")
+        raise InstallError(f"{what} failed: {first_error_line(lines)} (details with -v)")
     return proc.stdout
+
+
+#: How pip ("ERROR: "), python -m build ("ERROR "), npm ("npm error", "npm ERR!") and
+#: setuptools/pip subprocesses ("error: ") mark their error lines.
+_ERROR_PREFIXES = ("ERROR:", "ERROR ", "npm error", "npm ERR!", "error:")
+#: Error lines that are bookkeeping, not the cause: npm's code/errno lines, its log path and
+#: advice, pip's hint to read the output above.
+_NOISE = re.compile(
+    r"^(npm (error|ERR!)\s+(code|errno|syscall|path|A complete log|Log files|"
+    r"\S+ In most cases|\S+ a package version that doesn't exist)|"
+    r"npm (error|ERR!)\s*$|error: subprocess-exited-with-error|"
+    r"ERROR Backend subprocess exited)"
+)
+_VERSIONS_LIST = re.compile(r"\(from versions: ([^)]*)\)")
+
+
+def first_error_line(lines: list[str]) -> str:
+    """The tool's own first error line that names a cause, one line of at most 300 chars.
+
+    npm ends with ``npm error A complete log of this run can be found in ...``: a log path
+    is never the reason, so the cause (``No matching version found for ...``) is picked.
+    Without any marked error line, the last line of output.
+    """
+    marked = [ln.strip() for ln in lines if ln.lstrip().startswith(_ERROR_PREFIXES)]
+    causes = [ln for ln in marked if not _NOISE.match(ln)]
+    reason = (causes or marked or [ln.strip() for ln in lines if ln.strip()] or ["no output"])[0]
+    if not causes and marked and _NOISE.match(reason):
+        # Only bookkeeping lines: the last plain line of output is the better guess.
+        plain = [ln.strip() for ln in lines if ln.strip() and not _NOISE.match(ln.strip())]
+        reason = plain[-1] if plain else reason
+    # pip lists every version it knows; the first and last say enough.
+    reason = _VERSIONS_LIST.sub(lambda m: f"(from versions: {_ends(m.group(1))})", reason)
+    return reason[:300]
+
+
+def _ends(versions: str) -> str:
+    items = [v.strip() for v in versions.split(",") if v.strip()]
+    return ", ".join(items) if len(items) <= 4 else f"{items[0]}, ..., {items[-2]}, {items[-1]}"

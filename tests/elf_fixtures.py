@@ -5,7 +5,9 @@ Usage (the tests directory is on ``sys.path``)::
     from elf_fixtures import make_elf
     make_elf("arm64")                       # 64-bit little-endian ET_EXEC for aarch64
     make_elf("x86_64", executable=False)    # ET_REL: a relocatable object, not runnable
-    make_elf("x86_64", kind="shared")       # ET_DYN (PIE executables and .so files)
+    make_elf("x86_64", kind="shared")       # ET_DYN without interpreter or PIE flag: a .so
+    make_elf("x86_64", kind="pie")          # ET_DYN with PT_INTERP: a dynamically linked PIE
+    make_elf("x86_64", kind="static-pie")   # ET_DYN with DT_FLAGS_1 = DF_1_PIE, no PT_INTERP
     make_elf("x86_64", bits=32)             # 32-bit class
     make_elf("x86_64", machine=3)           # any e_machine (3: i386)
 
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 MACHINES = {"x86_64": 62, "arm64": 183, "aarch64": 183, "i386": 3, "arm": 40}
-_TYPES = {"exec": 2, "shared": 3, "relocatable": 1, "core": 4}
+_TYPES = {"exec": 2, "shared": 3, "pie": 3, "static-pie": 3, "relocatable": 1, "core": 4}
+Kind = Literal["exec", "shared", "pie", "static-pie", "relocatable", "core"]
 
 NOT_ELF = b"#!/bin/sh\necho this is a shell script, not an ELF file\n"
 
@@ -28,7 +31,7 @@ def make_elf(
     arch: str,
     *,
     executable: bool = True,
-    kind: Literal["exec", "shared", "relocatable", "core"] | None = None,
+    kind: Kind | None = None,
     bits: Literal[32, 64] = 64,
     big_endian: bool = False,
     machine: int | None = None,
@@ -45,6 +48,16 @@ def make_elf(
     ident = b"\x7fELF" + bytes([1 if bits == 32 else 2, 2 if big_endian else 1, 1, 0]) + bytes(8)
     if bits == 64:
         ehsize, phentsize = 64, 56
+        # Extra program headers make an ET_DYN file a PIE; their data follows the table.
+        extra_phdrs, extra_data = [], b""
+        data_at = ehsize + phentsize * (2 if kind in ("pie", "static-pie") else 1)
+        if kind == "pie":
+            extra_data = b"/lib/ld-linux.so.1\0"
+            extra_phdrs.append((3, 4, data_at, len(extra_data)))  # PT_INTERP
+        elif kind == "static-pie":
+            # DT_FLAGS_1 = DF_1_PIE, then DT_NULL
+            extra_data = struct.pack(order + "qQqQ", 0x6FFFFFFB, 0x08000000, 0, 0)
+            extra_phdrs.append((2, 6, data_at, len(extra_data)))  # PT_DYNAMIC
         header = ident + struct.pack(
             order + "HHIQQQIHHHHHH",
             e_type,
@@ -56,13 +69,17 @@ def make_elf(
             0,
             ehsize,
             phentsize,
-            1,
+            1 + len(extra_phdrs),
             0,
             0,
             0,
         )
         # One PT_LOAD covering the file, read + execute.
         phdr = struct.pack(order + "IIQQQQQQ", 1, 5, 0, 0x400000, 0x400000, 0, 0, 0x1000)
+        for p_type, flags, offset, size in extra_phdrs:
+            phdr += struct.pack(order + "IIQQQQQQ", p_type, flags, offset, offset, offset, size,
+                                size, 8)  # fmt: skip
+        phdr += extra_data
     else:
         ehsize, phentsize = 52, 32
         header = ident + struct.pack(

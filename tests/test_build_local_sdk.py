@@ -83,7 +83,7 @@ def test_layer_from_a_local_checkout(
     assert code == 0, captured.err
     (layer,) = json.loads(captured.out)["layers"]
     assert layer["packages"] == [{"name": "tiny-sdk", "version": "0.3.0"}]
-    assert layer["extension"] is None
+    assert layer["extensions"] == []  # no extension configured
     with zipfile.ZipFile(layer["zip"]) as zf:
         names = zf.namelist()
         record = zf.read("python/tiny_sdk-0.3.0.dist-info/RECORD").decode()

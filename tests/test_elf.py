@@ -14,7 +14,7 @@ STANDIN = Path(__file__).resolve().parent.parent / "extensions" / "standin"
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-@pytest.mark.parametrize("kind", ["exec", "shared"])
+@pytest.mark.parametrize("kind", ["exec", "pie", "static-pie"])
 def test_right_arch_is_accepted(arch: str, kind: str, tmp_path: Path) -> None:
     data = make_elf(arch, kind=kind)  # type: ignore[arg-type]
     check_elf(data, arch, what="bytes")

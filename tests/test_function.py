@@ -1,19 +1,16 @@
 """`function status|enable|update|disable` against moto's server, and the retry loop in unit.
 
-The end-to-end tests publish real layer versions into moto, write the registry with the
-real writer, create real functions, and drive the command line through ``cli.main``.
+The end-to-end tests publish real layer versions into moto, record them in a registry
+written in the contract's document shapes (``registry_docs``, as craft or a person would),
+create real functions, and drive the command line through ``cli.main``.
 moto's state is shared by the whole run, so every test uses its own names.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import http.server
 import io
 import json
-import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -22,15 +19,15 @@ from typing import Any
 
 import boto3
 import pytest
+from api_server import ApiServer
 from botocore.exceptions import ClientError
+from registry_docs import Shape, document, write_version
 
 from layer_builder import cli
 from layer_builder.consumer import instrumentation
 from layer_builder.consumer.instrumenter import FunctionInstrumenter
 from layer_builder.errors import ArgumentError, FunctionError
-from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
-from layer_builder.registry.reader import ArchitectureLayer, LayerRelease
-from layer_builder.registry.writer import write_release
+from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 
 ACCOUNT = "123456789012"  # moto's
 REGION = "us-east-1"
@@ -84,25 +81,11 @@ class World:
         *,
         canonical: str = "aws-layer:python",
         runtime_dir: str = "python",
+        shape: Shape = "per-arch",
     ) -> None:
-        """Record ``{architecture: [layer version ARN, ...]}`` as release ``version``."""
-        published = []
-        for arch, arns in layers.items():
-            regions = tuple(sorted((a.split(":")[3], int(a.split(":")[-1]), a) for a in arns))
-            sha = base64.b64encode(hashlib.sha256(arns[0].encode()).digest()).decode()
-            published.append(PublishedLayer((arch,), arns[0].split(":")[-2], sha, regions))
-        write_release(
-            self.root,
-            Registration(
-                runtime_dir=runtime_dir,
-                canonical=canonical,
-                version=ReleaseVersion.parse(version),
-                sdk_version=version,
-                account_number=ACCOUNT,
-                compatible_runtimes=("python3.12",),
-                layers=tuple(published),
-            ),
-        )
+        """Record ``{"arch[,arch]": [layer version ARN, ...]}`` as release ``version``."""
+        doc = document(version, layers, shape=shape, canonical=canonical, account=ACCOUNT)
+        write_version(self.root, doc, runtime_dir=runtime_dir)
 
     def function(
         self,
@@ -209,8 +192,9 @@ def test_enable_twice_keeps_original_handler(world: World, capsys: Any) -> None:
     code, out, _ = run(
         capsys, *fn_cmd(world, "enable", fn, "--dsn", DSN, "--traces-sample-rate", "0.25")
     )
-    # The restore record already holds the rate from before the first enable.
-    assert code == 0 and out["env_changed"] == ["SENTRY_TRACES_SAMPLE_RATE"]
+    # The record keeps the rate from before the first enable and learns the one set now.
+    assert code == 0
+    assert out["env_changed"] == ["SENTRY_LAYER_BUILDER_RESTORE", "SENTRY_TRACES_SAMPLE_RATE"]
     handler, env, layers = world.config(fn)
     assert handler == WRAPPER and env["SENTRY_INITIAL_HANDLER"] == "app.handler"
     assert env["SENTRY_TRACES_SAMPLE_RATE"] == "0.25" and layers == [ours]
@@ -270,7 +254,9 @@ def test_region_missing_from_registry(world: World, capsys: Any) -> None:
     for verb in ("status", "enable"):
         extra = ("--dsn", DSN) if verb == "enable" else ()
         code, out, err = run(capsys, *fn_cmd(world, verb, fn, "--region", "eu-west-3", *extra))
-        assert code == 2 and out is None
+        assert code == 2
+        # --json: the failure is a JSON document on stdout too, with the same message.
+        assert out == {"error": err.removeprefix("error: ").rstrip("\n"), "exit_code": 2}
         assert err.startswith("error: ") and err.count("\n") == 1
         assert "no x86_64 layer in region 'eu-west-3'" in err
     assert world.config(fn, "eu-west-3") == before
@@ -310,21 +296,12 @@ def test_layer_limit_and_replace_in_place(world: World, capsys: Any) -> None:
 
 @pytest.fixture
 def http_registry(world: World) -> Iterator[str]:
-    """The world's registry directory served over HTTP on 127.0.0.1."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    world.root.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(Quiet, directory=str(world.root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    """The world's registry served on 127.0.0.1 by a stand-in for the API server's route."""
+    (world.root / "aws-lambda-layers").mkdir(parents=True, exist_ok=True)
+    server = ApiServer(world.root)
+    yield server.url
+    server.close()
+    assert server.errors == []
 
 
 def test_registry_over_http(world: World, http_registry: str, capsys: Any) -> None:
@@ -385,7 +362,7 @@ class FakeRegistry:
         self.region, self.name = region, name
 
     def latest(self, canonical: str) -> LayerRelease:
-        layer = ArchitectureLayer("x86_64", self.name, {self.region: "7"})
+        layer = ReleaseLayer(self.name, ("x86_64",), {self.region: "7"})
         return LayerRelease(canonical, "2.0.0", ACCOUNT, ("python3.12",), (layer,), "fake")
 
 
@@ -396,6 +373,7 @@ def _tool(fake: FakeLambda, sleeps: list[float], **kw: Any) -> FunctionInstrumen
         default_region=REGION,
         sleep=sleeps.append,
         clock=lambda: float(len(sleeps)),
+        jitter=lambda: 0.5,
         **kw,
     )
 
@@ -407,8 +385,9 @@ def test_resource_conflict_is_retried_with_backoff() -> None:
     )
     sleeps: list[float] = []
     result = _tool(fake, sleeps).enable("fn", dsn=DSN)
-    # One wait for the update already in progress, then 1, 2, 4 seconds of backoff.
-    assert sleeps == [2.0, 1.0, 2.0, 4.0]
+    # One wait for the update already in progress, then backoff of 1, 2, 4 seconds with
+    # equal jitter (half fixed, half random: 0.5 here), so racing tools spread apart.
+    assert sleeps == [2.0, 0.75, 1.5, 3.0]
     assert result.changed and len(fake.updates) == 1
     update = fake.updates[0]
     assert update["RevisionId"] == "r1" and update["Handler"] == WRAPPER

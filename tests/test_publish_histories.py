@@ -147,7 +147,7 @@ def _immutable(path: Path) -> Callable[[], None]:
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
-        ("root is a file", "the registry root is not a directory"),
+        ("root is a file", "is a file, not a directory"),
         ("corrupt base.json", "base.json: not valid JSON"),
         ("corrupt version document", "2.75.0.json: not valid JSON"),
         ("dangling link of another runtime", "latest.json: links to 9.9.9.json, which is missing"),

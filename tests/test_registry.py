@@ -132,14 +132,14 @@ def test_first_release_creates_the_whole_layout(tmp_path: Path) -> None:
     for name in ("latest.json", "2.json", "2.75.json"):
         assert link_of(tmp_path, name) == "2.75.0.json"  # relative, in the same directory
         assert json.loads((d / name).read_text()) == doc
-    index_text = (tmp_path / "aws-lambda-layers" / "index.json").read_text()
+    index_text = (tmp_path / "aws-lambda-layers.json").read_text()
     assert json.loads(index_text) == {"aws-layer:python": doc}
     assert index_text == json.dumps({"aws-layer:python": doc}, indent=2, sort_keys=True) + "\n"
 
     assert result.latest_moved and result.latest_version == "2.75.0" and result.base_created
     assert result.version_file == d / "2.75.0.json"
     assert [p.name for p in result.written] == [
-        "base.json", "2.75.0.json", "latest.json", "2.json", "2.75.json", "index.json",
+        "base.json", "2.75.0.json", "latest.json", "2.json", "2.75.json", "aws-lambda-layers.json",
     ]  # fmt: skip
     assert json.loads(json.dumps(result.to_dict()))["latest_moved"] is True
     assert not list(tmp_path.rglob(".*.tmp"))
@@ -156,7 +156,7 @@ def test_newer_release_moves_the_links(tmp_path: Path) -> None:
     assert link_of(tmp_path, "2.75.json") == "2.75.0.json"
     assert (rt(tmp_path) / "2.75.0.json").read_bytes() == before
     assert result.latest_moved and not result.base_created
-    index = json.loads((tmp_path / "aws-lambda-layers" / "index.json").read_text())
+    index = json.loads((tmp_path / "aws-lambda-layers.json").read_text())
     assert index["aws-layer:python"]["sdk_version"] == "2.76.0"
 
 
@@ -221,7 +221,7 @@ def test_rerun_of_the_same_version_merges_regions(
     assert doc["compatible_architectures"] == ["x86_64"]
     assert result.replaced == (("SentryPythonServerlessSDK", "eu-west-1", "9", "10"),)
     assert "eu-west-1" in caplog.text and "10 replaces 9" in caplog.text
-    assert json.loads((tmp_path / "aws-lambda-layers" / "index.json").read_text()) == {
+    assert json.loads((tmp_path / "aws-lambda-layers.json").read_text()) == {
         "aws-layer:python": doc
     }
 
@@ -351,8 +351,10 @@ def test_interrupted_write_leaves_the_previous_registry_intact(
     # Whatever step failed, every link resolves and readers get a whole document.
     for name in ("latest.json", "2.json", "2.75.json"):
         assert json.loads((rt(tmp_path) / name).read_text())["canonical"] == "aws-layer:python"
-    # The index is written last, so readers of index.json still see the previous release.
-    assert RegistryClient(tmp_path).latest("aws-layer:python").sdk_version == "2.75.0"
+    # Readers follow latest.json, which moves (the second rename) only once the version
+    # file is whole: they see the old release or the whole new one.
+    seen = RegistryClient(tmp_path).latest("aws-layer:python").sdk_version
+    assert seen == ("2.76.0" if fail_at >= 3 else "2.75.0")
     # A re-run finishes the job.
     write(tmp_path, registration("2.76.0"))
     assert RegistryClient(tmp_path).latest("aws-layer:python").sdk_version == "2.76.0"
@@ -385,7 +387,7 @@ def test_output_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
     release_all(tmp_path / "b", shuffle=True)
     a, b = snapshot(tmp_path / "a"), snapshot(tmp_path / "b")
     assert a == b
-    index = json.loads(a["aws-lambda-layers/index.json"])
+    index = json.loads(a["aws-lambda-layers.json"])
     assert list(index) == ["aws-layer:node", "aws-layer:python"]
 
 
@@ -457,7 +459,7 @@ def test_concurrent_writers_share_one_index(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors
-    index = json.loads((tmp_path / "aws-lambda-layers" / "index.json").read_text())
+    index = json.loads((tmp_path / "aws-lambda-layers.json").read_text())
     assert {k: v["sdk_version"] for k, v in index.items()} == {
         "aws-layer:node": "2.2.0",
         "aws-layer:python": "2.2.0",

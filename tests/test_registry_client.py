@@ -1,61 +1,26 @@
-"""The registry reader: local checkouts, a real HTTP server, Sentry's document shape."""
+"""The registry reader on a checkout: document shapes, latest.json as the truth, errors.
+
+Registries here are written by hand in the contract's shapes (``registry_docs``), the way
+craft or a person writes them, so the reader is checked against the documented format and
+not only against our own writer. HTTP is in ``test_registry_http.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from registry_docs import arn, document, write_version
 
+from layer_builder.cli import main
 from layer_builder.errors import RegistryError
-from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
 from layer_builder.registry.reader import LayerRelease, RegistryClient
-from layer_builder.registry.writer import write_release
 
 ACCOUNT = "943013980633"
-X86 = "SentryPythonServerlessSDK"
-ARM = "SentryPythonServerlessSDKArm64"
-REGIONS = (("us-east-1", 12), ("eu-west-1", 9))
-Routes = dict[str, list[tuple[int, bytes]]]  # path -> answers in turn, the last one repeats
-
-
-def registration(
-    version: str,
-    regions: Sequence[tuple[str, int]] = REGIONS,
-    *,
-    archs: Sequence[str] = ("x86_64", "arm64"),
-    runtime_dir: str = "python",
-    canonical: str = "aws-layer:python",
-) -> Registration:
-    layers = []
-    for arch in archs:
-        name = X86 if arch == "x86_64" else ARM
-        entries = tuple(
-            sorted((r, v, f"arn:aws:lambda:{r}:{ACCOUNT}:layer:{name}:{v}") for r, v in regions)
-        )
-        layers.append(PublishedLayer((arch,), name, f"c2hh-{arch}", entries))
-    return Registration(
-        runtime_dir=runtime_dir,
-        canonical=canonical,
-        version=ReleaseVersion.parse(version),
-        sdk_version=version,
-        account_number=ACCOUNT,
-        compatible_runtimes=("python3.13",),
-        layers=tuple(layers),
-    )
-
-
-def fixed_now() -> datetime:
-    return datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-
+PY = "SentryPythonServerlessSDK"
 
 # The shape of getsentry/sentry-release-registry's aws-lambda-layers/python/<version>.json
 # (written by craft): no layers list, no architectures, regions in publishing order.
@@ -67,7 +32,7 @@ SENTRY_DOC = {
     "canonical": "aws-layer:python",
     "sdk_version": "1.45.1",
     "account_number": ACCOUNT,
-    "layer_name": X86,
+    "layer_name": PY,
     "regions": [
         {"region": "af-south-1", "version": "118"},
         {"region": "us-east-1", "version": "127"},
@@ -76,103 +41,75 @@ SENTRY_DOC = {
 }
 
 
+def universal(version: str, v: int = 12) -> dict[str, Any]:
+    arns = [arn(PY, v), arn(PY, v - 3, "eu-west-1")]
+    return document(version, {"x86_64,arm64": arns}, shape="universal")
+
+
+def per_arch(version: str, shape: Any = "per-arch") -> dict[str, Any]:
+    return document(
+        version,
+        {
+            "x86_64": [arn(PY, 12), arn(PY, 9, "eu-west-1")],
+            "arm64": [arn(f"{PY}-arm64", 4), arn(f"{PY}-arm64", 2, "eu-west-1")],
+        },
+        shape=shape,
+    )
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     root = tmp_path / "registry"
-    write_release(root, registration("2.75.0"), now=fixed_now)
-    node = registration("8.1.0", runtime_dir="node", canonical="aws-layer:node")
-    write_release(root, node, now=fixed_now)
+    write_version(root, universal("2.75.0"))
+    node = document("8.1.0", {"x86_64,arm64": [arn("SentryNodeServerlessSDKv8", 3)]},
+                    canonical="aws-layer:node")  # fmt: skip
+    write_version(root, node, runtime_dir="node")
     return root
 
 
-def sentry_checkout(root: Path, doc: dict[str, Any]) -> Path:
-    """A checkout of the real registry: version files and symlinks, no index.json."""
-    d = root / "aws-lambda-layers" / "python"
-    d.mkdir(parents=True)
-    (d / f"{doc['sdk_version']}.json").write_text(json.dumps(doc, separators=(",", ":")))
-    os.symlink(f"{doc['sdk_version']}.json", d / "latest.json")
-    return root
-
-
-class Server:
-    """http.server on 127.0.0.1 in a thread, counting requests per path."""
-
-    def __init__(self, directory: Path, routes: Routes | None = None):
-        self.requests: list[str] = []
-        self.routes = routes or {}
-        outer = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                answers = outer.routes.get(self.path)
-                if answers:
-                    status, body = answers.pop(0) if len(answers) > 1 else answers[0]
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                super().do_GET()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        handler = partial(Handler, directory=str(directory))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def start(directory: Path, routes: Routes | None = None) -> Server:
-        servers.append(Server(directory, routes))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_reads_a_local_registry(registry: Path) -> None:
+def test_universal_document_serves_both_architectures_with_one_layer(registry: Path) -> None:
     client = RegistryClient(registry)
     assert sorted(client.index()) == ["aws-layer:node", "aws-layer:python"]
     release = client.latest("aws-layer:python")
     assert isinstance(release, LayerRelease)
     assert release.sdk_version == "2.75.0" and release.architectures == ("x86_64", "arm64")
-    assert client.layer_arn("aws-layer:python", "us-east-1", "x86_64") == (
-        f"arn:aws:lambda:us-east-1:{ACCOUNT}:layer:{X86}:12"
-    )
-    assert client.layer_arn("aws-layer:python", "eu-west-1", "arm64") == (
-        f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:{ARM}:9"
-    )
-    assert client.document("aws-layer:node")["sdk_version"] == "8.1.0"
-    # The registry directory itself works too, as a str or a Path.
+    assert client.layer_arn("aws-layer:python", "us-east-1", "arm64") == arn(PY, 12)
+    assert client.layer_arn("aws-layer:python", "eu-west-1", "x86_64") == arn(PY, 9, "eu-west-1")
+    # The aws-lambda-layers directory itself works too, as a str or a Path.
     assert RegistryClient(str(registry / "aws-lambda-layers")).latest("aws-layer:node")
 
 
+@pytest.mark.parametrize("shape", ["per-arch", "older"])
+def test_per_arch_documents_give_each_architecture_its_own_layer(
+    tmp_path: Path, shape: str
+) -> None:
+    doc = per_arch("2.75.0", shape)
+    if shape == "older":
+        # Older documents of this tool claimed both architectures beside the x86_64 layer;
+        # the layers entries are the truth.
+        assert doc["compatible_architectures"] == ["x86_64", "arm64"]
+        assert "compatible_architectures" not in doc["layers"][1]
+    write_version(tmp_path, doc)
+    client = RegistryClient(tmp_path)
+    assert client.layer_arn("aws-layer:python", "us-east-1", "x86_64") == arn(PY, 12)
+    assert client.layer_arn("aws-layer:python", "us-east-1", "arm64") == arn(f"{PY}-arm64", 4)
+
+
+def test_arm64_is_an_error_when_no_layer_serves_it(tmp_path: Path, capsys: Any) -> None:
+    write_version(tmp_path, document("2.75.0", {"x86_64": [arn(PY, 12)]}, shape="universal"))
+    with pytest.raises(RegistryError, match=r"has no layer that serves arm64 \(it serves: x86_64"):
+        RegistryClient(tmp_path).layer_arn("aws-layer:python", "us-east-1", "arm64")
+    argv = ["registry", "latest", "aws-layer:python", "--region", "us-east-1"]
+    assert main([*argv, "--arch", "arm64", "--registry", str(tmp_path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and "serves arm64" in out.err
+    assert main([*argv, "--registry", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == arn(PY, 12) + "\n"
+
+
 def test_arn_uses_the_partition_of_the_region(tmp_path: Path) -> None:
-    reg = registration("2.75.0", [("cn-north-1", 2), ("us-gov-west-1", 5)], archs=["x86_64"])
-    write_release(tmp_path, reg, now=fixed_now)
+    arns = [arn(PY, 2, "cn-north-1").replace(":aws:", ":aws-cn:"), arn(PY, 5, "us-gov-west-1")]
+    write_version(tmp_path, document("2.75.0", {"x86_64": arns}, shape="universal"))
     release = RegistryClient(tmp_path).latest("aws-layer:python")
     assert release.arn("cn-north-1").startswith("arn:aws-cn:lambda:cn-north-1:")
     assert release.arn("us-gov-west-1").startswith("arn:aws-us-gov:lambda:us-gov-west-1:")
@@ -185,7 +122,7 @@ def test_arn_uses_the_partition_of_the_region(tmp_path: Path) -> None:
         (("aws-layer:pyton", "us-east-1", "x86_64"), r"did you mean 'aws-layer:python'\?"),
         (("aws-layer:python", "us-east-9", "x86_64"), r"has no x86_64 layer in region 'us-east-9'"),
         (("aws-layer:python", "mars-north-1", "arm64"), r"no arm64 layer in region 'mars-north-1'"),
-        (("aws-layer:python", "us-east-1", "riscv64"), r"has no riscv64 layer \(architectures"),
+        (("aws-layer:python", "us-east-1", "riscv64"), r"has no layer that serves riscv64"),
     ],
 )
 def test_what_the_registry_lacks_is_a_clear_error(
@@ -196,122 +133,114 @@ def test_what_the_registry_lacks_is_a_clear_error(
     assert "\n" not in str(info.value) and info.value.exit_code == 2
 
 
-def test_missing_region_is_named_without_suggesting_another_region(registry: Path) -> None:
-    # A layer from a neighbouring region cannot be attached, so nothing is suggested.
-    with pytest.raises(RegistryError, match=r"in region 'us-east1' \(it is published in 2 regions"):
-        RegistryClient(registry).layer_arn("aws-layer:python", "us-east1")
+def test_another_writer_moves_latest_and_the_reader_follows(registry: Path) -> None:
+    client = RegistryClient(registry)
+    assert client.latest("aws-layer:python").sdk_version == "2.75.0"
+    # craft (or a person) adds a version file and moves latest.json; same client, no wait.
+    write_version(registry, universal("2.76.0", v=13))
+    assert client.latest("aws-layer:python").sdk_version == "2.76.0"
+    assert client.layer_arn("aws-layer:python", "us-east-1", "arm64") == arn(PY, 13)
+    # The version that is not latest any more is still readable when asked for.
+    assert client.release("aws-layer:python", "2.75.0").arn("us-east-1") == arn(PY, 12)
+    with pytest.raises(RegistryError, match=r"2\.7\.0\.json: no such version .*did you mean"):
+        client.version_document("aws-layer:python", "2.7.0")
 
 
-def test_command_line_exits_2_on_a_missing_region(
-    registry: Path, capsys: pytest.CaptureFixture[str]
+def test_a_stale_index_json_left_by_older_versions_is_ignored(registry: Path) -> None:
+    stale = {"aws-layer:python": universal("2.0.0", v=3)}
+    (registry / "aws-lambda-layers" / "index.json").write_text(json.dumps(stale))
+    client = RegistryClient(registry)
+    assert sorted(client.index()) == ["aws-layer:node", "aws-layer:python"]
+    assert client.latest("aws-layer:python").sdk_version == "2.75.0"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", r"2\.75\.0\.json: not valid JSON"),
+        ("schema", r"2\.75\.0\.json: not a layer version document: \$\.regions\[0\]\.version"),
+        ("dangle", r"latest\.json: links to 2\.75\.0\.json, which is missing"),
+    ],
+)
+def test_a_corrupt_or_missing_version_file_is_reported(
+    registry: Path, capsys: Any, damage: str, message: str
 ) -> None:
-    from layer_builder.cli import main
+    # A stale index holding a good copy must not answer around the damage either.
+    good = {"aws-layer:python": universal("2.75.0")}
+    (registry / "aws-lambda-layers" / "index.json").write_text(json.dumps(good))
+    path = registry / "aws-lambda-layers" / "python" / "2.75.0.json"
+    if damage == "truncate":
+        path.write_text(path.read_text()[:100])
+    elif damage == "schema":
+        doc = json.loads(path.read_text())
+        doc["regions"][0]["version"] = 12
+        path.write_text(json.dumps(doc))
+    else:
+        path.unlink()
+    with pytest.raises(RegistryError, match=message):
+        RegistryClient(registry).latest("aws-layer:python")
+    for argv in (
+        ["registry", "latest", "aws-layer:python", "--region", "us-east-1"],
+        ["registry", "show", "aws-layer:python"],
+    ):
+        assert main([*argv, "--registry", str(registry)]) == 2, argv
+        out = capsys.readouterr()
+        assert out.out == "" and out.err.startswith("error: ") and out.err.count("\n") == 1
+        assert "python/" in out.err and "Traceback" not in out.err
 
-    argv = ["registry", "latest", "aws-layer:python", "--region", "xx-nowhere-1"]
-    assert main([*argv, "--registry", str(registry)]) == 2
-    err = capsys.readouterr().err
-    assert "error:" in err and "xx-nowhere-1" in err and "Traceback" not in err
 
-
-def test_no_registry_at_the_location(tmp_path: Path) -> None:
+def test_a_missing_registry_is_an_error_naming_it(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "registy"  # a typo
+    with pytest.raises(RegistryError, match=r"registy: no such registry directory"):
+        RegistryClient(missing).index()
     with pytest.raises(RegistryError, match=r"no registry here \(expected .*aws-lambda-layers/\)"):
-        RegistryClient(tmp_path / "nowhere").index()
+        RegistryClient(tmp_path).index()
+    argv = ["registry", "latest", "aws-layer:python", "--region", "us-east-1"]
+    assert main([*argv, "--registry", str(missing)]) == 2
+    assert f"error: {missing}: no such registry directory" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "error: registry: no such registry directory (the default" in capsys.readouterr().err
+    assert not missing.exists() and not (tmp_path / "registry").exists()  # nothing created
 
 
-def test_reads_a_sentry_checkout_without_index_or_layers(tmp_path: Path) -> None:
-    client = RegistryClient(sentry_checkout(tmp_path, SENTRY_DOC))
+def test_reads_a_sentry_checkout_without_layers(tmp_path: Path) -> None:
+    write_version(tmp_path, SENTRY_DOC)
+    client = RegistryClient(tmp_path)
     release = client.latest("aws-layer:python")
     assert release.architectures == ("x86_64",)
-    assert client.layer_arn("aws-layer:python", "af-south-1") == (
-        f"arn:aws:lambda:af-south-1:{ACCOUNT}:layer:{X86}:118"
-    )
-    with pytest.raises(RegistryError, match="1.45.1 has no arm64 layer"):
+    assert client.layer_arn("aws-layer:python", "af-south-1") == arn(PY, 118, "af-south-1")
+    with pytest.raises(RegistryError, match="1.45.1 has no layer that serves arm64"):
         client.layer_arn("aws-layer:python", "af-south-1", "arm64")
 
 
 def test_sentry_document_declaring_arm64_serves_both_architectures(tmp_path: Path) -> None:
-    doc = {**SENTRY_DOC, "compatible_architectures": ["x86_64", "arm64"]}
-    client = RegistryClient(sentry_checkout(tmp_path, doc))
+    write_version(tmp_path, {**SENTRY_DOC, "compatible_architectures": ["x86_64", "arm64"]})
+    client = RegistryClient(tmp_path)
     assert client.layer_arn("aws-layer:python", "us-east-1", "arm64") == client.layer_arn(
         "aws-layer:python", "us-east-1", "x86_64"
     )
 
 
-def test_a_malformed_document_is_named(tmp_path: Path) -> None:
-    bad = {**SENTRY_DOC, "regions": [{"region": "us-east-1", "version": 127}]}
-    (tmp_path / "aws-lambda-layers").mkdir()
-    (tmp_path / "aws-lambda-layers" / "index.json").write_text(
-        json.dumps({"aws-layer:python": bad})
-    )
-    with pytest.raises(RegistryError, match=r"aws-layer:python: .*\$\.regions\[0\]\.version"):
-        RegistryClient(tmp_path).latest("aws-layer:python")
+def test_registry_show_prints_the_latest_or_a_named_version(registry: Path, capsys: Any) -> None:
+    write_version(registry, universal("2.76.0", v=13))
+    assert main(["registry", "show", "aws-layer:python", "--registry", str(registry)]) == 0
+    assert json.loads(capsys.readouterr().out)["sdk_version"] == "2.76.0"
+    argv = ["registry", "show", "aws-layer:python", "--version", "2.75.0"]
+    assert main([*argv, "--registry", str(registry)]) == 0
+    assert json.loads(capsys.readouterr().out)["sdk_version"] == "2.75.0"
+    assert main(["registry", "show", "--registry", str(registry)]) == 0
+    index = json.loads(capsys.readouterr().out)
+    assert {k: v["sdk_version"] for k, v in index.items()} == {
+        "aws-layer:node": "8.1.0",
+        "aws-layer:python": "2.76.0",
+    }
 
 
-def test_reads_over_http_with_a_ttl_cache(registry: Path, serve: Callable[..., Server]) -> None:
-    server = serve(registry)
-    clock = FakeClock()
-    with RegistryClient(server.url + "/", ttl=60, clock=clock) as client:
-        arn = client.layer_arn("aws-layer:python", "us-east-1", "arm64")
-        assert arn == f"arn:aws:lambda:us-east-1:{ACCOUNT}:layer:{ARM}:12"
-        clock.now += 59
-        client.latest("aws-layer:node")
-        client.index()["aws-layer:node"]["sdk_version"] = "mutated"
-        assert server.requests == ["/aws-lambda-layers/index.json"]  # one request, then cache
-        assert client.document("aws-layer:node")["sdk_version"] == "8.1.0"
-
-        clock.now += 2
-        client.latest("aws-layer:python")
-        assert len(server.requests) == 2  # the TTL ran out
-        client.clear_cache()
-        client.index()
-        assert len(server.requests) == 3
-
-
-def test_http_falls_back_to_the_release_registry_endpoint(
-    tmp_path: Path, serve: Callable[..., Server]
-) -> None:
-    # release-registry.services.sentry.io serves the index at /aws-lambda-layers.
-    body = json.dumps({"aws-layer:python": SENTRY_DOC}).encode()
-    server = serve(tmp_path, {"/aws-lambda-layers": [(200, body)], "/copy.json": [(200, body)]})
-    with RegistryClient(server.url, ttl=0) as client:
-        assert client.layer_arn("aws-layer:python", "eu-central-1").endswith(f":{X86}:127")
-    assert server.requests == ["/aws-lambda-layers/index.json", "/aws-lambda-layers"]
-    # A URL naming a .json file is the index itself.
-    with RegistryClient(f"{server.url}/copy.json", ttl=0) as direct:
-        assert direct.document("aws-layer:python")["sdk_version"] == "1.45.1"
-
-
-def test_http_retries_a_server_error(registry: Path, serve: Callable[..., Server]) -> None:
-    index = (registry / "aws-lambda-layers" / "index.json").read_bytes()
-    server = serve(registry, {"/aws-lambda-layers/index.json": [(503, b"busy"), (200, index)]})
-    with RegistryClient(server.url) as client:
-        assert client.latest("aws-layer:python").sdk_version == "2.75.0"
-    assert server.requests == ["/aws-lambda-layers/index.json"] * 2
-
-
-@pytest.mark.parametrize(
-    ("routes", "message"),
-    [
-        ({"/aws-lambda-layers/index.json": [(500, b"oops")]}, r"index\.json: HTTP 500"),
-        ({"/aws-lambda-layers/index.json": [(200, b"<html>")]}, r"index is not valid JSON"),
-        ({"/aws-lambda-layers/index.json": [(200, b"[1, 2]")]}, r"index is not a JSON object"),
-        ({}, r"/aws-lambda-layers: HTTP 404"),
-    ],
-)
-def test_http_failures_are_registry_errors(
-    tmp_path: Path, serve: Callable[..., Server], routes: Routes, message: str
-) -> None:
-    server = serve(tmp_path, routes)
-    with (
-        RegistryClient(server.url, retries=0) as client,
-        pytest.raises(RegistryError, match=message),
-    ):
-        client.index()
-
-
-def test_unreachable_server_is_a_registry_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again before the request: nothing listens
-    with pytest.raises(RegistryError, match="cannot fetch the registry index"):
-        RegistryClient(f"http://127.0.0.1:{port}", retries=0).index()
+def test_a_runtime_without_latest_is_named_when_asked_for(registry: Path) -> None:
+    node = registry / "aws-lambda-layers" / "node" / "latest.json"
+    os.unlink(node)
+    with pytest.raises(RegistryError, match=r"no layer 'aws-layer:node'.*\(node/ has no latest"):
+        RegistryClient(registry).latest("aws-layer:node")

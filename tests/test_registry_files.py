@@ -12,6 +12,7 @@ from test_registry import link_of, registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_path, registry_lock
+from layer_builder.registry.reader import STATIC_INDEX_FILE
 
 
 def test_a_hand_edited_document_is_kept_byte_for_byte_and_non_ascii_stays_literal(
@@ -91,7 +92,7 @@ def test_writers_creating_a_fresh_root_at_once_all_land_in_the_index(tmp_path: P
     for t in threads:
         t.join()
     assert not errors
-    index = json.loads((root / "aws-lambda-layers/index.json").read_text())
+    index = json.loads((root / STATIC_INDEX_FILE).read_text())
     assert sorted(index) == ["aws-layer:node", "aws-layer:python", "aws-layer:ruby"]
 
 

@@ -117,8 +117,14 @@ def test_non_deterministic_and_traversal_zips_are_refused(
         zf.writestr(info, "x")
     code, _, err = verify(capsys, str(z))
     assert code == 2
-    assert err.startswith(f"error: {z}: members have different timestamps")
-    assert "unsafe member names: ../etc/evil" in err
+    # Every problem, one line each, the one that matters most to Lambda first.
+    assert err.splitlines() == [
+        f"error: {z}: unsafe member names: ../etc/evil",
+        f"error: {z}: python/a.py has mode 0o600; expected 0644 or 0755",
+        f"error: {z}: ../etc/evil has mode 0o600; expected 0644 or 0755",
+        f"error: {z}: members have different timestamps",
+        f"error: {z}: members are not sorted by name",
+    ]
 
 
 def test_corrupt_and_missing_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

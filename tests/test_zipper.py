@@ -259,10 +259,10 @@ def test_failure_leaves_previous_zip_and_no_temp_file(
     out.parent.mkdir()
     out.write_bytes(b"previous")
 
-    def broken(entry: zipper.Entry, level: int) -> zipper._Packed:
-        raise ArtifactError(f"{entry.source}: cannot read: boom")
+    def broken(path: str, size: int) -> bytes:
+        raise ArtifactError(f"{path}: cannot read: boom")
 
-    monkeypatch.setattr(zipper, "_pack", broken)
+    monkeypatch.setattr(zipper, "_read", broken)
     with pytest.raises(ArtifactError, match="boom"):
         write_zip(tree, out)
     assert out.read_bytes() == b"previous"

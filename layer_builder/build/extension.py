@@ -345,7 +345,8 @@ def resolve_binary(
         raise ArgumentError(f"--arch {arch}: unknown architecture (expected x86_64 or arm64)")
     if override is not None:
         if not override.is_file():
-            raise ArgumentError(f"--extension-file {override}: no such file")
+            cause = "is a directory, not a file" if override.is_dir() else "no such file"
+            raise ArgumentError(f"--extension-file {override}: {cause}")
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
@@ -402,7 +403,15 @@ def layer_files(binaries: Iterable[ResolvedBinary], layout: str) -> ResolvedExte
         files.append(LayerFile(path, b.source, None, 0o755))
         infos.append(dataclasses.replace(b.info, path=path))
     if manifest.launcher_template is not None:
-        script = render_launcher(manifest, archs, layout=layout)
+        # The launcher names the version the build manifest records ("unknown" for a local
+        # --extension-file), never the manifest's version for a binary it did not fetch.
+        versions = sorted({i.version for i in infos})
+        version = (
+            versions[0]
+            if len(versions) == 1
+            else ", ".join(f"{i.version} ({i.architecture})" for i in infos)
+        )
+        script = render_launcher(manifest, archs, layout=layout, version=version)
         files.append(LayerFile(f"{EXTENSIONS_DIR}/{manifest.name}", None, script, 0o755))
     return ResolvedExtension(tuple(files), tuple(infos))
 
@@ -420,13 +429,18 @@ def resolve_extension(
 
 
 def render_launcher(
-    manifest: ExtensionManifest, archs: str | Iterable[str], *, layout: str = PER_ARCH
+    manifest: ExtensionManifest,
+    archs: str | Iterable[str],
+    *,
+    layout: str = PER_ARCH,
+    version: str | None = None,
 ) -> bytes:
     """The launcher script for a layer serving ``archs``, from the manifest's Jinja2 template.
 
     The template sees ``binaries`` (one ``{arch, machine, path}`` per architecture, ``path``
     absolute under ``/opt``), ``architectures`` and ``layout``; with a single architecture
-    also ``arch``, ``machine`` and ``binary`` (that binary's absolute path).
+    also ``arch``, ``machine`` and ``binary`` (that binary's absolute path). ``version`` is
+    the binaries' version as the build manifest records it (default: the manifest's).
     """
     assert manifest.launcher_template is not None
     archs = (archs,) if isinstance(archs, str) else sort_architectures(archs)
@@ -448,7 +462,7 @@ def render_launcher(
     variables: dict[str, Any] = {
         **manifest.launcher_vars,
         "name": manifest.name,
-        "version": manifest.version,
+        "version": manifest.version if version is None else version,
         "label": manifest.label,
         "binaries": binaries,
         "architectures": list(archs),
@@ -496,7 +510,8 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
         else:
             arch, path = "", Path(value)
         if not path.is_file():
-            raise ArgumentError(f"{arg}: no such file")
+            cause = "is a directory, not a file" if path.is_dir() else "no such file"
+            raise ArgumentError(f"{arg}: {cause}")
         if not arch:
             detected = detect_arch(path)
             if detected is None:

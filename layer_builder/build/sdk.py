@@ -11,6 +11,7 @@ OS/CPU set, so optional native packages are chosen for Lambda.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -75,6 +76,7 @@ def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root
     pyver = python_version_for(cfg.compatible_runtimes)
     if cfg.sdk.source == "path":
         assert cfg.sdk.path is not None
+        _require_build_frontend(cfg.sdk.path)
         with tempfile.TemporaryDirectory(prefix="layer-builder-wheel-") as wheels:
             proc.run(
                 [sys.executable, "-m", "build", "--wheel", "--outdir", wheels, str(cfg.sdk.path)],
@@ -93,6 +95,17 @@ def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root
             what=f"pip install of {cfg.sdk.package}=={sdk_version} for {arch}",
         )
     normalise_python_tree(target)
+
+
+def _require_build_frontend(path: Path) -> None:
+    # `build` is a dependency of layer-builder; an install made with --no-deps (or a venv
+    # that lost it) would otherwise fail with python's bare "No module named build".
+    if importlib.util.find_spec("build") is None:
+        raise InstallError(
+            f"sdk.source: path ({path}) needs the `build` package to make a wheel, and it "
+            f"is not installed for {sys.executable}; install it with "
+            f"`{sys.executable} -m pip install 'build>=1.2'` (a dependency of layer-builder)"
+        )
 
 
 def normalise_python_tree(target: Path) -> None:

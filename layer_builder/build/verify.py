@@ -6,17 +6,22 @@ launcher executable, every architecture's extension binary present, executable a
 that architecture, every other ELF file in the layer for an architecture the layer serves, no
 ELF file at all under ``python/`` or ``nodejs/`` of a universal layer, sizes within Lambda's
 limits, no path that escapes ``/opt``, and the markers of a reproducible build.
+
+Every check runs and every problem is reported, most serious for Lambda first (see
+:class:`Severity`), so one run of ``verify`` shows everything there is to fix.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build.zipcheck import ZipEntryInfo, inspect_zip
+from layer_builder.build.zipcheck import ZipEntryInfo, ZipInspection, inspect_zip
 from layer_builder.elf import check_elf, detect_arch, read_elf_header
 from layer_builder.errors import ArchitectureError, ArtifactError
 from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, sort_architectures
@@ -26,6 +31,33 @@ EXTENSION_DIR = "extensions/"
 EXTENSION_ENTRY = "extensions/sentry-lambda-extension"
 SDK_DIRS = ("python/", "nodejs/")
 _ALLOWED_MODES = (0o100644, 0o100755, 0o40755)
+#: ``/opt/<member>`` in a launcher script: a binary Lambda ends up executing.
+_OPT_PATH = re.compile(rb"/opt/([A-Za-z0-9._/+-]+)")
+
+
+class Severity(enum.IntEnum):
+    """How much a problem matters to Lambda; problems are reported in this order."""
+
+    REFUSED = 0  #: Lambda refuses the layer, or it would not land in /opt as built
+    NO_START = 1  #: an extension or the function would fail to start
+    NO_LOAD = 2  #: code would fail when loaded (e.g. a library for another machine)
+    NOT_AS_BUILT = 3  #: the zip is not what its build manifest describes
+    MODES = 4  #: file modes Lambda does not need but a reproducible build would not have
+    NOT_REPRODUCIBLE = 5  #: runs, but another build would not give the same bytes
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: Severity
+    message: str  #: starts with the zip's path (and member), like every error line
+
+
+class VerifyError(ArtifactError):
+    """A layer zip failed verification; ``problems`` holds every reason, most serious first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: p.severity)
+        super().__init__("\n".join(p.message for p in self.problems))
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,22 @@ class VerifyReport:
         return self.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES
 
 
+class _Findings:
+    """Collects problems for one zip, each prefixed with the zip's path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, severity: Severity, message: str, *, member: str | None = None) -> None:
+        where = f"{self.path}:{member}" if member else str(self.path)
+        self.problems.append(Problem(severity, f"{where}: {message}"))
+
+    def add_error(self, severity: Severity, exc: ArtifactError) -> None:
+        # Errors raised by shared checks (check_elf) already name the zip and member.
+        self.problems.append(Problem(severity, str(exc)))
+
+
 def _manifest_beside(path: Path) -> BuildManifest | None:
     mpath = path.with_name(path.name + ".json")
     return BuildManifest.load(mpath) if mpath.exists() else None
@@ -79,78 +127,65 @@ def _is_executable(e: ZipEntryInfo) -> bool:
     return e.name.startswith(EXTENSION_DIR) or e.mode == 0o100755
 
 
+def _is_extension(name: str) -> bool:
+    """A file Lambda starts itself: directly inside ``/opt/extensions/``."""
+    return name.startswith(EXTENSION_DIR) and "/" not in name[len(EXTENSION_DIR) :]
+
+
 def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
-    """Check one layer zip; raise ArtifactError (exit 2) with the first reason it is unfit.
+    """Check one layer zip; raise :class:`VerifyError` (exit 2) listing every reason it is unfit.
 
     ``arch``: an architecture the layer must serve. With a build manifest beside the zip the
     served architectures and the layout come from it; without one, a layer whose extension
-    binaries are for several machines is taken as universal.
+    binaries are for several machines is taken as universal. A missing file, a directory or
+    an unreadable zip stops at once (nothing else can be checked); everything else is
+    collected.
     """
+    if path.is_dir():
+        raise ArtifactError(f"{path}: is a directory, not a layer zip")
     if not path.is_file():
         raise ArtifactError(f"{path}: no such file")
     inspection = inspect_zip(path)
     manifest = _manifest_beside(path)
+    found = _Findings(path)
     notes: list[str] = []
     archs: tuple[str, ...] = ()
     layout: str | None = None
     if manifest is not None:
         if manifest.sha256 != inspection.sha256:
-            raise ArtifactError(
-                f"{path}: sha256 {inspection.sha256[:12]}... differs from its build manifest "
-                f"({manifest.sha256[:12]}...); the zip changed after it was built"
+            found.add(
+                Severity.NOT_AS_BUILT,
+                f"sha256 {inspection.sha256[:12]}... differs from its build manifest "
+                f"({manifest.sha256[:12]}...); the zip changed after it was built",
             )
         archs, layout = manifest.architectures, manifest.layout
         if arch is not None and arch not in archs:
-            raise ArtifactError(f"{path}: built for {', '.join(archs)}, not {arch}")
+            found.add(Severity.NO_START, f"built for {', '.join(archs)}, not {arch}")
 
-    problems = inspection.problems()
-    if problems:
-        raise ArtifactError(f"{path}: {'; '.join(problems)}")
-
+    _check_archive(inspection, found)
     names = {e.name: e for e in inspection.entries}
-    roots = {n.split("/", 1)[0] for n in names}
-    if "python" in roots:
-        family = "python"
-    elif "nodejs" in roots:
-        family = "node"
-    else:
-        raise ArtifactError(
-            f"{path}: neither python/ nor nodejs/ at the root; Lambda would not find the SDK"
-        )
-    has_sentry_sdk = any(n.startswith("python/sentry_sdk/") for n in names)
-    if family == "python" and has_sentry_sdk and WRAPPER not in names:
-        raise ArtifactError(f"{path}: the handler wrapper {WRAPPER} is missing")
-
-    for e in inspection.entries:
-        if e.mode not in _ALLOWED_MODES:
-            raise ArtifactError(f"{path}: {e.name} has mode {oct(e.mode)}; expected 0644 or 0755")
-        top_level_extension = (
-            e.name.startswith(EXTENSION_DIR) and "/" not in e.name[len(EXTENSION_DIR) :]
-        )
-        if top_level_extension and not e.is_dir and e.mode != 0o100755:
-            raise ArtifactError(
-                f"{path}: {e.name} is not executable (mode 0755); Lambda would not start it"
-            )
-    if manifest is not None and manifest.extensions and EXTENSION_ENTRY not in names:
-        raise ArtifactError(f"{path}: {EXTENSION_ENTRY} is missing")
+    family = _check_layout(inspection, manifest, found)
 
     with zipfile.ZipFile(path) as zf:
-        heads = _elf_heads(path, zf, inspection.entries)
+        heads = _elf_heads(zf, inspection.entries, found)
         if manifest is None:
-            archs, layout = _infer(path, heads, names, arch)
+            archs, layout = _infer(heads, names, arch, found)
             if not archs:
                 notes.append(
                     "no build manifest beside the zip and no --arch: architecture not checked"
                 )
-        _check_elves(path, heads, names, archs, layout)
+        _check_elves(path, zf, heads, names, archs, layout, found)
         if manifest is not None:
-            _check_extension_binaries(path, zf, names, manifest)
+            _check_extension_binaries(path, zf, names, manifest, found)
 
     if inspection.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
-        raise ArtifactError(
-            f"{path}: {inspection.unzipped_size:,} bytes unzipped; Lambda allows "
-            f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and its layers"
+        found.add(
+            Severity.REFUSED,
+            f"{inspection.unzipped_size:,} bytes unzipped; Lambda allows "
+            f"{aws_facts.MAX_UNZIPPED_BYTES:,} for a function and its layers",
         )
+    if found.problems:
+        raise VerifyError(found.problems)
     if inspection.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES:
         notes.append("over the 50 MB direct-upload limit: publishing goes through S3")
     return VerifyReport(
@@ -168,11 +203,51 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
     )
 
 
+def _check_archive(inspection: ZipInspection, found: _Findings) -> None:
+    """Paths that escape /opt or collide, then the markers of a reproducible zip."""
+    if inspection.unsafe_names:
+        found.add(Severity.REFUSED, f"unsafe member names: {', '.join(inspection.unsafe_names)}")
+    if inspection.duplicate_names:
+        found.add(
+            Severity.REFUSED, f"duplicate member names: {', '.join(inspection.duplicate_names)}"
+        )
+    for problem in inspection.determinism_problems():
+        found.add(Severity.NOT_REPRODUCIBLE, problem)
+
+
+def _check_layout(
+    inspection: ZipInspection, manifest: BuildManifest | None, found: _Findings
+) -> str:
+    """The SDK root, the wrapper, the extension entry and file modes; returns the family."""
+    names = {e.name for e in inspection.entries}
+    roots = {n.split("/", 1)[0] for n in names}
+    family = "python" if "python" in roots else "node" if "nodejs" in roots else "unknown"
+    if family == "unknown":
+        found.add(
+            Severity.REFUSED,
+            "neither python/ nor nodejs/ at the root; Lambda would not find the SDK",
+        )
+    has_sentry_sdk = any(n.startswith("python/sentry_sdk/") for n in names)
+    if family == "python" and has_sentry_sdk and WRAPPER not in names:
+        found.add(Severity.NO_START, f"the handler wrapper {WRAPPER} is missing")
+    for e in inspection.entries:
+        if e.mode not in _ALLOWED_MODES:
+            found.add(Severity.MODES, f"{e.name} has mode {oct(e.mode)}; expected 0644 or 0755")
+        if _is_extension(e.name) and not e.is_dir and e.mode != 0o100755:
+            found.add(
+                Severity.NO_START,
+                f"{e.name} is not executable (mode 0755); Lambda would not start it",
+            )
+    if manifest is not None and manifest.extensions and EXTENSION_ENTRY not in names:
+        found.add(Severity.NO_START, f"{EXTENSION_ENTRY} is missing")
+    return family
+
+
 def _elf_heads(
-    path: Path, zf: zipfile.ZipFile, entries: tuple[ZipEntryInfo, ...]
+    zf: zipfile.ZipFile, entries: tuple[ZipEntryInfo, ...], found: _Findings
 ) -> dict[str, bytes]:
-    """The first bytes of every ELF member; refuses an executable extension that is neither
-    an ELF file nor a script."""
+    """The first bytes of every ELF member; an executable extension that is neither an ELF
+    file nor a script is a problem."""
     heads: dict[str, bytes] = {}
     for e in entries:
         if e.is_dir or e.size < 20:
@@ -182,12 +257,15 @@ def _elf_heads(
         if read_elf_header(head) is not None:
             heads[e.name] = head
         elif e.name.startswith(EXTENSION_DIR) and e.mode == 0o100755 and not head.startswith(b"#!"):
-            raise ArtifactError(f"{path}: {e.name} is neither an ELF executable nor a script")
+            found.add(
+                Severity.NO_START,
+                f"{e.name} is neither an ELF executable nor a script with a #! line",
+            )
     return heads
 
 
 def _infer(
-    path: Path, heads: dict[str, bytes], names: dict[str, ZipEntryInfo], arch: str | None
+    heads: dict[str, bytes], names: dict[str, ZipEntryInfo], arch: str | None, found: _Findings
 ) -> tuple[tuple[str, ...], str | None]:
     """Without a manifest: the machines of the extension's executables tell the layout."""
     machines = sort_architectures(
@@ -199,45 +277,71 @@ def _infer(
     )
     if len(machines) > 1:
         if arch is not None and arch not in machines:
-            raise ArtifactError(f"{path}: serves {', '.join(machines)}, not {arch}")
+            found.add(Severity.NO_START, f"serves {', '.join(machines)}, not {arch}")
         return machines, UNIVERSAL
     return ((arch,), PER_ARCH) if arch is not None else ((), None)
 
 
+def _launched(zf: zipfile.ZipFile, names: dict[str, ZipEntryInfo]) -> set[str]:
+    """Members a launcher script in /opt/extensions/ names as /opt/<member>: Lambda runs them."""
+    out: set[str] = set()
+    for name, e in names.items():
+        if e.is_dir or not _is_extension(name) or e.size > 1 << 16:
+            continue
+        script = zf.read(name)
+        if script.startswith(b"#!"):
+            out.update(m.decode() for m in _OPT_PATH.findall(script) if m.decode() in names)
+    return out
+
+
 def _check_elves(
     path: Path,
+    zf: zipfile.ZipFile,
     heads: dict[str, bytes],
     names: dict[str, ZipEntryInfo],
     archs: tuple[str, ...],
     layout: str | None,
+    found: _Findings,
 ) -> None:
     if layout == UNIVERSAL:
         in_sdk = [n for n in sorted(heads) if _in_sdk_dir(n)]
         if in_sdk:
-            raise neutrality_error(str(path), in_sdk)
+            found.add_error(Severity.NO_LOAD, neutrality_error(str(path), in_sdk))
     if not archs:
         return
+    launched = _launched(zf, names)
     machines = {aws_facts.ELF_MACHINE[a]: a for a in archs}
     for name in sorted(heads):
-        head = heads[name]
-        header = read_elf_header(head)
+        header = read_elf_header(heads[name])
         assert header is not None
         own = machines.get(header.e_machine)
-        if _is_executable(names[name]):
-            # Executables must be runnable: full check (class, endianness, type, machine),
-            # against the architecture they are for when the layer serves several.
-            check_elf(head, own or archs[0], what=f"{path}:{name}")
+        runs = _is_extension(name) or name in launched
+        if runs or _is_executable(names[name]):
+            # Executables must be runnable: full check (class, endianness, machine, and for
+            # what Lambda starts, an executable rather than a shared library), against the
+            # architecture they are for when the layer serves several.
+            try:
+                with zf.open(name) as member:
+                    check_elf(member, own or archs[0], what=f"{path}:{name}", executable=runs)
+            except ArchitectureError as exc:
+                found.add_error(Severity.NO_START if runs else Severity.NO_LOAD, exc)
         elif own is None:
             # Shared libraries (.so) must at least be for a machine the layer serves.
             need = " or ".join(aws_facts.MACHINE_NAME[a] for a in archs)
-            raise ArchitectureError(
-                f"{path}:{name}: is a library built for {header.machine_name}; "
-                f"an {', '.join(archs)} layer needs {need}"
+            found.add(
+                Severity.NO_LOAD,
+                f"is a library built for {header.machine_name}; "
+                f"an {', '.join(archs)} layer needs {need}",
+                member=name,
             )
 
 
 def _check_extension_binaries(
-    path: Path, zf: zipfile.ZipFile, names: dict[str, ZipEntryInfo], manifest: BuildManifest
+    path: Path,
+    zf: zipfile.ZipFile,
+    names: dict[str, ZipEntryInfo],
+    manifest: BuildManifest,
+    found: _Findings,
 ) -> None:
     """Every architecture the manifest claims has its binary, intact, and the launcher
     starts each one."""
@@ -246,33 +350,42 @@ def _check_extension_binaries(
     have = {e.architecture for e in manifest.extensions}
     missing = [a for a in manifest.architectures if a not in have]
     if missing:
-        raise ArtifactError(
-            f"{path}: the manifest claims {', '.join(manifest.architectures)} but lists no "
-            f"extension binary for {', '.join(missing)}"
+        found.add(
+            Severity.NO_START,
+            f"the manifest claims {', '.join(manifest.architectures)} but lists no "
+            f"extension binary for {', '.join(missing)}",
         )
     launcher = zf.read(EXTENSION_ENTRY) if EXTENSION_ENTRY in names else b""
     for ext in manifest.extensions:
         if not ext.path:
             continue  # a format-1 manifest: the ELF checks above cover it
         if ext.path not in names:
-            raise ArtifactError(f"{path}: the {ext.architecture} extension {ext.path} is missing")
+            found.add(Severity.NO_START, f"the {ext.architecture} extension {ext.path} is missing")
+            continue
         if names[ext.path].mode != 0o100755:
-            raise ArtifactError(f"{path}: {ext.path} is not executable (mode 0755)")
+            found.add(Severity.NO_START, f"{ext.path} is not executable (mode 0755)")
         data = zf.read(ext.path)
-        check_elf(data[:64], ext.architecture, what=f"{path}:{ext.path}")
+        try:
+            check_elf(data, ext.architecture, what=f"{path}:{ext.path}")
+        except ArchitectureError as exc:
+            if str(exc) not in {p.message for p in found.problems}:  # _check_elves said it
+                found.add_error(Severity.NO_START, exc)
         if hashlib.sha256(data).hexdigest() != ext.sha256:
-            raise ArtifactError(
-                f"{path}: {ext.path} differs from the {ext.architecture} binary the build "
-                f"manifest records (sha256 {ext.sha256[:12]}...)"
+            found.add(
+                Severity.NOT_AS_BUILT,
+                f"{ext.path} differs from the {ext.architecture} binary the build "
+                f"manifest records (sha256 {ext.sha256[:12]}...)",
             )
         if ext.path != EXTENSION_ENTRY and f"/opt/{ext.path}".encode() not in launcher:
-            raise ArtifactError(
-                f"{path}: {EXTENSION_ENTRY} never starts /opt/{ext.path}; the "
-                f"{ext.architecture} extension would not run"
+            found.add(
+                Severity.NO_START,
+                f"{EXTENSION_ENTRY} never starts /opt/{ext.path}; the "
+                f"{ext.architecture} extension would not run",
             )
     picks = launcher.startswith(b"#!") and b"uname" in launcher
     if manifest.layout == UNIVERSAL and len(manifest.extensions) > 1 and not picks:
-        raise ArtifactError(
-            f"{path}: {EXTENSION_ENTRY} must be a launcher script that picks the binary "
-            "by machine (uname -m) in a universal layer"
+        found.add(
+            Severity.NO_START,
+            f"{EXTENSION_ENTRY} must be a launcher script that picks the binary "
+            "by machine (uname -m) in a universal layer",
         )

@@ -11,10 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from layer_builder.build.assemble import BuiltLayer, build_release, plan_extension
-from layer_builder.build.verify import VerifyReport, verify_zip
+from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
+from layer_builder.cli.paths import check_output_dir, output_dir
 from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
 
 # ------------------------------------------------------------------------------- build
@@ -38,13 +40,18 @@ def build_layers(
     """
     from layer_builder.build.extension import parse_extension_file_args
 
+    # --out must be (or become) a writable directory: checked before minutes of work.
+    check_output_dir(out, "--out")
     overrides = parse_extension_file_args(extension_files, archs)
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
     # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
     # Every architecture's extension first: a missing pin or a wrong binary fails in seconds,
     # before any install, and before anything is written.
-    with ui.status(f"extension for {', '.join(archs)}"):
+    what = ", ".join(f"--extension-file {p}" for p in overrides.values()) or "downloading"
+    with ui.status(
+        f"checking the extension binaries for {', '.join(archs)} ({what}; sha256, ELF type)"
+    ):
         plan = plan_extension(
             cfg,
             archs,
@@ -57,10 +64,10 @@ def build_layers(
         what = f"{cfg.layer_name(version)} serves {served} only" if cfg.universal else (
             f"no {arch} layer is built")  # fmt: skip
         ui.note(f"{arch}: left out: {why}; {what}")
-    out.mkdir(parents=True, exist_ok=True)
     # Build into a staging directory and move the zips into place only when every layer
-    # built and verified: a failure never replaces an earlier good zip.
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
+    # built and verified: a failure never replaces an earlier good zip (and removes --out
+    # again if this build created it).
+    with output_dir(out), tempfile.TemporaryDirectory(prefix=".staging-", dir=out) as staging_dir:
         staging = Path(staging_dir)
         served = ", ".join(plan.architectures)
         what = (
@@ -83,43 +90,30 @@ def build_layers(
 
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
+    # One row per zip, narrow enough for a CI log: the directory is in the title, sizes in
+    # MB, a sha256 prefix (the full one, the room left for code and the bundled packages
+    # are in the manifest and --json).
     rows = []
     for b in built:
         m = b.manifest
-        ext = (
-            ", ".join(sorted({f"{e.name} {e.version}" for e in m.extensions}))
-            if m.extensions
-            else "-"
-        )
+        size = f"{m.zip_size / 1e6:.1f} / {m.unzipped_size / 1e6:.1f}"
         rows.append(
             [
-                ", ".join(m.architectures),
                 m.layer_name,
-                str(b.zip_path),
-                mb(m.zip_size),
-                mb(m.unzipped_size),
-                mb(b.room_left),
-                m.sha256[:16],
-                ext,
-                "S3" if m.needs_s3_upload else "direct",
-                f"{b.seconds:.1f}s",
+                ", ".join(m.architectures),
+                b.zip_path.name,
+                size + (" S3" if m.needs_s3_upload else ""),
+                m.sha256[:12],
+                ", ".join(sorted({e.version for e in m.extensions})) or "-",
             ]
         )
+    where = {str(b.zip_path.parent) for b in built}
     ui.table(
-        "built layers",
-        [
-            "arch",
-            "layer",
-            "zip",
-            "zipped",
-            "unzipped",
-            "room left for code",
-            "sha256",
-            "extension",
-            "upload",
-            "time",
-        ],
+        f"built layers in {', '.join(sorted(where))}",
+        ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
+        right=("MB zip / unzip",),
+        elastic=("zip", "layer", "extension"),
     )
 
 
@@ -147,32 +141,45 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
-    reports: list[VerifyReport] = [verify_zip(Path(z), arch=args.arch) for z in args.zips]
-    if args.json:
-        ui.emit_json(
+    # Every zip is checked and every problem reported (each its own `error:` line), so one
+    # run shows everything there is to fix.
+    reports: list[VerifyReport] = []
+    failures: list[ArtifactError] = []
+    entries: list[dict[str, object]] = []
+    for z in args.zips:
+        try:
+            r = verify_zip(Path(z), arch=args.arch)
+        except ArtifactError as exc:
+            failures.append(exc)
+            problems = (
+                [{"severity": p.severity.name.lower(), "message": p.message} for p in exc.problems]
+                if isinstance(exc, VerifyError)
+                else [{"severity": "refused", "message": str(exc)}]
+            )
+            entries.append({"path": z, "ok": False, "problems": problems})
+            continue
+        reports.append(r)
+        entries.append(
             {
+                "path": str(r.path),
                 "ok": True,
-                "zips": [
-                    {
-                        "path": str(r.path),
-                        "architecture": r.architecture,
-                        "architectures": list(r.architectures),
-                        "layout": r.layout,
-                        "family": r.family,
-                        "file_count": r.file_count,
-                        "zip_size": r.zip_size,
-                        "unzipped_size": r.unzipped_size,
-                        "room_left": r.room_left,
-                        "sha256": r.sha256,
-                        "code_sha256": r.code_sha256,
-                        "needs_s3_upload": r.needs_s3_upload,
-                        "elf_files": list(r.elf_files),
-                        "notes": list(r.notes),
-                    }
-                    for r in reports
-                ],
+                "architecture": r.architecture,
+                "architectures": list(r.architectures),
+                "layout": r.layout,
+                "family": r.family,
+                "file_count": r.file_count,
+                "zip_size": r.zip_size,
+                "unzipped_size": r.unzipped_size,
+                "room_left": r.room_left,
+                "sha256": r.sha256,
+                "code_sha256": r.code_sha256,
+                "needs_s3_upload": r.needs_s3_upload,
+                "elf_files": list(r.elf_files),
+                "notes": list(r.notes),
             }
         )
+    if args.json:
+        ui.emit_json({"ok": not failures, "zips": entries})
     for r in reports:
         ui.info(
             f"ok  {r.path}: {r.family} layer, "
@@ -183,6 +190,8 @@ def cmd_verify(args: argparse.Namespace, ui: UI) -> int:
         )
         for note in r.notes:
             ui.info(f"    note: {note}")
+    if failures:
+        raise ArtifactError("\n".join(str(exc) for exc in failures))
     return 0
 
 

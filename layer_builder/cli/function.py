@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layer_builder.cli.output import UI
+from layer_builder.cli.registry import ALLOW_HTTP_HELP, DEFAULT_REGISTRY, open_registry
 from layer_builder.consumer.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
 from layer_builder.consumer.instrumenter import (
     CANONICALS,
@@ -20,10 +21,6 @@ from layer_builder.consumer.instrumenter import (
     FunctionStatus,
 )
 from layer_builder.errors import ArgumentError
-from layer_builder.registry.reader import RegistryClient
-
-#: The registry read when --registry is not given (the same default as `registry` commands).
-DEFAULT_REGISTRY = "registry"
 
 _VERBS = {"enable": "enabled", "update": "updated", "disable": "disabled"}
 _UNCHANGED = {
@@ -61,6 +58,7 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
             metavar="DIR|URL",
             help=f"registry checkout or http(s) URL (default: ./{DEFAULT_REGISTRY})",
         )
+        p.add_argument("--allow-http", action="store_true", help=ALLOW_HTTP_HELP)
         p.add_argument(
             "--canonical",
             default=None,
@@ -82,11 +80,12 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
     p = command(
         "enable",
         "attach the newest layer and instrument the function",
-        "Attach the newest layer (replacing an older one of ours in place, keeping other "
-        "layers and their order), set SENTRY_DSN and SENTRY_TRACES_SAMPLE_RATE, and load "
-        "the SDK: Python through the wrapper handler (the original is kept in "
-        "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS. What changed is recorded on "
-        "the function so `disable` can restore it exactly.",
+        "Attach the newest layer that serves the function's architecture (replacing an "
+        "older one of ours in place, keeping other layers and their order; refused when no "
+        "layer of the release serves it), set SENTRY_DSN and SENTRY_TRACES_SAMPLE_RATE, and "
+        "load the SDK: Python through the wrapper handler (the original is kept in "
+        "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS. What was there before is "
+        "recorded on the function for `disable`.",
     )
     p.add_argument(
         "--dsn",
@@ -107,15 +106,17 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
     )
     command(
         "disable",
-        "remove the layer and restore the function as it was before enable",
-        "Remove our layer and restore the handler and the environment variables recorded by "
-        "`enable`; other layers and variables are left alone.",
+        "remove the layer and undo what enable set, keeping later changes",
+        "Remove our layer, set the handler back to SENTRY_INITIAL_HANDLER, remove our "
+        "--require from NODE_OPTIONS, and put back the variables enable changed unless you "
+        "changed them since; the function's current state is the truth, so your later "
+        "changes stay.",
     )
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     """Execute ``function SUBCOMMAND``; returns the exit code (errors raise)."""
-    with RegistryClient(args.registry or DEFAULT_REGISTRY) as registry:
+    with open_registry(args.registry, allow_http=args.allow_http) as registry:
         tool = FunctionInstrumenter(registry)
         where = {"region": args.region, "canonical": args.canonical}
         if args.function_command == "status":

@@ -1,7 +1,9 @@
 """The command line: parse, dispatch, map errors to exit codes. Nothing else lives here.
 
 Exit codes (SPEC): 0 success; 2 the user's input is wrong (one line ``error: ...``, nothing
-published); 3 publishing incomplete (failed regions named; re-run finishes); 1 a bug.
+published); 3 publishing incomplete (failed regions named; re-run finishes); 130
+interrupted; 1 a bug. With ``--json`` every outcome leaves one JSON document on stdout; a
+failure's carries ``error`` and ``exit_code``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,24 @@ from typing import Any, NoReturn
 from layer_builder import __version__
 from layer_builder.aws.facts import ARCHITECTURES
 from layer_builder.cli.output import UI
-from layer_builder.errors import LayerBuilderError, PublishIncomplete, UserError
+from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one ``error:`` line and exit 2 (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {self.prog}: {message} (see `{self.prog} --help`)", file=sys.stderr)
-        raise SystemExit(2)
+        # Raised, not printed: main() prints it like every other user error (and as JSON
+        # with --json).
+        raise ArgumentError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+#: Shown for a top-level --version with anything beside it: the usual slip is putting a
+#: command's --version V before the command.
+_VERSION_ALONE = (
+    "--version takes no other arguments (it prints the tool's version); "
+    "for a release version write it after the command: layer-builder COMMAND ... --version V"
+)
 
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -37,7 +48,14 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens, step by step")
 
 
-def _publish_args(p: argparse.ArgumentParser) -> None:
+def _config_args(p: argparse.ArgumentParser, version_help: str) -> None:
+    p.add_argument("config", metavar="CONFIG", help="layer config, e.g. configs/sentry-python.yml")
+    p.add_argument(
+        "--version", dest="release_version", required=True, metavar="V", help=version_help
+    )
+
+
+def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./registry") -> None:
     p.add_argument(
         "--regions",
         default=None,
@@ -50,7 +68,8 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
         "--registry",
         default=None,
         metavar="DIR",
-        help="registry checkout to write the release into (default: ./registry)",
+        help=f"registry checkout to write the release into; created if missing "
+        f"(default: {registry_default})",
     )
     p.add_argument(
         "--dry-run",
@@ -111,9 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build reproducible AWS Lambda layers (SDK + Sentry Lambda Extension), publish "
         "them to every region, and record them in a release registry.",
         epilog="Exit codes: 0 ok, 2 bad input (nothing published), 3 publishing incomplete "
-        "(run the same command again to finish), 1 unexpected error.",
+        "(run the same command again to finish), 130 interrupted, 1 unexpected error. "
+        "With --json, stdout always carries one JSON document; a failure's has error and "
+        "exit_code.",
     )
-    parser.add_argument("--version", action="version", version=f"layer-builder {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"layer-builder {__version__}",
+        help="print the tool's version and exit (alone: nothing else may be given)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -123,15 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build one reproducible layer zip per architecture into DIR, each "
         "with a build manifest JSON (<zip>.json) beside it.",
     )
-    p.add_argument("config", help="layer config, e.g. configs/sentry-python.yml")
+    _config_args(p, "release version, e.g. 2.75.0 (also the SDK version unless the config pins it)")
     p.add_argument(
-        "--version",
-        dest="release_version",
-        required=True,
-        metavar="V",
-        help="release version, e.g. 2.75.0 (also the SDK version unless the config pins it)",
+        "--out",
+        default="dist",
+        metavar="DIR",
+        help="output directory, created if missing; zips already there are replaced only "
+        "when every architecture built (default: dist/)",
     )
-    p.add_argument("--out", default="dist", metavar="DIR", help="output directory (default: dist/)")
     _build_args(p)
     _common(p)
 
@@ -139,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="static checks of built layer zips",
         description="Check built layer zips: layout, wrapper, extension mode and ELF "
-        "architecture, size limits, unsafe paths, determinism markers.",
+        "architecture, size limits, unsafe paths, determinism markers. Every problem is "
+        "reported, one per line, most serious for Lambda first.",
     )
-    p.add_argument("zips", nargs="+", metavar="ZIP")
+    p.add_argument("zips", nargs="+", metavar="ZIP", help="layer zip(s) to check")
     p.add_argument(
         "--arch",
         default=None,
@@ -157,8 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "public permission, and write the registry. Idempotent: a re-run "
         "reuses what is already published and finishes what is missing.",
     )
-    p.add_argument("config")
-    p.add_argument("--version", dest="release_version", required=True, metavar="V")
+    _config_args(p, "release version to publish, e.g. 2.75.0 (as given to `build`)")
     p.add_argument(
         "--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)"
     )
@@ -173,8 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox everything runs against a local emulation of AWS "
         "(moto) and a local stand-in for the extension download.",
     )
-    p.add_argument("config")
-    p.add_argument("--version", dest="release_version", required=True, metavar="V")
+    _config_args(p, "release version, e.g. 2.75.0 (also the SDK version unless the config pins it)")
     p.add_argument(
         "--out",
         default=None,
@@ -187,8 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="no AWS account needed: publish to a local AWS emulation with fake "
         "credentials and a stand-in extension; the registry goes to sandbox/registry",
     )
+    p.add_argument(
+        "--no-smoke",
+        action="store_true",
+        help="do not smoke-test the built layers before publishing (see `layer-builder smoke`)",
+    )
     _build_args(p)
-    _publish_args(p)
+    _publish_args(p, registry_default="./registry, or sandbox/registry with --sandbox")
     _common(p)
 
     reg = sub.add_parser("registry", help="read the registry").add_subparsers(
@@ -196,15 +225,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg.required = True
     p = reg.add_parser("latest", help="print the newest layer version ARN for a region")
-    p.add_argument("canonical", help="e.g. aws-layer:python")
-    p.add_argument("--region", required=True)
-    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"))
-    p.add_argument("--registry", default=None, metavar="DIR|URL")
+    p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
+    p.add_argument("--region", required=True, metavar="R", help="AWS region, e.g. eu-west-1")
+    p.add_argument(
+        "--arch",
+        default="x86_64",
+        choices=("x86_64", "arm64"),
+        help="the function's architecture (default: x86_64)",
+    )
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="DIR|URL",
+        help="registry checkout or http(s) URL to read (default: ./registry)",
+    )
     _common(p)
-    p = reg.add_parser("show", help="print the registry index, or one runtime's latest document")
-    p.add_argument("canonical", nargs="?")
-    p.add_argument("--registry", default=None, metavar="DIR|URL")
-    _common(p, json_flag=False)
+    p = reg.add_parser(
+        "show",
+        help="print the registry index, or one runtime's latest document",
+        description="Print the registry index, or one runtime's newest version document, as "
+        "JSON on stdout (the same with or without --json).",
+    )
+    p.add_argument(
+        "canonical",
+        nargs="?",
+        metavar="CANONICAL",
+        help="registry entry, e.g. aws-layer:python (default: the whole index)",
+    )
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="DIR|URL",
+        help="registry checkout or http(s) URL to read (default: ./registry)",
+    )
+    _common(p)
 
     ext = sub.add_parser("extension", help="manage extension manifests").add_subparsers(
         dest="extension_command", metavar="SUBCOMMAND", parser_class=_Parser
@@ -214,16 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
         "pin",
         help="resolve a version, download each architecture's binary, record its sha256",
         description="Resolve the extension version, download every architecture's "
-        "binary, check its ELF machine, and write the sha256 pins into "
-        "the manifest.",
+        "binary, check it is an executable for that architecture, and write the version "
+        "and the sha256 pins into the manifest.",
     )
-    p.add_argument("manifest", help="e.g. extensions/relay.yml")
+    p.add_argument("manifest", metavar="MANIFEST", help="e.g. extensions/relay.yml")
     p.add_argument(
         "--version",
         dest="ext_version",
         default=None,
         metavar="V",
-        help="extension version to pin (default: the manifest's version)",
+        help="extension version to pin (default: the release registry's latest; for a "
+        "manifest with source.url, the manifest's version)",
     )
     _common(p)
 
@@ -231,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     # run(args, ui) -> int.
     for module in _command_modules():
         module.add_parser(sub, _common)
+    from layer_builder.cli import registry as registry_cli
+
+    registry_cli.add_read_options(reg)
     return parser
 
 
@@ -244,14 +302,41 @@ def _command_modules() -> list[Any]:
 _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
     "function": "layer_builder.cli.function",
+    "smoke": "layer_builder.cli.smoke",
 }
+
+
+def _json_requested(argv: Sequence[str]) -> bool:
+    # Known before parsing, so a parse error can be reported as JSON too.
+    args = list(argv[: argv.index("--")] if "--" in argv else argv)
+    return "--json" in args
+
+
+def _version_misuse(argv: Sequence[str]) -> bool | None:
+    """True if the top-level --version has company, False if alone, None if absent."""
+    for arg in argv:
+        if arg == "--version" or arg.startswith("--version="):
+            return len(argv) != 1 or "=" in arg
+        if not arg.startswith("-"):
+            return None  # the command: a --version after it is the command's own
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``layer-builder`` and ``python -m layer_builder``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    ui = UI(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ui = UI(json_mode=_json_requested(argv), defer_json=True)
+    try:
+        misuse = _version_misuse(argv)
+        if misuse:
+            raise ArgumentError(_VERSION_ALONE)
+        if misuse is False:
+            print(f"layer-builder {__version__}")
+            return 0
+        args = build_parser().parse_args(argv)
+    except UserError as exc:
+        return ui.fail(str(exc), exc.exit_code)
+    ui.quiet = getattr(args, "quiet", False)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -260,30 +345,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # Retries are ours to report; urllib3's per-attempt warnings would bury the error line.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    try:
+        code = _dispatch(args, ui)
+    except (PublishIncomplete, UserError) as exc:
+        return ui.fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return ui.fail("interrupted; run the same command again to finish", 130)
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+        # A file-system refusal the argument checks could not foresee (a file changed
+        # under us, a disk remounted read-only): the path and the cause, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        return ui.fail(f"{where}{exc.strerror or exc}", 2)
+    except LayerBuilderError:
+        ui.flush_json(error="unexpected error (see the traceback on stderr)", exit_code=1)
+        raise
+    except Exception as exc:
+        ui.flush_json(error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=1)
+        raise
+    ui.flush_json()
+    return code
+
+
+def _dispatch(args: argparse.Namespace, ui: UI) -> int:
     from layer_builder.cli import build, extension, publish, registry
 
-    try:
-        if args.command in _EXTRA_COMMANDS:
-            import importlib
+    if args.command in _EXTRA_COMMANDS:
+        import importlib
 
-            return int(importlib.import_module(_EXTRA_COMMANDS[args.command]).run(args, ui))
-        handlers = {
-            "build": build.cmd_build,
-            "verify": build.cmd_verify,
-            "publish": publish.cmd_publish,
-            "release": publish.cmd_release,
-            "registry": registry.cmd_registry,
-            "extension": extension.cmd_extension,
-        }
-        return handlers[args.command](args, ui)
-    except PublishIncomplete as exc:
-        ui.error(str(exc))
-        return exc.exit_code
-    except UserError as exc:
-        ui.error(str(exc))
-        return exc.exit_code
-    except LayerBuilderError:
-        raise
-    except KeyboardInterrupt:
-        ui.error("interrupted")
-        return 130
+        return int(importlib.import_module(_EXTRA_COMMANDS[args.command]).run(args, ui))
+    handlers = {
+        "build": build.cmd_build,
+        "verify": build.cmd_verify,
+        "publish": publish.cmd_publish,
+        "release": publish.cmd_release,
+        "registry": registry.cmd_registry,
+        "extension": extension.cmd_extension,
+    }
+    return handlers[args.command](args, ui)

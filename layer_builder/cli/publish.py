@@ -22,6 +22,7 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
+from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
@@ -129,8 +130,11 @@ def _publish_locked(
     from layer_builder.registry.writer import write_release
 
     account, partition, regions = target
-    # Before any AWS write: the registry can be written, its files parse, and what it
-    # records for this release agrees with these zips.
+    if not args.dry_run:
+        # A registry that cannot be written is found before anything is published.
+        check_output_dir(registry_dir, "--registry")
+    # Before any AWS write: the registry's files parse, and what it records for this
+    # release agrees with these zips.
     state = preflight_release(registry_dir, cfg.registry.runtime_dir, version.text)
     records = registry_records(state, built, account)
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
@@ -176,14 +180,12 @@ def _publish_locked(
             layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
         )
+        created = not registry_dir.exists()
         written = write_release(
             registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
         )
         registry_info = {"root": str(registry_dir), **written.to_dict()}
-        ui.info(
-            f"registry written: {registry_dir}/aws-lambda-layers/{cfg.registry.runtime_dir}/"
-            f"{version.text}.json"
-        )
+        ui.registry_outcome(registry_dir, written.version_file, written.written, created=created)
     elif not args.dry_run:
         ui.info(
             f"registry not written: {len(result.failed)} region(s) failed "
@@ -217,28 +219,14 @@ def _publish_locked(
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
-    rows = [
-        [
-            r.region,
-            r.layer_name,
-            ", ".join(r.architectures),
-            r.version if r.version is not None else "-",
-            r.status,
-            "; ".join(r.actions) or "-",
-            r.arn or (r.error or "-"),
-            f"{r.seconds:.1f}",
-        ]
-        for r in result.results
-    ]
-    ui.table(
-        "dry run: the plan (nothing was published)" if result.dry_run else "published layers",
-        ["region", "layer", "arch", "version", "status", "actions", "ARN / error", "seconds"],
-        rows,
-    )
-    counts: dict[str, int] = {}
+    ui.publish_summary(result)
+    # The per-region plan: every region in a dry run; otherwise the regions where more
+    # happened than publish-or-reuse (permissions changed, duplicates deleted).
     for r in result.results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    ui.info(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        notable = [a for a in r.actions if not a.startswith(("published ", "reuse ", "added "))]
+        if r.ok and (result.dry_run or notable):
+            ui.info(f"{'plan' if result.dry_run else 'done'}: {r.region} {r.layer_name}: "
+                    f"{'; '.join(r.actions)}")  # fmt: skip
 
 
 def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
@@ -252,6 +240,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
+    check_input_dir(Path(args.dist), "--dist")
     built = _load_built(cfg, version, archs, Path(args.dist), args)
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
@@ -282,6 +271,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
+    check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     with contextlib.ExitStack() as stack:
         standin = (
@@ -300,6 +290,11 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        if not args.no_smoke:
+            # The gate: a layer that does not run in an emulated Lambda is never published.
+            from layer_builder.cli.smoke import smoke_gate
+
+            smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
         code = publish_and_register(
             cfg, version, built, args, ui, registry_dir=registry_dir, target=target

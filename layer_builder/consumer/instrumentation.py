@@ -7,6 +7,7 @@ which layers, handler and environment the function should have.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -23,8 +24,11 @@ Family = Literal["python", "node"]
 PYTHON_WRAPPER_HANDLER = "sentry_sdk.integrations.init_serverless_sdk.sentry_lambda_handler"
 #: The auto-init module the Node layer ships, loaded through NODE_OPTIONS.
 NODE_AUTO_MODULE = "@sentry/aws-serverless/awslambda-auto"
-# Older Node layers (SDK v7) shipped the same thing under another name.
-_NODE_AUTO_MODULES = (NODE_AUTO_MODULE, "@sentry/serverless/dist/awslambda-auto")
+# The same module under the legacy path Sentry's layer build keeps (a symlink in the layer).
+_NODE_CURRENT_MODULES = (NODE_AUTO_MODULE, "@sentry/aws-serverless/dist/awslambda-auto")
+# Older Node layers (SDK v7) shipped it under another name, which a new layer lacks.
+_NODE_LEGACY_MODULES = ("@sentry/serverless/dist/awslambda-auto",)
+_NODE_AUTO_MODULES = _NODE_CURRENT_MODULES + _NODE_LEGACY_MODULES
 
 DSN_VAR = "SENTRY_DSN"
 TRACES_VAR = "SENTRY_TRACES_SAMPLE_RATE"
@@ -40,14 +44,17 @@ _LAYER_ARN_RE = re.compile(
     r"^arn:[a-z0-9-]+:lambda:[a-z0-9-]+:(?P<account>\d{12}):layer:(?P<name>[A-Za-z0-9_-]+)"
     r":(?P<version>\d+)$"
 )
-# `--require MOD`, `--require=MOD`, `-r MOD` for any of our auto-init modules.
+# `--require MOD`, `--require=MOD`, `-r MOD` for any of our auto-init modules, by package
+# name or by the layer's path (/opt/nodejs/node_modules/..., as Sentry's integration sets it).
 _NODE_REQUIRE_RE = re.compile(
-    r"(?:^|\s+)(?:--require[=\s]\s*|-r\s+)(?P<mod>"
+    r"(?:^|\s+)(?:--require[=\s]\s*|-r\s+)(?:/opt/nodejs/node_modules/)?(?P<mod>"
     + "|".join(re.escape(m) for m in _NODE_AUTO_MODULES)
-    + r")(?=\s|$)"
+    + r")(?:\.js)?(?=\s|$)"
 )
 # A major-version marker inside a layer name (SentryNodeServerlessSDKv8-arm64).
 _MAJOR_MARK_RE = re.compile(r"v\d+(?=$|[-_])")
+# An architecture suffix of a per-architecture layer name (SentryPythonServerlessSDK-arm64).
+_ARCH_SUFFIX_RE = re.compile(r"[-_](?:arm64|aarch64|x86_64|x86-64|amd64)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -113,19 +120,26 @@ def layer_parts(arn: str) -> tuple[str, str, int] | None:
     return (m["account"], m["name"], int(m["version"])) if m else None
 
 
+def _line(name: str) -> str:
+    """A layer name without its major-version marker and architecture suffix."""
+    return _MAJOR_MARK_RE.sub("", _ARCH_SUFFIX_RE.sub("", name))
+
+
 def is_ours(arn: str, release: LayerRelease) -> bool:
-    """Ours by name, any architecture and version; an older major counts too (same account)."""
+    """Published by the registry's account under one of its layer names, any version.
+
+    The account decides: a layer of another account with the same name is someone else's.
+    Names of the same line count too: another major (SentryNodeServerlessSDKv7 for v8) or
+    architecture (SentryPythonServerlessSDK-arm64 from the per-architecture layout), so an
+    upgrade replaces them instead of attaching a second SDK.
+    """
     parts = layer_parts(arn)
     if parts is None:
         return False
     account, name, _ = parts
-    names = {layer.layer_name for layer in release.layers}
-    if name in names:
-        return True
-    # SentryNodeServerlessSDKv7 and ...v8 are the same layer line under a new name.
-    return account == release.account_number and _MAJOR_MARK_RE.sub("", name) in {
-        _MAJOR_MARK_RE.sub("", n) for n in names
-    }
+    if account != release.account_number:
+        return False
+    return name in release.layer_names or _line(name) in {_line(n) for n in release.layer_names}
 
 
 def attached(layers: tuple[str, ...], release: LayerRelease) -> str | None:
@@ -161,7 +175,7 @@ def with_layer(snap: Snapshot, latest: str, release: LayerRelease) -> tuple[str,
 
 
 def node_requires_ours(options: str) -> bool:
-    return any(m["mod"] == NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
+    return any(m["mod"] in _NODE_CURRENT_MODULES for m in _NODE_REQUIRE_RE.finditer(options))
 
 
 def without_node_require(options: str) -> str:
@@ -175,12 +189,23 @@ def wired(snap: Snapshot, family: Family) -> bool:
 
 
 def load_record(snap: Snapshot) -> dict[str, Any]:
+    """The restore record ``enable`` left on the function (empty if there is none).
+
+    ``env``: each variable's value before the first enable (``null``: absent); ``set``: a
+    short digest of the value enable set, so ``disable`` can tell whether the user changed
+    it since (records from before ``set`` existed have none); ``handler``: the handler
+    before enable, a fallback only.
+    """
     raw = snap.env.get(RESTORE_VAR)
     if raw is None:
-        return {"env": {}}
+        return {"env": {}, "set": {}}
     try:
         record = json.loads(raw)
-        ok = isinstance(record, dict) and isinstance(record.get("env", {}), dict)
+        ok = (
+            isinstance(record, dict)
+            and isinstance(record.get("env", {}), dict)
+            and isinstance(record.get("set", {}), dict)
+        )
     except ValueError:
         ok = False
     if not ok:
@@ -188,7 +213,13 @@ def load_record(snap: Snapshot) -> dict[str, Any]:
             f"function {snap.name}: {RESTORE_VAR} is not a record this tool wrote; fix or remove it"
         )
     record.setdefault("env", {})
+    record.setdefault("set", {})
     return dict(record)
+
+
+def value_digest(value: str) -> str:
+    """What the record keeps of a value enable set: enough to recognise it, not the DSN."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
 
 
 def instrumented(
@@ -215,44 +246,60 @@ def instrumented(
             )
     else:
         options = env.get(NODE_OPTIONS_VAR, "")
-        legacy = any(m["mod"] != NODE_AUTO_MODULE for m in _NODE_REQUIRE_RE.finditer(options))
+        legacy = any(m["mod"] in _NODE_LEGACY_MODULES for m in _NODE_REQUIRE_RE.finditer(options))
         if legacy or not node_requires_ours(options):
             # Other flags stay as they are; ours goes last.
             rest = without_node_require(options) if legacy else options.rstrip()
             wanted[NODE_OPTIONS_VAR] = f"{rest} --require {NODE_AUTO_MODULE}".lstrip()
     saved: dict[str, str | None] = record["env"]
+    digests: dict[str, str] = record["set"]
     for key, value in wanted.items():
         if env.get(key) != value:
-            # The first enable's "before" is the one disable must return to.
+            # The first enable's "before" is the one disable returns to.
             saved.setdefault(key, env.get(key))
             env[key] = value
+            digests[key] = value_digest(value)
+    if not digests:
+        del record["set"]
     if saved or "handler" in record:
         env[RESTORE_VAR] = json.dumps(record, separators=(",", ":"), sort_keys=True)
     return handler, env
 
 
 def restored(snap: Snapshot) -> tuple[str, dict[str, str]]:
+    """Undo ``enable`` on the function as it is now: the current state is the truth.
+
+    - The handler comes back from the current ``SENTRY_INITIAL_HANDLER`` (the user may have
+      pointed it elsewhere since), and only while the handler is still our wrapper.
+    - ``NODE_OPTIONS`` loses only our ``--require``/``-r`` token; flags the user added stay.
+    - A variable enable set goes back to its value from before enable only while it still
+      holds what enable set; one the user changed or removed since is theirs and stays.
+    - Variables enable never touched stay, and the record is removed.
+    """
     env = dict(snap.env)
     handler = snap.handler
     record = load_record(snap)
-    for key, old in record["env"].items():
-        if old is None:
-            env.pop(key, None)
-        else:
-            env[key] = str(old)
-    if "handler" in record and handler == PYTHON_WRAPPER_HANDLER:
-        handler = str(record["handler"])
+    digests: dict[str, str] = record["set"]
     env.pop(RESTORE_VAR, None)
-    # Whatever the record says, never leave the function loading code the layer provided.
+    done = {NODE_OPTIONS_VAR}  # only our token leaves it, below
     if handler == PYTHON_WRAPPER_HANDLER:
-        original = env.pop(INITIAL_HANDLER_VAR, None)
+        original = env.get(INITIAL_HANDLER_VAR) or record.get("handler")
         if not original:
             raise FunctionError(
                 f"function {snap.name}: the handler is Sentry's wrapper but "
                 f"{INITIAL_HANDLER_VAR} is not set; set the original handler "
                 "yourself"
             )
-        handler = original
+        handler = str(original)
+        # Consumed: its value now lives in the handler itself.
+        _put_back(env, INITIAL_HANDLER_VAR, record["env"].get(INITIAL_HANDLER_VAR))
+        done.add(INITIAL_HANDLER_VAR)
+    for key, old in record["env"].items():
+        if key in done or key not in env:
+            continue  # handled here, or removed by the user since
+        if key in digests and value_digest(env[key]) != digests[key]:
+            continue  # changed by the user after enable: theirs now
+        _put_back(env, key, old)
     options = env.get(NODE_OPTIONS_VAR)
     if options is not None and _NODE_REQUIRE_RE.search(options):
         rest = without_node_require(options)
@@ -261,6 +308,13 @@ def restored(snap: Snapshot) -> tuple[str, dict[str, str]]:
         else:
             env.pop(NODE_OPTIONS_VAR)
     return handler, env
+
+
+def _put_back(env: dict[str, str], key: str, old: object) -> None:
+    if old is None:
+        env.pop(key, None)
+    else:
+        env[key] = str(old)
 
 
 def check_env_size(name: str, env: Mapping[str, str]) -> None:

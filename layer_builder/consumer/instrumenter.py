@@ -5,18 +5,23 @@ registry, for any partition and architecture. :class:`FunctionInstrumenter` read
 function's configuration, compares its layers with the registry's newest release for the
 function's region and architecture, and enables, updates or disables instrumentation.
 
-``enable`` records what it changed (the original handler, and each environment variable's
-value before enabling, ``null`` when it was absent) in one compact JSON environment variable,
+``enable`` records what it changed (the original handler, each environment variable's
+value before enabling, ``null`` when it was absent, and a short digest of what it set) in one
+compact JSON environment variable,
 :data:`~layer_builder.consumer.instrumentation.RESTORE_VAR`, on the function itself. It
 travels in the same UpdateFunctionConfiguration call as the change, so the record can never
-disagree with
-the function, and ``disable`` restores exactly that. Only variables we touched are recorded,
-which keeps the record small under Lambda's 4 KB limit for the whole environment.
+disagree with the function. ``disable`` takes the function's current state as the truth:
+what the user changed after ``enable`` stays (see
+:func:`~layer_builder.consumer.instrumentation.restored`).
+
+A function gets the layer that serves its architecture (the universal layer, or its
+architecture's entry of a per-architecture release); when none does, nothing is attached.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from collections.abc import Callable
@@ -29,7 +34,7 @@ from layer_builder.aws.clients import Aws, translate
 from layer_builder.aws.facts import REGION_RE
 from layer_builder.consumer import instrumentation as instr
 from layer_builder.consumer.instrumentation import Family
-from layer_builder.errors import ArgumentError, FunctionError
+from layer_builder.errors import ArgumentError, FunctionError, RegistryError
 from layer_builder.registry.reader import LayerRelease
 
 log = logging.getLogger(__name__)
@@ -126,13 +131,32 @@ class _Conflict(Exception):
     """Another update of the function is in progress, or it changed since we read it."""
 
 
+def _latest_arn(snap: instr.Snapshot, release: LayerRelease, region: str) -> str:
+    """The newest layer for the function's region and architecture.
+
+    A release with no layer serving the function's architecture is refused: attaching the
+    other architecture's layer would give the function an extension it cannot execute.
+    """
+    if not any(layer.serves(snap.architecture) for layer in release.layers):
+        raise FunctionError(
+            f"function {snap.name} is {snap.architecture}, and no layer of "
+            f"{release.canonical} {release.sdk_version} serves {snap.architecture} (it serves: "
+            f"{', '.join(release.architectures)}); nothing attached"
+        )
+    try:
+        return release.arn(region, snap.architecture)
+    except RegistryError as exc:
+        raise FunctionError(f"function {snap.name}: {exc}") from None
+
+
 class FunctionInstrumenter:
     """Status, enable, update and disable of Lambda functions, against one registry.
 
     ``lambda_client(region)`` returns a boto3 Lambda client (default:
     :mod:`layer_builder.aws.clients` with the standard credential chain). A function is a
     name or an ARN; its region comes from the ARN, else ``region``, else the configured
-    default region. ``sleep``/``clock`` are injectable so retry and wait tests run instantly.
+    default region. ``sleep``/``clock``/``jitter`` (a number in [0, 1)) are injectable so
+    retry and wait tests run instantly and predictably.
     """
 
     def __init__(
@@ -148,6 +172,7 @@ class FunctionInstrumenter:
         max_backoff: float = 16.0,
         settle_timeout: float = 300.0,
         poll_interval: float = 2.0,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._registry = registry
         self._factory = lambda_client
@@ -160,6 +185,7 @@ class FunctionInstrumenter:
         self._max_backoff = max_backoff
         self._settle_timeout = settle_timeout
         self._poll = poll_interval
+        self._jitter = jitter
 
     # --- public API -----------------------------------------------------------------
 
@@ -171,7 +197,7 @@ class FunctionInstrumenter:
         snap = self._read(target)
         family = instr.family(snap)
         release = self._registry.latest(canonical or CANONICALS[family])
-        latest = release.arn(target.region, snap.architecture)
+        latest = _latest_arn(snap, release, target.region)
         ours = instr.attached(snap.layers, release)
         version = int(ours.rsplit(":", 1)[1]) if ours else None
         return FunctionStatus(
@@ -209,7 +235,7 @@ class FunctionInstrumenter:
         def plan(snap: instr.Snapshot) -> instr.Wanted:
             family = instr.family(snap)
             release = self._registry.latest(canonical or CANONICALS[family])
-            latest = release.arn(self._region_of(snap), snap.architecture)
+            latest = _latest_arn(snap, release, self._region_of(snap))
             layers = instr.with_layer(snap, latest, release)
             handler, env = instr.instrumented(snap, family, dsn, rate)
             return instr.Wanted(handler, layers, env, latest)
@@ -228,7 +254,7 @@ class FunctionInstrumenter:
                     f"function {snap.name}: no {release.canonical} layer is "
                     "attached; enable it first"
                 )
-            latest = release.arn(self._region_of(snap), snap.architecture)
+            latest = _latest_arn(snap, release, self._region_of(snap))
             return instr.Wanted(
                 snap.handler, instr.with_layer(snap, latest, release), snap.env, latest
             )
@@ -238,7 +264,7 @@ class FunctionInstrumenter:
     def disable(
         self, function: str, *, region: str | None = None, canonical: str | None = None
     ) -> ChangeResult:
-        """Remove our layer and restore the handler and environment from before ``enable``."""
+        """Remove our layer and undo ``enable``, keeping what the user changed since."""
 
         def plan(snap: instr.Snapshot) -> instr.Wanted:
             release = self._registry.latest(canonical or CANONICALS[instr.family(snap)])
@@ -290,7 +316,9 @@ class FunctionInstrumenter:
                             f"function {before.name}: still busy after {attempt} attempts "
                             f"({exc}); try again later"
                         ) from None
-                    delay = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
+                    # Equal jitter: two tools retrying the same function spread apart.
+                    cap = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
+                    delay = cap / 2 + cap / 2 * self._jitter()
                     log.info("function %s busy (%s); retrying in %.1fs", before.name, exc, delay)
                     self._sleep(delay)
                     continue

@@ -91,7 +91,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
             dest="release_version",
             required=True,
             metavar="V",
-            help="release version, e.g. 10.2.3 (fills craft's {{{major}}} etc.)",
+            help="release version, e.g. 10.75.2 (fills craft's {{{major}}} etc.)",
         )
         p.add_argument(
             "--artifacts",

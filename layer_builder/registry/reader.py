@@ -1,11 +1,18 @@
 """Read the layer registry from a local checkout or over HTTP(S).
 
-The index is ``aws-lambda-layers/index.json`` (``{canonical: latest version document}``).
-A checkout of getsentry/sentry-release-registry has no index file, so a local reader
-builds it from each runtime's ``latest.json``; over HTTP the release registry service's
-``/aws-lambda-layers`` endpoint, which serves the same shape, is the fallback.
+A checkout is read the way the release registry's API server reads it: every directory
+under ``aws-lambda-layers/`` is a runtime, and its ``latest.json`` (a symlink another writer,
+craft or a person, may move at any time) is that runtime's newest document. Nothing else
+there is read: an ``aws-lambda-layers/index.json`` left by older versions of this tool is
+ignored, so a stale aggregate can never answer instead of ``latest.json``. Directory reads
+are not cached, so a moved link is followed at once.
 
-The schema checks and JSON readers here are shared with the writer (``registry.py``).
+Over HTTP the API server's route ``GET {base}/aws-lambda-layers`` serves
+``{canonical: latest document}``; a URL whose path ends in ``.json`` is taken as a static
+file of that shape. The URL's query string (a token, a signature) is kept on every request
+derived from it and is never printed, nor is its user info.
+
+The schema checks and JSON readers here are shared with the writer.
 """
 
 from __future__ import annotations
@@ -13,30 +20,41 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import jsonschema
 import requests
 
-from layer_builder.aws.facts import layer_arn, partition_of_region
-from layer_builder.download import display_url, make_session
+from layer_builder.download import display_url, error_reason, is_loopback_url, make_session
 from layer_builder.errors import RegistryError
+from layer_builder.registry.release import LayerRelease, ReleaseLayer
+
+__all__ = ["LayerRelease", "RegistryClient", "ReleaseLayer"]  # the reading API, in one place
+
+log = logging.getLogger(__name__)
 
 LAYERS_DIR = "aws-lambda-layers"
 LATEST_FILE = "latest.json"
-INDEX_FILE = "index.json"
+#: Written inside LAYERS_DIR by older versions of this tool; readers ignore it.
+LEGACY_INDEX_FILE = "index.json"
+#: ``{canonical: latest document}`` at the registry root (beside LAYERS_DIR, never inside
+#: it), for static hosting: the file a plain web server can serve in place of the API route.
+STATIC_INDEX_FILE = "aws-lambda-layers.json"
 VERSION_SCHEMA = "version.schema.json"
 INDEX_SCHEMA = "index.schema.json"
 #: (connect, read) seconds for each request to a registry served over HTTP.
 TIMEOUT: tuple[float, float] = (5.0, 30.0)
 DEFAULT_TTL = 300.0
+MAX_REDIRECTS = 5
 
 Document = dict[str, Any]
 
@@ -84,141 +102,108 @@ def read_version_document(path: Path) -> Document:
     return doc
 
 
+def runtime_dirs(layers_dir: Path) -> list[Path]:
+    """The runtime directories under ``aws-lambda-layers/``, sorted; files are not runtimes."""
+    if not layers_dir.is_dir():
+        return []
+    found = []
+    for entry in sorted(layers_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue  # a writer's temporary file, or a checkout's .git
+        if entry.is_dir():
+            found.append(entry)
+        elif entry.name == LEGACY_INDEX_FILE:
+            log.debug("%s: ignored (written by an older layer-builder)", entry)
+    return found
+
+
 def collect_index(
-    layers_dir: Path, overrides: Mapping[str, Document] | None = None
+    layers_dir: Path,
+    overrides: Mapping[str, Document] | None = None,
+    *,
+    sources: dict[str, tuple[Path, Path]] | None = None,
+    unreleased: list[str] | None = None,
 ) -> dict[str, Document]:
     """``{canonical: latest document}`` for every runtime directory under ``layers_dir``.
 
     ``overrides`` maps a runtime directory to the document its ``latest.json`` is about to
-    point at, so the writer can build the index before it touches the disk.
+    point at, so the writer can build the index before it touches the disk. ``sources``
+    (if given) receives each canonical's runtime directory and the file ``latest.json``
+    resolves to, ``unreleased`` the runtime directories without a ``latest.json``. A broken
+    ``latest.json`` (dangling, not JSON, not a version document) is a RegistryError naming
+    the file: never skipped.
     """
     overrides = overrides or {}
-    names = {p.name for p in layers_dir.iterdir() if p.is_dir()} if layers_dir.is_dir() else set()
+    names = {p.name for p in runtime_dirs(layers_dir)}
     index: dict[str, Document] = {}
-    owner: dict[str, Path] = {}
+    owner: dict[str, tuple[Path, Path]] = {}
     for name in sorted(names | set(overrides)):
-        if name.startswith("."):
-            continue
         latest = layers_dir / name / LATEST_FILE
+        # Errors name the version file latest.json links to: that is the file to fix.
+        target = latest.parent / os.readlink(latest) if latest.is_symlink() else latest
         if name in overrides:
             doc = overrides[name]
         elif os.path.lexists(latest):
             if not latest.exists():
                 raise RegistryError(f"{latest}: links to {os.readlink(latest)}, which is missing")
-            doc = read_version_document(latest)
+            doc = read_version_document(target)
         else:
+            if unreleased is not None:
+                unreleased.append(name)
             continue  # only prereleases so far, or just a base.json
         canonical = doc["canonical"]
         if canonical in owner:
-            raise RegistryError(f"{latest}: canonical {canonical!r} is also {owner[canonical]}")
-        owner[canonical] = latest
-        index[canonical] = doc
-    return index
-
-
-# --- typed view of one release ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArchitectureLayer:
-    """One architecture's layer in a release: its name and its version in each region."""
-
-    architecture: str
-    layer_name: str
-    versions: Mapping[str, str]  # region -> layer version (a string, as the registry has it)
-    code_sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class LayerRelease:
-    """A version document, read: what a consumer needs to attach the layer to a function."""
-
-    canonical: str
-    sdk_version: str
-    account_number: str
-    compatible_runtimes: tuple[str, ...]
-    layers: tuple[ArchitectureLayer, ...]
-    source: str  # where the document came from, for error messages
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any], *, source: str) -> LayerRelease:
-        """Read a schema-valid version document, with or without the ``layers`` detail."""
-        if "layers" in doc:
-            # A universal entry serves every architecture it lists; older documents of this
-            # tool carry only `architecture`.
-            layers = tuple(
-                ArchitectureLayer(
-                    arch,
-                    e["layer_name"],
-                    {r["region"]: r["version"] for r in e["regions"]},
-                    e.get("code_sha256"),
-                )
-                for e in doc["layers"]
-                for arch in (e.get("compatible_architectures") or [e["architecture"]])
-            )
-        else:
-            # Sentry's documents: layer_name/regions is the x86_64 layer, and the same
-            # layer serves arm64 only when the document says it is compatible.
-            versions = {r["region"]: r["version"] for r in doc["regions"]}
-            archs = doc.get("compatible_architectures") or ["x86_64"]
-            layers = tuple(ArchitectureLayer(a, doc["layer_name"], versions) for a in archs)
-        return cls(
-            canonical=doc["canonical"],
-            sdk_version=doc["sdk_version"],
-            account_number=doc["account_number"],
-            compatible_runtimes=tuple(doc.get("compatible_runtimes", ())),
-            layers=layers,
-            source=source,
-        )
-
-    @property
-    def architectures(self) -> tuple[str, ...]:
-        return tuple(layer.architecture for layer in self.layers)
-
-    def layer(self, arch: str = "x86_64") -> ArchitectureLayer:
-        """The layer for ``arch``; RegistryError if this release has none."""
-        for layer in self.layers:
-            if layer.architecture == arch:
-                return layer
-        raise RegistryError(
-            f"{self.source}: {self.canonical} {self.sdk_version} has no {arch} layer "
-            f"(architectures: {', '.join(self.architectures)})"
-        )
-
-    def version(self, region: str, arch: str = "x86_64") -> int:
-        """The layer version published in ``region``; RegistryError if there is none."""
-        layer = self.layer(arch)
-        if region not in layer.versions:
-            # No "did you mean": a layer from a neighbouring region cannot be attached anyway.
             raise RegistryError(
-                f"{self.source}: {self.canonical} {self.sdk_version} has no {arch} layer in "
-                f"region {region!r} (it is published in {len(layer.versions)} regions; "
-                "see `layer-builder registry show`)"
+                f"{latest}: canonical {canonical!r} is also {owner[canonical][0] / LATEST_FILE}"
             )
-        return int(layer.versions[region])
-
-    def arn(self, region: str, arch: str = "x86_64") -> str:
-        """``arn:{partition}:lambda:{region}:{account}:layer:{name}:{version}``."""
-        version = self.version(region, arch)
-        name = self.layer(arch).layer_name
-        return layer_arn(partition_of_region(region), region, self.account_number, name, version)
+        owner[canonical] = (latest.parent, target)
+        index[canonical] = doc
+    if sources is not None:
+        sources.update(owner)
+    return index
 
 
 # --- the client -------------------------------------------------------------------------
 
 
-class RegistryClient:
-    """Reads a registry from a directory or an http(s) base URL, with a small TTL cache.
+def check_registry_url(url: str, *, allow_http: bool) -> None:
+    """RegistryError unless ``url`` is https, loopback http, or http with ``allow_http``.
 
-    ``source`` is the registry root (the directory or URL holding ``aws-lambda-layers/``);
-    an http(s) URL ending in ``.json`` is taken as the index itself. The index is fetched
-    once per ``ttl`` seconds (``clock`` is injectable for tests); ``ttl=0`` disables it.
+    The registry decides which code runs in the user's functions, so a plain-http answer
+    that anyone on the path can rewrite is refused unless asked for.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and (allow_http or is_loopback_url(url))):
+        return
+    if scheme == "http":
+        raise RegistryError(
+            f"{display_url(url)}: refusing a plain http:// registry (it decides which layer "
+            "runs in your functions); use https://, or pass --allow-http"
+        )
+    raise RegistryError(f"{display_url(url)}: unsupported URL scheme {scheme!r} (need https://)")
+
+
+def is_url(text: str) -> bool:
+    """True for ``scheme://...``: read over HTTP (other schemes are refused), else a path."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) is not None
+
+
+class RegistryClient:
+    """Reads a registry from a directory or an http(s) base URL.
+
+    ``source`` is the registry root (the directory or URL holding ``aws-lambda-layers/``,
+    or that directory itself); an http(s) URL whose path ends in ``.json`` is taken as a
+    static ``{canonical: latest document}`` file. Plain http is refused (RegistryError)
+    unless the host is loopback or ``allow_http``. Over HTTP the index is cached for
+    ``ttl`` seconds (``clock`` is injectable for tests; ``ttl=0`` disables it); a directory
+    is read afresh every time.
     """
 
     def __init__(
         self,
         source: str | os.PathLike[str],
         *,
+        allow_http: bool = False,
         ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = TIMEOUT,
@@ -226,9 +211,12 @@ class RegistryClient:
         session: requests.Session | None = None,
     ) -> None:
         text = os.fspath(source)
-        self._url = text.rstrip("/") if text.startswith(("http://", "https://")) else None
+        self._url = text if is_url(text) else None
+        if self._url:
+            check_registry_url(self._url, allow_http=allow_http)
         self._root = None if self._url else Path(text)
         self.source = display_url(text) if self._url else text  # never echo credentials
+        self._allow_http = allow_http
         self._ttl = ttl
         self._clock = clock
         self._timeout = timeout
@@ -236,6 +224,8 @@ class RegistryClient:
         self._session = session
         self._owns_session = session is None
         self._cached: tuple[float, dict[str, Document]] | None = None
+        self._sources: dict[str, tuple[Path, Path]] = {}  # canonical -> (runtime dir, file)
+        self._unreleased: list[str] = []
 
     def close(self) -> None:
         """Close the HTTP session if this client opened it."""
@@ -255,9 +245,11 @@ class RegistryClient:
 
     def index(self) -> dict[str, Document]:
         """``{canonical: latest version document}`` for every layer in the registry."""
+        if self._url is None:
+            return self._read_directory()
         now = self._clock()
         if self._cached is None or now - self._cached[0] >= self._ttl:
-            self._cached = (now, self._load_index())
+            self._cached = (now, self._fetch_index())
         # A copy: callers may change what they get without corrupting the cache.
         return copy.deepcopy(self._cached[1])
 
@@ -265,73 +257,139 @@ class RegistryClient:
         """The latest version document of ``canonical``, checked against the schema."""
         index = self.index()
         if canonical not in index:
-            close = difflib.get_close_matches(canonical, index, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(index))}"
-            raise RegistryError(f"{self.source}: no layer {canonical!r} in the registry; {hint}")
+            raise RegistryError(f"{self.source}: {self._unknown(canonical, index)}")
         doc = index[canonical]
         problem = schema_error(doc)
         if problem:
             raise RegistryError(
-                f"{self.source}: {canonical}: not a layer version document: {problem}"
+                f"{self._source_of(canonical)}: {canonical}: not a layer version document: "
+                f"{problem}"
             )
+        return doc
+
+    def version_document(self, canonical: str, version: str) -> Document:
+        """``<runtime>/<version>.json`` of ``canonical``; a registry directory only.
+
+        The API server serves only each runtime's latest document, so over HTTP this is a
+        RegistryError.
+        """
+        if self._root is None:
+            raise RegistryError(
+                f"{self.source}: a version other than the latest can only be read from a "
+                "registry directory (the API server serves the latest only)"
+            )
+        self.document(canonical)  # finds the runtime directory, and checks the entry exists
+        runtime_dir = self._sources[canonical][0]
+        if not version or "/" in version or version.startswith("."):
+            raise RegistryError(f"{version!r}: not a version")
+        path = runtime_dir / f"{version}.json"
+        if not path.exists():
+            known = sorted(
+                p.stem
+                for p in runtime_dir.glob("*.json")
+                if not p.is_symlink() and p.name != "base.json"
+            )
+            close = difflib.get_close_matches(version, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known[-5:])}"
+            raise RegistryError(f"{path}: no such version of {canonical}; {hint}")
+        doc = read_version_document(path)
+        if doc["canonical"] != canonical:
+            raise RegistryError(f"{path}: canonical is {doc['canonical']!r}, not {canonical!r}")
         return doc
 
     def latest(self, canonical: str) -> LayerRelease:
         """The latest release of ``canonical``."""
-        return LayerRelease.from_document(self.document(canonical), source=self.source)
+        doc = self.document(canonical)
+        return LayerRelease.from_document(doc, source=self._source_of(canonical))
+
+    def release(self, canonical: str, version: str | None = None) -> LayerRelease:
+        """The release ``version`` of ``canonical`` (the latest when None)."""
+        if version is None:
+            return self.latest(canonical)
+        doc = self.version_document(canonical, version)
+        path = self._sources[canonical][0] / f"{version}.json"
+        return LayerRelease.from_document(doc, source=str(path))
 
     def layer_arn(self, canonical: str, region: str, arch: str = "x86_64") -> str:
         """The ARN of the latest ``canonical`` layer version for ``arch`` in ``region``."""
         return self.latest(canonical).arn(region, arch)
 
-    def _load_index(self) -> dict[str, Document]:
-        data = self._fetch_index() if self._url else self._read_local_index()
-        problem = schema_error(data, INDEX_SCHEMA)
-        if problem:
-            raise RegistryError(f"{self.source}: not a layer registry index: {problem}")
-        return data
+    # --- where documents come from -----------------------------------------------------
 
-    def _read_local_index(self) -> dict[str, Document]:
+    def _source_of(self, canonical: str) -> str:
+        found = self._sources.get(canonical)
+        return str(found[1]) if found else self.source
+
+    def _unknown(self, canonical: str, index: Mapping[str, Any]) -> str:
+        close = difflib.get_close_matches(canonical, index, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(index))}"
+        if self._unreleased:
+            hint += f" ({', '.join(d + '/' for d in self._unreleased)} has no {LATEST_FILE})"
+        return f"no layer {canonical!r} in the registry; {hint}"
+
+    def _read_directory(self) -> dict[str, Document]:
         assert self._root is not None
-        layers_dir = self._root / LAYERS_DIR
-        if not layers_dir.is_dir() and self._root.name == LAYERS_DIR:
-            layers_dir = self._root
+        root = self._root
+        if not root.exists():
+            raise RegistryError(f"{root}: no such registry directory")
+        if not root.is_dir():
+            raise RegistryError(f"{root}: not a directory (expected a registry checkout)")
+        layers_dir = root / LAYERS_DIR
+        if not layers_dir.is_dir() and root.name == LAYERS_DIR:
+            layers_dir = root
         if not layers_dir.is_dir():
-            raise RegistryError(f"{self._root}: no registry here (expected {layers_dir}/)")
-        index_path = layers_dir / INDEX_FILE
-        if index_path.exists():
-            return read_json_mapping(index_path)
-        return collect_index(layers_dir)
+            raise RegistryError(f"{root}: no registry here (expected {layers_dir}/)")
+        sources: dict[str, tuple[Path, Path]] = {}
+        unreleased: list[str] = []
+        index = collect_index(layers_dir, sources=sources, unreleased=unreleased)
+        self._sources, self._unreleased = sources, unreleased
+        return index
+
+    def _derived(self) -> str:
+        """The API server's route under the base URL, with the base's query string kept."""
+        assert self._url is not None
+        parts = urlsplit(self._url)
+        if parts.path.endswith(".json"):
+            return urlunsplit(parts._replace(fragment=""))
+        path = parts.path.rstrip("/") + "/" + LAYERS_DIR
+        return urlunsplit(parts._replace(path=path, fragment=""))
 
     def _fetch_index(self) -> dict[str, Document]:
-        assert self._url is not None
-        if self._url.endswith(".json"):
-            candidates = [self._url]
-        else:
-            # Our static layout first, then the release registry service's endpoint.
-            candidates = [f"{self._url}/{LAYERS_DIR}/{INDEX_FILE}", f"{self._url}/{LAYERS_DIR}"]
+        url = self._derived()
+        shown = display_url(url)
         if self._session is None:
             # download.py owns the project's HTTP settings: User-Agent, retries, backoff.
             self._session = make_session(retries=self._retries)
-        for i, url in enumerate(candidates):
-            shown = display_url(url)
+        response = self._get(url)
+        with response:
+            if not response.ok:
+                raise RegistryError(
+                    f"{shown}: HTTP {response.status_code} fetching the registry index"
+                )
             try:
-                response = self._session.get(url, timeout=self._timeout)
+                data = response.json()
+            except ValueError:
+                raise RegistryError(f"{shown}: the registry index is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise RegistryError(f"{shown}: the registry index is not a JSON object")
+        problem = schema_error(data, INDEX_SCHEMA)
+        if problem:
+            raise RegistryError(f"{shown}: not a layer registry index: {problem}")
+        return data
+
+    def _get(self, url: str) -> requests.Response:
+        """GET ``url``, following redirects by hand: each hop must pass the http rule first."""
+        assert self._session is not None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
             except requests.RequestException as exc:
-                reason = " ".join(str(exc).split())[:300]
-                raise RegistryError(f"{shown}: cannot fetch the registry index: {reason}") from None
-            with response:
-                if response.status_code == 404 and i + 1 < len(candidates):
-                    continue
-                if not response.ok:
-                    raise RegistryError(
-                        f"{shown}: HTTP {response.status_code} fetching the registry index"
-                    )
-                try:
-                    data = response.json()
-                except ValueError:
-                    raise RegistryError(f"{shown}: the registry index is not valid JSON") from None
-            if not isinstance(data, dict):
-                raise RegistryError(f"{shown}: the registry index is not a JSON object")
-            return data
-        raise AssertionError("unreachable: the last candidate always returns or raises")
+                raise RegistryError(
+                    f"{display_url(url)}: cannot fetch the registry index: {error_reason(exc, url)}"
+                ) from None
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = urljoin(url, response.headers["Location"])
+            check_registry_url(url, allow_http=self._allow_http)
+        raise RegistryError(f"{display_url(url)}: more than {MAX_REDIRECTS} redirects")

@@ -24,8 +24,8 @@ from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_regio
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
 from layer_builder.registry.files import clean_stray_temps, registry_lock, same_json
+from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
 from layer_builder.registry.reader import (
-    INDEX_FILE,
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,
@@ -89,6 +89,8 @@ class WriteResult:
     replaced: tuple[tuple[str, str, str, str], ...]
     # (layer name, region) in expected_regions but absent from the version document
     missing_regions: tuple[tuple[str, str], ...]
+    # files removed: an aws-lambda-layers/index.json left by an older layer-builder
+    removed: tuple[Path, ...] = ()
 
     @property
     def latest_moved(self) -> bool:
@@ -110,6 +112,7 @@ class WriteResult:
             "base_created": self.base_created,
             "replaced": [list(r) for r in self.replaced],
             "missing_regions": [list(m) for m in self.missing_regions],
+            "removed": [str(p) for p in self.removed],
         }
 
 
@@ -146,7 +149,7 @@ def write_release(
     clock = now or (lambda: datetime.now(timezone.utc))
 
     with registry_lock(root):
-        clean_stray_temps(runtime_dir, layers_dir)
+        clean_stray_temps(runtime_dir, layers_dir, root)
         # Everything is read and checked first, so bad input leaves the registry untouched.
         base_path = runtime_dir / BASE_FILE
         base_created = not os.path.lexists(base_path)
@@ -166,11 +169,15 @@ def write_release(
         latest_target = next(link.current for link in links if link.name == LATEST_FILE)
         overrides = {reg.runtime_dir: doc} if latest_target == reg.version.text else {}
         index = collect_index(layers_dir, overrides)
-        index_path = layers_dir / INDEX_FILE
+        # Beside aws-lambda-layers/, never inside: the API server opens <entry>/latest.json
+        # for every entry there, and a file breaks its scan.
+        index_path = root / STATIC_INDEX_FILE
         _check_own(index, INDEX_SCHEMA, index_path)
+        legacy = legacy_index(layers_dir)
 
         # Write order keeps every state readable: the version file exists before any
-        # link points at it, and the index follows the links.
+        # link points at it, and the index follows the links. Readers of a checkout never
+        # read the index (they follow latest.json), so it only serves static hosting.
         written: list[Path] = []
         runtime_dir.mkdir(parents=True, exist_ok=True)
         if base_created:
@@ -180,6 +187,10 @@ def write_release(
             if link.current == reg.version.text:
                 _link_if_changed(runtime_dir / link.name, version_name, written)
         _write_if_changed(index_path, render_index(index), written)
+        if legacy is not None:
+            legacy.unlink()
+            _fsync_dir(layers_dir)
+            log.warning("%s: removed (older layer-builder versions wrote it there)", legacy)
 
     for name, region, old, new in replaced:
         log.warning(
@@ -188,7 +199,14 @@ def write_release(
     for link in links:
         log.info("%s/%s -> %s (%s)", reg.runtime_dir, link.name, link.current, link.reason)
     return WriteResult(
-        version_path, index_path, tuple(written), links, base_created, replaced, missing
+        version_path,
+        index_path,
+        tuple(written),
+        links,
+        base_created,
+        replaced,
+        missing,
+        (legacy,) if legacy is not None else (),
     )
 
 

@@ -1,0 +1,301 @@
+"""The execution environment's file system and processes: the layer at ``/opt``.
+
+Lambda extracts layers into ``/opt``, and launchers and wrappers bake that path in, so the
+smoke test mounts the unpacked layer there, read-only, in a private mount namespace that
+only the processes of this run enter (``unshare --mount``, then ``nsenter`` per process);
+the host's ``/opt`` is untouched. Without the privilege for that (not root, and no user
+namespaces), the layer stays where it was unpacked and ``/opt/`` in its launcher scripts is
+rewritten to that place: the run says so, since a path baked anywhere else is not exercised.
+
+Every process started here carries a marker in its environment, so that whatever it leaves
+behind (a daemon that left its process group, too) is found and killed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from layer_builder.elf import read_elf_header
+from layer_builder.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from layer_builder.smoke.runtimes import Foreign
+
+log = logging.getLogger(__name__)
+
+MARKER_VAR = "LAYER_BUILDER_SMOKE_RUN"
+LAMBDA_OPT = "/opt"
+
+
+def unpack_layer(zip_path: Path, dest: Path) -> None:
+    """Extract ``zip_path`` into ``dest`` keeping the exec bits and symlinks Lambda keeps."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            for info in zf.infolist():
+                name = info.filename
+                parts = Path(name).parts
+                if name.startswith("/") or ".." in parts:
+                    raise ArtifactError(f"{zip_path}: unsafe path in the zip: {name!r}")
+                target = dest / name
+                mode = info.external_attr >> 16
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if stat.S_ISLNK(mode):
+                    os.symlink(zf.read(info).decode(), target)
+                    continue
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                target.chmod(0o755 if mode & 0o111 else 0o644)
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError(f"{zip_path}: not a zip file: {exc}") from None
+
+
+def _rewrite_opt_paths(root: Path) -> int:
+    """Fallback: point ``/opt/`` in the layer's scripts at ``root``; return files changed."""
+    changed = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        head = path.read_bytes()[:4096]
+        in_extensions = path.parent == root / "extensions"
+        if b"\0" in head or not (in_extensions or head.startswith(b"#!")):
+            continue  # binaries and library code are left alone
+        data = path.read_bytes()
+        new = data.replace(b"/opt/", str(root).encode() + b"/")
+        if new != data:
+            path.write_bytes(new)
+            changed += 1
+    return changed
+
+
+def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
+    """Put a shim that runs ``qemu`` in place of every executable ELF file for ``e_machine``.
+
+    Without binfmt_misc the kernel cannot run them; the shim keeps their path (a launcher's
+    ``exec /opt/relay/relay`` still works) and the original moves beside it, hidden.
+    """
+    count = 0
+    if not qemu:
+        return 0  # binfmt_misc runs them as they are
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink() or not os.access(path, os.X_OK):
+            continue
+        with open(path, "rb") as f:
+            header = read_elf_header(f.read(64))
+        if header is None or header.e_machine != e_machine:
+            continue
+        original = path.with_name(f".{path.name}.qemu-target")
+        path.rename(original)
+        path.write_text(f'#!/bin/sh\nexec {qemu} "$(dirname "$0")/{original.name}" "$@"\n')
+        path.chmod(0o755)
+        count += 1
+    return count
+
+
+def _ns_link(pid: int | str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+@dataclass
+class Environment:
+    """Where the layer is, how processes are started inside, and how they are cleaned up."""
+
+    layer_dir: Path  # the unpacked layer on the host
+    opt: str  # the path processes see the layer at: /opt, or layer_dir in the fallback
+    mount: str  # how /opt was provided, for the report
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    path_prefix: str = ""  # put before PATH (the foreign machine's `uname`)
+    _holder: subprocess.Popen[bytes] | None = None
+    _enter: tuple[str, ...] = ()
+    _ns: str | None = None
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` as started inside the environment (through nsenter when mounted)."""
+        return [*self._enter, *argv]
+
+    def spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        """Start a process in its own session with the run's marker; output to ``log_path``."""
+        with open(log_path, "ab") as out:
+            return subprocess.Popen(
+                self.command(argv),
+                env={**env, MARKER_VAR: self.marker},
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def leftovers(self) -> list[tuple[int, str]]:
+        """Processes of this run still alive: inside its mount namespace or carrying its marker."""
+        found = []
+        needle = f"{MARKER_VAR}={self.marker}".encode()
+        skip = {os.getpid(), self._holder.pid if self._holder else -1}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in skip:
+                continue
+            try:
+                ours = (self._ns is not None and _ns_link(entry) == self._ns) or needle in Path(
+                    f"/proc/{entry}/environ"
+                ).read_bytes().split(b"\0")
+                if ours:
+                    comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                    state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+                    if state != "Z":  # a zombie is dead already; its parent reaps it
+                        found.append((int(entry), comm))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+        return found
+
+    def kill_leftovers(self) -> list[tuple[int, str]]:
+        left = self.leftovers()
+        for pid, _ in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return left
+
+    def close(self) -> None:
+        if self._holder is not None:
+            self._holder.kill()
+            self._holder.wait()
+            self._holder = None
+
+
+def _start_namespace(layer_dir: Path, user_ns: bool) -> tuple[Environment | None, str]:
+    """Try a private mount namespace with ``layer_dir`` at /opt; (env, "") or (None, why)."""
+    unshare = ["unshare", "--mount", "--propagation", "private"]
+    enter = ["nsenter", "--mount"]
+    if user_ns:
+        unshare[1:1] = ["--user", "--map-root-user"]
+        enter[1:1] = ["--user", "--preserve-credentials"]
+    try:
+        holder = subprocess.Popen(
+            [*unshare, "--", "sleep", "86400"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return None, "unshare is not installed"
+    own = _ns_link("self")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and holder.poll() is None:
+        ns = _ns_link(holder.pid)
+        if ns and ns != own:
+            break
+        time.sleep(0.005)
+    if holder.poll() is not None:
+        err = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
+        return None, f"unshare failed: {err or holder.returncode}"
+    enter += ["--target", str(holder.pid), "--"]
+    for argv in (
+        ["mount", "--bind", str(layer_dir), LAMBDA_OPT],
+        ["mount", "-o", "remount,bind,ro", LAMBDA_OPT],
+    ):
+        proc = subprocess.run([*enter, *argv], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            holder.kill()
+            holder.wait()
+            return None, f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.returncode}"
+    env = Environment(
+        layer_dir,
+        LAMBDA_OPT,
+        "mounted at /opt (read-only, private mount namespace"
+        + (", user namespace)" if user_ns else ")"),
+    )
+    env._holder, env._enter, env._ns = holder, tuple(enter), _ns_link(holder.pid)
+    return env, ""
+
+
+def _namespace_blocker(tools: Sequence[str]) -> str | None:
+    """Why a mount at /opt cannot be used here, or None."""
+    if not Path(LAMBDA_OPT).is_dir():
+        return f"{LAMBDA_OPT} does not exist on this machine"
+    for tool in tools:
+        where = shutil.which(tool) if not os.path.isabs(tool) else tool
+        if where and os.path.realpath(where).startswith(LAMBDA_OPT + "/"):
+            return f"{where} lives under {LAMBDA_OPT}, which the mount would hide"
+    for tool in ("unshare", "nsenter", "mount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+def prepare(
+    zip_path: Path | None,
+    work: Path,
+    tools: Sequence[str],
+    foreign: Foreign | None = None,
+) -> Environment:
+    """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt.
+
+    With ``foreign``, the environment plays that machine: its executables run through qemu,
+    and ``uname -m`` (which a universal layer's launcher asks) answers its name.
+    """
+    layer_dir = work / "opt"
+    if zip_path is not None:
+        unpack_layer(zip_path, layer_dir)
+    else:
+        layer_dir.mkdir(parents=True)
+    env = _provide(layer_dir, tools)
+    if foreign is not None:
+        shimmed = _shim_foreign_binaries(layer_dir, foreign.e_machine, foreign.qemu or "")
+        bin_dir = work / "machine-bin"
+        bin_dir.mkdir()
+        real = shutil.which("uname") or "/bin/uname"
+        (bin_dir / "uname").write_text(
+            f"#!/bin/sh\n# layer-builder smoke: this environment plays an {foreign.machine} "
+            f'machine\nif [ "$*" = "-m" ]; then echo {foreign.machine}; else exec {real} "$@"; fi\n'
+        )
+        (bin_dir / "uname").chmod(0o755)
+        env.path_prefix = f"{bin_dir}:"
+        env.mount += f"; playing {foreign.machine}: `uname -m` says so, " + (
+            f"{shimmed} executable(s) run through {foreign.qemu}" if foreign.qemu
+            else f"its executables run through {foreign.label}"
+        )  # fmt: skip
+    return env
+
+
+def _provide(layer_dir: Path, tools: Sequence[str]) -> Environment:
+    reasons = []
+    blocker = _namespace_blocker([sys.executable, *tools])
+    if blocker is None:
+        for user_ns in (False, True) if os.geteuid() == 0 else (True,):
+            env, why = _start_namespace(layer_dir, user_ns)
+            if env is not None:
+                return env
+            reasons.append(why)
+    else:
+        reasons.append(blocker)
+    changed = _rewrite_opt_paths(layer_dir)
+    why = "; ".join(reasons)
+    log.info("no private /opt mount (%s): rewrote /opt/ in %d file(s)", why, changed)
+    return Environment(
+        layer_dir,
+        str(layer_dir),
+        f"NOT mounted at /opt ({why}): layer at {layer_dir}, /opt/ rewritten in {changed} "
+        "script(s); paths baked elsewhere are not exercised",
+    )
