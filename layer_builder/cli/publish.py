@@ -135,7 +135,9 @@ def _publish_locked(
         check_output_dir(registry_dir, "--registry")
     # Before any AWS write: the registry's files parse, and what it records for this
     # release agrees with these zips.
-    state = preflight_release(registry_dir, cfg.registry.runtime_dir, version.text)
+    state = preflight_release(
+        registry_dir, cfg.registry.runtime_dir, version.text, writable=not args.dry_run
+    )
     records = registry_records(state, built, account)
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
     total = len(regions) * len(built)

@@ -144,7 +144,9 @@ class RegistryState:
     unreadable: list[Path] = field(default_factory=list)
 
 
-def preflight_release(root: Path, runtime_dir: str, version_text: str) -> RegistryState:
+def preflight_release(
+    root: Path, runtime_dir: str, version_text: str, *, writable: bool = True
+) -> RegistryState:
     """Check that the release can be recorded under ``root``, before anything is published.
 
     The root exists or can be created, is a directory and is writable; every file the write
@@ -161,7 +163,8 @@ def preflight_release(root: Path, runtime_dir: str, version_text: str) -> Regist
     for path in (runtime, root / LAYERS_DIR, root):
         if os.path.lexists(path) and not path.is_dir():
             raise RegistryError(f"{path}: expected a directory")
-    _check_writable(runtime)
+    if writable:  # a dry run writes nothing
+        _check_writable(runtime)
     base = runtime / "base.json"
     if os.path.lexists(base):
         read_json_mapping(base)
