@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,7 +59,7 @@ def test_an_interrupt_mid_publish_exits_130_and_the_rerun_finishes(
             assert proc.stderr is not None
             for line in proc.stderr:
                 lines.append(line)
-                if line.startswith("[1/"):
+                if re.match(r"\[\s*1/", line):
                     first_result.set()
 
         reader = threading.Thread(target=read, daemon=True)
