@@ -145,7 +145,9 @@ def test_arm64_function_is_refused_when_no_layer_serves_arm64(world: World, caps
     before = world.config(fn)
     for verb, extra in (("enable", ("--dsn", DSN)), ("status", ())):
         code, out, err = run(capsys, *fn_cmd(world, verb, fn, *extra))
-        assert code == 2 and out is None and err.count("\n") == 1
+        # With --json a failure is also a document on stdout (exit code and the same line).
+        assert code == 2 and out["exit_code"] == 2 and err.count("\n") == 1
+        assert err == f"error: {out['error']}\n"
         assert f"function {fn} is arm64, and no layer of aws-layer:python 1.0.0 serves" in err
     assert world.config(fn) == before  # nothing attached
 
@@ -173,7 +175,7 @@ def test_function_status_reports_a_corrupt_version_file(world: World, capsys: An
     )
     version_file.write_text(version_file.read_text()[:-40])
     code, out, err = run(capsys, *fn_cmd(world, "status", fn))
-    assert code == 2 and out is None
+    assert code == 2 and out["exit_code"] == 2
     assert err.startswith(f"error: {version_file}: not valid JSON")
 
 

@@ -64,12 +64,12 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         type=int,
         default=3,
         metavar="N",
-        help="invocations per environment (default: 3; the first is the cold one)",
+        help="invocations per environment; the first is the cold one (default: 3)",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
+        default=30,
         metavar="S",
         help="the function timeout in seconds (default: 30)",
     )
