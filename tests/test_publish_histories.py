@@ -227,6 +227,8 @@ def test_permission_drift_is_reconciled_both_ways(
         for r in plan["results"]
     )
     assert _policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}  # dry run
+    # The human output names the same plan, region by region.
+    assert f"plan: eu-west-1 {name}: reuse 1; remove permission public; add permission" in err
 
     # public -> organization only: the world-readable statement goes.
     code, _, err = run_cli(capsys, org_cfg, NEW, dist, registry)

@@ -289,10 +289,14 @@ class Aws:
             if client is None:
                 config = Config(
                     region_name=region,
-                    retries={
-                        "mode": self.retries.mode,
-                        "total_max_attempts": self.retries.total_max_attempts,
-                    },
+                    # cast: the stubs type "mode" as a Literal; ours is checked in from_env.
+                    retries=cast(
+                        Any,
+                        {
+                            "mode": self.retries.mode,
+                            "total_max_attempts": self.retries.total_max_attempts,
+                        },
+                    ),
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
                     max_pool_connections=self.max_pool_connections,
