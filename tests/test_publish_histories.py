@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import write_layer
+from conftest import FAKE_ACCOUNT, write_layer
 from faultproxy import FaultProxy, Faults
 
 from layer_builder.aws.clients import parse_policy
@@ -322,3 +322,51 @@ def test_access_denied_fails_its_region_at_once(
     # One call per region: no retry of a refusal.
     assert proxy.count("PublishLayerVersion") == len(REGIONS)
     assert data is not None and all("AccessDenied" in r["error"] for r in data["results"])
+
+
+def _publish_by_hand(endpoint: str, region: str, manifest_path: Path) -> int:
+    """What another machine's run leaves behind: a marked version, no permission, no record."""
+    from layer_builder.publish.plan import marked_description
+
+    m = BuildManifest.load(manifest_path)
+    out = lambda_client(endpoint, region).publish_layer_version(
+        LayerName=m.layer_name,
+        Content={"ZipFile": m.zip_path(manifest_path).read_bytes()},
+        Description=marked_description(m.description, m.sha256),
+        CompatibleRuntimes=list(m.compatible_runtimes),
+    )
+    return int(out["Version"])
+
+
+def test_duplicates_converge_on_the_lowest_version_and_unrecorded_ones_are_deleted(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, dist, registry, endpoint = env
+    manifest_path = build(cfg, dist, NEW)
+    name = cfg.layer_name(NEW, "x86_64")
+    for region in REGIONS:
+        assert [_publish_by_hand(endpoint, region, manifest_path) for _ in range(2)] == [1, 2]
+    # Another version's document records version 2 in us-east-1: that one must stay.
+    other = registry / "aws-lambda-layers/python"
+    other.mkdir(parents=True)
+    doc = {
+        "canonical": "aws-layer:python", "sdk_version": "2.74.0", "account_number": FAKE_ACCOUNT,
+        "layer_name": name, "regions": [{"region": "us-east-1", "version": "2"}],
+        "compatible_runtimes": list(cfg.compatible_runtimes),
+    }  # fmt: skip
+    (other / "2.74.0.json").write_text(json.dumps(doc))
+
+    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    assert code == 0, err
+    assert data is not None
+    assert {r["region"]: (r["status"], r["version"]) for r in data["results"]} == {
+        r: ("reused", 1) for r in REGIONS
+    }
+    assert {r["region"]: r["deleted"] for r in data["results"]} == {
+        "ap-southeast-2": [2], "eu-west-1": [2], "us-east-1": []
+    }  # fmt: skip
+    assert {r: versions(endpoint, r, name) for r in REGIONS} == {
+        "ap-southeast-2": [1], "eu-west-1": [1], "us-east-1": [1, 2]
+    }  # fmt: skip
+    assert recorded(registry, NEW) == {r: 1 for r in REGIONS}
+    assert all(_policy(endpoint, r, name, 1) == {("public", "*", None)} for r in REGIONS)
