@@ -113,7 +113,7 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
         ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
         right=("MB zip / unzip",),
-        elastic=("zip", "layer", "extension"),
+        elastic=("extension", "zip", "layer"),
     )
 
 
