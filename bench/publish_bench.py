@@ -12,7 +12,10 @@ the AWS CLI at it with fake credentials, then times, in one run:
   (c) the shell-script way: a sequential loop of ``aws lambda publish-layer-version`` and
       ``aws lambda add-layer-version-permission`` per region with the AWS CLI, through the
       same proxy (ratio b/c);
-  (d) a no-op re-release of (b): calls per region and wall time.
+  (d) a no-op re-release of (b): calls per region and wall time;
+  (e) AWS calls per region for: a first release; a no-op re-run with the registry the
+      first run wrote (aim: at most 2 per region, all reads); and finishing an older
+      release after a newer one (the older one had missed one region).
 
 Every scenario uses its own layer name, so none reuses another's versions. The layer is a
 small real zip (one architecture, x86_64), the same bytes for every scenario.
@@ -68,7 +71,9 @@ def make_zip(path: Path) -> bytes:
 Manifests = list[tuple[Path, BuildManifest]]
 
 
-def layer(tmp: Path, data: bytes, name: str) -> tuple[LayerConfig, Manifests]:
+def layer(
+    tmp: Path, data: bytes, name: str, version: ReleaseVersion = VERSION
+) -> tuple[LayerConfig, Manifests]:
     """A config whose layer is called ``name``, and the manifest for the zip beside it."""
     cfg_path = tmp / f"{name}.yml"
     cfg_path.write_text(
@@ -79,16 +84,17 @@ def layer(tmp: Path, data: bytes, name: str) -> tuple[LayerConfig, Manifests]:
         encoding="utf-8",
     )
     cfg = load_config(cfg_path)
-    zip_name = f"{name}.zip"
+    zip_name = f"{name}-{version.text}.zip"
     (tmp / zip_name).write_bytes(data)
     digest = hashlib.sha256(data)
     m = BuildManifest(
-        layer_name=name, canonical=cfg.canonical, version=VERSION.text, architecture="x86_64",
-        compatible_runtimes=RUNTIMES, description=cfg.description.render(VERSION, "x86_64"),
+        layer_name=name, canonical=cfg.canonical, version=version.text, architectures=("x86_64",),
+        layout=cfg.layout,
+        compatible_runtimes=RUNTIMES, description=cfg.description.render(version, "x86_64"),
         license="MIT", zip_file=zip_name, sha256=digest.hexdigest(),
         code_sha256=base64.b64encode(digest.digest()).decode(), zip_size=len(data),
-        unzipped_size=0, file_count=20, sdk_name="benchpkg", sdk_version=VERSION.text,
-        extension=None, source_date_epoch=315532800,
+        unzipped_size=0, file_count=20, sdk_name="benchpkg", sdk_version=version.text,
+        extensions=(), source_date_epoch=315532800,
     )  # fmt: skip
     manifest_path = tmp / f"{zip_name}.json"
     manifest_path.write_text(m.to_json(), encoding="utf-8")
@@ -241,6 +247,77 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
     noop = statistics.median(noops)
     print(f"(d) no-op re-release           {noop:7.2f} s   {calls / n:.1f} calls per region "
           f"({', '.join(ops)}), {published} published")  # fmt: skip
+    calls_per_region(tmp, data, regions, account, partition, w)
+
+
+def _counted(
+    tmp: Path, data: bytes, name: str, version: ReleaseVersion, regions: list[str],
+    account: str, partition: str, workers: int | None, registry: Path | None = None,
+) -> tuple[PublishResult, list[str], Manifests]:  # fmt: skip
+    """publish_all as the CLI runs it (with the registry's records when given), counted."""
+    from layer_builder.publish.plan import registry_records
+    from layer_builder.registry.files import preflight_release
+
+    cfg, manifests = layer(tmp, data, name, version)
+    records = None
+    if registry is not None:
+        state = preflight_release(registry, cfg.registry.runtime_dir, version.text)
+        records = registry_records(state, manifests, account)
+    aws = Aws()
+    counter = CallCounter(aws)
+    result = publish_all(cfg, version, manifests, regions, account=account, partition=partition,
+                         aws=aws, max_workers=workers, records=records)  # fmt: skip
+    if not result.complete:
+        raise SystemExit(f"publish failed: {result.failed}")
+    return result, counter.calls, manifests
+
+
+def _record(registry: Path, result: PublishResult, manifests: Manifests,
+            version: ReleaseVersion, account: str) -> None:  # fmt: skip
+    from layer_builder.model import Registration
+    from layer_builder.registry.writer import write_release
+
+    reg = Registration(
+        runtime_dir="python", canonical="aws-layer:python", version=version,
+        sdk_version=version.text, account_number=account, compatible_runtimes=RUNTIMES,
+        layers=tuple(result.layers([m for _, m in manifests])),
+    )  # fmt: skip
+    write_release(registry, reg)
+
+
+def _line(label: str, calls: list[str], n: int) -> str:
+    writes = [c for c in calls if not c.startswith(("List", "Get"))]
+    ops = ", ".join(f"{op} {calls.count(op)}" for op in sorted(set(calls)))
+    return (f"    {label:<34} {len(calls) / n:4.1f} calls per region, "
+            f"{len(writes) / n:.1f} writes ({ops})")  # fmt: skip
+
+
+def calls_per_region(tmp: Path, data: bytes, regions: list[str], account: str, partition: str,
+                     workers: int | None) -> None:  # fmt: skip
+    n = len(regions)
+    print(f"(e) AWS calls per region ({n} regions)")
+    name = f"BenchCalls{uuid.uuid4().hex[:8]}"
+    registry = tmp / f"registry-{name}"
+    first, calls, manifests = _counted(tmp, data, name, VERSION, regions, account, partition,
+                                       workers, registry)  # fmt: skip
+    _record(registry, first, manifests, VERSION, account)
+    print(_line("first release", calls, n))
+    again, calls, _ = _counted(tmp, data, name, VERSION, regions, account, partition, workers,
+                               registry)  # fmt: skip
+    assert {r.status for r in again.results} == {"reused"}
+    print(_line("no-op re-run (registry written)", calls, n))
+
+    # An older release that missed one region, a newer one everywhere, then the older one
+    # finished: only the missed region may publish.
+    older, newer = ReleaseVersion.parse("1.1.0"), ReleaseVersion.parse("1.2.0")
+    name = f"BenchOlder{uuid.uuid4().hex[:8]}"
+    old_data = data + b"\0"  # another zip (bytes after the archive change its sha256)
+    _counted(tmp, old_data, name, older, regions[1:], account, partition, workers)
+    _counted(tmp, data, name, newer, regions, account, partition, workers)
+    late, calls, _ = _counted(tmp, old_data, name, older, regions, account, partition, workers)
+    assert calls.count("PublishLayerVersion") == 1, calls
+    assert sorted(r.status for r in late.results) == ["new"] + ["reused"] * (n - 1)
+    print(_line("older release finished after newer", calls, n))
 
 
 if __name__ == "__main__":

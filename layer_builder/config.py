@@ -473,8 +473,14 @@ def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
         if d.get("s3_bucket") is None
         else r.template(d["s3_bucket"], "publish.s3_bucket", ("region",))
     )
-    if bucket is not None and layout == UNIVERSAL and bucket.uses("arch"):
-        raise r.fail("publish.s3_bucket", "uses {{ arch }}, which a universal layer does not have")
+    for var in ("arch", "arch_suffix") if bucket is not None and layout == UNIVERSAL else ():
+        if bucket is not None and bucket.uses(var):
+            # One zip serves every architecture: a bucket per architecture means nothing.
+            raise r.fail(
+                "publish.s3_bucket",
+                f"uses {{{{ {var} }}}}, which a universal layer does not have "
+                "(one bucket per region serves it)",
+            )
     return PublishConfig(
         regions=regions,
         exclude_regions=_regions(r, d.get("exclude_regions", []), "publish.exclude_regions"),

@@ -89,3 +89,9 @@ class PublishIncomplete(LayerBuilderError):
             or f"publishing incomplete: {len(self.failed)} failed: {', '.join(self.failed)}; "
             "run the same command again to finish"
         )
+
+
+class Interrupted(PublishIncomplete):
+    """SIGINT/SIGTERM stopped publishing; what is done is kept and a re-run finishes the job."""
+
+    exit_code = 130

@@ -64,17 +64,16 @@ class ReleaseVersion:
 
     @property
     def is_prerelease(self) -> bool:
-        return self.prerelease is not None
+        # A PEP 440 post-release (2.75.0.post1) is a release, not a prerelease.
+        from layer_builder.registry.versions import is_prerelease
 
-    def sort_key(self) -> tuple[int, int, int, int, str]:
-        # A prerelease sorts before the final release of the same MAJOR.MINOR.PATCH.
-        return (
-            self.major,
-            self.minor,
-            self.patch,
-            0 if self.prerelease else 1,
-            self.prerelease or "",
-        )
+        return self.prerelease is not None and is_prerelease(self.text)
+
+    def sort_key(self) -> Any:
+        # SemVer precedence or PEP 440 order (registry/versions.py), never the text's.
+        from layer_builder.registry.versions import version_key
+
+        return version_key(self.text)
 
     def template_vars(self) -> dict[str, Any]:
         return {"version": self.text, "major": self.major, "minor": self.minor, "patch": self.patch}
@@ -192,7 +191,9 @@ class BuildManifest:
         return manifest_path.parent / self.zip_file
 
 
-RegionStatus = Literal["new", "reused", "failed", "planned-new", "planned-reuse"]
+RegionStatus = Literal[
+    "new", "reused", "failed", "planned-new", "planned-reuse", "planned-heal-permission"
+]
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,9 @@ class RegionResult:
     seconds: float = 0.0
     permission_added: bool = False
     error: str | None = None
+    # What was done (or, in a dry run, would be): "published 3", "removed permission public"..
+    actions: tuple[str, ...] = ()
+    deleted: tuple[int, ...] = ()  # newer duplicate versions deleted
 
     @property
     def ok(self) -> bool:

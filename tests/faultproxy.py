@@ -8,7 +8,11 @@ for a configurable fraction of calls, answers like a struggling AWS instead:
 - ``drop``: forwards the call, then closes the connection without an answer - the call
   took effect but the client cannot know, the case that creates duplicate versions;
 - ``drop_before``: closes the connection without forwarding;
-- ``deny`` (only through ``first``): HTTP 403, AccessDenied / UnauthorizedOperation.
+- ``deny`` (only through ``first``): HTTP 403, AccessDenied / UnauthorizedOperation;
+- ``hold`` (only through ``first``): keeps the request ``hold_seconds`` (past the client's
+  read timeout), then forwards it, so the server commits after the client gave up;
+- ``html_429`` / ``json_429`` (only through ``first``): a rate-limit answer that is not the
+  service's protocol: an HTML page that is not well-formed XML, or JSON where it speaks XML.
 
 ``down_regions`` drop every call of those regions; ``stall_regions`` hold them without an
 answer (until ``stall_seconds`` or ``stop()``); ``first`` applies a fault to the first call
@@ -70,6 +74,7 @@ class Faults:
     stall_seconds: float = 30.0
     first: dict[str, str] = field(default_factory=dict)  # operation -> fault, once per resource
     latency: float = 0.0
+    hold_seconds: float = 3.0
     services: set[str] = field(default_factory=lambda: {"lambda"})
     seed: int = 0
 
@@ -97,6 +102,7 @@ class FaultProxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.holds_finished = 0  # held requests forwarded (committed) so far
 
     @property
     def url(self) -> str:
@@ -162,8 +168,9 @@ class FaultProxy:
             return None
         with self._lock:
             once = f.first.get(operation)
-            if once and (region, resource) not in self._seen_first:
-                self._seen_first.add((region, resource))
+            # Keyed by operation too: query APIs (STS, EC2) all share "POST /".
+            if once and (region, f"{operation} {resource}") not in self._seen_first:
+                self._seen_first.add((region, f"{operation} {resource}"))
                 return once
             roll = self._rng.random()
         for name in FAULTS:
@@ -194,6 +201,11 @@ def _operation(service: str, method: str, path: str, body: bytes, headers: Any) 
 
 
 def _error_body(service: str, fault: str) -> tuple[int, dict[str, str], bytes]:
+    if fault == "html_429":
+        page = b"<html><head><meta charset=utf-8><title>Too Many Requests</title></head></html>"
+        return 429, {"Content-Type": "text/html"}, page
+    if fault == "json_429":
+        return 429, {"Content-Type": "application/json"}, b'{"message": "Rate exceeded"}'
     if fault == "deny":
         if service == "lambda":
             return (403, {"x-amzn-ErrorType": "AccessDeniedException",
@@ -287,8 +299,14 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return self._drop()
             if fault in ("down", "drop_before"):
                 return self._drop()
-            if fault in ("throttle", "server_error", "deny"):
+            if fault in ("throttle", "server_error", "deny", "html_429", "json_429"):
                 return self._answer(*_error_body(service, fault))
+            if fault == "hold":
+                time.sleep(proxy.faults.hold_seconds)  # the client times out meanwhile
+                self._forward(body)
+                with proxy._lock:
+                    proxy.holds_finished += 1
+                return self._drop()
             status, headers, data = self._forward(body)
             if fault == "drop":
                 return self._drop()  # moto acted on it; the client never hears

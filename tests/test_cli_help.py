@@ -59,8 +59,11 @@ def test_stated_defaults_are_the_real_ones(path: str) -> None:
         m = re.search(r"\(default: ([^)]*)\)", action.help or "")
         if m is None or action.default in (None, False, [], argparse.SUPPRESS):
             continue  # computed defaults (config, environment) are described in words
-        stated = m.group(1).split(",")[0].strip().removeprefix("./").rstrip("/")
-        assert stated == str(action.default).rstrip("/"), f"{path} {action.option_strings}"
+        stated = re.split(r"[,;]", m.group(1))[0].strip().removeprefix("./").rstrip("/")
+        if isinstance(action.default, (int, float)):
+            assert float(stated) == action.default, f"{path} {action.option_strings}"
+        else:
+            assert stated == str(action.default).rstrip("/"), f"{path} {action.option_strings}"
 
 
 def test_help_that_mentions_json_has_json() -> None:

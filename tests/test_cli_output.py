@@ -185,9 +185,13 @@ def test_shorten_keeps_both_ends(text: str, width: int, expected: str) -> None:
         assert result == expected
 
 
-def test_fit_columns_shrinks_the_elastic_column_first() -> None:
-    widths = fit_columns(["name", "n"], [["x" * 50, "1"]], 30, elastic=("name",))
-    assert widths == [27, 1] and sum(widths) + 2 <= 30
+def test_fit_columns_shrinks_the_elastic_columns_first_in_order() -> None:
+    rows = [["a" * 40, "b" * 40, "c" * 40]]
+    # "z" gives way before "y"; "x" keeps its width while they can.
+    assert fit_columns(["x", "y", "z"], rows, 100, elastic=("z", "y")) == [40, 40, 16]
+    assert fit_columns(["x", "y", "z"], rows, 70, elastic=("z", "y")) == [40, 16, 10]
+    # Nothing left to give: the floors hold and the line runs long.
+    assert fit_columns(["x", "y", "z"], rows, 20, elastic=("z", "y")) == [10, 10, 10]
 
 
 def test_registry_outcome_names_links_and_files_on_short_lines(

@@ -20,9 +20,8 @@ from layer_builder.build.extension import (
     load_manifest,
     parse_extension_file_args,
     pin,
-    render_launcher,
-    resolve_extension,
 )
+from layer_builder.build.launcher import render_launcher, resolve_extension
 from layer_builder.errors import (
     ArchitectureError,
     ArgumentError,

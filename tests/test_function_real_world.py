@@ -148,7 +148,7 @@ def test_arm64_function_is_refused_when_no_layer_serves_arm64(world: World, caps
         # With --json a failure is also a document on stdout (exit code and the same line).
         assert code == 2 and out["exit_code"] == 2 and err.count("\n") == 1
         assert err == f"error: {out['error']}\n"
-        assert f"function {fn} is arm64, and no layer of aws-layer:python 1.0.0 serves" in err
+        assert f"function {fn} is arm64 and no layer of aws-layer:python 1.0.0 serves arm64" in err
     assert world.config(fn) == before  # nothing attached
 
 

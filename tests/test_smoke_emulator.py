@@ -22,7 +22,7 @@ from smoke_layers import extension, make_layer
 
 from layer_builder.cli import main
 from layer_builder.errors import ArgumentError
-from layer_builder.smoke import runtimes
+from layer_builder.smoke import environment, runtimes
 from layer_builder.smoke.api import serve_api
 from layer_builder.smoke.lifecycle import Limits
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
@@ -40,12 +40,19 @@ def run(zip_path: Path, **kw: object) -> object:
     return report
 
 
+@pytest.fixture(autouse=True)
+def own_marker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's processes carry a marker of their own (other smoke runs may be going on)."""
+    monkeypatch.setattr(environment, "MARKER_VAR", f"LAYER_BUILDER_SMOKE_TEST_{os.getpid()}")
+
+
 def no_leftovers(tag: str) -> bool:
-    """No process of any smoke run is alive (they all carry the run marker)."""
+    """No process started by this test's smoke runs is alive."""
+    needle = f"{environment.MARKER_VAR}=".encode()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if b"LAYER_BUILDER_SMOKE_RUN=" in Path(f"/proc/{entry}/environ").read_bytes():
+                if needle in Path(f"/proc/{entry}/environ").read_bytes():
                     return False
             except OSError:
                 continue

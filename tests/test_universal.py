@@ -28,6 +28,7 @@ from layer_builder import proc
 from layer_builder.build import sdk
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig, load_config
+from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
 
 REPO = Path(__file__).resolve().parent.parent
@@ -573,3 +574,178 @@ def node_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (layer,) = json.loads(ran.stdout)["layers"]
     assert layer["architectures"] == ["x86_64", "arm64"]
     return Path(layer["zip"])
+
+
+# ------------------------------------------------------------------- craft, old manifests
+
+
+def test_craft_publishes_the_universal_zip_as_one_layer(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_pip: FakeInstall,
+    binaries: dict[str, Path],
+) -> None:
+    """configs/craft-python.yml selects the universal zip `build` writes, for both archs."""
+    config = tmp_path / "sentry-python.yml"
+    config.write_text(write_config(tmp_path).read_text())
+    dist = tmp_path / "dist"
+    code, _, err = build(capsys, config, dist, *ext_args(binaries, "x86_64", "arm64"))
+    assert code == 0, err
+    argv = ["craft", "check", "--config", str(REPO / "configs/craft-python.yml"),
+            "--version", V.text, "--artifacts", str(dist), "--json", "-q"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    (release,) = json.loads(capsys.readouterr().out)["releases"]
+    (layer,) = release["layers"]
+    assert layer["architectures"] == ["x86_64", "arm64"]
+    assert layer["layer_name"] == "SentryPythonServerlessSDK" and not layer["manifest_computed"]
+
+
+def test_a_format_1_manifest_reads_as_one_per_arch_layer() -> None:
+    from layer_builder.model import BuildManifest
+
+    old = {
+        "layer_name": "L-arm64", "canonical": "aws-layer:python", "version": "1.0.0",
+        "architecture": "arm64", "compatible_runtimes": ["python3.12"], "description": "d",
+        "license": "MIT", "zip_file": "l.zip", "sha256": "0" * 64, "code_sha256": "x",
+        "zip_size": 1, "unzipped_size": 1, "file_count": 1, "sdk_name": "s",
+        "sdk_version": "1.0.0", "source_date_epoch": 0, "format": 1,
+        "extension": {"name": "e", "version": "1", "sha256": "a" * 64, "source": "here"},
+    }  # fmt: skip
+    m = BuildManifest.from_dict(old)
+    assert (m.architectures, m.layout) == (("arm64",), "per-arch")
+    assert m.extension is not None and m.extension.architecture == "arm64"
+    with pytest.raises(ArtifactError, match="x86_64 first"):
+        BuildManifest.from_dict(
+            {**{k: v for k, v in old.items() if k != "architecture"},
+             "architectures": ["arm64", "x86_64"], "layout": "universal"}
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------ registry documents
+
+
+def _registration(layers: tuple[Any, ...], layout: str | None) -> Any:
+    from layer_builder.model import Registration
+
+    return Registration(
+        runtime_dir="python",
+        canonical="aws-layer:python",
+        version=V,
+        sdk_version=V.text,
+        account_number="123456789012",
+        compatible_runtimes=("python3.12",),
+        layers=layers,
+        layout=layout,
+    )
+
+
+def _layer(
+    name: str, archs: tuple[str, ...], regions: dict[str, int], code: str = "Y29kZQ=="
+) -> Any:
+    from layer_builder.model import PublishedLayer
+
+    return PublishedLayer(
+        archs,
+        name,
+        code,
+        tuple(
+            (r, v, f"arn:aws:lambda:{r}:123456789012:layer:{name}:{v}")
+            for r, v in sorted(regions.items())
+        ),
+    )
+
+
+def _doc(root: Path) -> dict[str, Any]:
+    return dict(json.loads((root / f"aws-lambda-layers/python/{V.text}.json").read_text()))
+
+
+def test_universal_document_merges_a_rerun_and_refuses_a_per_arch_one(tmp_path: Path) -> None:
+    from layer_builder.errors import RegistryError
+    from layer_builder.registry.writer import write_release
+
+    both = ("x86_64", "arm64")
+    write_release(tmp_path, _registration((_layer("U", both, {"us-east-1": 3}),), "universal"))
+    write_release(tmp_path, _registration((_layer("U", both, {"eu-west-1": 5}),), "universal"))
+    doc = _doc(tmp_path)
+    assert doc["layer_name"] == "U" and doc["compatible_architectures"] == ["x86_64", "arm64"]
+    assert doc["regions"] == [
+        {"region": "eu-west-1", "version": "5"},
+        {"region": "us-east-1", "version": "3"},
+    ]
+    (entry,) = doc["layers"]
+    assert "architecture" not in entry and entry["compatible_architectures"] == list(both)
+
+    before = _doc(tmp_path)
+    # Another layer recorded beside the universal one: a universal release has one layer.
+    with pytest.raises(RegistryError, match="a universal release has one layer"):
+        write_release(tmp_path, _registration((_layer("U2", both, {"us-east-1": 1}),), "universal"))
+    # The same version built per-arch: other zips under the recorded name.
+    per_arch = (
+        _layer("U", ("x86_64",), {"us-east-1": 4}, code="eDg2"),
+        _layer("U-arm64", ("arm64",), {"us-east-1": 1}, code="YXJt"),
+    )
+    with pytest.raises(RegistryError, match="recorded with code_sha256 Y29kZQ=="):
+        write_release(tmp_path, _registration(per_arch, "per-arch"))
+    assert _doc(tmp_path) == before
+
+
+def test_per_arch_document_without_x86_64_claims_only_what_it_serves(tmp_path: Path) -> None:
+    from layer_builder.registry.writer import write_release
+
+    write_release(
+        tmp_path, _registration((_layer("L-arm64", ("arm64",), {"us-east-1": 2}),), "per-arch")
+    )
+    doc = _doc(tmp_path)
+    assert doc["layer_name"] == "L-arm64" and doc["compatible_architectures"] == ["arm64"]
+    assert doc["layers"][0]["architecture"] == "arm64"
+
+
+def test_older_per_arch_document_is_extended_in_its_shape(tmp_path: Path) -> None:
+    """A document of an older version of this tool: `layers` entries with `architecture` only,
+    and a top-level compatible_architectures that over-claimed. A re-run fixes the claim."""
+    from layer_builder.registry.writer import write_release
+
+    path = tmp_path / f"aws-lambda-layers/python/{V.text}.json"
+    path.parent.mkdir(parents=True)
+    arn = "arn:aws:lambda:us-east-1:123456789012:layer:{}:{}"
+    path.write_text(json.dumps({
+        "canonical": "aws-layer:python", "sdk_version": V.text, "account_number": "123456789012",
+        "layer_name": "L", "regions": [{"region": "us-east-1", "version": "4"}],
+        "compatible_runtimes": ["python3.12"], "compatible_architectures": ["x86_64", "arm64"],
+        "layers": [
+            {"architecture": "x86_64", "layer_name": "L", "code_sha256": "Y29kZQ==",
+             "regions": [{"region": "us-east-1", "version": "4", "arn": arn.format("L", 4)}]},
+            {"architecture": "arm64", "layer_name": "L-arm64", "code_sha256": "Y29kZQ==",
+             "regions": [{"region": "us-east-1", "version": "2", "arn": arn.format("L-arm64", 2)}]},
+        ],
+    }))  # fmt: skip
+    write_release(
+        tmp_path, _registration((_layer("L", ("x86_64",), {"eu-west-1": 7}),), "per-arch")
+    )
+    doc = _doc(tmp_path)
+    assert doc["compatible_architectures"] == ["x86_64"]
+    assert [(e["layer_name"], e["architecture"], e["compatible_architectures"],
+             [r["region"] for r in e["regions"]]) for e in doc["layers"]] == [
+        ("L", "x86_64", ["x86_64"], ["eu-west-1", "us-east-1"]),
+        ("L-arm64", "arm64", ["arm64"], ["us-east-1"]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('name: "', 'name: "{{ arch }}',
+         "name: uses {{ arch }}, but a universal layer has one name"),
+        ("  attempts: 2\n", "  attempts: 2\n  s3_bucket: 'b-{{ region }}{{ arch_suffix }}'\n",
+         "publish.s3_bucket: uses {{ arch_suffix }}, which a universal layer does not have"),
+        ("layout: universal", "layout: fat", "layout: 'fat' is not one of universal, per-arch"),
+    ],
+)  # fmt: skip
+def test_universal_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(old, new, 1))
+    assert main(["build", str(config), "--version", V.text, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}: {message}") and err.count("\n") == 1

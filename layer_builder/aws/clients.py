@@ -14,11 +14,12 @@ have taken effect on the server (``ambiguous``), which is what keeps retries of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,13 @@ import boto3
 import boto3.exceptions
 import botocore.exceptions as bce
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from layer_builder import __version__
 from layer_builder.aws.facts import partition_of_region
+from layer_builder.aws.policy import GET_LAYER_VERSION, Statement, parse_policy
+
+__all__ = ["GET_LAYER_VERSION", "Statement", "parse_policy"]  # re-exported for callers
 from layer_builder.errors import ArgumentError, CredentialsError, LayerBuilderError
 
 log = logging.getLogger(__name__)
@@ -67,6 +72,10 @@ _TRANSIENT_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException",
 })
 # fmt: on
+#: Attempts (and the first backoff, in seconds) for the checks before publishing.
+CHECK_ATTEMPTS = 4
+CHECK_BACKOFF = 0.5
+_CODE_IN_MESSAGE_RE = re.compile(r"An error occurred \(([A-Za-z0-9.]+)\)")
 
 
 class AwsCallError(LayerBuilderError):
@@ -107,6 +116,19 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
         return CredentialsError(f"AWS credentials unusable: {exc}")
     if isinstance(exc, bce.NoRegionError):
         return CredentialsError("no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION")
+    if isinstance(exc, ResponseParserError):
+        # An answer that is not the service's protocol: a proxy's HTML rate-limit page, or a
+        # JSON body where the service speaks XML. Transient like a 5xx, and just as unclear
+        # about whether the request took effect.
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return AwsCallError(
+            operation,
+            region,
+            "ResponseParserError",
+            f"unparseable answer (not the service's protocol): {first}",
+            retryable=True,
+            ambiguous=True,
+        )
     if isinstance(exc, bce.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
@@ -144,8 +166,13 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
 def _translated(operation: str, region: str) -> Iterator[None]:
     try:
         yield
-    except (bce.BotoCoreError, bce.ClientError) as exc:
+    except (bce.BotoCoreError, bce.ClientError, ResponseParserError) as exc:
         raise translate(exc, operation, region) from exc
+
+
+def retryable_code(code: str) -> bool:
+    """Whether an error code (e.g. found in a wrapped message) is worth trying again."""
+    return code in _THROTTLE_CODES or code in _TRANSIENT_CODES or code == "ResponseParserError"
 
 
 @dataclass(frozen=True)
@@ -209,6 +236,7 @@ class LayerVersionRef:
 
     version: int
     arn: str
+    description: str = ""  # as ListLayerVersions reports it (carries our content marker)
 
 
 class Aws:
@@ -234,6 +262,23 @@ class Aws:
         self.max_pool_connections = max_pool_connections
         self._clients: dict[tuple[str, str, Timeouts], Any] = {}
         self._lock = threading.Lock()
+        #: Backoff sleeps of the checks before publishing (replaced in tests).
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _checked_call(self, operation: str, region: str, call: Callable[[], Any]) -> Any:
+        """One read before publishing, retried on transient trouble (throttling, 5xx, a
+        dropped connection, an answer in the wrong protocol) on top of botocore's retries,
+        which do not cover unparseable answers."""
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            try:
+                with _translated(operation, region):
+                    return call()
+            except AwsCallError as exc:
+                if not exc.retryable or attempt == CHECK_ATTEMPTS:
+                    raise
+                log.info("%s in %s: %s; retrying", operation, region, exc)
+                self.sleep(CHECK_BACKOFF * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def client(self, service: str, region: str, *, timeouts: Timeouts | None = None) -> Any:
         """The reused client for (service, region, timeouts), created on first request."""
@@ -244,10 +289,14 @@ class Aws:
             if client is None:
                 config = Config(
                     region_name=region,
-                    retries={
-                        "mode": self.retries.mode,
-                        "total_max_attempts": self.retries.total_max_attempts,
-                    },
+                    # cast: the stubs type "mode" as a Literal; ours is checked in from_env.
+                    retries=cast(
+                        Any,
+                        {
+                            "mode": self.retries.mode,
+                            "total_max_attempts": self.retries.total_max_attempts,
+                        },
+                    ),
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
                     max_pool_connections=self.max_pool_connections,
@@ -276,8 +325,7 @@ class Aws:
         region = self.home_region()
         sts = self.client("sts", region)
         try:
-            with _translated("GetCallerIdentity", region):
-                out = sts.get_caller_identity()
+            out = self._checked_call("GetCallerIdentity", region, sts.get_caller_identity)
         except AwsCallError as exc:
             raise CredentialsError(f"cannot verify AWS credentials: {exc}") from None
         arn = str(out["Arn"])
@@ -287,8 +335,9 @@ class Aws:
         """Every region EC2 knows of, with its opt-in status (AllRegions=True)."""
         region = self.home_region(partition)
         ec2 = self.client("ec2", region)
-        with _translated("DescribeRegions", region):
-            out = ec2.describe_regions(AllRegions=True)
+        out = self._checked_call(
+            "DescribeRegions", region, lambda: ec2.describe_regions(AllRegions=True)
+        )
         return [
             RegionInfo(str(r["RegionName"]), str(r.get("OptInStatus", "opt-in-not-required")))
             for r in out.get("Regions", [])
@@ -321,15 +370,6 @@ def _no_blind_retry(
     return None
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One AddLayerVersionPermission statement."""
-
-    statement_id: str
-    principal: str = "*"
-    organization_id: str | None = None
-
-
 class LambdaApi:
     """The Lambda layer calls the publisher needs, in one region, with translated errors."""
 
@@ -344,16 +384,24 @@ class LambdaApi:
         # dozens of clients overlaps other regions' network waits instead of preceding them.
         return self._aws.client("lambda", self.region, timeouts=self._timeouts)
 
-    def newest_version(self, layer_name: str) -> LayerVersionRef | None:
-        """The newest version of a layer, or None. One page only: never paginates history."""
+    def list_versions(
+        self, layer_name: str, marker: str | None = None, page_size: int = 50
+    ) -> tuple[list[LayerVersionRef], str | None]:
+        """One page of a layer's versions, newest first, with descriptions; and the marker
+        of the next page (None when this page reaches the oldest version)."""
+        kwargs: dict[str, Any] = {"LayerName": layer_name, "MaxItems": page_size}
+        if marker:
+            kwargs["Marker"] = marker
         with _translated("ListLayerVersions", self.region):
-            out = self._client.list_layer_versions(LayerName=layer_name, MaxItems=1)
-        versions = out.get("LayerVersions") or []
-        if not versions:
-            return None
-        # AWS lists newest first; taking the max also copes with emulators that ignore MaxItems.
-        newest = max(versions, key=lambda v: int(v["Version"]))
-        return LayerVersionRef(int(newest["Version"]), str(newest["LayerVersionArn"]))
+            out = self._client.list_layer_versions(**kwargs)
+        refs = [
+            LayerVersionRef(
+                int(v["Version"]), str(v["LayerVersionArn"]), str(v.get("Description") or "")
+            )
+            for v in out.get("LayerVersions") or []
+        ]
+        refs.sort(key=lambda r: -r.version)
+        return refs, out.get("NextMarker") or None
 
     def code_sha256(self, layer_name: str, version: int) -> str | None:
         """Content.CodeSha256 (base64 of the zip's sha256) of a version; None if it is gone."""
@@ -375,7 +423,7 @@ class LambdaApi:
         description: str,
         license_info: str,
         runtimes: tuple[str, ...],
-        architectures: tuple[str, ...],
+        architectures: Sequence[str],
     ) -> LayerVersionRef:
         """PublishLayerVersion; botocore never resends it blindly (see :func:`_no_blind_retry`)."""
         with _translated("PublishLayerVersion", self.region):
@@ -387,10 +435,19 @@ class LambdaApi:
                 CompatibleArchitectures=list(architectures),
                 LicenseInfo=license_info,
             )
-        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]))
+        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]), description)
 
-    def statement_ids(self, layer_name: str, version: int) -> set[str]:
-        """The Sids in a version's resource policy (empty when it has none)."""
+    def delete_version(self, layer_name: str, version: int) -> None:
+        """DeleteLayerVersion (a version already gone is fine: the call is idempotent)."""
+        try:
+            with _translated("DeleteLayerVersion", self.region):
+                self._client.delete_layer_version(LayerName=layer_name, VersionNumber=version)
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+
+    def policy(self, layer_name: str, version: int) -> list[Statement]:
+        """The statements of a version's resource policy (empty when it has none)."""
         try:
             with _translated("GetLayerVersionPolicy", self.region):
                 out = self._client.get_layer_version_policy(
@@ -398,13 +455,20 @@ class LambdaApi:
                 )
         except AwsCallError as exc:
             if exc.code == "ResourceNotFoundException":
-                return set()
+                return []
             raise
+        return parse_policy(out.get("Policy"))
+
+    def remove_permission(self, layer_name: str, version: int, statement_id: str) -> None:
+        """RemoveLayerVersionPermission (a statement already gone is fine)."""
         try:
-            policy = json.loads(out.get("Policy") or "{}")
-        except ValueError:
-            return set()
-        return {str(s.get("Sid")) for s in policy.get("Statement", []) if isinstance(s, dict)}
+            with _translated("RemoveLayerVersionPermission", self.region):
+                self._client.remove_layer_version_permission(
+                    LayerName=layer_name, VersionNumber=version, StatementId=statement_id
+                )
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
 
     def add_permission(self, layer_name: str, version: int, statement: Statement) -> bool:
         """AddLayerVersionPermission; False when the statement id already exists."""
@@ -412,7 +476,7 @@ class LambdaApi:
             "LayerName": layer_name,
             "VersionNumber": version,
             "StatementId": statement.statement_id,
-            "Action": "lambda:GetLayerVersion",
+            "Action": statement.action,
             "Principal": statement.principal,
         }
         if statement.organization_id:
@@ -446,7 +510,9 @@ class S3Api:
                 self.region,
                 "S3UploadFailedError",
                 str(exc),
-                retryable="NoSuchBucket" not in str(exc),
+                # Only throttling and server trouble are worth another upload: AccessDenied,
+                # NoSuchBucket and the like fail the region at once.
+                retryable=retryable_code(_code_in(str(exc))),
                 ambiguous=False,
             ) from exc
 
@@ -454,3 +520,8 @@ class S3Api:
         """Remove a staged object."""
         with _translated("DeleteObject", self.region):
             self._client.delete_object(Bucket=bucket, Key=key)
+
+
+def _code_in(message: str) -> str:
+    m = _CODE_IN_MESSAGE_RE.search(message)
+    return m.group(1) if m else "Unknown"

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
@@ -24,12 +24,11 @@ from layer_builder.build import sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
-    ResolvedExtension,
     has_binary,
-    layer_files,
     load_manifest,
     resolve_binary,
 )
+from layer_builder.build.launcher import ResolvedExtension, layer_files
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
@@ -51,6 +50,9 @@ class BuiltLayer:
     manifest_path: Path
     zip_path: Path
     seconds: float
+    #: seconds per build phase: ``install`` (or reuse of a shared install), ``assemble``
+    #: (our files and the extension), ``zip`` (and the manifest); the CLI adds ``verify``
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def room_left(self) -> int:
@@ -128,13 +130,11 @@ def plan_extension(
         if arch in overrides or has_binary(manifest, arch) or explicit:
             served.append(arch)
         else:
-            skipped.append(
-                (
-                    arch,
-                    f"{manifest.path} lists no {arch} binary of {manifest.name} "
-                    f"(pass --extension-file {arch}=PATH to build it)",
-                )  # fmt: skip
+            why = (
+                f"{manifest.path} lists no {arch} binary of {manifest.name} "
+                f"(pass --extension-file {arch}=PATH to build it)"
             )
+            skipped.append((arch, why))
     if not served:
         # Nothing left: the error for the first architecture says what to do.
         raise ConfigError(
@@ -272,6 +272,9 @@ def _finish(
     sdk_version: str,
 ) -> BuiltLayer:
     """Add our files and the extension to an installed tree, zip it, write its manifest."""
+    # Everything since ``start`` was getting the SDK tree: installing it (or reusing a
+    # shared, architecture-neutral install) and checking it.
+    assembling = time.monotonic()
     label = ", ".join(archs) if cfg.universal else archs[0]
     layer_name = cfg.layer_name(version, archs[0])
     for copy in cfg.files:
@@ -281,6 +284,7 @@ def _finish(
             _place(root, f)
     packages = sdk.bundled_packages(root)
 
+    zipping = time.monotonic()
     say(f"{label}: zipping")
     stem = artifact_stem(cfg, version, None if cfg.universal else archs[0])
     zip_path = out_dir / f"{stem}.zip"
@@ -323,7 +327,13 @@ def _finish(
     tmp_manifest.write_text(manifest.to_json(), encoding="utf-8")
     os.replace(tmp_manifest, mpath)
     log.info("built %s (%s bytes)", zip_path, result.zip_size)
-    return BuiltLayer(manifest, mpath, zip_path, time.monotonic() - start)
+    done = time.monotonic()
+    phases = {
+        "install": assembling - start,
+        "assemble": zipping - assembling,
+        "zip": done - zipping,
+    }
+    return BuiltLayer(manifest, mpath, zip_path, done - start, phases)
 
 
 def build_layer(

@@ -16,8 +16,8 @@ directory, time zone or directory listing order. Choices, fixed so rebuilds stay
   (pinned exactly: deflate bytes are stable only for one implementation and version) at
   level 7. Level 7 is the lowest level whose output is no bigger than Info-ZIP's (zlib
   level 6) on both reference layers: level 6 is 0.16% bigger on the Node layer, level 7
-  0.5% smaller, for about 25% more deflate time; level 8 costs twice level 6 for another
-  0.4%. A file that deflate does not make smaller (always an empty one) is stored
+  0.5% smaller, for about 25% more deflate time; level 8 costs 40% more than level 7 for
+  another 0.5%. A file that deflate does not make smaller (always an empty one) is stored
   (method 0), as Info-ZIP does.
 * **Speed** (see ``bench/README.md``): the tree is listed lazily in sorted order, so
   compressing starts with the first directory; consecutive members are packed in batches

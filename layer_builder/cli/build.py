@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import os
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def build_layers(
             staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
         # Every zip gets the same static checks `verify` runs, before anyone publishes it.
         for layer in staged:
+            started = time.monotonic()
             verify_zip(layer.zip_path)
+            layer.phases["verify"] = time.monotonic() - started
         built = []
         for layer in staged:
             zip_path, manifest_path = out / layer.zip_path.name, out / layer.manifest_path.name
@@ -87,6 +90,20 @@ def build_layers(
             os.replace(layer.manifest_path, manifest_path)
             built.append(dataclasses.replace(layer, zip_path=zip_path, manifest_path=manifest_path))
     return built
+
+
+#: The build phases, in order, as `--json` (`phases`) and the summary report them.
+PHASES = ("install", "assemble", "zip", "verify")
+
+
+def phase_lines(built: list[BuiltLayer]) -> list[str]:
+    """One line per layer under the table: where the build's time went, phase by phase."""
+    lines = []
+    for b in built:
+        spent = ", ".join(f"{phase} {b.phases[phase]:.1f}" for phase in PHASES if phase in b.phases)
+        total = sum(b.phases.values())
+        lines.append(f"{b.manifest.layer_name}: {total:.1f} s ({spent})")
+    return lines
 
 
 def build_table(ui: UI, built: list[BuiltLayer]) -> None:
@@ -113,7 +130,7 @@ def build_table(ui: UI, built: list[BuiltLayer]) -> None:
         ["layer", "arch", "zip", "MB zip / unzip", "sha256", "extension"],
         rows,
         right=("MB zip / unzip",),
-        elastic=("zip", "layer", "extension"),
+        elastic=("extension", "zip", "layer"),
     )
 
 
@@ -128,12 +145,20 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json(
             {
                 "layers": [
-                    {"zip": str(b.zip_path), "manifest": str(b.manifest_path), **asdict(b.manifest)}
+                    {
+                        "zip": str(b.zip_path),
+                        "manifest": str(b.manifest_path),
+                        **asdict(b.manifest),
+                        # Wall seconds per phase: install, assemble, zip, verify.
+                        "phases": {phase: round(s, 3) for phase, s in b.phases.items()},
+                    }
                     for b in built
                 ]
             }
         )
     build_table(ui, built)
+    for line in phase_lines(built):
+        ui.info(line)
     return 0
 
 

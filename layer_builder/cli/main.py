@@ -88,6 +88,12 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
         metavar="N",
         help="regions x architectures published at once (default: the config's max_workers)",
     )
+    p.add_argument(
+        "--allow-standin",
+        action="store_true",
+        help="for testing against your own emulator: publish zips that carry the sandbox's "
+        "stand-in extension (refused otherwise outside --sandbox)",
+    )
 
 
 def _positive_int(text: str) -> int:

@@ -61,20 +61,25 @@ def fit_columns(
 ) -> list[int]:
     """Column widths that fit ``width``.
 
-    The columns named in ``elastic`` (file and layer names: their ends say enough) give way
-    first, the widest one character at a time, down to a minimum; then the others alike.
+    The columns named in ``elastic`` give way first, in the order named (the least telling
+    first), each down to a minimum; then all columns, the widest one character at a time.
     """
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     floor = [min(w, max(len(c), _MIN_CELL)) for w, c in zip(widths, columns, strict=True)]
     excess = sum(widths) + gap * (len(widths) - 1) - width
-    for group in ([i for i, c in enumerate(columns) if c in elastic], range(len(columns))):
-        while excess > 0:
-            room = [i for i in group if widths[i] > floor[i]]
-            if not room:
-                break
-            i = max(room, key=lambda k: widths[k])
-            widths[i] -= 1
-            excess -= 1
+    for name in elastic:
+        if excess > 0 and name in columns:
+            i = list(columns).index(name)
+            give = min(excess, widths[i] - floor[i])
+            widths[i] -= give
+            excess -= give
+    while excess > 0:
+        room = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not room:
+            break
+        i = max(room, key=lambda k: widths[k])
+        widths[i] -= 1
+        excess -= 1
     # If even the floors do not fit, the line runs long rather than losing the headers.
     return widths
 

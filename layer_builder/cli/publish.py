@@ -1,9 +1,18 @@
-"""`publish` and `release`: publish built zips to every region and write the registry."""
+"""`publish` and `release`: publish built zips to every region and write the registry.
+
+The flow: refuse stand-in zips outside the sandbox; take the registry lock; check the
+registry and read what it records for this release (a rebuilt zip is refused here); plan
+and publish per region; print what was done; write the registry. SIGINT/SIGTERM stop
+starting work, let the calls in flight finish briefly, print what is done and what is
+not, and exit 130.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -15,12 +24,16 @@ from layer_builder.cli.build import build_layers, build_table
 from layer_builder.cli.output import UI
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
-from layer_builder.errors import ArgumentError, PublishIncomplete
+from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
 
 
 def _load_built(
-    cfg: LayerConfig, version: ReleaseVersion, archs: tuple[str, ...], dist: Path
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    archs: tuple[str, ...],
+    dist: Path,
+    args: argparse.Namespace | None = None,
 ) -> list[tuple[Path, BuildManifest]]:
     out: list[tuple[Path, BuildManifest]] = []
     for mpath in manifest_paths_for(dist, cfg, version, archs):
@@ -32,8 +45,11 @@ def _load_built(
                 f"{mpath}: built for {manifest.version} {', '.join(manifest.architectures)}, "
                 f"not {version.text} {', '.join(wanted)}"
             )
-        verify_zip(manifest.zip_path(mpath))
         out.append((mpath, manifest))
+    if args is not None:
+        refuse_standin(out, args)  # what the manifest says comes before any zip check
+    for mpath, manifest in out:
+        verify_zip(manifest.zip_path(mpath))
     return out
 
 
@@ -47,13 +63,82 @@ def publish_and_register(
     registry_dir: Path,
     target: tuple[str, str, list[str]],
 ) -> int:
+    from layer_builder.registry.files import registry_lock
+
+    refuse_standin(built, args)
+    # A dry run writes nothing, so it neither waits for nor blocks another run.
+    lock = contextlib.nullcontext() if args.dry_run else registry_lock(registry_dir)
+    with lock, _interrupts() as interrupt:
+        return _publish_locked(
+            cfg, version, built, args, ui, registry_dir=registry_dir, target=target,
+            interrupt=interrupt,
+        )  # fmt: skip
+
+
+def refuse_standin(built: list[tuple[Path, BuildManifest]], args: argparse.Namespace) -> None:
+    """A zip carrying the sandbox's stand-in extension never reaches AWS by accident."""
+    from layer_builder.publish.plan import is_standin
+
+    if getattr(args, "sandbox", False) or getattr(args, "allow_standin", False):
+        return
+    for mpath, m in built:
+        if is_standin(m):
+            source = next(e.source for e in m.extensions if e.source)
+            raise ArtifactError(
+                f"{mpath}: the zip carries the sandbox stand-in extension "
+                f"({source}), not the real one; refusing to publish it outside "
+                "--sandbox (rebuild without --sandbox, or pass --allow-standin to publish it "
+                "to your own emulator)"
+            )
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set an event instead of raising: publishing stops starting work and
+    lets the calls in flight finish. A second Ctrl-C interrupts at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _publish_locked(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    built: list[tuple[Path, BuildManifest]],
+    args: argparse.Namespace,
+    ui: UI,
+    *,
+    registry_dir: Path,
+    target: tuple[str, str, list[str]],
+    interrupt: threading.Event,
+) -> int:
     from layer_builder.publish.fanout import publish_all
+    from layer_builder.publish.plan import registry_records
+    from layer_builder.registry.files import preflight_release
     from layer_builder.registry.writer import write_release
 
     account, partition, regions = target
     if not args.dry_run:
         # A registry that cannot be written is found before anything is published.
         check_output_dir(registry_dir, "--registry")
+    # Before any AWS write: the registry's files parse, and what it records for this
+    # release agrees with these zips.
+    state = preflight_release(
+        registry_dir, cfg.registry.runtime_dir, version.text, writable=not args.dry_run
+    )
+    records = registry_records(state, built, account)
     workers = args.workers if args.workers is not None else cfg.publish.max_workers
     total = len(regions) * len(built)
     verb = "planning" if args.dry_run else "publishing"
@@ -72,10 +157,15 @@ def publish_and_register(
             dry_run=args.dry_run,
             max_workers=workers,
             progress=progress,
+            records=records,
+            interrupt=interrupt,
         )
     _result_table(ui, result)
+    interrupted = interrupt.is_set()
     registry_info: dict[str, Any] | None = None
-    if not args.dry_run and (result.complete or args.allow_partial):
+    if interrupted and not result.complete:
+        ui.info("registry not written: interrupted")
+    elif not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
         layers = sorted(
             result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
@@ -113,7 +203,16 @@ def publish_and_register(
                 "failed": [f"{r.region}/{r.layer_name}" for r in result.failed],
                 "results": [asdict(r) for r in result.results],
                 "registry": registry_info,
+                "interrupted": interrupted,
             }
+        )
+    if interrupted and not result.complete:
+        done = [r for r in result.results if r.ok]
+        raise Interrupted(
+            [f"{r.region} ({r.layer_name})" for r in result.failed],
+            f"interrupted: {len(done)} of {len(result.results)} done; not done: "
+            + ", ".join(f"{r.region} ({r.layer_name})" for r in result.failed)
+            + "; run the same command again to finish (nothing will be duplicated)",
         )
     if not result.complete:
         # The reasons are in the table (and --json); the error line names what to re-run.
@@ -123,6 +222,13 @@ def publish_and_register(
 
 def _result_table(ui: UI, result: PublishResult) -> None:
     ui.publish_summary(result)
+    # The per-region plan: every region in a dry run; otherwise the regions where more
+    # happened than publish-or-reuse (permissions changed, duplicates deleted).
+    for r in result.results:
+        notable = [a for a in r.actions if not a.startswith(("published ", "reuse ", "added "))]
+        if r.ok and (result.dry_run or notable):
+            ui.info(f"{'plan' if result.dry_run else 'done'}: {r.region} {r.layer_name}: "
+                    f"{'; '.join(r.actions)}")  # fmt: skip
 
 
 def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
@@ -137,7 +243,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
-    built = _load_built(cfg, version, archs, Path(args.dist))
+    built = _load_built(cfg, version, archs, Path(args.dist), args)
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
         cfg, version, built, args, ui, registry_dir=Path(args.registry or "registry"), target=target

@@ -45,8 +45,7 @@ def open_registry(location: str | None, *, allow_http: bool = False) -> Any:
     if location is None and not Path(DEFAULT_REGISTRY).exists():
         # The most common case of a missing registry: say that the default was used.
         raise RegistryError(
-            f"{DEFAULT_REGISTRY}: no such registry directory (the default; pass "
-            "--registry DIR|URL)"
+            f"{DEFAULT_REGISTRY}: no such registry directory (the default; pass --registry DIR|URL)"
         )
     return RegistryClient(location or DEFAULT_REGISTRY, allow_http=allow_http)
 

@@ -74,6 +74,14 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         help="the function timeout in seconds (default: 30)",
     )
     p.add_argument(
+        "--arch",
+        action="append",
+        default=None,
+        choices=("x86_64", "arm64"),
+        metavar="A",
+        help="test only this architecture of the zips (repeatable; default: every one they serve)",
+    )
+    p.add_argument(
         "--no-baseline",
         action="store_true",
         help="skip the run without the layer (no cold-start comparison; faster)",
@@ -111,6 +119,7 @@ def options_from(args: argparse.Namespace) -> Any:
         event=_event(args.event),
         invocations=args.invocations,
         baseline=not args.no_baseline,
+        architectures=tuple(args.arch or ()),
         limits=Limits(timeout_s=args.timeout),
     )
 
@@ -201,12 +210,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if not args.verbose:
             for layer in doc["layers"]:
                 layer.pop("logs", None)
-        if error:
-            doc.update(error=error, exit_code=2)
-        ui.emit_json(doc)
+        ui.emit_json(doc)  # main adds error and exit_code to it when the run fails
     if error:
-        ui.error(error)
-        return 2
+        raise SmokeTestFailed(error)
     return 0
 
 

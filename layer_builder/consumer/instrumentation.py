@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from layer_builder.aws.facts import MAX_LAYERS_PER_FUNCTION, runtime_family
-from layer_builder.errors import ArgumentError, FunctionError
+from layer_builder.errors import ArgumentError, FunctionError, RegistryError
 from layer_builder.registry.reader import LayerRelease
 
 Family = Literal["python", "node"]
@@ -151,6 +151,25 @@ def is_older(attached: str, latest: str) -> bool:
     if a is None or b is None or a[:2] != b[:2]:
         return attached != latest  # another account or layer name (e.g. architecture)
     return a[2] < b[2]
+
+
+def latest_arn(snap: Snapshot, release: LayerRelease, region: str) -> str:
+    """The newest layer for the function's region and architecture.
+
+    A release with no layer serving the function's architecture is refused: attaching the
+    other architecture's layer would give the function an extension it cannot execute.
+    """
+    if not any(layer.serves(snap.architecture) for layer in release.layers):
+        raise FunctionError(
+            f"function {snap.name} is {snap.architecture} and no layer of "
+            f"{release.canonical} {release.sdk_version} serves {snap.architecture} (it serves: "
+            f"{', '.join(release.architectures)}); refusing to attach a layer whose extension "
+            "cannot run there"
+        )
+    try:
+        return release.arn(region, snap.architecture)
+    except RegistryError as exc:
+        raise FunctionError(f"function {snap.name}: {exc}") from None
 
 
 def with_layer(snap: Snapshot, latest: str, release: LayerRelease) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from layer_builder.aws.clients import Aws, translate
 from layer_builder.aws.facts import REGION_RE
 from layer_builder.consumer import instrumentation as instr
 from layer_builder.consumer.instrumentation import Family
-from layer_builder.errors import ArgumentError, FunctionError, RegistryError
+from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease
 
 log = logging.getLogger(__name__)
@@ -131,24 +131,6 @@ class _Conflict(Exception):
     """Another update of the function is in progress, or it changed since we read it."""
 
 
-def _latest_arn(snap: instr.Snapshot, release: LayerRelease, region: str) -> str:
-    """The newest layer for the function's region and architecture.
-
-    A release with no layer serving the function's architecture is refused: attaching the
-    other architecture's layer would give the function an extension it cannot execute.
-    """
-    if not any(layer.serves(snap.architecture) for layer in release.layers):
-        raise FunctionError(
-            f"function {snap.name} is {snap.architecture}, and no layer of "
-            f"{release.canonical} {release.sdk_version} serves {snap.architecture} (it serves: "
-            f"{', '.join(release.architectures)}); nothing attached"
-        )
-    try:
-        return release.arn(region, snap.architecture)
-    except RegistryError as exc:
-        raise FunctionError(f"function {snap.name}: {exc}") from None
-
-
 class FunctionInstrumenter:
     """Status, enable, update and disable of Lambda functions, against one registry.
 
@@ -197,7 +179,7 @@ class FunctionInstrumenter:
         snap = self._read(target)
         family = instr.family(snap)
         release = self._registry.latest(canonical or CANONICALS[family])
-        latest = _latest_arn(snap, release, target.region)
+        latest = instr.latest_arn(snap, release, target.region)
         ours = instr.attached(snap.layers, release)
         version = int(ours.rsplit(":", 1)[1]) if ours else None
         return FunctionStatus(
@@ -235,7 +217,7 @@ class FunctionInstrumenter:
         def plan(snap: instr.Snapshot) -> instr.Wanted:
             family = instr.family(snap)
             release = self._registry.latest(canonical or CANONICALS[family])
-            latest = _latest_arn(snap, release, self._region_of(snap))
+            latest = instr.latest_arn(snap, release, self._region_of(snap))
             layers = instr.with_layer(snap, latest, release)
             handler, env = instr.instrumented(snap, family, dsn, rate)
             return instr.Wanted(handler, layers, env, latest)
@@ -254,7 +236,7 @@ class FunctionInstrumenter:
                     f"function {snap.name}: no {release.canonical} layer is "
                     "attached; enable it first"
                 )
-            latest = _latest_arn(snap, release, self._region_of(snap))
+            latest = instr.latest_arn(snap, release, self._region_of(snap))
             return instr.Wanted(
                 snap.handler, instr.with_layer(snap, latest, release), snap.env, latest
             )

@@ -34,7 +34,7 @@ from layer_builder.craft.targets import (
     load_craft_config,
     select_targets,
 )
-from layer_builder.errors import PublishIncomplete
+from layer_builder.errors import Interrupted, PublishIncomplete
 from layer_builder.model import ReleaseVersion
 
 __all__ = [
@@ -136,6 +136,12 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         metavar="N",
         help="regions x architectures published at once (default: 64)",
     )
+    publish.add_argument(
+        "--allow-standin",
+        action="store_true",
+        help="for testing against your own emulator: publish zips carrying the sandbox "
+        "stand-in extension",
+    )
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
@@ -177,6 +183,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                 registry_dir=Path(args.registry),
                 target=target,
             )
+        except Interrupted:
+            raise  # Ctrl-C stops the whole craft publish, not one runtime (exit 130)
         except PublishIncomplete as exc:
             # Runtimes are independent: publish the others, then name every failure.
             failed.extend(f"{r.config.canonical} {f}" for f in exc.failed)

@@ -1,11 +1,15 @@
-"""Publish every architecture to every region, concurrently and with a deadline per region.
+"""Publish every layer to every region, concurrently and with a deadline per region.
 
-One task per (region, architecture) runs in a bounded thread pool; each region gets its
-own reused Lambda clients, created up front. The calling thread only waits: it hands each
-finished result to ``progress`` (so a terminal renderer never runs on a worker thread),
-and gives up on a task that passes its ``region_timeout`` even if its thread is stuck in
-a call, so one hung region cannot hang the release. botocore's socket timeouts are cut to
-fit the same budget, so such a thread also ends soon after.
+One task per (region, layer name) runs on a bounded set of worker threads; each region
+gets its own reused Lambda clients. The calling thread only waits: it hands each finished
+result to ``progress`` (so a terminal renderer never runs on a worker thread), and gives
+up on a task that passes its ``region_timeout`` even if its thread is stuck in a call, so
+one hung region cannot hang the release. The workers are daemon threads, never joined:
+the process exits as soon as the result is printed, even with a thread stuck in a call.
+
+``interrupt`` (set by the CLI's SIGINT/SIGTERM handler) stops starting tasks; the tasks
+already running get ``interrupt_grace`` seconds to finish their current calls, and the
+rest are reported as not done.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from layer_builder.aws.clients import Aws, LambdaApi, Timeouts
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
+from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import (
     Deadline,
     LayerPlan,
@@ -34,6 +38,9 @@ from layer_builder.publish.publisher import (
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (region, layer name)
+#: Seconds the tasks running when an interrupt arrives get to finish their calls.
+INTERRUPT_GRACE = 5.0
+NOT_STARTED = "interrupted before it started"
 ProgressFn = Callable[[RegionResult], None]
 StartFn = Callable[[str, str], None]
 
@@ -68,6 +75,9 @@ def publish_all(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    records: Mapping[str, LayerRecord] | None = None,
+    interrupt: threading.Event | None = None,
+    interrupt_grace: float = INTERRUPT_GRACE,
 ) -> PublishResult:
     """Publish (or with ``dry_run`` only plan) every manifest's zip in every region.
 
@@ -75,7 +85,8 @@ def publish_all(
     manifest first (ArtifactError, nothing published). ``max_workers``, ``region_timeout``
     and ``attempts`` override ``cfg.publish``. Regions that fail are returned as failed
     results, never raised: the caller decides (exit 3 naming them). Results are sorted by
-    (region, architecture).
+    (region, layer name). ``records`` (by layer name) say what the registry holds for this
+    release (:func:`~layer_builder.publish.plan.registry_records`).
     """
     if not regions:
         raise ArgumentError("no regions to publish to")
@@ -107,6 +118,9 @@ def publish_all(
         workers,
     )
     runner = _FanOut(aws, publisher, apis, timeouts, timeout, clock)
+    runner.records = dict(records or {})
+    runner.interrupt = interrupt or threading.Event()
+    runner.interrupt_grace = interrupt_grace
     results = runner.run(tasks, workers, progress, on_start)
     ordered = tuple(sorted(results, key=lambda r: (r.region, r.layer_name)))
     return PublishResult(account=account, partition=partition, results=ordered, dry_run=dry_run)
@@ -132,6 +146,17 @@ class _FanOut:
         self.clock = clock
         self.events: queue.Queue[tuple[str, Key, float, RegionResult | None]] = queue.Queue()
         self.cancels: dict[Key, threading.Event] = {}
+        self.records: dict[str, LayerRecord] = {}
+        self.interrupt = threading.Event()
+        self.interrupt_grace = INTERRUPT_GRACE
+
+    def _worker(self, work: queue.Queue[tuple[Key, LayerPlan] | None]) -> None:
+        while (item := work.get()) is not None:
+            key, plan = item
+            if self.interrupt.is_set():
+                self.events.put(("skipped", key, self.clock(), None))
+                continue
+            self._task(key, plan)
 
     def _task(self, key: Key, plan: LayerPlan) -> None:
         cancel = self.cancels[key]
@@ -146,6 +171,7 @@ class _FanOut:
                 plan,
                 deadline=deadline,
                 s3=lambda: self.aws.s3_api(region, self.timeouts),
+                record=self.records.get(plan.layer_name),
             )
         except Exception as exc:  # a bug: log it with its traceback, fail this task only
             log.exception("%s %s: unexpected error", region, plan.layer_name)
@@ -164,36 +190,56 @@ class _FanOut:
         pending = set(plans)
         started: dict[Key, float] = {}
         results: list[RegionResult] = []
-        abandoned = False
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish")
+        work: queue.Queue[tuple[Key, LayerPlan] | None] = queue.Queue()
+        for key, plan in plans.items():
+            work.put((key, plan))
+        for _ in range(workers):
+            work.put(None)  # one stop marker per worker
+            # Daemon threads: never joined, so a thread stuck in a call cannot hold the
+            # process after the result is printed.
+            threading.Thread(target=self._worker, args=(work,), daemon=True,
+                             name="publish").start()  # fmt: skip
+
+        def finish(result: RegionResult) -> None:
+            pending.discard((result.region, result.layer_name))
+            results.append(result)
+            if progress:
+                progress(result)
+
+        grace_end: float | None = None
         try:
-            for key, plan in plans.items():
-                pool.submit(self._task, key, plan)
             while pending:
                 now = self.clock()
+                if self.interrupt.is_set() and grace_end is None:
+                    grace_end = now + self.interrupt_grace
+                if grace_end is not None and now >= grace_end:
+                    for key in sorted(pending):
+                        self.cancels[key].set()
+                        what = "interrupted" if key in started else NOT_STARTED
+                        finish(_failed(key, plans[key], what))
+                    break
                 for key in sorted(k for k in pending if k in started):
                     if now - started[key] >= self.timeout + _GRACE:
                         # Stuck inside a call: stop waiting; the thread stops at its next check.
                         self.cancels[key].set()
-                        abandoned = True
-                        late = _failed(
-                            key,
-                            plans[key],
-                            f"region_timeout of {self.timeout:g} s "
-                            "exceeded (no answer from the region)",
-                            self.timeout,
+                        finish(
+                            _failed(
+                                key,
+                                plans[key],
+                                f"region_timeout of {self.timeout:g} s "
+                                "exceeded (no answer from the region)",
+                                self.timeout,
+                            )
                         )
-                        pending.discard(key)
-                        results.append(late)
-                        if progress:
-                            progress(late)
                 if not pending:
                     break
                 waits = [started[k] + self.timeout + _GRACE - now for k in pending if k in started]
+                if grace_end is not None:
+                    waits.append(grace_end - now)
+                elif not self.interrupt.is_set():
+                    waits.append(0.2)  # notice an interrupt soon even with nothing started
                 try:
-                    kind, key, at, result = self.events.get(
-                        timeout=max(0.0, min(waits)) if waits else None
-                    )
+                    kind, key, at, result = self.events.get(timeout=max(0.0, min(waits)))
                 except queue.Empty:
                     continue
                 if key not in pending:
@@ -202,18 +248,16 @@ class _FanOut:
                     started[key] = at
                     if on_start:
                         on_start(*key)
-                    continue
-                assert result is not None
-                pending.discard(key)
-                results.append(result)
-                if progress:
-                    progress(result)
+                elif kind == "skipped":
+                    finish(_failed(key, plans[key], NOT_STARTED))
+                else:
+                    assert result is not None
+                    finish(result)
         finally:
-            if pending:  # interrupted (e.g. Ctrl-C or a failing progress callback)
-                abandoned = True
+            if pending:  # a failing progress callback, or a KeyboardInterrupt
+                self.interrupt.set()  # workers start nothing more
                 for key in pending:
                     self.cancels[key].set()
-            pool.shutdown(wait=not abandoned, cancel_futures=True)
         return results
 
 

@@ -108,7 +108,8 @@ class LayerRelease:
             # No "did you mean": a layer from a neighbouring region cannot be attached anyway.
             raise RegistryError(
                 f"{self.source}: {self.canonical} {self.sdk_version} has no {arch} layer in "
-                f"region {region!r} (it is published in {len(layer.versions)} regions; "
+                f"region {region!r} (it is published in {len(layer.versions)} "
+                f"region{'' if len(layer.versions) == 1 else 's'}; "
                 "see `layer-builder registry show`)"
             )
         return int(layer.versions[region])

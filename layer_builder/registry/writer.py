@@ -23,6 +23,7 @@ from typing import Any
 from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
+from layer_builder.registry.files import clean_stray_temps, registry_lock, same_json
 from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
 from layer_builder.registry.reader import (
     INDEX_SCHEMA,
@@ -49,7 +50,8 @@ class SchemaViolation(LayerBuilderError):
 
 def render_document(doc: Mapping[str, Any]) -> str:
     """A version document as the registry stores it: key order kept, 2-space indent."""
-    return json.dumps(doc, indent=2) + "\n"
+    # ensure_ascii=False: hand-written non-ASCII text stays as written, not \u escapes.
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_index(index: Mapping[str, Any]) -> str:
@@ -146,7 +148,8 @@ def write_release(
     version_path = runtime_dir / version_name
     clock = now or (lambda: datetime.now(timezone.utc))
 
-    with _locked(root):
+    with registry_lock(root):
+        clean_stray_temps(runtime_dir, layers_dir, root)
         # Everything is read and checked first, so bad input leaves the registry untouched.
         base_path = runtime_dir / BASE_FILE
         base_created = not os.path.lexists(base_path)
@@ -237,9 +240,7 @@ def _build_document(
     # layer_name/regions/compatible_architectures are what Sentry's integration reads and
     # attaches to any function: they describe one layer, and claim only what it serves.
     # Universal: the one layer. Per-arch: the x86_64 layer (the first one if there is none).
-    primary = next(
-        (e for e in layers if e["compatible_architectures"] == ["x86_64"]), layers[0]
-    )
+    primary = next((e for e in layers if e["compatible_architectures"] == ["x86_64"]), layers[0])
     ours: Document = {
         "canonical": reg.canonical,
         "sdk_version": reg.sdk_version,
@@ -410,6 +411,8 @@ def _write_if_changed(path: Path, text: str, written: list[Path]) -> None:
     data = text.encode("utf-8")
     if not path.is_symlink() and path.is_file() and path.read_bytes() == data:
         return
+    if path.suffix == ".json" and same_json(path, text):
+        return  # same content, formatted by hand: keep it byte for byte
     tmp = _temp_name(path)
     try:
         # "x" never clobbers; the mode follows the umask like any file the user creates.
@@ -453,22 +456,3 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """Serialise writers sharing one registry checkout (e.g. Python and Node releases)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; releases there run one at a time
-        yield
-        return
-    if not root.is_dir():
-        yield  # a registry that does not exist yet has no index to race on
-        return
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -14,6 +14,7 @@ behind (a daemon that left its process group, too) is found and killed at the en
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -38,31 +39,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "LAYER_BUILDER_SMOKE_RUN"
+_LIBC = ctypes.CDLL(None, use_errno=True)  # looked up here, not in the forked child
 LAMBDA_OPT = "/opt"
 
 
 def unpack_layer(zip_path: Path, dest: Path) -> None:
     """Extract ``zip_path`` into ``dest`` keeping the exec bits and symlinks Lambda keeps."""
     dest.mkdir(parents=True, exist_ok=True)
+    made = {dest}  # directories known to exist: a Node layer has thousands of files
     try:
         with zipfile.ZipFile(zip_path) as zf:
             for info in zf.infolist():
                 name = info.filename
-                parts = Path(name).parts
-                if name.startswith("/") or ".." in parts:
+                if name.startswith("/") or ".." in Path(name).parts:
                     raise ArtifactError(f"{zip_path}: unsafe path in the zip: {name!r}")
                 target = dest / name
-                mode = info.external_attr >> 16
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
+                    made.add(target)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     os.symlink(zf.read(info).decode(), target)
                     continue
-                with zf.open(info) as src, open(target, "wb") as out:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o755 if mode & 0o111 else 0o644)  # fmt: skip
+                with zf.open(info) as src, open(fd, "wb") as out:
                     shutil.copyfileobj(src, out)
-                target.chmod(0o755 if mode & 0o111 else 0o644)
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"{zip_path}: not a zip file: {exc}") from None
 
@@ -81,6 +87,7 @@ def _rewrite_opt_paths(root: Path) -> int:
         new = data.replace(b"/opt/", str(root).encode() + b"/")
         if new != data:
             path.write_bytes(new)
+        if str(root).encode() + b"/" in new:  # counted again by a later run on the same tree
             changed += 1
     return changed
 
@@ -107,6 +114,16 @@ def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
         path.chmod(0o755)
         count += 1
     return count
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when layer-builder dies (killed, not cleaned up).
+
+    Otherwise a ``kill`` of the smoke test would leave the namespace holder and the layer's
+    processes running; PR_SET_PDEATHSIG survives the exec of nsenter, unshare and what they run.
+    """
+    # Nothing here may import or allocate much: other threads (the API servers) exist at fork.
+    _LIBC.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _ns_link(pid: int | str) -> str | None:
@@ -146,6 +163,7 @@ class Environment:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def leftovers(self) -> list[tuple[int, str]]:
@@ -197,6 +215,7 @@ def _start_namespace(layer_dir: Path, user_ns: bool) -> tuple[Environment | None
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except FileNotFoundError:
         return None, "unshare is not installed"
@@ -245,21 +264,21 @@ def _namespace_blocker(tools: Sequence[str]) -> str | None:
 
 
 def prepare(
-    zip_path: Path | None,
+    layer_src: Path | None,
     work: Path,
     tools: Sequence[str],
     foreign: Foreign | None = None,
 ) -> Environment:
-    """Unpack ``zip_path`` (None: an empty /opt, the bare function) and provide it at /opt.
+    """Provide the unpacked layer ``layer_src`` at /opt (None: an empty /opt, the bare function).
 
     With ``foreign``, the environment plays that machine: its executables run through qemu,
     and ``uname -m`` (which a universal layer's launcher asks) answers its name.
     """
-    layer_dir = work / "opt"
-    if zip_path is not None:
-        unpack_layer(zip_path, layer_dir)
-    else:
+    if layer_src is None:
+        layer_dir = work / "opt"
         layer_dir.mkdir(parents=True)
+    else:
+        layer_dir = layer_src
     env = _provide(layer_dir, tools)
     if foreign is not None:
         shimmed = _shim_foreign_binaries(layer_dir, foreign.e_machine, foreign.qemu or "")

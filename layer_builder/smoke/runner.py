@@ -22,7 +22,7 @@ from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.smoke import runtimes
 from layer_builder.smoke.api import Invocation, serve_api
-from layer_builder.smoke.environment import prepare
+from layer_builder.smoke.environment import prepare, unpack_layer
 from layer_builder.smoke.lifecycle import Limits, run_environment
 from layer_builder.smoke.report import RunRecord, SmokeFailed, ZipReport
 from layer_builder.smoke.sentry import FakeSentry, fake_sentry
@@ -41,6 +41,7 @@ class SmokeOptions:
     event: bytes | None = None  # None: a small event per invocation
     invocations: int = 3
     baseline: bool = True
+    architectures: tuple[str, ...] = ()  # only these of the zip's (default: all it serves)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -152,22 +153,22 @@ def _read_logs(record: RunRecord, prefix: str) -> dict[str, str]:
 
 
 def _one_run(
-    zip_path: Path | None,
+    layer_dir: Path | None,
     options: SmokeOptions,
     runtime_name: str,
     work: Path,
     sentry: FakeSentry,
     foreign: runtimes.Foreign | None = None,
 ) -> tuple[RunRecord, str]:
-    """One fresh environment: the layer (``zip_path``) or the bare function (None)."""
+    """One fresh environment: the unpacked layer (``layer_dir``) or the bare function (None)."""
     task = work / "task"
     shutil.copytree(options.function_dir or runtimes.sample_function(runtime_name), task)
     handler = options.handler or runtimes.SAMPLE_HANDLER
-    env = prepare(zip_path, work, runtimes.needed_tools(runtime_name), foreign)
+    env = prepare(layer_dir, work, runtimes.needed_tools(runtime_name), foreign)
     try:
         with serve_api(handler) as api:
             runtime = runtimes.start_spec(
-                runtime_name, work, env.opt, task, handler, zip_path is not None
+                runtime_name, work, env.opt, task, handler, layer_dir is not None
             )
             base = runtimes.lambda_env(
                 api=api.address, task_root=task, handler=runtime.env["_HANDLER"], dsn=sentry.dsn
@@ -175,7 +176,7 @@ def _one_run(
             base["PATH"] = env.path_prefix + base["PATH"]
             events = _events(options)
             check = _accept_any if options.function_dir else _sample_check(events)
-            after = _sentry_check(sentry) if zip_path is not None else None
+            after = _sentry_check(sentry) if layer_dir is not None else None
             record = run_environment(
                 env, api, runtime, base, events, work, options.limits, check, after
             )
@@ -193,34 +194,41 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
     if not zip_path.is_file():
         raise ArgumentError(f"{zip_path}: no such file")
     host = host_architecture()
-    archs = zip_architectures(zip_path)
+    listed = zip_architectures(zip_path)
+    if options.architectures:
+        listed = [a for a in listed if a in options.architectures]
+    archs = sorted(listed, key=lambda a: a != host)
     reports = []
-    for arch in archs:
-        if arch != host:
-            foreign = runtimes.other_arch_runner(arch)
-            if foreign is None:
-                why = (f"this machine is {host} and qemu-user for {arch} is not installed "
-                       "(Debian: qemu-user)")  # fmt: skip
-                reports.append(ZipReport(str(zip_path), arch, "skipped", cause=why))
-                continue
-            reports.append(_smoke_arch(zip_path, arch, options, foreign))
-            continue
-        reports.append(_smoke_arch(zip_path, arch, options))
-    return reports
+    # One unpacked tree serves every architecture's run (it is mounted read-only); the host's
+    # run comes first because playing another machine puts qemu shims into the tree.
+    with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp:
+        layer_dir = Path(tmp) / "layer"
+        for arch in archs:
+            foreign = None
+            if arch != host:
+                foreign = runtimes.other_arch_runner(arch)
+                if foreign is None:
+                    why = (f"this machine is {host} and qemu-user for {arch} is not installed "
+                           "(Debian: qemu-user)")  # fmt: skip
+                    reports.append(ZipReport(str(zip_path), arch, "skipped", cause=why))
+                    continue
+            if not layer_dir.exists():
+                unpack_layer(zip_path, layer_dir)
+            reports.append(_smoke_arch(zip_path, layer_dir, arch, options, foreign))
+    return sorted(reports, key=lambda r: listed.index(r.architecture))
 
 
 def _smoke_arch(
-    zip_path: Path, arch: str, options: SmokeOptions, foreign: runtimes.Foreign | None = None
+    zip_path: Path,
+    layer_dir: Path,
+    arch: str,
+    options: SmokeOptions,
+    foreign: runtimes.Foreign | None = None,
 ) -> ZipReport:
     report = ZipReport(str(zip_path), arch, "failed")
     with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp, fake_sentry() as sentry:
         work = Path(tmp)
-        probe = work / "probe"
-        from layer_builder.smoke.environment import unpack_layer
-
-        unpack_layer(zip_path, probe)
-        runtime_name = runtimes.detect(probe, options.runtime)
-        shutil.rmtree(probe)
+        runtime_name = runtimes.detect(layer_dir, options.runtime)
         report.runtime = runtime_name
         if options.baseline:
             (work / "bare").mkdir()
@@ -234,7 +242,7 @@ def _smoke_arch(
                 )
         (work / "layer").mkdir()
         sentry.items.clear()
-        record, label = _one_run(zip_path, options, runtime_name, work / "layer", sentry, foreign)
+        record, label = _one_run(layer_dir, options, runtime_name, work / "layer", sentry, foreign)
         report.mount = label
         report.logs.update(_read_logs(record, ""))
         report.extensions, report.invocations = record.extensions, record.invocations

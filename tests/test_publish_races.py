@@ -1,0 +1,115 @@
+"""Racing runs and late commits converge on one version per region (lowest number wins).
+
+Two runs of one release are real processes (``python -m layer_builder publish``) against
+moto's server behind a latency proxy, so their calls interleave; the late commit is the
+fault proxy holding the first PublishLayerVersion of each region past the client's read
+timeout before it lets it through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from faultproxy import FaultProxy, Faults
+from test_publish_histories import NEW, REGIONS, build, recorded, run_cli, versions
+
+from layer_builder.config import LayerConfig
+
+Env = tuple[LayerConfig, Path, Path, str]
+
+
+@pytest.fixture
+def env(aws_env: str, make_config: Callable[..., LayerConfig], tmp_path: Path) -> Env:
+    cfg = make_config(
+        publish="max_workers: 8\nregion_timeout: 20\nattempts: 3\n", architectures="[x86_64]"
+    )
+    build(cfg, tmp_path / "dist", NEW)
+    return cfg, tmp_path / "dist", tmp_path / "registry", aws_env
+
+
+def _start(cfg: LayerConfig, dist: Path, registry: Path, endpoint: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    return subprocess.Popen(
+        [sys.executable, "-m", "layer_builder", "publish", str(cfg.path), "--version", NEW.text,
+         "--dist", str(dist), "--registry", str(registry), "--regions", ",".join(REGIONS)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_two_runs_with_one_registry_end_with_one_version_per_region(env: Env) -> None:
+    cfg, dist, registry, endpoint = env
+    name = cfg.layer_name(NEW, "x86_64")
+    with FaultProxy(endpoint, Faults(latency=0.1)) as proxy:
+        runs = [_start(cfg, dist, registry, proxy.url) for _ in range(2)]
+        outcomes = [_finish(p) for p in runs]
+    codes = sorted(code for code, _ in outcomes)
+    # The second run waits for the registry lock and then reuses everything, or gives up
+    # (exit 2) naming the holder; never a second version.
+    assert codes[0] == 0, outcomes
+    if codes[1] == 2:
+        assert "another layer-builder run holds the registry lock (pid" in outcomes[1][1]
+    else:
+        assert codes == [0, 0], outcomes
+    assert {r: versions(endpoint, r, name) for r in REGIONS} == {r: [1] for r in REGIONS}
+    assert recorded(registry, NEW) == {r: 1 for r in REGIONS}
+
+
+def test_two_runs_with_two_registries_converge_on_the_lowest_version(env: Env) -> None:
+    cfg, dist, registry, endpoint = env
+    name = cfg.layer_name(NEW, "x86_64")
+    other = registry.with_name("registry-ci")
+    with FaultProxy(endpoint, Faults(latency=0.1)) as proxy:
+        runs = [_start(cfg, dist, r, proxy.url) for r in (registry, other)]
+        outcomes = [_finish(p) for p in runs]
+        published = proxy.count("PublishLayerVersion")
+        deleted = proxy.count("DeleteLayerVersion")
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    # Whatever the interleaving, every duplicate published was deleted again (both runs
+    # may delete the same one: the call is idempotent).
+    assert published >= len(REGIONS) and (published == len(REGIONS) or deleted > 0)
+    final = {r: versions(endpoint, r, name) for r in REGIONS}
+    assert all(len(v) == 1 for v in final.values()), final
+    assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}
+
+
+def test_a_publish_committed_after_the_client_gave_up_ends_as_one_version(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, dist, registry, endpoint = env
+    name = cfg.layer_name(NEW, "x86_64")
+    # region_timeout 6 with AWS_MAX_ATTEMPTS=2: a 3 s read timeout; the proxy holds 4 s.
+    cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 6"))
+    faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=4.0)
+    with FaultProxy(endpoint, faults) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+        assert code == 0, err
+        for _ in range(200):  # until every held request has reached moto
+            if proxy.holds_finished == len(REGIONS):
+                break
+            time.sleep(0.05)
+        assert proxy.holds_finished == len(REGIONS)
+        assert proxy.count("PublishLayerVersion", fault="hold") == len(REGIONS)
+
+        # The late commits are newer duplicates nobody records: the next run deletes them.
+        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    assert code == 0, err
+    assert data is not None
+    final = {r: versions(endpoint, r, name) for r in REGIONS}
+    assert all(len(v) == 1 for v in final.values()), final
+    assert recorded(registry, NEW) == {r: v[0] for r, v in final.items()}
+    assert {r["status"] for r in data["results"]} == {"reused"}
+    doc = json.loads((registry / f"aws-lambda-layers/python/{NEW.text}.json").read_text())
+    assert doc["regions"] == [{"region": r, "version": str(final[r][0])} for r in REGIONS]
