@@ -20,7 +20,8 @@ import requests
 from test_download import FakeServer, Reply
 from test_extension import ELF, SHA, template_manifest
 
-from layer_builder.build.extension import load_manifest, resolve_extension
+from layer_builder.build.extension import load_manifest
+from layer_builder.build.launcher import resolve_extension
 from layer_builder.download import fetch, fetch_json, make_session
 from layer_builder.errors import DownloadError
 

@@ -14,14 +14,8 @@ from elf_fixtures import write_elf
 from test_download import FakeServer, Reply
 from test_extension import ELF, SHA, write_manifest
 
-from layer_builder.build.extension import (
-    file_url,
-    load_manifest,
-    parse_extension_file_args,
-    pin,
-    render_launcher,
-    resolve_extension,
-)
+from layer_builder.build.extension import file_url, load_manifest, parse_extension_file_args, pin
+from layer_builder.build.launcher import render_launcher, resolve_extension
 from layer_builder.errors import (
     ArchitectureError,
     ArgumentError,

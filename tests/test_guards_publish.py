@@ -73,7 +73,7 @@ def test_the_fan_out_gives_up_on_a_hung_region_at_its_deadline(
     started: dict[str, float] = {}
 
     def publish(
-        self: RegionPublisher, api: Any, plan: LayerPlan, *, deadline: Any, s3: Any = None
+        self: RegionPublisher, api: Any, plan: LayerPlan, *, deadline: Any, **_: Any
     ) -> RegionResult:
         """The region publisher, standing in for AWS: one region answers, one never does."""
         region = api.region
