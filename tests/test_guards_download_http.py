@@ -187,3 +187,43 @@ def test_a_body_cut_short_is_an_interrupted_download(tmp_path: Path) -> None:
     assert str(exc.value).startswith(f"{url}: download interrupted: ")
     assert "IncompleteRead(10 bytes read, 990 more expected)" in str(exc.value)
     assert list((tmp_path / "sha256").iterdir()) == []
+
+
+def test_redact_hides_query_user_and_password() -> None:
+    url = "https://alice:s3cret-pw@h.example/x?token=abc&sig=zz"
+    text = f"failed for {url} (user alice, token=abc&sig=zz)"
+    assert (
+        download.redact(text, url) == "failed for https://...:...@h.example/x?... (user ..., ...)"
+    )
+    # The longest secret goes first: a password containing the user name is hidden whole.
+    assert download.redact("bob:bobby", "https://bob:bobby@h/") == "...:..."
+    assert download.redact("nothing secret", "https://h.example/x") == "nothing secret"
+
+
+def test_error_reason_is_one_redacted_line_of_at_most_300_characters() -> None:
+    import requests
+
+    url = "https://h.example/x?token=abc"
+    exc = requests.ConnectionError(f"cannot reach {url}\n  twice   over")
+    assert download.error_reason(exc, url) == "cannot reach https://h.example/x?... twice over"
+    long = requests.ConnectionError("x" * 400)
+    assert download.error_reason(long, url) == "x" * 300
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8080/r", True),
+        ("http://LOCALHOST/r", True),
+        ("http://api.localhost/r", True),
+        ("http://127.0.0.1/r", True),
+        ("http://127.8.9.10/r", True),
+        ("http://[::1]:9000/r", True),
+        ("http://localhost.example.com/r", False),
+        ("http://10.0.0.1/r", False),
+        ("http://h.example/r", False),
+        ("file:///r", False),
+    ],
+)
+def test_is_loopback_url(url: str, loopback: bool) -> None:
+    assert download.is_loopback_url(url) is loopback
