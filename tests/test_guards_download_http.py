@@ -227,3 +227,57 @@ def test_error_reason_is_one_redacted_line_of_at_most_300_characters() -> None:
 )
 def test_is_loopback_url(url: str, loopback: bool) -> None:
     assert download.is_loopback_url(url) is loopback
+
+
+def test_reason_drops_only_the_connection_object_prefix() -> None:
+    import requests
+
+    class Wrapped:  # what urllib3 puts in a ConnectionError's args: an error with a reason
+        def __init__(self, reason: str) -> None:
+            self.reason = reason
+
+    def reason(text: str) -> str:
+        return download.error_reason(requests.ConnectionError(Wrapped(text)), "https://h/")
+
+    assert reason("<urllib3.connection.HTTPSConnection object at 0x7f>: Failed: refused") == (
+        "Failed: refused"
+    )
+    assert reason("<conn>: first >: second") == "first >: second"
+    assert reason("<no separator here") == "<no separator here"
+    assert reason("plain >: text") == "plain >: text"
+    assert download.error_reason(requests.ConnectionError(), "https://h/") == ""
+
+
+def test_backoff_between_retries(
+    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
+    url = server.route("/relay", Reply(503), Reply(503), Reply(503), Reply(body=b"ok"))
+    session = make_session(retries=3, backoff_factor=0.5)
+    fetch(url, sha(b"ok"), allow_http=True, cache_dir=tmp_path, session=session)
+    session.close()
+    assert slept == [1.0, 2.0]  # urllib3: no wait before the first retry, then 0.5 * 2**n
+
+
+def test_an_uncreatable_cache_and_unpinned_http(server: FakeServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DownloadError, match="cannot create the download cache") as exc:
+        fetch("https://h.example/x", "a" * 64, cache_dir=blocker / "cache")
+    assert str(exc.value) == (
+        f"{blocker}/cache/sha256: cannot create the download cache: Not a directory"
+    )
+    url = server.route("/relay", Reply(body=b"ok"))
+    with pytest.raises(DownloadError, match="refusing plain http://"):
+        fetch_unpinned(url, cache_dir=tmp_path / "c")
+    assert server.requests == []
+
+
+def test_unpinned_partial_downloads_live_in_the_cache(
+    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    url = server.route("/relay", Reply(body=b"ok"))
+    path, digest = fetch_unpinned(url, allow_http=True, cache_dir=tmp_path / "cache")
+    assert path == tmp_path / "cache" / "sha256" / digest
