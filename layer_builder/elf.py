@@ -93,7 +93,10 @@ def _head(path_or_bytes: Path | bytes) -> bytes:
 
 def _read_at(f: IO[bytes], offset: int, size: int) -> bytes:
     # Zip members are seekable but slow to seek backwards, so callers read in file order.
-    f.seek(offset)
+    try:
+        f.seek(offset)
+    except (OverflowError, ValueError):  # a corrupt header's offset no file can have
+        return b""
     return f.read(size)
 
 

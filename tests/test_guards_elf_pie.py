@@ -37,9 +37,13 @@ def build_elf(
     phentsize: int | None = None,
     phnum: int | None = None,
     truncate: int | None = None,
+    after: bytes = b"",
+    phoff: int | None = None,
 ) -> bytes:
     """An x86_64 ELF file with the given program header types; the PT_DYNAMIC one (if any)
-    covers ``dynamic``'s (tag, value) entries, placed after the program headers."""
+    covers ``dynamic``'s (tag, value) entries, placed after the program headers. ``after``
+    follows them in the file, outside the segment (its memory size covers it, its file size
+    does not); ``phoff`` overrides where the header says the program headers are."""
     o = ">" if big else "<"
     ehsize, entsize = (64, 56) if bits == 64 else (52, 32)
     size = phentsize or entsize
@@ -50,21 +54,48 @@ def build_elf(
     count = len(segments) if phnum is None else phnum
     if bits == 64:
         head = ident + struct.pack(
-            o + "HHIQQQIHHHHHH", e_type, 62, 1, 0, ehsize, 0, 0, ehsize, size, count, 0, 0, 0
+            o + "HHIQQQIHHHHHH",
+            e_type,
+            62,
+            1,
+            0,
+            phoff or ehsize,
+            0,
+            0,
+            ehsize,
+            size,
+            count,
+            0,
+            0,
+            0,
         )
     else:
         head = ident + struct.pack(
-            o + "HHIIIIIHHHHHH", e_type, 62, 1, 0, ehsize, 0, 0, ehsize, size, count, 0, 0, 0
+            o + "HHIIIIIHHHHHH",
+            e_type,
+            62,
+            1,
+            0,
+            phoff or ehsize,
+            0,
+            0,
+            ehsize,
+            size,
+            count,
+            0,
+            0,
+            0,
         )
     table = b""
     for p_type in segments:
         offset, filesz = (dyn_offset, len(dyn)) if p_type == PT_DYNAMIC else (0, 0)
+        memsz = filesz + len(after) if p_type == PT_DYNAMIC else 0
         if bits == 64:
-            entry = struct.pack(o + "IIQQQQQQ", p_type, 4, offset, 0, 0, filesz, filesz, 8)
+            entry = struct.pack(o + "IIQQQQQQ", p_type, 4, offset, 0, 0, filesz, memsz, 8)
         else:
-            entry = struct.pack(o + "IIIIIIII", p_type, offset, 0, 0, filesz, filesz, 4, 4)
+            entry = struct.pack(o + "IIIIIIII", p_type, offset, 0, 0, filesz, memsz, 4, 4)
         table += (entry + bytes(max(0, size - len(entry))))[:size]
-    data = head + table + dyn
+    data = head + table + dyn + after
     return data[:truncate] if truncate is not None else data
 
 
@@ -165,3 +196,42 @@ def test_check_elf_refusals_name_the_machine_needed() -> None:
     with pytest.raises(ArchitectureError, match="needs a 64-bit aarch64") as exc:
         check_elf(build_elf(bits=32), "arm64", what="relay")
     assert str(exc.value).endswith("an arm64 layer needs a 64-bit aarch64 executable")
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+def test_only_the_dynamic_segments_file_bytes_are_read(bits: int) -> None:
+    # The segment holds one harmless entry and no DT_NULL; a PIE flag right after it in the
+    # file (inside the memory size, outside the file size) is not part of it.
+    fmt = "<qQ" if bits == 64 else "<iI"
+    data = build_elf(
+        bits=bits, segments=(PT_DYNAMIC,), dynamic=((1, 5),),
+        after=struct.pack(fmt, DT_FLAGS_1, DF_1_PIE),
+    )  # fmt: skip
+    assert pie(data) is False
+
+
+def test_edges_of_the_bounds_are_still_read() -> None:
+    # Exactly _MAX_PHNUM headers claimed (only one present), entries exactly as large as
+    # the fields read: both are still parsed.
+    assert pie(build_elf(segments=(PT_INTERP,), phnum=4096)) is True
+    assert pie(build_elf(segments=(PT_LOAD, PT_INTERP), phentsize=40)) is True
+    assert pie(build_elf(bits=32, segments=(PT_LOAD, PT_INTERP), phentsize=24)) is True
+
+
+def test_large_unsigned_fields_are_not_negative() -> None:
+    # A 32 KiB entry size (0x8000 as a signed 16-bit number is negative).
+    big_entries = build_elf(segments=(PT_INTERP,), phentsize=0x8000)
+    assert pie(big_entries + bytes(0x8000)) is True
+    assert pie(build_elf(bits=32, segments=(PT_INTERP,), phentsize=0x8000) + bytes(0x8000))
+    # Program headers "at" offsets past the end (negative if read as signed): no crash.
+    assert pie(build_elf(segments=(PT_INTERP,), phoff=2**64 - 8)) is False
+    assert pie(build_elf(bits=32, segments=(PT_INTERP,), phoff=2**32 - 8)) is False
+
+
+def test_a_library_given_as_a_path_or_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "libx.so"
+    path.write_bytes(build_elf(segments=(PT_LOAD,)))
+    with pytest.raises(ArchitectureError, match="shared library"):
+        check_elf(path, "x86_64", what="libx.so")
+    with path.open("rb") as f, pytest.raises(ArchitectureError, match="shared library"):
+        check_elf(f, "x86_64", what="libx.so")
