@@ -15,6 +15,7 @@ from conftest import ConfigFactory
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Aws
+from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
 from layer_builder.publish import plan_layers, publish_all
 from layer_builder.publish.publisher import LayerPlan, RegionPublisher
@@ -110,3 +111,40 @@ def test_the_fan_out_gives_up_on_a_hung_region_at_its_deadline(
     waited = given_up_at - started[HUNG]
     # Not before the deadline, and within the grace (0.05 s) plus a few clock reads after it.
     assert 0.2 <= waited <= 0.2 + 0.05 + 4 * clock.step, waited
+
+
+def test_s3_staging_buckets_and_refusals_word_for_word(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    extra = random.Random(3).randbytes(700_000)  # incompressible: about 0.7 MB zipped
+    monkeypatch.setattr(aws_facts, "MAX_DIRECT_UPLOAD_ZIP_BYTES", 512 * 1024)
+    per_arch = make_config(publish='s3_bucket: "stage-{{ region }}{{ arch_suffix }}"\n')
+    plans = plan_layers(per_arch, V, make_layers(per_arch, V, extra), ["eu-west-1", "us-west-2"])
+    assert [p.bucket_for("eu-west-1") for p in plans] == [
+        "stage-eu-west-1",
+        "stage-eu-west-1-arm64",
+    ]
+
+    none = make_config(architectures="[x86_64]")
+    manifests = make_layers(none, V, extra)
+    size = manifests[0][1].zip_path(manifests[0][0]).stat().st_size
+    with pytest.raises(ArgumentError, match="direct-upload limit") as exc:
+        plan_layers(none, V, manifests, ["eu-west-1"])
+    assert str(exc.value) == (
+        f"{none.path}: publish.s3_bucket: {manifests[0][1].zip_file} is "
+        f"{size / 1048576:.1f} MB, over the 0.5 MB direct-upload limit; set publish.s3_bucket "
+        "to a bucket per region (e.g. 'my-layers-{{ region }}') so the zip can be staged in S3"
+    )
+
+    one = make_config(architectures="[x86_64]", publish='s3_bucket: "one-bucket"\n')
+    manifests = make_layers(one, V, extra)
+    (plan,) = plan_layers(one, V, manifests, ["eu-west-1"])  # one region: one bucket is fine
+    assert plan.bucket_for("eu-west-1") == "one-bucket"
+    with pytest.raises(ArgumentError, match="same bucket") as exc:
+        plan_layers(one, V, manifests, ["eu-west-1", "us-west-2"])
+    assert str(exc.value) == (
+        f"{one.path}: publish.s3_bucket: renders to the same bucket for every region; Lambda "
+        "reads the zip only from a bucket in the layer's own region, use {{ region }}"
+    )
