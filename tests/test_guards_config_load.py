@@ -137,3 +137,84 @@ def test_a_universal_name_must_not_use_arch(tmp_path: Path, layout: str) -> None
         f"{path}: name: uses {{{{ arch }}}}, but a universal layer has one name for every "
         "architecture (drop it, or set layout: per-arch for one layer per architecture)"
     )
+
+
+UNIVERSAL = VALID.replace("layout: per-arch\n", "").replace(
+    '"TestLayer{{ arch_suffix }}"', '"TestLayer"'
+)
+NODE = (
+    VALID.replace("runtime: python", "runtime: node")
+    .replace("[python3.12, python3.13]", "[nodejs20.x]")
+    .replace('"aws-layer:python"', '"aws-layer:node"')
+)
+
+
+@pytest.mark.parametrize(
+    ("base", "old", "new", "expected"),
+    [
+        (UNIVERSAL, "  regions: all", "  regions: all\n  s3_bucket: 'b-{{ region }}-{{ arch }}'",
+         "publish.s3_bucket: uses {{ arch }}, which a universal layer does not have (one "
+         "bucket per region serves it)"),
+        (UNIVERSAL, "  regions: all",
+         "  regions: all\n  s3_bucket: 'b-{{ region }}{{ arch_suffix }}'",
+         "publish.s3_bucket: uses {{ arch_suffix }}, which a universal layer does not have "
+         "(one bucket per region serves it)"),
+        (VALID, "  regions: all", "  regions: all\n  s3_bucket: 5",
+         "publish.s3_bucket: expected a string, got a number"),
+        (VALID, 'publish:\n  regions: all\n  permission:\n    principal: "*"\n', "publish: [1]\n",
+         "publish: expected a mapping, got a list"),
+        (VALID, "    to: python/wrapper.py", "    to: 5",
+         "files[0].to: expected a string, got a number"),
+        (VALID, "  - from: wrapper.py", "  - from: 5",
+         "files[0].from: expected a string, got a number"),
+        (VALID, PACKAGE, "  package: 5", "sdk.package: expected a string, got a number"),
+        (VALID, "  runtime_dir: python", "  runtime_dir: 5",
+         "registry.runtime_dir: expected a string, got a number"),
+        (VALID, '  principal: "*"', '  accounts: "123456789012"',
+         "publish.permission.accounts: expected a list of strings, got a string"),
+        (NODE, PACKAGE, PACKAGE + "\n  source: pypi",
+         "sdk.source: a node layer installs its SDK from npm"),
+    ],
+)  # fmt: skip
+def test_more_refusals_word_for_word(
+    tmp_path: Path, base: str, old: str, new: str, expected: str
+) -> None:
+    assert old in base
+    path = write(tmp_path, base.replace(old, new))
+    with pytest.raises(ConfigError, match=re.escape(expected) + "$") as exc:
+        load_config(path)
+    assert str(exc.value) == f"{path}: {expected}"
+
+
+def test_sdk_sources_and_the_smallest_numbers(tmp_path: Path) -> None:
+    node = load_config(write(tmp_path, NODE))
+    assert (node.family, node.sdk.source) == ("node", "npm")
+    local = load_config(
+        write(tmp_path, VALID.replace(PACKAGE, PACKAGE + "\n  source: path\n  path: ."))
+    )
+    assert (local.sdk.source, local.sdk.path) == ("path", tmp_path)
+    one = load_config(
+        write(
+            tmp_path,
+            VALID.replace("  regions: all", "  regions: all\n  max_workers: 1\n  attempts: 1"),
+        )
+    )
+    assert (one.publish.max_workers, one.publish.attempts) == (1, 1)
+
+
+def test_layer_names_are_checked_when_rendered(tmp_path: Path) -> None:
+    from layer_builder.model import ReleaseVersion
+
+    cfg = load_config(
+        write(
+            tmp_path,
+            VALID.replace("TestLayer{{ arch_suffix }}", "L" * 130 + "{{ major }}{{ arch_suffix }}"),
+        )
+    )
+    long = ReleaseVersion.parse("12345678901.0.0")  # 141 characters
+    with pytest.raises(ConfigError, match="the limit is 140") as exc:
+        cfg.layer_name(long, "x86_64")
+    assert exc.value.key == "name"
+    assert str(exc.value).startswith(f"{cfg.path}: name: layer name 'LLLL")
+    with pytest.raises(AssertionError, match="a per-arch layer name needs its architecture"):
+        cfg.layer_name(long)
