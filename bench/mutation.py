@@ -214,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = wanted - {m.path for m in modules}
         if unknown:
             parser.error(f"not in [tool.layer-builder.mutation.modules]: {sorted(unknown)}")
-        modules = [m for m in modules if m.path in wanted]
+        order = [m.removeprefix(f"{PACKAGE}/") for m in args.modules]
+        modules = sorted(
+            (m for m in modules if m.path in wanted), key=lambda m: order.index(m.path)
+        )
     missing = [m for m in modules if not (ROOT / PACKAGE / m.path).exists()]
     for m in missing:
         print(f"skip {m.path}: no such module (yet)", file=sys.stderr)
