@@ -130,3 +130,47 @@ def test_duplicate_and_unsafe_names_word_for_word(
     assert err.splitlines()[0] == (
         f"error: {path}: duplicate member names: python/a.py, python/b.py"
     )
+
+
+SHARED_LIBRARY = (
+    "is a shared library (ET_DYN without a program interpreter or the PIE flag), not an "
+    "executable; Lambda (x86_64) cannot start it"
+)
+
+
+@pytest.mark.parametrize(
+    ("launcher_size", "refused"),
+    [(None, True), (65536, True), (65537, False)],  # launchers over 64 KiB are not read
+)
+def test_what_a_launcher_starts_must_be_an_executable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], launcher_size: int | None, refused: bool
+) -> None:
+    from elf_fixtures import make_elf
+    from test_verify import LAUNCHER
+
+    tree = layer_tree(tmp_path / "t")
+    relay = tree / "relay" / "relay"  # not executable itself, but the launcher execs it
+    relay.write_bytes(make_elf("x86_64", kind="shared"))
+    relay.chmod(0o644)
+    if launcher_size is not None:
+        script = tree / "extensions" / "sentry-lambda-extension"
+        script.write_bytes(LAUNCHER + b"#" * (launcher_size - len(LAUNCHER)))
+    z = write_zip(tree, tmp_path / "layer.zip").path
+    code, _, err = verify(capsys, str(z), "--arch", "x86_64")
+    if refused:
+        assert (code, err) == (2, f"error: {z}:relay/relay: {SHARED_LIBRARY}\n")
+    else:
+        assert code == 0, err
+
+
+def test_a_library_for_another_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from elf_fixtures import make_elf
+
+    tree = layer_tree(tmp_path / "t")
+    (tree / "python" / "_x.so").write_bytes(make_elf("arm64", kind="shared"))
+    z = write_zip(tree, tmp_path / "layer.zip").path
+    code, _, err = verify(capsys, str(z), "--arch", "x86_64")
+    assert (code, err) == (
+        2,
+        f"error: {z}:python/_x.so: is a library built for arm64; an x86_64 layer needs x86_64\n",
+    )
