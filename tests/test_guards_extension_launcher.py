@@ -1,0 +1,96 @@
+"""The launcher and the files a layer gets for its extension, per-arch and universal: every
+template variable, the version it names, and the refusals word for word (mutation testing
+found these unpinned; see docs/mutation-testing.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from elf_fixtures import write_elf
+from test_extension import write_manifest
+
+from layer_builder.build.extension import load_manifest, resolve_binary
+from layer_builder.build.launcher import layer_files, render_launcher
+from layer_builder.errors import ConfigError
+
+TEMPLATE = (
+    "{% for b in binaries %}{{ b.arch }} {{ b.machine }} {{ b.path }}\n{% endfor %}"
+    "{{ architectures|join(',') }} {{ layout }} [{{ arch }}] {{ version }} {{ name }} {{ label }}"
+    " {{ mode }}\n"
+)
+MANIFEST = (
+    "name: ext\nversion: '1.0'\nlabel: stand-in\nsource: {}\n"
+    "files: {x86_64: {file: f}, arm64: {file: g}}\ninstall_path: relay/relay\n"
+    "launcher: {template: launch.sh.j2, vars: {mode: proxy}}\n"
+)
+
+
+def manifest(tmp_path: Path, template: str = TEMPLATE):  # type: ignore[no-untyped-def]
+    (tmp_path / "launch.sh.j2").write_text(template)
+    return load_manifest(write_manifest(tmp_path, MANIFEST, launcher=False))
+
+
+def test_universal_launcher_variables(tmp_path: Path) -> None:
+    m = manifest(tmp_path)
+    assert render_launcher(m, ["arm64", "x86_64"], layout="universal") == (
+        b"x86_64 x86_64 /opt/relay/relay-x86_64\n"
+        b"arm64 aarch64 /opt/relay/relay-aarch64\n"
+        b"x86_64,arm64 universal [x86_64, arm64] 1.0 ext stand-in proxy\n"
+    )
+    assert render_launcher(m, ["x86_64"], layout="universal", version="9.9").endswith(
+        b"x86_64 universal [x86_64] 9.9 ext stand-in proxy\n"
+    )
+
+
+def test_per_arch_launcher_variables(tmp_path: Path) -> None:
+    m = manifest(tmp_path, "{{ arch }} {{ machine }} {{ binary }} {{ layout }}\n")
+    assert render_launcher(m, "arm64") == b"arm64 aarch64 /opt/relay/relay per-arch\n"
+
+
+def test_a_universal_launcher_must_pick_by_machine(tmp_path: Path) -> None:
+    m = manifest(tmp_path, "exec {{ binary }}\n")
+    with pytest.raises(ConfigError, match="does not use `binaries`") as exc:
+        render_launcher(m, ["x86_64", "arm64"], layout="universal")
+    assert str(exc.value) == (
+        f"{m.path}: launcher.template: launch.sh.j2 does not use `binaries`; a universal "
+        "layer's launcher must pick the binary by machine (see extensions/relay-launcher.sh.j2)"
+    )
+
+
+def binaries(tmp_path: Path, m, versions: dict[str, str]) -> list:  # type: ignore[no-untyped-def]
+    out = []
+    for arch, version in versions.items():
+        path = write_elf(tmp_path / f"bin-{arch}", arch)
+        b = resolve_binary(m, arch, override=path)
+        out.append(dataclasses.replace(b, info=dataclasses.replace(b.info, version=version)))
+    return out
+
+
+def test_layer_files_per_arch_and_universal(tmp_path: Path) -> None:
+    m = manifest(tmp_path, "{% for b in binaries %}{{ b.path }} {% endfor %}{{ version }}\n")
+    one = layer_files(binaries(tmp_path, m, {"arm64": "1.0"}), "per-arch")
+    assert [(f.path, f.mode) for f in one.files] == [
+        ("relay/relay", 0o755),
+        ("extensions/ext", 0o755),
+    ]
+    assert [i.path for i in one.infos] == ["relay/relay"]
+    assert one.files[1].content == b"/opt/relay/relay 1.0\n"
+
+    both = layer_files(binaries(tmp_path, m, {"arm64": "2.0", "x86_64": "1.0"}), "universal")
+    assert [i.path for i in both.infos] == ["relay/relay-x86_64", "relay/relay-aarch64"]
+    assert both.architectures == ("x86_64", "arm64")
+    assert both.files[-1].content == (
+        b"/opt/relay/relay-x86_64 /opt/relay/relay-aarch64 1.0 (x86_64), 2.0 (arm64)\n"
+    )
+    same = layer_files(binaries(tmp_path, m, {"arm64": "3.0", "x86_64": "3.0"}), "universal")
+    assert same.files[-1].content.endswith(b" 3.0\n")
+
+
+def test_layer_files_refusals(tmp_path: Path) -> None:
+    m = manifest(tmp_path)
+    with pytest.raises(ValueError, match="^layer_files needs at least one binary$"):
+        layer_files([], "per-arch")
+    with pytest.raises(ValueError, match="^a per-arch layer carries one binary, not 2$"):
+        layer_files(binaries(tmp_path, m, {"x86_64": "1", "arm64": "1"}), "per-arch")
