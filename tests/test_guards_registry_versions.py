@@ -77,3 +77,15 @@ def test_explicit_schemes() -> None:
     with pytest.raises(ArgumentError, match="is not a PEP 440 version"):
         compare("1.0.0-beta.x", "1.0.0", "pep440")
     assert is_prerelease("2.0.0.dev1", "pep440") and not is_prerelease("2.0.post1", "pep440")
+
+
+def test_semver_build_metadata_that_pep440_refuses_falls_back_to_semver() -> None:
+    # "a..b" is valid SemVer build metadata but not a PEP 440 local label.
+    assert version_key("1.0.0+a..b") == version_key("1.0.0", "semver")
+    assert compare("1.0.0+a..b", "1.0.1") == -1
+
+
+def test_sorted_versions_uses_the_scheme_given() -> None:
+    # "1.0.0-1" is a SemVer prerelease but a PEP 440 post-release.
+    assert sorted_versions(["1.0.0", "1.0.0-1"], "pep440") == ["1.0.0", "1.0.0-1"]
+    assert sorted_versions(["1.0.0", "1.0.0-1"], "semver") == ["1.0.0-1", "1.0.0"]
