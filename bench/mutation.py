@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 "survived": len(survivors),
                 "no_tests": counts.get("no tests", 0),
                 "equivalent": len(equiv),
+                "not_run": counts.get("not checked", 0),
                 "score": detected / len(counted) if counted else None,
                 "score_excl_equivalent": (
                     detected / (len(counted) - len(equiv)) if len(counted) > len(equiv) else None
@@ -283,18 +284,25 @@ def _pct(value: object) -> str:
 def print_table(rows: list[dict[str, object]]) -> None:
     header = (
         "| module | mutants | killed | survived | of which no test | equivalent | score "
-        "| score excl. equivalent | time |"
+        "| score excl. equivalent | not run yet | time |"
     )
     print(header)
-    print("| --- " * 9 + "|")
-    totals = {"mutants": 0, "killed": 0, "survived": 0, "no_tests": 0, "equivalent": 0}
+    print("| --- " * 10 + "|")
+    totals = {
+        "mutants": 0,
+        "killed": 0,
+        "survived": 0,
+        "no_tests": 0,
+        "equivalent": 0,
+        "not_run": 0,
+    }
     for r in rows:
         for k in totals:
             totals[k] += int(r[k])  # type: ignore[call-overload]
         print(
             f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} "
             f"| {r['no_tests']} | {r['equivalent']} | {_pct(r['score'])} "
-            f"| {_pct(r['score_excl_equivalent'])} | {r['seconds']} s |"
+            f"| {_pct(r['score_excl_equivalent'])} | {r['not_run']} | {r['seconds']} s |"
         )
     if len(rows) > 1 and totals["mutants"]:
         score = totals["killed"] / totals["mutants"]
@@ -302,7 +310,8 @@ def print_table(rows: list[dict[str, object]]) -> None:
         excl = totals["killed"] / rest if rest else None
         print(
             f"| **all** | {totals['mutants']} | {totals['killed']} | {totals['survived']} "
-            f"| {totals['no_tests']} | {totals['equivalent']} | {_pct(score)} | {_pct(excl)} | |"
+            f"| {totals['no_tests']} | {totals['equivalent']} | {_pct(score)} | {_pct(excl)} "
+            f"| {totals['not_run']} | |"
         )
 
 
