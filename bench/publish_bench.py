@@ -245,8 +245,8 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
           f"per call; {n} regions ({partition}); max_workers {workers}; "
           f"median of {args.repeat} runs")  # fmt: skip
     print(f"    resolve_regions (STS + EC2)  {resolve:7.2f} s")
-    print(f"(a) publish, 1 region          {one:7.2f} s   (runs {min(ones):.2f}-{max(ones):.2f} s)")
-    print(f"(b) publish, all {n:2d} regions    {every:7.2f} s   (runs {min(alls):.2f}-{max(alls):.2f} s)"
+    print(f"(a) publish, 1 region          {one:7.2f} s   (runs {_spread(ones)})")
+    print(f"(b) publish, all {n:2d} regions    {every:7.2f} s   (runs {_spread(alls)})"
           f"   b/a = {every / one:.2f}x")  # fmt: skip
     if cli is not None:
         print(f"(c) AWS CLI loop, all regions  {cli:7.2f} s   b/c = {every / cli:.3f}"
@@ -255,6 +255,10 @@ def report(args: argparse.Namespace, tmp: Path) -> None:
     print(f"(d) no-op re-release           {noop:7.2f} s   {calls / n:.1f} calls per region "
           f"({', '.join(ops)}), {published} published")  # fmt: skip
     calls_per_region(tmp, data, regions, account, partition, w)
+
+
+def _spread(times: list[float]) -> str:
+    return f"{min(times):.2f}-{max(times):.2f} s"
 
 
 def _counted(
