@@ -20,7 +20,7 @@ from typing import Any
 
 from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
-from layer_builder.cli.build import build_layers, build_table
+from layer_builder.cli.build import build_layers, build_table, phase_lines
 from layer_builder.cli.output import UI
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
@@ -292,6 +292,8 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        for line in phase_lines(built_layers):
+            ui.info(line)
         if not args.no_smoke:
             # The gate: a layer that does not run in an emulated Lambda is never published.
             from layer_builder.cli.smoke import smoke_gate
