@@ -145,9 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "build",
-        help="build one layer zip per architecture, with a manifest beside each",
-        description="Build one reproducible layer zip per architecture into DIR, each "
-        "with a build manifest JSON (<zip>.json) beside it.",
+        help="build the release's layer zip (universal, or one per architecture), with a manifest",
+        description="Build the release's reproducible layer zip into DIR: one universal zip "
+        "serving every architecture the extension has a binary for (config `layout: "
+        "universal`, the default), or one zip per architecture (`layout: per-arch`); a build "
+        "manifest JSON (<zip>.json) beside each.",
     )
     _config_args(p, "release version, e.g. 2.75.0 (also the SDK version unless the config pins it)")
     p.add_argument(
@@ -224,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="registry_command", metavar="SUBCOMMAND", parser_class=_Parser
     )
     reg.required = True
-    p = reg.add_parser("latest", help="print the newest layer version ARN for a region")
+    p = reg.add_parser(
+        "latest",
+        help="print the newest layer version ARN for a region",
+        description="Print the ARN of the newest release's layer that serves ARCH in REGION, "
+        "as the registry records it (exit 2 if no layer serves that architecture there).",
+    )
     p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
     p.add_argument("--region", required=True, metavar="R", help="AWS region, e.g. eu-west-1")
     p.add_argument(
