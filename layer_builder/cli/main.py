@@ -124,6 +124,15 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="DIR|URL",
+        help="registry checkout or http(s) URL to read (default: ./registry)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="layer-builder",
@@ -240,12 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("x86_64", "arm64"),
         help="the function's architecture (default: x86_64)",
     )
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="DIR|URL",
-        help="registry checkout or http(s) URL to read (default: ./registry)",
-    )
+    _registry_arg(p)
     _common(p)
     p = reg.add_parser(
         "show",
@@ -259,12 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CANONICAL",
         help="registry entry, e.g. aws-layer:python (default: the whole index)",
     )
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="DIR|URL",
-        help="registry checkout or http(s) URL to read (default: ./registry)",
-    )
+    _registry_arg(p)
     _common(p)
 
     ext = sub.add_parser("extension", help="manage extension manifests").add_subparsers(
