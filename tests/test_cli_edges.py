@@ -400,3 +400,17 @@ def test_publish_to_a_registry_that_cannot_be_written_publishes_nothing(
     client = boto3.client("lambda", region_name="us-east-1", endpoint_url=aws_env)
     name = cfg.layer_name(ReleaseVersion.parse("3.1.0"), "x86_64")
     assert client.list_layer_versions(LayerName=name)["LayerVersions"] == []
+
+
+def test_release_refuses_an_unwritable_registry_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "registry-file"
+    blocker.write_text("not a directory\n")
+    out = tmp_path / "out"
+    argv = ["release", str(REPO / "configs/sentry-python.yml"), "--version", "2.75.0",
+            "--sandbox", "--out", str(out), "--registry", str(blocker)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --registry {blocker}: is a file, not a directory\n"
+    assert not out.exists()  # nothing was built (nor the sandbox started: no SANDBOX line)

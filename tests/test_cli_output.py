@@ -213,3 +213,22 @@ def test_registry_outcome_names_links_and_files_on_short_lines(
         "registry: latest.json, 2.json now -> 2.75.0.json",
         "registry: also wrote base.json",
     ]
+
+
+def test_failed_regions_are_grouped_by_layer_and_reason() -> None:
+    from layer_builder.cli.output import failed_lines
+    from layer_builder.model import RegionResult
+
+    def failed(region: str, error: str) -> RegionResult:
+        return RegionResult(region, ("x86_64",), "L", "failed", error=error)
+
+    regions = [f"r-{i:02d}" for i in range(9)]
+    lines = failed_lines(
+        [failed(r, "interrupted before it started") for r in reversed(regions)]
+        + [failed("eu-west-1", "AccessDenied")]
+    )
+    assert lines == [
+        "L in 9 regions (r-00, r-01, r-02, r-03, r-04, r-05, and 3 more): "
+        "interrupted before it started",
+        "eu-west-1 L: AccessDenied",
+    ]

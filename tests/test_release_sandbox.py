@@ -76,6 +76,20 @@ def test_sandbox_is_labelled(
     assert "nothing reaches AWS" in proc.stderr
 
 
+def test_sandbox_zip_is_named_a_standin_by_verify(
+    sandbox_release: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, work = sandbox_release
+    (zip_path,) = (work / "sandbox" / "dist").glob("*.zip")
+    proc = subprocess.run(
+        [sys.executable, "-m", "layer_builder", "verify", str(zip_path), "--json"],
+        cwd=work, env=clean_env(work / "home"), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json.loads(proc.stdout)["zips"]
+    assert any(n.startswith("carries the sandbox STAND-IN extension") for n in report["notes"])
+
+
 def test_sandbox_registry_is_readable(
     sandbox_release: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

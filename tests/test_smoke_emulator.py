@@ -25,7 +25,7 @@ from layer_builder.errors import ArgumentError
 from layer_builder.smoke import environment, runtimes
 from layer_builder.smoke.api import serve_api
 from layer_builder.smoke.lifecycle import Limits
-from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
+from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip, zip_architectures
 from layer_builder.smoke.sentry import parse_envelope
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,6 +341,17 @@ def test_cli_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: smoke: {bad} (")
     assert "extension init failed: extension quitter exited with code 3" in err[0]
+
+
+def test_cli_arch_that_no_zip_serves_is_an_error_not_a_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = make_layer(tmp_path / "good.zip")
+    other = "arm64" if zip_architectures(good) == ["x86_64"] else "x86_64"
+    assert main(["smoke", str(good), "--arch", other, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["exit_code"] == 2
+    assert err == f"error: --arch: {good} serves none of {other}; nothing to test\n"
 
 
 def test_cli_event_from_file_and_bad_event(

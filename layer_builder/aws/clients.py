@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -261,7 +262,12 @@ class Aws:
         self.retries = retries or RetrySettings.from_env()
         self.max_pool_connections = max_pool_connections
         self._clients: dict[tuple[str, str, Timeouts], Any] = {}
+        self._configs: dict[Timeouts, Config] = {}
         self._lock = threading.Lock()
+        # botocore reads the proxy variables from os.environ again for every client it
+        # creates, part of each region's cost before its first request. With none set the
+        # answer is {} for every endpoint, and saying so up front skips the lookups.
+        self._proxies: dict[str, str] | None = None if urllib.request.getproxies() else {}
         #: Backoff sleeps of the checks before publishing (replaced in tests).
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -284,27 +290,19 @@ class Aws:
         """The reused client for (service, region, timeouts), created on first request."""
         timeouts = timeouts or self.timeouts
         key = (service, region, timeouts)
+        # Lock-free once created (a dict read is atomic): a region's calls must not queue
+        # behind another region's client being built under the lock.
+        client = self._clients.get(key)
+        if client is not None:
+            return client
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                config = Config(
-                    region_name=region,
-                    # cast: the stubs type "mode" as a Literal; ours is checked in from_env.
-                    retries=cast(
-                        Any,
-                        {
-                            "mode": self.retries.mode,
-                            "total_max_attempts": self.retries.total_max_attempts,
-                        },
-                    ),
-                    connect_timeout=timeouts.connect,
-                    read_timeout=timeouts.read,
-                    max_pool_connections=self.max_pool_connections,
-                    user_agent_extra=f"layer-builder/{__version__}",
-                )
                 with _translated("CreateClient", region):
                     # cast: the stubs' overloads want a literal service name.
-                    client = cast(Any, self.session).client(service, config=config)
+                    client = cast(Any, self.session).client(
+                        service, region_name=region, config=self._config(timeouts)
+                    )
                 if service == "lambda":
                     client.meta.events.register_first(
                         "needs-retry.lambda.PublishLayerVersion", _no_blind_retry,
@@ -312,6 +310,28 @@ class Aws:
                     )  # fmt: skip
                 self._clients[key] = client
         return client
+
+    def _config(self, timeouts: Timeouts) -> Config:
+        """One botocore Config per timeouts, shared by every region's clients (the region
+        goes to the client itself). Called under the lock."""
+        config = self._configs.get(timeouts)
+        if config is None:
+            config = self._configs[timeouts] = Config(
+                # cast: the stubs type "mode" as a Literal; ours is checked in from_env.
+                retries=cast(
+                    Any,
+                    {
+                        "mode": self.retries.mode,
+                        "total_max_attempts": self.retries.total_max_attempts,
+                    },
+                ),
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                max_pool_connections=self.max_pool_connections,
+                user_agent_extra=f"layer-builder/{__version__}",
+                proxies=self._proxies,
+            )
+        return config
 
     def home_region(self, partition: str | None = None) -> str:
         """The configured region, or the partition's usual home region."""
@@ -377,12 +397,17 @@ class LambdaApi:
         self.region = region
         self._aws = aws
         self._timeouts = timeouts
+        self._cached: Any = None
 
     @property
     def _client(self) -> Any:
         # Created on first use (from a worker thread, under Aws's lock) so that creating
-        # dozens of clients overlaps other regions' network waits instead of preceding them.
-        return self._aws.client("lambda", self.region, timeouts=self._timeouts)
+        # dozens of clients overlaps other regions' network waits instead of preceding them;
+        # then kept here, so later calls skip the factory.
+        client = self._cached
+        if client is None:
+            client = self._cached = self._aws.client("lambda", self.region, timeouts=self._timeouts)
+        return client
 
     def list_versions(
         self, layer_name: str, marker: str | None = None, page_size: int = 50

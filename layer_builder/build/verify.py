@@ -25,6 +25,7 @@ from layer_builder.build.zipcheck import ZipEntryInfo, ZipInspection, inspect_zi
 from layer_builder.elf import check_elf, detect_arch, read_elf_header
 from layer_builder.errors import ArchitectureError, ArtifactError
 from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, sort_architectures
+from layer_builder.publish.plan import is_standin
 
 WRAPPER = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 EXTENSION_DIR = "extensions/"
@@ -188,6 +189,11 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
         raise VerifyError(found.problems)
     if inspection.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES:
         notes.append("over the 50 MB direct-upload limit: publishing goes through S3")
+    if manifest is not None and is_standin(manifest):
+        notes.append(
+            "carries the sandbox STAND-IN extension (not Relay): publish refuses it outside "
+            "--sandbox"
+        )
     return VerifyReport(
         path=path,
         architectures=archs,

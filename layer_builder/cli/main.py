@@ -124,6 +124,15 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="DIR|URL",
+        help="registry checkout or http(s) URL to read (default: ./registry)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="layer-builder",
@@ -145,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "build",
-        help="build one layer zip per architecture, with a manifest beside each",
-        description="Build one reproducible layer zip per architecture into DIR, each "
-        "with a build manifest JSON (<zip>.json) beside it.",
+        help="build the release's layer zip (universal, or one per architecture), with a manifest",
+        description="Build the release's reproducible layer zip into DIR: one universal zip "
+        "serving every architecture the extension has a binary for (config `layout: "
+        "universal`, the default), or one zip per architecture (`layout: per-arch`); a build "
+        "manifest JSON (<zip>.json) beside each.",
     )
     _config_args(p, "release version, e.g. 2.75.0 (also the SDK version unless the config pins it)")
     p.add_argument(
@@ -224,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="registry_command", metavar="SUBCOMMAND", parser_class=_Parser
     )
     reg.required = True
-    p = reg.add_parser("latest", help="print the newest layer version ARN for a region")
+    p = reg.add_parser(
+        "latest",
+        help="print the newest layer version ARN for a region",
+        description="Print the ARN of the newest release's layer that serves ARCH in REGION, "
+        "as the registry records it (exit 2 if no layer serves that architecture there).",
+    )
     p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
     p.add_argument("--region", required=True, metavar="R", help="AWS region, e.g. eu-west-1")
     p.add_argument(
@@ -233,12 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("x86_64", "arm64"),
         help="the function's architecture (default: x86_64)",
     )
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="DIR|URL",
-        help="registry checkout or http(s) URL to read (default: ./registry)",
-    )
+    _registry_arg(p)
     _common(p)
     p = reg.add_parser(
         "show",
@@ -252,12 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CANONICAL",
         help="registry entry, e.g. aws-layer:python (default: the whole index)",
     )
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="DIR|URL",
-        help="registry checkout or http(s) URL to read (default: ./registry)",
-    )
+    _registry_arg(p)
     _common(p)
 
     ext = sub.add_parser("extension", help="manage extension manifests").add_subparsers(

@@ -28,11 +28,31 @@ from rich.console import Console
 from rich.table import Table
 
 from layer_builder.model import PublishResult, RegionResult
+from layer_builder.publish.fanout import NOT_STARTED
 
 #: Width of a plain (non-terminal) log when $COLUMNS does not say: fits a CI log view.
 LOG_WIDTH = 100
 _MIN_CELL = 10
 _ELLIPSIS = "..."
+
+
+def failed_lines(failed: Sequence[RegionResult], *, shown: int = 6) -> list[str]:
+    """Failed regions grouped by layer and reason: one line per group, a few regions named.
+
+    Twenty regions failing for one reason (an interrupt, a credential) read as one line.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in failed:
+        groups.setdefault((r.layer_name, r.error or "no reason given"), []).append(r.region)
+    lines = []
+    for (layer, reason), regions in groups.items():
+        if len(regions) == 1:
+            lines.append(f"{regions[0]} {layer}: {reason}")
+            continue
+        names = ", ".join(sorted(regions)[:shown])
+        more = f", and {len(regions) - shown} more" if len(regions) > shown else ""
+        lines.append(f"{layer} in {len(regions)} regions ({names}{more}): {reason}")
+    return lines
 
 
 def mb(n: int) -> str:
@@ -275,7 +295,9 @@ class UI:
                 with self._lock:
                     done["n"] += 1
                     n = done["n"]
-                if not self.quiet:
+                # Regions an interrupt kept from starting are summed up once at the end,
+                # not announced one by one.
+                if not self.quiet and r.error != NOT_STARTED:
                     self.info(f"[{n:>{digits}}/{total}] {region_line(r)}")
 
             yield plain
@@ -314,8 +336,8 @@ class UI:
         if example:
             # Every region's ARN is in --json and the registry; one shows the pattern.
             self.info(f"ARN e.g. {example}")
-        for r in result.failed:
-            self.info(f"failed: {r.region} {r.layer_name}: {r.error or 'no reason given'}")
+        for line in failed_lines(result.failed):
+            self.info(f"failed: {line}")
 
     def registry_outcome(
         self, root: Path, version_file: Path, written: Sequence[Path], *, created: bool

@@ -20,8 +20,8 @@ from typing import Any
 
 from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
-from layer_builder.cli.build import build_layers, build_table
-from layer_builder.cli.output import UI
+from layer_builder.cli.build import build_layers, build_table, phase_lines
+from layer_builder.cli.output import UI, failed_lines
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
@@ -211,7 +211,7 @@ def _publish_locked(
         raise Interrupted(
             [f"{r.region} ({r.layer_name})" for r in result.failed],
             f"interrupted: {len(done)} of {len(result.results)} done; not done: "
-            + ", ".join(f"{r.region} ({r.layer_name})" for r in result.failed)
+            + "; ".join(failed_lines(result.failed))
             + "; run the same command again to finish (nothing will be duplicated)",
         )
     if not result.complete:
@@ -275,6 +275,11 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    if not args.dry_run:
+        # A registry that cannot be written should cost seconds, not a build and a smoke test;
+        # publish_and_register checks it again, under the lock, before any AWS write.
+        check_output_dir(registry_dir, "--registry")
+    earlier = (registry_dir / "aws-lambda-layers").is_dir()
     with contextlib.ExitStack() as stack:
         standin = (
             stack.enter_context(_sandbox(ui, bool(args.extension_file))) if args.sandbox else None
@@ -292,6 +297,8 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             explicit_archs=bool(args.arch),
         )
         build_table(ui, built_layers)
+        for line in phase_lines(built_layers):
+            ui.info(line)
         if not args.no_smoke:
             # The gate: a layer that does not run in an emulated Lambda is never published.
             from layer_builder.cli.smoke import smoke_gate
@@ -306,4 +313,9 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
                 f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "
                 f"(try: layer-builder registry show {cfg.canonical} --registry {registry_dir})"
             )
+            if earlier:
+                ui.note(
+                    "SANDBOX: the registry also keeps earlier sandbox releases; each sandbox run "
+                    "starts a fresh emulated AWS, so their layer versions exist no more"
+                )
         return code

@@ -184,7 +184,14 @@ def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
 
     reports = []
     for z in zips:
-        reports.extend(smoke_zip(z, options))
+        found = smoke_zip(z, options)
+        if not found:
+            # Only --arch can leave a zip with nothing to run; passing on nothing would
+            # claim a test that never happened.
+            raise ArgumentError(
+                f"--arch: {z} serves none of {', '.join(options.architectures)}; nothing to test"
+            )
+        reports.extend(found)
     return reports
 
 

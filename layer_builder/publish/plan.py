@@ -42,9 +42,15 @@ def marked_description(description: str, sha256_hex: str) -> str:
 
 
 def is_standin(manifest: BuildManifest) -> bool:
-    """Whether the zip carries the sandbox's stand-in extension instead of the real one."""
+    """Whether the zip carries the sandbox's stand-in extension instead of the real one:
+    by its label, or by its digest when it came in through ``--extension-file``."""
+    from layer_builder.sandbox.standin import standin_digests
+
+    digests = standin_digests()
     return any(
-        "stand-in" in ext.source.lower() or "standin" in ext.version.lower()
+        "stand-in" in ext.source.lower()
+        or "standin" in ext.version.lower()
+        or ext.sha256 in digests
         for ext in manifest.extensions
     )
 

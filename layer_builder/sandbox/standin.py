@@ -35,6 +35,20 @@ STANDIN_MANIFEST = EXTENSIONS_ROOT / "standin.yml"
 STANDIN_LABEL = "SANDBOX STAND-IN (not Relay)"
 
 
+def standin_digests(manifest: Path = STANDIN_MANIFEST) -> frozenset[str]:
+    """The sha256 of every stand-in binary pinned in ``extensions/standin.yml``.
+
+    A stand-in can reach a zip without the sandbox (``--extension-file`` pointing at
+    ``extensions/standin/...``), where its build manifest calls it "unknown": the digest is
+    what gives it away. Empty when the package runs without its source tree.
+    """
+    try:
+        pinned = load_manifest(manifest)
+    except (ConfigError, OSError):
+        return frozenset()
+    return frozenset(f.sha256 for f in pinned.files.values() if f.sha256)
+
+
 @contextmanager
 def serve_standin(manifest: Path = STANDIN_MANIFEST) -> Iterator[Path]:
     """Serve the stand-in binaries from a loopback release registry for the ``with`` block.
