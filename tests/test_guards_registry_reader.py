@@ -5,10 +5,12 @@ hidden entries skipped (mutation testing found these unpinned; see docs/mutation
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from registry_docs import arn, document, write_version
+from test_download import FakeServer, Reply
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.reader import RegistryClient, read_json_mapping, runtime_dirs
@@ -113,3 +115,63 @@ def test_unknown_canonicals_name_what_is_known(registry: Path) -> None:
     assert refusal(lambda: client.latest("ruby")) == (
         f"{registry}: no layer 'ruby' in the registry; known: aws-layer:python"
     )
+
+
+# ---------------------------------------------------------------- over HTTP (loopback)
+
+
+@pytest.fixture
+def http() -> Iterator[FakeServer]:
+    srv = FakeServer()
+    yield srv
+    srv.close()
+
+
+def test_http_index_refusals_word_for_word(http: FakeServer) -> None:
+    index = http.base + "/aws-lambda-layers"
+    for body, problem in (
+        (b"<html>", "the registry index is not valid JSON"),
+        (b"[1]", "the registry index is not a JSON object"),
+    ):
+        http.route("/aws-lambda-layers", Reply(body=body))
+        with RegistryClient(http.base, ttl=0) as client:
+            assert refusal(client.index) == f"{index}: {problem}"
+    http.route("/aws-lambda-layers", Reply(body=b'{"aws-layer:python": 5}'))
+    with RegistryClient(http.base, ttl=0) as client:
+        assert refusal(client.index).startswith(f"{index}: not a layer registry index: $")
+
+
+def test_http_redirects_are_followed_five_times_at_most(http: FakeServer) -> None:
+    doc = document("2.75.0", {"x86_64": [arn(PY, 12)]})
+    http.route("/aws-lambda-layers", Reply(302, b"", {"Location": "/r1"}))
+    for i in range(1, 5):
+        http.route(f"/r{i}", Reply(302, b"", {"Location": f"/r{i + 1}"}))
+    http.route("/r5", Reply(body=json.dumps({"aws-layer:python": doc}).encode()))
+    with RegistryClient(http.base, ttl=0) as client:  # 5 redirects: fine
+        assert client.latest("aws-layer:python").sdk_version == "2.75.0"
+    http.route("/r5", Reply(302, b"", {"Location": "/r6"}))
+    with RegistryClient(http.base, ttl=0) as client:
+        assert refusal(client.index) == f"{http.base}/r6: more than 5 redirects"
+
+
+def test_the_api_route_keeps_the_query_and_drops_the_fragment(http: FakeServer) -> None:
+    doc = document("2.75.0", {"x86_64": [arn(PY, 12)]})
+    body = json.dumps({"aws-layer:python": doc}).encode()
+    http.route("/base/aws-lambda-layers", Reply(body=body))
+    http.route("/static.json", Reply(body=body))
+    for url in (f"{http.base}/base/?token=t1#frag", f"{http.base}/static.json?token=t2#frag"):
+        with RegistryClient(url, ttl=0) as client:
+            client.index()
+    assert [r.path for r in http.requests] == [
+        "/base/aws-lambda-layers?token=t1",
+        "/static.json?token=t2",
+    ]
+
+
+def test_an_invalid_document_in_the_index_is_named(http: FakeServer) -> None:
+    bad = {**document("2.75.0", {"x86_64": [arn(PY, 12)]}), "account_number": 7}
+    http.route("/aws-lambda-layers", Reply(body=json.dumps({"aws-layer:python": bad}).encode()))
+    with RegistryClient(http.base, ttl=0) as client:
+        assert refusal(lambda: client.latest("aws-layer:python")).startswith(
+            f"{http.base}: aws-layer:python: not a layer version document: $.account_number: "
+        )
