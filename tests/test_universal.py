@@ -109,6 +109,20 @@ def fake_pip(monkeypatch: pytest.MonkeyPatch) -> FakeInstall:
     return fake
 
 
+def built_ok(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    binaries: dict[str, Path],
+    *archs: str,
+    layout: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """A `build --json` with these architectures' binaries that must succeed: (doc, stderr)."""
+    config = write_config(tmp_path) if layout is None else write_config(tmp_path, layout=layout)
+    code, data, err = build(capsys, config, tmp_path / "out", *ext_args(binaries, *archs))
+    assert code == 0 and data is not None, err
+    return data, err
+
+
 # ------------------------------------------------------------------------------ build
 
 
@@ -118,12 +132,7 @@ def test_universal_build_carries_both_binaries_and_one_launcher(
     fake_pip: FakeInstall,
     binaries: dict[str, Path],
 ) -> None:
-    config = write_config(tmp_path)
-    code, data, err = build(
-        capsys, config, tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0, err
-    assert data is not None
+    data, _ = built_ok(capsys, tmp_path, binaries, "x86_64", "arm64")
     (layer,) = data["layers"]  # one zip per release
     assert Path(layer["zip"]).name == f"uni-{V.text}.zip"
     assert layer["layout"] == "universal" and layer["architectures"] == ["x86_64", "arm64"]
@@ -158,11 +167,7 @@ def test_verify_refuses_a_universal_layer_missing_or_misplacing_a_binary(
     fake_pip: FakeInstall,
     binaries: dict[str, Path],
 ) -> None:
-    config = write_config(tmp_path)
-    code, data, err = build(
-        capsys, config, tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
+    data, _ = built_ok(capsys, tmp_path, binaries, "x86_64", "arm64")
     zip_path = Path(data["layers"][0]["zip"])
     manifest_path = zip_path.with_name(zip_path.name + ".json")
     good = json.loads(manifest_path.read_text())
@@ -244,11 +249,7 @@ def test_an_architecture_without_a_binary_is_left_out_and_said(
     binaries: dict[str, Path],
 ) -> None:
     # extensions/relay.yml has no arm64 entry (Relay publishes no Linux aarch64 build).
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64")
-    )
-    assert code == 0, err
-    assert data is not None
+    data, err = built_ok(capsys, tmp_path, binaries, "x86_64")
     (layer,) = data["layers"]
     assert layer["architectures"] == ["x86_64"]
     assert [e["architecture"] for e in layer["extensions"]] == ["x86_64"]
@@ -328,10 +329,7 @@ def test_launcher_picks_the_binary_by_machine(
     fake_pip: FakeInstall,
     binaries: dict[str, Path],
 ) -> None:
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
+    data, _ = built_ok(capsys, tmp_path, binaries, "x86_64", "arm64")
     zip_path = Path(data["layers"][0]["zip"])
 
     for machine, binary in (("x86_64", "relay-x86_64"), ("aarch64", "relay-aarch64")):
@@ -361,11 +359,7 @@ def test_per_arch_shares_an_architecture_neutral_install(
     fake_pip: FakeInstall,
     binaries: dict[str, Path],
 ) -> None:
-    config = write_config(tmp_path, layout="per-arch")
-    code, data, err = build(
-        capsys, config, tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
+    data, err = built_ok(capsys, tmp_path, binaries, "x86_64", "arm64", layout="per-arch")
     assert fake_pip.calls == ["x86_64"]  # no ELF file in the tree: installed once, shared
     assert "arm64: tiny 3.2.1 is architecture-neutral: reused" in err
     assert [layer["architectures"] for layer in data["layers"]] == [["x86_64"], ["arm64"]]
@@ -379,11 +373,7 @@ def test_per_arch_installs_native_trees_per_architecture(
 ) -> None:
     fake = FakeInstall(native=True)
     monkeypatch.setattr(sdk, "install_sdk", fake)
-    config = write_config(tmp_path, layout="per-arch")
-    code, data, err = build(
-        capsys, config, tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
+    data, err = built_ok(capsys, tmp_path, binaries, "x86_64", "arm64", layout="per-arch")
     assert fake.calls == ["x86_64", "arm64"]
     by_arch = {tuple(layer["architectures"]): layer for layer in data["layers"]}
     with zipfile.ZipFile(by_arch[("arm64",)]["zip"]) as zf:
