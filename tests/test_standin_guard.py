@@ -49,7 +49,10 @@ def test_a_standin_given_as_extension_file_is_recognised_by_its_digest(tmp_path:
     assert not is_standin(_manifest(_file_ext(real, "x86_64")))
 
     args = argparse.Namespace(sandbox=False, allow_standin=False)
-    with pytest.raises(ArtifactError, match=r"^m\.json: the zip carries the sandbox stand-in"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"^m\.json: the zip carries the sandbox stand-in extension \(from {copy}\), not",
+    ):
         refuse_standin([(Path("m.json"), mixed)], args)
     refuse_standin([(Path("m.json"), mixed)], argparse.Namespace(sandbox=False, allow_standin=True))
 

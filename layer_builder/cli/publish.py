@@ -77,16 +77,18 @@ def publish_and_register(
 
 def refuse_standin(built: list[tuple[Path, BuildManifest]], args: argparse.Namespace) -> None:
     """A zip carrying the sandbox's stand-in extension never reaches AWS by accident."""
-    from layer_builder.publish.plan import is_standin
+    from layer_builder.publish.plan import standin_source
 
     if getattr(args, "sandbox", False) or getattr(args, "allow_standin", False):
         return
     for mpath, m in built:
-        if is_standin(m):
-            source = next(e.source for e in m.extensions if e.source)
+        source = standin_source(m)
+        if source is not None:
+            # Name where it came from only when that says more (a --extension-file path).
+            origin = "" if "stand-in" in source.lower() else f" (from {source})"
             raise ArtifactError(
-                f"{mpath}: the zip carries the sandbox stand-in extension "
-                f"({source}), not the real one; refusing to publish it outside "
+                f"{mpath}: the zip carries the sandbox stand-in extension{origin}, "
+                "not the real one; refusing to publish it outside "
                 "--sandbox (rebuild without --sandbox, or pass --allow-standin to publish it "
                 "to your own emulator)"
             )

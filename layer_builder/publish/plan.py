@@ -41,18 +41,23 @@ def marked_description(description: str, sha256_hex: str) -> str:
     return f"{text} {marker}" if text else marker
 
 
-def is_standin(manifest: BuildManifest) -> bool:
-    """Whether the zip carries the sandbox's stand-in extension instead of the real one:
-    by its label, or by its digest when it came in through ``--extension-file``."""
+def standin_source(manifest: BuildManifest) -> str | None:
+    """Where the sandbox's stand-in extension in this zip came from, or None if it has none:
+    found by its label, or by its digest when it came in through ``--extension-file``."""
     from layer_builder.sandbox.standin import standin_digests
 
     digests = standin_digests()
-    return any(
-        "stand-in" in ext.source.lower()
-        or "standin" in ext.version.lower()
-        or ext.sha256 in digests
-        for ext in manifest.extensions
-    )
+    for ext in manifest.extensions:
+        if "stand-in" in ext.source.lower() or "standin" in ext.version.lower():
+            return ext.source
+        if ext.sha256 in digests:
+            return ext.source
+    return None
+
+
+def is_standin(manifest: BuildManifest) -> bool:
+    """Whether the zip carries the sandbox's stand-in extension instead of the real one."""
+    return standin_source(manifest) is not None
 
 
 @dataclass(frozen=True)
