@@ -1,0 +1,424 @@
+"""The fan-out as a caller sees it, with the region publisher replaced by a scripted stand-in
+and an injected clock (time passes only when the code reads it; never the wall clock): the
+socket timeouts each region's clients get, what every task is handed, how many workers run,
+the order and shape of the results, interrupts, a late answer from a region already given
+up on, and a failing progress callback (mutants of each passed the older tests; see
+docs/mutation-testing.md)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ConfigFactory
+
+from layer_builder.aws.clients import RetrySettings, Timeouts
+from layer_builder.errors import ArgumentError
+from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
+from layer_builder.publish import publish_all
+from layer_builder.publish.fanout import socket_timeouts
+from layer_builder.publish.plan import LayerRecord
+from layer_builder.publish.publisher import RegionPublisher
+
+V = ReleaseVersion.parse("2.75.0")
+MakeLayers = Callable[..., list[tuple[Path, BuildManifest]]]
+ACCOUNT = "123456789012"
+# Caps on real waiting, only so that a broken fan-out fails the test instead of hanging it.
+CAP = 5.0
+
+
+class Clock:
+    """Moves on by ``step`` at every read, from any thread, and jumps when told to."""
+
+    def __init__(self, step: float = 0.01) -> None:
+        self.now = 0.0
+        self.step = step
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += self.step
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+class FakeApi:
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+
+class FakeAws:
+    """What the fan-out uses of Aws: its timeouts and retry settings, and the per-region
+    Lambda and S3 handles (recorded with the timeouts they were asked for)."""
+
+    def __init__(self, timeouts: Timeouts | None = None, attempts: int = 3) -> None:
+        self.timeouts = timeouts or Timeouts(connect=10.0, read=60.0)
+        self.retries = RetrySettings("standard", attempts)
+        self.calls: list[tuple[str, str, Timeouts | None]] = []
+
+    def lambda_api(self, region: str, timeouts: Timeouts | None = None) -> FakeApi:
+        self.calls.append(("lambda", region, timeouts))
+        return FakeApi(region)
+
+    def s3_api(self, region: str, timeouts: Timeouts | None = None) -> str:
+        self.calls.append(("s3", region, timeouts))
+        return f"s3 in {region}"
+
+
+Script = Callable[..., RegionResult]
+
+
+def _new(api: Any, plan: Any) -> RegionResult:
+    return RegionResult(api.region, plan.architectures, plan.layer_name, "new", version=7)
+
+
+def _script(monkeypatch: pytest.MonkeyPatch, script: Script) -> None:
+    def publish(self: RegionPublisher, api: Any, plan: Any, **kwargs: Any) -> RegionResult:
+        return script(self, api, plan, **kwargs)
+
+    monkeypatch.setattr(RegionPublisher, "publish", publish)
+
+
+def _run(cfg: Any, manifests: Any, regions: list[str], **kwargs: Any) -> Any:
+    kwargs.setdefault("aws", FakeAws())
+    kwargs.setdefault("clock", Clock())
+    return publish_all(cfg, V, manifests, regions, account=ACCOUNT, partition="aws", **kwargs)
+
+
+# --------------------------------------------------------------------------- socket timeouts
+
+
+@pytest.mark.parametrize(
+    ("connect", "read", "attempts", "budget", "expected"),
+    [
+        (4.0, 60.0, 3, 30.0, Timeouts(connect=4.0, read=10.0)),  # the budget split 3 ways
+        (60.0, 5.0, 3, 30.0, Timeouts(connect=10.0, read=5.0)),
+        (60.0, 60.0, 1, 30.0, Timeouts(connect=30.0, read=30.0)),  # one attempt: all of it
+        (60.0, 60.0, 0, 30.0, Timeouts(connect=30.0, read=30.0)),  # no attempts: as one
+        (60.0, 60.0, 3, 0.03, Timeouts(connect=0.05, read=0.05)),  # a floor of 0.05 s
+        (0.02, 0.03, 3, 0.03, Timeouts(connect=0.02, read=0.03)),  # the floor is no minimum
+    ],
+)
+def test_socket_timeouts_fit_botocores_attempts_in_the_region_budget(
+    connect: float, read: float, attempts: int, budget: float, expected: Timeouts
+) -> None:
+    aws = FakeAws(Timeouts(connect=connect, read=read), attempts)
+    assert socket_timeouts(aws, budget) == expected  # type: ignore[arg-type]
+
+
+def test_each_region_gets_its_clients_once_with_the_split_timeouts(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V)
+    _script(monkeypatch, lambda self, api, plan, s3, **_: (s3(), _new(api, plan))[1])
+    aws = FakeAws(Timeouts(connect=4.0, read=60.0), attempts=3)
+    _run(cfg, manifests, ["us-west-2", "eu-west-1", "us-west-2"], aws=aws, region_timeout=30)
+    split = Timeouts(connect=4.0, read=10.0)
+    lambdas = [c for c in aws.calls if c[0] == "lambda"]
+    s3s = sorted(c for c in aws.calls if c[0] == "s3")
+    assert (lambdas, s3s) == (
+        [("lambda", "eu-west-1", split), ("lambda", "us-west-2", split)],
+        [("s3", "eu-west-1", split), ("s3", "us-west-2", split)],
+    )
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def test_no_regions_is_an_argument_error(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    with pytest.raises(ArgumentError, match=r"^no regions to publish to$"):
+        _run(cfg, make_layers(cfg, V), [])
+
+
+@pytest.mark.parametrize(("timeout", "attempts"), [(0, 1), (-1, 1), (1, 0)])
+def test_a_zero_budget_or_no_attempts_is_an_argument_error(
+    make_config: ConfigFactory, make_layers: MakeLayers, timeout: float, attempts: int
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    with pytest.raises(ArgumentError, match=r"^region_timeout must be > 0 and attempts >= 1$"):
+        _run(cfg, make_layers(cfg, V), ["eu-west-1"], region_timeout=timeout, attempts=attempts)
+
+
+def _seen_by_publisher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[tuple[RegionPublisher, str, Any, Any]]:
+    """Records (publisher, region, deadline, record) for each task, answering "new"."""
+    seen: list[tuple[RegionPublisher, str, Any, Any]] = []
+    lock = threading.Lock()
+
+    def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any, record: Any,
+               **_: Any) -> RegionResult:  # fmt: skip
+        with lock:
+            seen.append((self, api.region, deadline, record))
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+    return seen
+
+
+def test_the_configured_budget_and_attempts_reach_every_region(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]", publish="region_timeout: 45\nattempts: 3\n")
+    seen = _seen_by_publisher(monkeypatch)
+    _run(cfg, make_layers(cfg, V), ["eu-west-1"])
+    ((publisher, _, deadline, _),) = seen
+    assert (deadline.seconds, publisher.retry.attempts) == (45.0, 3)
+
+
+def test_overridden_budget_and_attempts_reach_every_region(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]", publish="region_timeout: 45\nattempts: 3\n")
+    seen = _seen_by_publisher(monkeypatch)
+    _run(cfg, make_layers(cfg, V), ["eu-west-1"], region_timeout=12, attempts=1)
+    ((publisher, _, deadline, _),) = seen
+    assert (deadline.seconds, publisher.retry.attempts) == (12.0, 1)
+
+
+def test_the_publisher_gets_the_callers_account_and_tools(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    seen = _seen_by_publisher(monkeypatch)
+    clock, rng = Clock(), random.Random(5)
+    sleeps: list[float] = []
+    _run(cfg, make_layers(cfg, V), ["eu-west-1"], dry_run=True, clock=clock, rng=rng,
+         sleep=sleeps.append)  # fmt: skip
+    ((publisher, _, deadline, _),) = seen
+    got = (publisher.account, publisher.partition, publisher.dry_run, publisher.clock,
+           publisher.rng, publisher.sleep, deadline.cancelled.is_set())  # fmt: skip
+    assert got == (ACCOUNT, "aws", True, clock, rng, sleeps.append, False)
+
+
+def test_without_an_rng_the_publisher_gets_its_own(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    seen = _seen_by_publisher(monkeypatch)
+    _run(cfg, make_layers(cfg, V), ["eu-west-1"])
+    ((publisher, _, _, _),) = seen
+    assert type(publisher.rng) is random.Random
+
+
+def test_each_task_gets_the_registry_record_of_its_layer(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64, arm64]")
+    manifests = make_layers(cfg, V)
+    names = sorted(m.layer_name for _, m in manifests)
+    record = LayerRecord(names[0], versions={"eu-west-1": 3})
+    seen = _seen_by_publisher(monkeypatch)
+    _run(cfg, manifests, ["eu-west-1"], records={names[0]: record})
+    by_name = {r.layer_name if r else None: r for _, _, _, r in seen}
+    assert by_name == {names[0]: record, None: None}
+
+
+def test_results_are_sorted_by_region_and_layer_with_the_callers_account(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64, arm64]")
+    manifests = make_layers(cfg, V)
+    names = sorted(m.layer_name for _, m in manifests)
+    _seen_by_publisher(monkeypatch)
+    result = _run(cfg, manifests, ["us-west-2", "eu-west-1", "us-west-2"], max_workers=3)
+    got = [(r.region, r.layer_name, r.status) for r in result.results]
+    assert (result.account, result.partition, result.dry_run, got) == (
+        ACCOUNT,
+        "aws",
+        False,
+        [(region, name, "new") for region in ("eu-west-1", "us-west-2") for name in names],
+    )
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@pytest.mark.parametrize(
+    ("configured", "given", "regions", "expected"),
+    [
+        (64, 2, 3, 2),  # the caller's number
+        (2, None, 3, 2),  # the configured number
+        (64, 50, 3, 3),  # never more than there are tasks
+        (64, 1, 3, 1),
+    ],
+)
+def test_the_number_of_worker_threads(
+    make_config: ConfigFactory,
+    make_layers: MakeLayers,
+    monkeypatch: pytest.MonkeyPatch,
+    configured: int,
+    given: int | None,
+    regions: int,
+    expected: int,
+) -> None:
+    cfg = make_config(architectures="[x86_64]", publish=f"max_workers: {configured}\n")
+    manifests = make_layers(cfg, V)
+    _seen_by_publisher(monkeypatch)
+    workers: list[threading.Thread] = []
+
+    class Counted(threading.Thread):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if self.name == "publish":
+                workers.append(self)
+
+    monkeypatch.setattr(threading, "Thread", Counted)
+    names = ["eu-west-1", "eu-west-2", "eu-west-3", "us-east-1"][:regions]
+    _run(cfg, manifests, names, max_workers=given)
+    assert (len(workers), all(w.daemon for w in workers)) == (expected, True)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def test_start_and_progress_callbacks_see_every_task(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V)
+    name = manifests[0][1].layer_name
+    _seen_by_publisher(monkeypatch)
+    started: list[tuple[str, str]] = []
+    done: list[tuple[str, str, str]] = []
+    _run(cfg, manifests, ["eu-west-1", "us-west-2"], on_start=lambda *k: started.append(k),
+         progress=lambda r: done.append((r.region, r.layer_name, r.status)))  # fmt: skip
+    assert (sorted(started), sorted(done)) == (
+        [("eu-west-1", name), ("us-west-2", name)],
+        [("eu-west-1", name, "new"), ("us-west-2", name, "new")],
+    )
+
+
+def test_an_unexpected_exception_fails_that_task_only(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V)
+
+    def script(self: RegionPublisher, api: Any, plan: Any, **_: Any) -> RegionResult:
+        if api.region == "eu-west-1":
+            raise KeyError("Version")
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+    result = _run(cfg, manifests, ["eu-west-1", "us-west-2"])
+    got = [(r.region, r.status, r.error, r.seconds, r.architectures) for r in result.results]
+    assert got == [
+        ("eu-west-1", "failed", "unexpected error: KeyError('Version')", 0.0, ("x86_64",)),
+        ("us-west-2", "new", None, 0.0, ("x86_64",)),
+    ]
+
+
+def test_a_region_given_up_on_reports_the_budget_and_its_late_answer_is_dropped(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V)
+    clock = Clock()
+
+    def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
+               **_: Any) -> RegionResult:  # fmt: skip
+        if api.region == "eu-west-1":
+            # Stuck in a call while time runs out; answers once told to stop, too late.
+            clock.advance(1000.0)
+            deadline.cancelled.wait(CAP)
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+    # One worker: the second region starts only after the first one's late answer is queued.
+    result = _run(cfg, manifests, ["eu-west-1", "us-west-2"], clock=clock, region_timeout=100,
+                  max_workers=1)  # fmt: skip
+    got = [(r.region, r.status, r.error, r.seconds) for r in result.results]
+    assert got == [
+        ("eu-west-1", "failed", "region_timeout of 100 s exceeded (no answer from the region)",
+         100.0),
+        ("us-west-2", "new", None, 0.0),
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def test_an_interrupt_before_anything_starts_publishes_nothing(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    seen = _seen_by_publisher(monkeypatch)
+    interrupt = threading.Event()
+    interrupt.set()
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1", "us-west-2"], interrupt=interrupt)
+    got = [(r.region, r.status, r.error) for r in result.results]
+    assert (seen, got) == (
+        [],
+        [("eu-west-1", "failed", "interrupted before it started"),
+         ("us-west-2", "failed", "interrupted before it started")],
+    )  # fmt: skip
+
+
+def test_an_interrupt_stops_a_stuck_call_after_the_grace_and_names_what_never_started(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    interrupt = threading.Event()
+    cancels: list[threading.Event] = []
+
+    def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
+               **_: Any) -> RegionResult:  # fmt: skip
+        cancels.append(deadline.cancelled)
+        interrupt.set()  # Ctrl-C while this call hangs
+        deadline.cancelled.wait(CAP)
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+    reported: list[str] = []
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1", "us-west-2"], max_workers=1,
+                  interrupt=interrupt, interrupt_grace=0.05, region_timeout=100,
+                  progress=lambda r: reported.append(r.region))  # fmt: skip
+    got = [(r.region, r.status, r.error, r.seconds) for r in result.results]
+    assert (got, reported, [c.is_set() for c in cancels]) == (
+        [("eu-west-1", "failed", "interrupted", 0.0),
+         ("us-west-2", "failed", "interrupted before it started", 0.0)],
+        ["eu-west-1", "us-west-2"],
+        [True],
+    )  # fmt: skip
+
+
+def test_a_failing_progress_callback_stops_the_release(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    interrupt = threading.Event()
+    slow_started = threading.Event()
+    slow_cancel: list[threading.Event] = []
+
+    def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
+               **_: Any) -> RegionResult:  # fmt: skip
+        if api.region == "us-west-2":
+            slow_cancel.append(deadline.cancelled)
+            slow_started.set()
+            deadline.cancelled.wait(CAP)
+        else:
+            slow_started.wait(CAP)
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+
+    def progress(result: RegionResult) -> None:
+        raise RuntimeError(f"terminal gone at {result.region}")
+
+    with pytest.raises(RuntimeError, match=r"^terminal gone at eu-west-1$"):
+        _run(cfg, make_layers(cfg, V), ["eu-west-1", "us-west-2"], max_workers=2,
+             interrupt=interrupt, region_timeout=100, progress=progress)  # fmt: skip
+    # The release stops: nothing more starts and the region still running is told to stop.
+    assert (interrupt.is_set(), [c.is_set() for c in slow_cancel]) == (True, [True])
