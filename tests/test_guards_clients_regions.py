@@ -11,7 +11,7 @@ from typing import Any
 import botocore.exceptions as bce
 import pytest
 
-from layer_builder.aws.clients import Aws, Identity, RegionInfo, RetrySettings
+from layer_builder.aws.clients import Aws, AwsCallError, Identity, RegionInfo, RetrySettings
 from layer_builder.errors import CredentialsError
 
 ARN = "arn:aws-cn:iam::210987654321:user/release"
@@ -145,3 +145,17 @@ def test_describe_regions_without_a_region_list_is_empty() -> None:
 )
 def test_region_info_enabled_by_status(status: str, enabled: bool) -> None:
     assert RegionInfo("ap-east-1", status).enabled is enabled
+
+
+def test_a_failed_describe_regions_names_the_call_and_the_region_asked() -> None:
+    refused = bce.ClientError(
+        {"Error": {"Code": "InvalidParameterValue", "Message": "bad filter"},
+         "ResponseMetadata": {"HTTPStatusCode": 400}},
+        "DescribeRegions",
+    )  # fmt: skip
+    aws, _ = _aws("eu-west-1", DescribeRegions=refused)
+    with pytest.raises(
+        AwsCallError,
+        match=r"^DescribeRegions in us-gov-west-1: InvalidParameterValue: bad filter$",
+    ):
+        aws.describe_regions("aws-us-gov")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import ConfigFactory
 
+from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import RetrySettings, Timeouts
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
@@ -150,6 +151,29 @@ def test_a_zero_budget_or_no_attempts_is_an_argument_error(
         _run(cfg, make_layers(cfg, V), ["eu-west-1"], region_timeout=timeout, attempts=attempts)
 
 
+@pytest.mark.parametrize(
+    ("regions", "refused"),
+    [(["eu-west-1", "us-west-2"], True), (["eu-west-1", "eu-west-1"], False)],
+)
+def test_a_staged_zip_is_checked_against_the_distinct_regions(
+    make_config: ConfigFactory,
+    make_layers: MakeLayers,
+    monkeypatch: pytest.MonkeyPatch,
+    regions: list[str],
+    refused: bool,
+) -> None:
+    # One bucket for every region cannot serve two regions; a region named twice is one.
+    cfg = make_config(architectures="[x86_64]", publish='s3_bucket: "one-bucket"\n')
+    manifests = make_layers(cfg, V)
+    monkeypatch.setattr(aws_facts, "MAX_DIRECT_UPLOAD_ZIP_BYTES", 1)
+    _seen_by_publisher(monkeypatch)
+    if refused:
+        with pytest.raises(ArgumentError, match=r"renders to the same bucket for every region"):
+            _run(cfg, manifests, regions)
+    else:
+        assert [r.status for r in _run(cfg, manifests, regions).results] == ["new"]
+
+
 def _seen_by_publisher(
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[tuple[RegionPublisher, str, Any, Any]]:
@@ -200,6 +224,14 @@ def test_the_publisher_gets_the_callers_account_and_tools(
     got = (publisher.account, publisher.partition, publisher.dry_run, publisher.clock,
            publisher.rng, publisher.sleep, deadline.cancelled.is_set())  # fmt: skip
     assert got == (ACCOUNT, "aws", True, clock, rng, sleeps.append, False)
+
+
+def test_a_dry_run_result_says_so(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    _seen_by_publisher(monkeypatch)
+    assert _run(cfg, make_layers(cfg, V), ["eu-west-1"], dry_run=True).dry_run is True
 
 
 def test_without_an_rng_the_publisher_gets_its_own(
@@ -330,21 +362,113 @@ def test_a_region_given_up_on_reports_the_budget_and_its_late_answer_is_dropped(
     def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
                **_: Any) -> RegionResult:  # fmt: skip
         if api.region == "eu-west-1":
-            # Stuck in a call while time runs out; answers once told to stop, too late.
-            clock.advance(1000.0)
-            deadline.cancelled.wait(CAP)
+            deadline.cancelled.wait(CAP)  # stuck in a call; answers once told to stop: too late
         return _new(api, plan)
+
+    def on_start(region: str, name: str) -> None:
+        if region == "eu-west-1":
+            clock.advance(1000.0)  # its budget runs out while the call hangs
 
     _script(monkeypatch, script)
     # One worker: the second region starts only after the first one's late answer is queued.
     result = _run(cfg, manifests, ["eu-west-1", "us-west-2"], clock=clock, region_timeout=100,
-                  max_workers=1)  # fmt: skip
+                  max_workers=1, on_start=on_start)  # fmt: skip
     got = [(r.region, r.status, r.error, r.seconds) for r in result.results]
     assert got == [
         ("eu-west-1", "failed", "region_timeout of 100 s exceeded (no answer from the region)",
          100.0),
         ("us-west-2", "new", None, 0.0),
     ]  # fmt: skip
+
+
+class CallerClock:
+    """Workers always read ``worker``; the fan-out's own loop (the calling thread) reads
+    ``values`` in turn once they are set, then keeps the last one: exact readings, so a
+    boundary can be hit on the dot."""
+
+    def __init__(self, worker: float = 0.0) -> None:
+        self.caller = threading.get_ident()
+        self.worker = worker
+        self.now = worker
+        self.values: list[float] = []
+
+    def __call__(self) -> float:
+        if threading.get_ident() != self.caller:
+            return self.worker
+        if self.values:
+            self.now = self.values.pop(0)
+        return self.now
+
+
+def _stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call hangs until the fan-out tells it to stop (or CAP passes: then "new")."""
+
+    def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
+               **_: Any) -> RegionResult:  # fmt: skip
+        deadline.cancelled.wait(CAP)
+        return _new(api, plan)
+
+    _script(monkeypatch, script)
+
+
+def test_a_region_is_given_up_on_exactly_at_its_budget_plus_the_grace(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    _stuck(monkeypatch)
+    clock = CallerClock()
+    # Started at 0.0; the loop's next reading is 0.2 s of budget plus the 0.05 s grace.
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=0.2,
+                  on_start=lambda *_: clock.values.append(0.2 + 0.05))  # fmt: skip
+    assert [(r.status, r.error) for r in result.results] == [
+        ("failed", "region_timeout of 0.2 s exceeded (no answer from the region)")
+    ]
+
+
+def test_an_interrupt_ends_exactly_when_its_grace_runs_out(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    _stuck(monkeypatch)
+    clock = CallerClock()
+    interrupt = threading.Event()
+
+    def on_start(*_: str) -> None:
+        interrupt.set()  # Ctrl-C at 0.0 while the call hangs; the grace ends at 0.1
+        clock.values.extend([0.0, 0.1])
+
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=100,
+                  interrupt=interrupt, interrupt_grace=0.1, on_start=on_start)  # fmt: skip
+    assert [(r.status, r.error) for r in result.results] == [("failed", "interrupted")]
+
+
+def test_a_hung_region_is_given_up_on_with_a_monotonic_clock_far_from_zero(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # time.monotonic() reads like this after days of uptime: the loop must wait for the
+    # time left (a fraction of a second here), not for an absolute reading.
+    cfg = make_config(architectures="[x86_64]")
+    _stuck(monkeypatch)
+    clock = Clock(step=0.02)
+    clock.now = 500_000.0
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=0.1)
+    assert [(r.status, r.error) for r in result.results] == [
+        ("failed", "region_timeout of 0.1 s exceeded (no answer from the region)")
+    ]
+
+
+def test_an_interrupt_grace_ends_with_a_monotonic_clock_far_from_zero(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    _stuck(monkeypatch)
+    clock = Clock(step=0.02)
+    clock.now = 500_000.0
+    interrupt = threading.Event()
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=100,
+                  interrupt=interrupt, interrupt_grace=0.1,
+                  on_start=lambda *_: interrupt.set())  # fmt: skip
+    assert [(r.status, r.error) for r in result.results] == [("failed", "interrupted")]
 
 
 # --------------------------------------------------------------------------- interrupts
@@ -364,6 +488,22 @@ def test_an_interrupt_before_anything_starts_publishes_nothing(
         [("eu-west-1", "failed", "interrupted before it started"),
          ("us-west-2", "failed", "interrupted before it started")],
     )  # fmt: skip
+
+
+def test_an_interrupt_before_anything_starts_does_not_wait_out_the_grace(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every queued task is reported as not started as soon as a worker reaches it; nothing
+    # is left for the grace to run out on (read on the injected clock).
+    cfg = make_config(architectures="[x86_64]")
+    _seen_by_publisher(monkeypatch)
+    interrupt = threading.Event()
+    interrupt.set()
+    clock = Clock(step=0.01)
+    regions = ["eu-west-1", "eu-west-2", "eu-west-3", "us-west-2"]
+    result = _run(cfg, make_layers(cfg, V), regions, interrupt=interrupt, interrupt_grace=0.3,
+                  max_workers=1, clock=clock)  # fmt: skip
+    assert (len(result.results), clock.now < 0.3) == (4, True)
 
 
 def test_an_interrupt_stops_a_stuck_call_after_the_grace_and_names_what_never_started(
