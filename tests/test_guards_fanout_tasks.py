@@ -344,7 +344,8 @@ def test_an_unexpected_exception_fails_that_task_only(
         return _new(api, plan)
 
     _script(monkeypatch, script)
-    result = _run(cfg, manifests, ["eu-west-1", "us-west-2"])
+    # A short budget, so that a task whose failure is lost is given up on soon.
+    result = _run(cfg, manifests, ["eu-west-1", "us-west-2"], region_timeout=1)
     got = [(r.region, r.status, r.error, r.seconds, r.architectures) for r in result.results]
     assert got == [
         ("eu-west-1", "failed", "unexpected error: KeyError('Version')", 0.0, ("x86_64",)),
@@ -562,3 +563,21 @@ def test_a_failing_progress_callback_stops_the_release(
              interrupt=interrupt, region_timeout=100, progress=progress)  # fmt: skip
     # The release stops: nothing more starts and the region still running is told to stop.
     assert (interrupt.is_set(), [c.is_set() for c in slow_cancel]) == (True, [True])
+
+
+def test_a_region_whose_budget_ends_within_an_interrupts_grace_is_reported_timed_out(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C with 60 s of grace; the hung region's budget ends 0.1 s later: the loop wakes
+    # for that deadline rather than sleeping through to the end of the grace.
+    cfg = make_config(architectures="[x86_64]")
+    _stuck(monkeypatch)
+    clock = Clock(step=0.02)
+    clock.now = 500_000.0
+    interrupt = threading.Event()
+    result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=0.1,
+                  interrupt=interrupt, interrupt_grace=60,
+                  on_start=lambda *_: interrupt.set())  # fmt: skip
+    assert [(r.status, r.error) for r in result.results] == [
+        ("failed", "region_timeout of 0.1 s exceeded (no answer from the region)")
+    ]
