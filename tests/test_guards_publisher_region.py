@@ -18,6 +18,7 @@ from publisher_fakes import (
     TickClock,
     TopRng,
     arn,
+    denied,
     make_plan,
     server_error,
     throttled,
@@ -204,8 +205,6 @@ def test_a_duplicate_recorded_only_in_another_region_is_deleted_here() -> None:
 
 
 def test_a_duplicate_that_may_not_be_deleted_is_reported_and_kept() -> None:
-    from publisher_fakes import denied
-
     api = FakeLambda()
     api.add(CODE, DESCRIPTION, PUBLIC)
     api.add(CODE, DESCRIPTION)
