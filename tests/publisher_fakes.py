@@ -4,7 +4,8 @@
 only grow, are never reused; listings newest first, in pages) and records every call, so a
 test can assert the exact calls a region publisher makes and the exact state it leaves.
 Faults are scripted per operation, raised before the call acts (``fail``) or after it acted
-server-side (``lose_answer``: the request went through, the answer was lost).
+server-side (``lose_answer``: the request went through, the answer was lost). A call for
+another layer name answers as LambdaApi does for a layer that does not exist.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class FakeLambda:
         self, layer_name: str, marker: str | None = None
     ) -> tuple[list[LayerVersionRef], str | None]:
         self._enter("list", marker)
+        if layer_name != NAME:
+            return [], None
         newest = [
             LayerVersionRef(v, arn(v, self.region, layer_name), self.versions[v].description)
             for v in sorted(self.versions, reverse=True)
@@ -133,11 +136,18 @@ class FakeLambda:
 
     def code_sha256(self, layer_name: str, version: int) -> str | None:
         self._enter("get", version)
-        held = self.versions.get(version)
+        held = self.versions.get(version) if layer_name == NAME else None
         return held.code if held else None
 
     def publish(self, layer_name: str, **kwargs: Any) -> LayerVersionRef:
         self._enter("publish")
+        if layer_name != NAME:
+            raise aws_error(
+                "PublishLayerVersion",
+                "InvalidParameterValueException",
+                retryable=False,
+                ambiguous=False,
+            )
         self.published.append(kwargs)
         content = kwargs["content"]
         code = CODE if content.get("ZipFile") == ZIP or "S3Key" in content else OTHER_CODE
@@ -157,19 +167,29 @@ class FakeLambda:
 
     def delete_version(self, layer_name: str, version: int) -> None:
         self._enter("delete", version)
-        self.versions.pop(version, None)
+        if layer_name == NAME:
+            self.versions.pop(version, None)
 
     def policy(self, layer_name: str, version: int) -> list[Statement]:
         self._enter("policy", version)
-        return list(self.versions[version].policy)
+        return list(self.versions[version].policy) if layer_name == NAME else []
 
     def remove_permission(self, layer_name: str, version: int, statement_id: str) -> None:
         self._enter("remove", version, statement_id)
+        if layer_name != NAME:
+            return
         policy = self.versions[version].policy
         policy[:] = [s for s in policy if s.statement_id != statement_id]
 
     def add_permission(self, layer_name: str, version: int, statement: Statement) -> bool:
         self._enter("add", version, statement.statement_id)
+        if layer_name != NAME:
+            raise aws_error(
+                "AddLayerVersionPermission",
+                "ResourceNotFoundException",
+                retryable=False,
+                ambiguous=False,
+            )
         policy = self.versions[version].policy
         if any(s.statement_id == statement.statement_id for s in policy):
             return False

@@ -392,3 +392,59 @@ def test_our_version_not_listed_yet_is_still_the_one_we_published() -> None:
 
     assert got == result("new", 1, "published 1", "added permission public", permission_added=True)
     assert api.calls == [("list", None), ("publish",), ("list", None), ("add", 1, "public")]
+
+
+def test_a_dry_run_plans_the_delete_of_every_newer_duplicate() -> None:
+    api = FakeLambda()
+    for _ in range(3):
+        api.add(CODE, DESCRIPTION, PUBLIC)
+    got = publisher(dry_run=True).publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
+
+    assert got == result("planned-reuse", 1, "reuse 1", "delete duplicate 2", "delete duplicate 3")
+
+
+def test_a_newer_version_with_a_lying_marker_does_not_stop_the_deletes_after_it() -> None:
+    api = FakeLambda()
+    api.add(CODE, DESCRIPTION, PUBLIC)
+    api.add(OTHER_CODE, DESCRIPTION)
+    api.add(CODE, DESCRIPTION)
+    got = publisher().publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
+
+    assert got == result("reused", 1, "reuse 1", "deleted duplicate 3", deleted=(3,))
+    assert sorted(api.versions) == [1, 2]
+
+
+def test_a_duplicate_that_may_not_be_deleted_does_not_stop_the_deletes_after_it() -> None:
+    api = FakeLambda()
+    for _ in range(3):
+        api.add(CODE, DESCRIPTION, PUBLIC)
+    api.fail["delete"] = [denied("DeleteLayerVersion")]
+    got = publisher().publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
+
+    assert got == result(
+        "reused",
+        1,
+        "reuse 1",
+        "could not delete duplicate 2: AccessDeniedException",
+        "deleted duplicate 3",
+        deleted=(3,),
+    )
+    assert sorted(api.versions) == [1, 2]
+
+
+def test_stale_statements_under_the_configured_statement_id_are_removed() -> None:
+    api = FakeLambda()
+    stale = Statement("share-111111111111", "111111111111")
+    api.add(CODE, DESCRIPTION, stale)
+    plan = make_plan(statements=(Statement("share"),), statement_id="share")
+    got = publisher().publish(api, plan, deadline=RecordingDeadline())  # type: ignore[arg-type]
+
+    assert got == result(
+        "reused",
+        1,
+        "reuse 1",
+        "removed permission share-111111111111",
+        "added permission share",
+        permission_added=True,
+    )
+    assert api.versions[1].policy == [Statement("share")]

@@ -65,6 +65,18 @@ def test_the_default_policy_tries_four_times_sleeping_one_two_then_four_seconds(
     assert (slept, len(api.calls)) == ([1.0, 2.0, 4.0], 4)
 
 
+def test_each_retry_is_logged_with_its_region_layer_reason_and_delay(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = FakeLambda()
+    api.fail["list"] = [throttled("ListLayerVersions")]
+    pub = RegionPublisher(ACCOUNT, "aws", sleep=lambda s: None, clock=TickClock(), rng=TopRng())
+    with caplog.at_level("INFO", logger="layer_builder.publish.publisher"):
+        pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
+
+    assert caplog.messages[0] == f"eu-west-1 {NAME}: {LIST_ERROR}; retry 2 in 1.00 s"
+
+
 def test_an_error_that_cannot_pass_on_retry_fails_the_region_at_once() -> None:
     api = FakeLambda()
     api.fail["list"] = [denied("ListLayerVersions")]
@@ -130,7 +142,8 @@ def test_a_retry_is_only_slept_for_when_it_fits_before_the_deadline(
     deadline = Deadline(seconds, clock=lambda: 0.0)
     got = pub.publish(api, make_plan(), deadline=deadline)  # type: ignore[arg-type]
 
-    assert (waits, got.error, got.status) == (slept, error, "failed" if error else "planned-new")
+    assert (waits, got.region, got.error) == (slept, REGION, error)
+    assert got.status == ("failed" if error else "planned-new")
 
 
 def test_a_deadline_reached_stops_the_region_before_its_next_call() -> None:
