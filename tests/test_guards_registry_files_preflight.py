@@ -193,7 +193,9 @@ def test_the_runtime_s_version_documents_are_read_and_broken_ones_listed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime = released(tmp_path, "2.74.0", "2.75.0")
-    docs = {name: json.loads((runtime / name).read_text()) for name in ("2.74.0.json", "2.75.0.json")}
+    docs = {
+        name: json.loads((runtime / name).read_text()) for name in ("2.74.0.json", "2.75.0.json")
+    }
     (runtime / "2.73.0.json").write_text("{")
     # Skipped: files whose name starts with a dot (sorted first, so a skip that stopped the
     # scan would lose every document), base.json, and the links.
