@@ -167,3 +167,23 @@ def test_a_rebuilt_zip_for_a_recorded_version_is_refused() -> None:
         "(same SOURCE_DATE_EPOCH and dependency versions; compare the build manifests) or "
         "release a new version. Nothing was published."
     )
+
+
+def test_a_craft_layer_this_release_does_not_publish_is_refused_before_publishing() -> None:
+    # craft recorded "Old" at the top level without a zip digest; this run publishes only A
+    # and B, so the registry write could not record "Old": refused before any AWS call.
+    own = {"layer_name": "Old", "regions": _regions(us_east_1=4)}
+    with pytest.raises(RegistryError, match="recorded without a code_sha256") as info:
+        registry_records(_state(own), LAYERS)
+    assert str(info.value) == (
+        f"{OWN}: the layer Old is recorded without a code_sha256 (a document written by "
+        "craft); publish Old in this run too, so its zip is recorded. Nothing was published."
+    )
+
+
+def test_a_craft_layer_this_release_publishes_again_is_finished() -> None:
+    own = {"layer_name": "A", "regions": _regions(us_east_1=4)}
+    records = registry_records(_state(own), LAYERS)
+    assert records["A"] == LayerRecord(
+        "A", None, {"us-east-1": 4}, {"us-east-1": frozenset({4})}, True
+    )
