@@ -87,9 +87,24 @@ def _script(monkeypatch: pytest.MonkeyPatch, script: Script) -> None:
     monkeypatch.setattr(RegionPublisher, "publish", publish)
 
 
+def _once() -> Callable[[RegionResult], None]:
+    """A progress callback that refuses a second report of the same task: a fan-out that
+    kept reporting one would otherwise loop until it ran out of memory."""
+    seen: set[tuple[str, str]] = set()
+
+    def progress(result: RegionResult) -> None:
+        key = (result.region, result.layer_name)
+        if key in seen:
+            raise AssertionError(f"reported twice: {key}")
+        seen.add(key)
+
+    return progress
+
+
 def _run(cfg: Any, manifests: Any, regions: list[str], **kwargs: Any) -> Any:
     kwargs.setdefault("aws", FakeAws())
     kwargs.setdefault("clock", Clock())
+    kwargs.setdefault("progress", _once())
     return publish_all(cfg, V, manifests, regions, account=ACCOUNT, partition="aws", **kwargs)
 
 
