@@ -52,6 +52,6 @@ def test_a_node_layer_under_the_python_entry_is_refused(tmp_path: Path) -> None:
 def test_the_own_entry_or_a_custom_one_is_kept(
     tmp_path: Path, base: str, canonical: str, family: str
 ) -> None:
-    text = re.sub(r'(?m)^canonical: .*$', f'canonical: "{canonical}"', base)
+    text = re.sub(r"(?m)^canonical: .*$", f'canonical: "{canonical}"', base)
     cfg = load_config(write(tmp_path, text))
     assert (cfg.canonical, cfg.family) == (canonical, family)
