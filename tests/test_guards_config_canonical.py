@@ -1,7 +1,8 @@
 """The canonical registry entry must not name the other runtime family: consumers pick the
 entry by the function's runtime (``python3.*`` -> ``aws-layer:python``), so a Python layer
 recorded as ``aws-layer:node`` would be attached to Node functions. A name of the layer's
-own (``aws-layer:tiny``) stays allowed: consumers reach it with ``--canonical``."""
+own (``aws-layer:tiny``) stays allowed: consumers reach it with ``--canonical``. Only the
+``<runtime>`` of ``aws-layer:<runtime>`` (after the first colon) is compared."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def test_a_node_layer_under_the_python_entry_is_refused(tmp_path: Path) -> None:
         (NODE, "aws-layer:node", "node"),
         (VALID, "aws-layer:tiny", "python"),
         (NODE, "aws-layer:tiny", "node"),
+        (VALID, "sentry:aws-layer:node", "python"),  # its <runtime> is "aws-layer:node"
     ],
 )
 def test_the_own_entry_or_a_custom_one_is_kept(
