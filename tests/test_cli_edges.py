@@ -229,6 +229,22 @@ CASES = [
         lambda w: f"--dist {w.out}: no such directory",
     ),
     Case(
+        "registry-region-not-a-region-name",
+        lambda w: [
+            "registry",
+            "latest",
+            "aws-layer:python",
+            "--region",
+            "mars-1",
+            "--registry",
+            str(w.a_dir),
+        ],
+        lambda w: (
+            "layer-builder registry latest: argument --region: 'mars-1' is not an AWS region "
+            "name (like eu-west-1) (see `layer-builder registry latest --help`)"
+        ),
+    ),
+    Case(
         "unknown-option",
         lambda w: ["verify", str(w.a_dir), "--frobnicate"],
         lambda w: (

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from layer_builder import __version__
-from layer_builder.aws.facts import ARCHITECTURES
+from layer_builder.aws.facts import ARCHITECTURES, REGION_RE
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
@@ -104,6 +104,14 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _region_name(text: str) -> str:
+    """A region name's shape (``eu-west-1``), checked before any registry is read: a typo
+    would otherwise read as "no layer in region ..." although no region has that name."""
+    if not REGION_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an AWS region name (like eu-west-1)")
+    return text
 
 
 def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -242,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         "as the registry records it (exit 2 if no layer serves that architecture there).",
     )
     p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
-    p.add_argument("--region", required=True, metavar="R", help="AWS region, e.g. eu-west-1")
+    p.add_argument(
+        "--region", required=True, type=_region_name, metavar="R", help="AWS region, e.g. eu-west-1"
+    )
     p.add_argument(
         "--arch",
         default="x86_64",

@@ -130,6 +130,16 @@ def registry_records(
         for name, _, regions in document_layers(doc):
             for region, version in regions.items():
                 protected.setdefault(name, {}).setdefault(region, set()).add(version)
+    publishing = {m.layer_name for _, m in layers}
+    for name, (sha, _) in own_layers.items():
+        if sha is None and name not in publishing:
+            # The registry write could not record this layer (no zip digest to keep), so
+            # refuse now rather than after every region is published.
+            raise RegistryError(
+                f"{state.version_path}: the layer {name} is recorded without a code_sha256 "
+                f"(a document written by craft); publish {name} in this run too, so its zip "
+                "is recorded. Nothing was published."
+            )
     records = {}
     for manifest_path, m in layers:
         sha, regions = own_layers.get(m.layer_name, (None, {}))

@@ -249,11 +249,12 @@ class RegionPublisher:
         found_after_ambiguous = state.ambiguous_publish and state.published is None
         if self.dry_run:
             state.status = "planned-reuse"
-            state.actions.append(f"reuse {target.version}")
         else:
             state.status = "new" if ours or found_after_ambiguous else "reused"
-            if not ours:
-                state.actions.append(f"reuse {target.version}")
+        reuse = f"reuse {target.version}"
+        # Once: a retry after a throttled policy or delete call comes back here.
+        if not ours and reuse not in state.actions:
+            state.actions.append(reuse)
         if not state.permission_done:
             self._reconcile_permission(api, plan, state, deadline, created=ours)
         if not state.deletes_done:
@@ -333,6 +334,8 @@ class RegionPublisher:
         for ref in state.holders.versions:
             if ref.version <= state.target.version or record.is_protected(region, ref.version):
                 continue
+            if ref.version in state.deleted:
+                continue  # deleted by an earlier attempt, before a throttled call
             if self.dry_run:
                 state.actions.append(f"delete duplicate {ref.version}")
                 continue

@@ -304,8 +304,12 @@ def _merge_layers(
             # Per-arch: each entry serves one architecture; readers of older documents of
             # this tool look for `architecture`.
             entry["architecture"] = archs[0]
-        if code is not None:
-            entry["code_sha256"] = code
+        if code is None:  # only craft's top-level fields record it, and this run does not
+            raise RegistryError(
+                f"{path}: the layer {name} is recorded without a code_sha256 (a document written "
+                f"by craft); publish {name} in this run too, so its zip is recorded"
+            )
+        entry["code_sha256"] = code
         entry["regions"] = [
             {"region": region, "version": version, "arn": arn}
             for region, (version, arn) in sorted(regions.items())
