@@ -596,3 +596,38 @@ def test_a_region_whose_budget_ends_within_an_interrupts_grace_is_reported_timed
     assert [(r.status, r.error) for r in result.results] == [
         ("failed", "region_timeout of 0.1 s exceeded (no answer from the region)")
     ]
+
+
+def test_a_task_that_fails_before_it_starts_still_ends_the_run(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug before the first event (here: building the task's deadline) fails that task
+    # only; before, its thread died silently and the run waited for it for ever.
+    from layer_builder.publish import fanout
+
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V)
+    real = fanout.Deadline
+    calls: list[int] = []
+
+    def first_one_breaks(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("broken deadline")
+        return real(*args)
+
+    monkeypatch.setattr(fanout, "Deadline", first_one_breaks)
+    _script(monkeypatch, lambda self, api, plan, **_: _new(api, plan))
+    out: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: out.append(_run(cfg, manifests, ["eu-west-1", "us-west-2"], max_workers=1)),
+        daemon=True,
+    )
+    runner.start()
+    runner.join(CAP)
+    assert not runner.is_alive(), "the run never ended"
+    got = [(r.region, r.status, r.error) for r in out[0].results]
+    assert got == [
+        ("eu-west-1", "failed", "unexpected error: RuntimeError('broken deadline')"),
+        ("us-west-2", "new", None),
+    ]
