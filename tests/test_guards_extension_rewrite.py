@@ -11,12 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from elf_fixtures import write_elf
 from test_download import FakeServer, Reply
 from test_extension import write_manifest
 
 from layer_builder.build import extension
-from layer_builder.build.extension import file_url, has_binary, load_manifest
-from layer_builder.errors import ConfigError, DownloadError
+from layer_builder.build.extension import (
+    file_url,
+    has_binary,
+    load_manifest,
+    parse_extension_file_args,
+    resolve_binary,
+)
+from layer_builder.errors import ArgumentError, ConfigError, DownloadError
 
 TWO_ARCHS = """\
 name: ext
@@ -31,6 +38,8 @@ files:
     sha256: OLD-A
 install_path: relay/relay
 """
+
+ONE_ARCH = 'name: ext\nversion: "1.0"\nsource: {url: "https://dl.example/{{ file }}"}\nfiles: {arm64: {file: f}}\n'
 
 
 @pytest.fixture
@@ -132,3 +141,45 @@ def test_rewrite_keeps_a_quoted_continuation_line(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, text, launcher=False)
     extension._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
     assert path.read_text() == text.replace("OLD-X", "NEW-X")
+
+
+def test_extension_file_that_is_a_directory_or_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ArgumentError, match="directory") as exc:
+        parse_extension_file_args(["arm64=dir"], ("arm64",))
+    assert str(exc.value) == "--extension-file arm64=dir: is a directory, not a file"
+    with pytest.raises(ArgumentError, match="no such file") as exc:
+        parse_extension_file_args(["gone"], ("arm64",))
+    assert str(exc.value) == "--extension-file gone: no such file"
+
+
+def test_extension_file_for_an_arch_not_built_lists_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_elf(tmp_path / "relay", "x86_64")
+    with pytest.raises(ArgumentError, match="does not include") as exc:
+        parse_extension_file_args(["relay"], ("arm64", "arm64"))
+    assert str(exc.value) == (
+        "--extension-file relay: is for x86_64, which this build does not include "
+        "(--arch arm64 --arch arm64)"
+    )
+
+
+def test_override_that_is_a_directory_or_missing(tmp_path: Path) -> None:
+    manifest = load_manifest(write_manifest(tmp_path, ONE_ARCH, launcher=False))
+    with pytest.raises(ArgumentError, match="directory") as exc:
+        resolve_binary(manifest, "arm64", override=tmp_path)
+    assert str(exc.value) == f"--extension-file {tmp_path}: is a directory, not a file"
+    with pytest.raises(ArgumentError, match="no such file") as exc:
+        resolve_binary(manifest, "arm64", override=tmp_path / "gone")
+    assert str(exc.value) == f"--extension-file {tmp_path / 'gone'}: no such file"
+
+
+def test_override_info_names_its_architecture(tmp_path: Path) -> None:
+    manifest = load_manifest(write_manifest(tmp_path, ONE_ARCH, launcher=False))
+    binary = write_elf(tmp_path / "relay", "arm64")
+    assert resolve_binary(manifest, "arm64", override=binary).info.architecture == "arm64"
