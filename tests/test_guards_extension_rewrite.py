@@ -39,7 +39,10 @@ files:
 install_path: relay/relay
 """
 
-ONE_ARCH = 'name: ext\nversion: "1.0"\nsource: {url: "https://dl.example/{{ file }}"}\nfiles: {arm64: {file: f}}\n'
+ONE_ARCH = (
+    'name: ext\nversion: "1.0"\nsource: {url: "https://dl.example/{{ file }}"}\n'
+    "files: {arm64: {file: f}}\n"
+)
 
 
 @pytest.fixture
