@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from elf_fixtures import write_elf
 from test_download import FakeServer, Reply
-from test_extension import write_manifest
+from test_extension import ELF, SHA, write_manifest
 
 from layer_builder.build import extension
 from layer_builder.build.extension import (
@@ -186,3 +186,14 @@ def test_override_info_names_its_architecture(tmp_path: Path) -> None:
     manifest = load_manifest(write_manifest(tmp_path, ONE_ARCH, launcher=False))
     binary = write_elf(tmp_path / "relay", "arm64")
     assert resolve_binary(manifest, "arm64", override=binary).info.architecture == "arm64"
+
+
+def test_downloaded_binary_info_names_its_architecture(server: FakeServer, tmp_path: Path) -> None:
+    text = (
+        f'name: ext\nversion: "1.0"\nsource: {{url: "{server.base}/{{{{ file }}}}"}}\n'
+        f"allow_http: true\nfiles: {{arm64: {{file: relay-arm, sha256: {SHA['arm64']}}}}}\n"
+    )
+    manifest = load_manifest(write_manifest(tmp_path, text, launcher=False))
+    server.route("/relay-arm", Reply(body=ELF["arm64"]))
+    info = resolve_binary(manifest, "arm64", cache_dir=tmp_path / "cache").info
+    assert (info.architecture, info.sha256) == ("arm64", SHA["arm64"])
