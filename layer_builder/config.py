@@ -351,6 +351,11 @@ def load_config(path: str | Path) -> LayerConfig:
     canonical = r.string(data["canonical"], "canonical")
     if ":" not in canonical:
         raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
+    named = canonical.partition(":")[2]  # the <runtime> of aws-layer:<runtime>
+    if named in ("python", "node") and named != family:
+        # Consumers pick the entry by the function's runtime (python3.* -> aws-layer:python):
+        # a python layer under the node entry would be attached to Node functions.
+        raise r.fail("canonical", f"{canonical!r} names the {named} layer, but runtime is {family}")
 
     return LayerConfig(
         path=path,

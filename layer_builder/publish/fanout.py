@@ -163,9 +163,11 @@ class _FanOut:
         if cancel.is_set():
             return
         region = key[0]
-        deadline = Deadline(self.timeout, self.clock, cancel)
-        self.events.put(("start", key, self.clock(), None))
+        # Everything inside the try: a task whose thread died without a "done" event would
+        # keep run() waiting for it for ever (it never started, so no deadline covers it).
         try:
+            deadline = Deadline(self.timeout, self.clock, cancel)
+            self.events.put(("start", key, self.clock(), None))
             result = self.publisher.publish(
                 self.apis[region],
                 plan,

@@ -172,7 +172,13 @@ def check_registry_url(url: str, *, allow_http: bool) -> None:
     The registry decides which code runs in the user's functions, so a plain-http answer
     that anyone on the path can rewrite is refused unless asked for.
     """
-    scheme = urlsplit(url).scheme.lower()
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- raises for a port out of range, as display_url would
+    except ValueError as exc:
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise RegistryError(f"{shown}: not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
     if scheme == "https" or (scheme == "http" and (allow_http or is_loopback_url(url))):
         return
     if scheme == "http":

@@ -1,0 +1,231 @@
+"""What `function enable` writes and refuses, pinned exactly: the restore record left on the
+function (its JSON, its digests), the NODE_OPTIONS it builds, the records it will not read,
+the argument checks and the refusals' texts (mutation testing found these unpinned; see
+docs/mutation-testing.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+
+from layer_builder.consumer.instrumentation import (
+    DSN_VAR,
+    INITIAL_HANDLER_VAR,
+    NODE_OPTIONS_VAR,
+    PYTHON_WRAPPER_HANDLER,
+    RESTORE_VAR,
+    TRACES_VAR,
+    Snapshot,
+    check_env_size,
+    family,
+    instrumented,
+    is_ours,
+    latest_arn,
+    load_record,
+    restored,
+    validate_dsn,
+    validate_sample_rate,
+    with_layer,
+)
+from layer_builder.errors import ArgumentError, FunctionError
+from layer_builder.registry.release import LayerRelease, ReleaseLayer
+
+SENTRY = "943013980633"
+REGION = "eu-west-1"
+DSN = "https://0123abcd@o1.ingest.sentry.io/42"
+REQUIRE = "--require @sentry/aws-serverless/awslambda-auto"
+
+
+def snap(runtime: str = "nodejs20.x", handler: str = "index.handler", **env: str) -> Snapshot:
+    return Snapshot(
+        name="fn",
+        arn=f"arn:aws:lambda:{REGION}:111122223333:function:fn",
+        runtime=runtime,
+        architecture="x86_64",
+        handler=handler,
+        layers=(),
+        env=dict(env),
+        revision_id=None,
+        update_status="Successful",
+        update_reason="",
+        state="Active",
+    )
+
+
+def digest(value: str) -> str:
+    # The record keeps the first 12 hex digits of the value's sha256: records written by
+    # earlier releases must still be recognised by `disable`.
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def refusal(error: type[Exception], call) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=".") as exc:
+        call()
+    return str(exc.value)
+
+
+# ---------------------------------------------------------------- the record enable leaves
+
+
+def test_enabling_python_records_the_handler_and_what_was_there_as_sorted_compact_json() -> None:
+    handler, env = instrumented(snap("python3.12", "app.handler", KEEP="1"), "python", DSN, None)
+    assert handler == PYTHON_WRAPPER_HANDLER
+    assert env == {
+        "KEEP": "1",
+        DSN_VAR: DSN,
+        TRACES_VAR: "1.0",
+        INITIAL_HANDLER_VAR: "app.handler",
+        RESTORE_VAR: (
+            '{"env":{"SENTRY_DSN":null,"SENTRY_INITIAL_HANDLER":null,'
+            '"SENTRY_TRACES_SAMPLE_RATE":null},"handler":"app.handler",'
+            f'"set":{{"SENTRY_DSN":"{digest(DSN)}","SENTRY_INITIAL_HANDLER":'
+            f'"{digest("app.handler")}","SENTRY_TRACES_SAMPLE_RATE":"{digest("1.0")}"}}}}'
+        ),
+    }
+
+
+def test_enabling_node_without_node_options_sets_only_our_require() -> None:
+    _, env = instrumented(snap(), "node", DSN, "0.5")
+    assert {k: v for k, v in env.items() if k != RESTORE_VAR} == {
+        DSN_VAR: DSN,
+        TRACES_VAR: "0.5",
+        NODE_OPTIONS_VAR: REQUIRE,
+    }
+
+
+def test_our_require_follows_the_users_flags_after_one_space() -> None:
+    _, env = instrumented(snap(NODE_OPTIONS="--max-old-space-size=256  "), "node", DSN, None)
+    assert env[NODE_OPTIONS_VAR] == f"--max-old-space-size=256 {REQUIRE}"
+
+
+def test_a_function_wired_by_hand_gets_no_record() -> None:
+    # Everything enable wants is already there: nothing changes, nothing to restore later.
+    before = {DSN_VAR: DSN, TRACES_VAR: "0.5", NODE_OPTIONS_VAR: REQUIRE}
+    assert instrumented(snap(**before), "node", DSN, None) == ("index.handler", before)
+
+
+def test_an_old_record_is_rewritten_in_the_current_form_even_when_nothing_changes() -> None:
+    # A record from before `set` existed, holding only the handler: kept, re-encoded, and
+    # still without `set` since enable changes nothing this time.
+    old = '{"handler": "app.handler", "env": {}}'
+    env = {INITIAL_HANDLER_VAR: "app.handler", DSN_VAR: DSN, TRACES_VAR: "1.0", RESTORE_VAR: old}
+    handler, after = instrumented(snap("python3.12", PYTHON_WRAPPER_HANDLER, **env), "python",
+                                  DSN, None)  # fmt: skip
+    assert (handler, after) == (
+        PYTHON_WRAPPER_HANDLER,
+        {**env, RESTORE_VAR: '{"env":{},"handler":"app.handler"}'},
+    )
+
+
+def test_the_wrapper_without_the_original_handler_is_refused() -> None:
+    bare = snap("python3.12", PYTHON_WRAPPER_HANDLER)
+    assert refusal(FunctionError, lambda: instrumented(bare, "python", DSN, None)) == (
+        "function fn: the handler is already Sentry's wrapper but SENTRY_INITIAL_HANDLER is "
+        "not set, so the original handler is unknown; set SENTRY_INITIAL_HANDLER and try again"
+    )
+
+
+# ---------------------------------------------------------------- reading the record back
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["not json", "[1]", '{"env": [], "set": {}}', '{"env": {}, "set": []}', '{"env": "x"}'],
+)
+def test_a_record_this_tool_did_not_write_is_refused(raw: str) -> None:
+    assert refusal(FunctionError, lambda: load_record(snap(**{RESTORE_VAR: raw}))) == (
+        "function fn: SENTRY_LAYER_BUILDER_RESTORE is not a record this tool wrote; "
+        "fix or remove it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "read"),
+    [
+        ('{"handler": "app.h"}', {"env": {}, "set": {}, "handler": "app.h"}),
+        ('{"env": {"A": null}}', {"env": {"A": None}, "set": {}}),
+        ('{"set": {"A": "abc"}}', {"env": {}, "set": {"A": "abc"}}),
+    ],
+)
+def test_a_record_missing_env_or_set_reads_as_empty_ones(raw: str, read: dict) -> None:  # type: ignore[type-arg]
+    assert load_record(snap(**{RESTORE_VAR: raw})) == read
+
+
+def test_disable_restores_every_variable_after_one_the_user_changed() -> None:
+    record = json.dumps(
+        {"env": {DSN_VAR: None, TRACES_VAR: None},
+         "set": {DSN_VAR: digest(DSN), TRACES_VAR: digest("1.0")}}
+    )  # fmt: skip
+    env = {DSN_VAR: "https://their@o2.ingest.sentry.io/7", TRACES_VAR: "1.0", RESTORE_VAR: record}
+    assert restored(snap(**env)) == ("index.handler", {DSN_VAR: env[DSN_VAR]})
+
+
+# ---------------------------------------------------------------- refusals and limits
+
+
+def test_the_environment_limit_is_4096_bytes_of_compact_json() -> None:
+    # {"A":"..."} is 8 bytes of JSON around the value.
+    check_env_size("fn", {"A": "x" * 4088})
+    assert refusal(FunctionError, lambda: check_env_size("fn", {"A": "x" * 4089})) == (
+        "function fn: the environment would be 4097 bytes, over Lambda's 4096-byte limit; "
+        "remove some variables"
+    )
+
+
+@pytest.mark.parametrize(
+    ("runtime", "what"), [("java21", "runtime java21"), ("", "a container image")]
+)
+def test_an_unsupported_function_is_named(runtime: str, what: str) -> None:
+    assert refusal(FunctionError, lambda: family(snap(runtime))) == (
+        f"function fn: {what} is not supported (Sentry layers exist for python and nodejs runtimes)"
+    )
+
+
+def release(*archs: str) -> LayerRelease:
+    layers = tuple(
+        ReleaseLayer(f"SentryNodeServerlessSDKv8-{a}", (a,), {REGION: "3"}) for a in archs
+    )
+    return LayerRelease("aws-layer:node", "8.1.0", SENTRY, ("nodejs20.x",), layers, "test")
+
+
+@pytest.mark.parametrize(
+    ("arch", "archs", "serves"),
+    [("arm64", ("x86_64",), "x86_64"), ("riscv64", ("x86_64", "arm64"), "x86_64, arm64")],
+)
+def test_an_architecture_no_layer_serves_is_refused(
+    arch: str, archs: tuple[str, ...], serves: str
+) -> None:
+    fn = dataclasses.replace(snap(), architecture=arch)
+    assert refusal(FunctionError, lambda: latest_arn(fn, release(*archs), REGION)) == (
+        f"function fn is {arch} and no layer of aws-layer:node 8.1.0 serves {arch} (it serves: "
+        f"{serves}); refusing to attach a layer whose extension cannot run there"
+    )
+
+
+def test_a_layer_entry_that_is_no_layer_arn_is_the_users() -> None:
+    rel = release("x86_64")
+    odd = f"arn:aws:lambda:{REGION}:{SENTRY}:layer:SentryNodeServerlessSDKv8-x86_64"  # no version
+    latest = f"{odd}:3"
+    assert is_ours(odd, rel) is False
+    assert with_layer(dataclasses.replace(snap(), layers=(odd,)), latest, rel) == (odd, latest)
+
+
+def test_a_dsn_that_is_not_one_is_refused_without_echoing_it() -> None:
+    assert refusal(ArgumentError, lambda: validate_dsn("https://o1.ingest.sentry.io/42")) == (
+        "--dsn: not a Sentry DSN (expected https://PUBLIC_KEY@HOST/PROJECT_ID)"
+    )
+
+
+@pytest.mark.parametrize(("rate", "read"), [(0, "0.0"), ("1", "1.0"), ("0.25", "0.25")])
+def test_sample_rates_from_0_to_1_inclusive(rate: object, read: str) -> None:
+    assert validate_sample_rate(rate) == read  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", ["abc", "-0.01", "1.01", "nan"])
+def test_other_sample_rates_are_refused(rate: str) -> None:
+    assert refusal(ArgumentError, lambda: validate_sample_rate(rate)) == (
+        f"--traces-sample-rate: {rate!r} is not a number from 0 to 1"
+    )
