@@ -482,7 +482,9 @@ def _rewrite_manifest(path: Path, version: str, pins: Mapping[str, str]) -> None
     out: list[str] = []
     in_files, arch, arch_indent = False, "", -1
     for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        stripped = line.lstrip(" ")
+        # Any leading whitespace indents: a tab-led line is inside a multi-line value, never
+        # a top-level key (YAML indents with spaces only).
+        stripped = line.lstrip()
         indent = len(line) - len(stripped)
         key = stripped.split(":", 1)[0].strip() if ":" in stripped else None
         eol = "\n" if line.endswith("\n") else ""
@@ -501,9 +503,14 @@ def _rewrite_manifest(path: Path, version: str, pins: Mapping[str, str]) -> None
         out.append(line)
     text = "".join(out)
     # Never write a manifest that does not say what we mean: re-read the result first.
-    check = yaml.safe_load(text)
-    if check.get("version") != version or any(
-        check["files"][a].get("sha256") != d for a, d in pins.items()
+    try:
+        check = yaml.safe_load(text)
+    except yaml.YAMLError:  # a key-like line inside a multi-line value was rewritten
+        check = None
+    if (
+        not isinstance(check, dict)
+        or check.get("version") != version
+        or any(check["files"][a].get("sha256") != d for a, d in pins.items())
     ):
         raise ConfigError(
             str(path),
