@@ -245,6 +245,16 @@ def main(argv: list[str] | None = None) -> int:
         detected = sum(1 for s in counted.values() if s in DETECTED)
         survivors = sorted(n for n, s in counted.items() if s not in DETECTED)
         equiv = [n for n in survivors if n in equivalent]
+        # A listed name that no longer survives: killed by a newer test, or (after a change to
+        # its function) a renumbered name that may now point at another mutant. Re-judge it.
+        prefix = m.dotted + "."
+        for name in sorted(n for n in equivalent if n.startswith(prefix) and n in counted):
+            if name not in survivors:
+                print(
+                    f"stale: {name} is listed in bench/mutation-equivalent.txt but was "
+                    f"{counted[name]}; check its diff (mutmut show) and the list",
+                    file=sys.stderr,
+                )
         rows.append(
             {
                 "module": m.path,
