@@ -89,9 +89,11 @@ def test_a_publish_committed_after_the_client_gave_up_ends_as_one_version(
 ) -> None:
     cfg, dist, registry, endpoint = env
     name = cfg.layer_name(NEW, "x86_64")
-    # region_timeout 6 with AWS_MAX_ATTEMPTS=2: a 3 s read timeout; the proxy holds 4 s.
-    cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 6"))
-    faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=4.0)
+    # region_timeout 12 with AWS_MAX_ATTEMPTS=2: a 6 s read timeout; the proxy holds 7 s.
+    # (6 s left for the retry: with a 6 s budget the retry had 3 s, too few on a loaded
+    # machine.)
+    cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 12"))
+    faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=7.0)
     with FaultProxy(endpoint, faults) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
