@@ -158,6 +158,8 @@ def _show_status(ui: UI, st: FunctionStatus, as_json: bool) -> None:
 def _show_change(ui: UI, r: ChangeResult, as_json: bool) -> None:
     if as_json:
         ui.emit_json(r.to_dict())
+    for warning in r.warnings:
+        ui.note(f"warning: {warning}")
     if not r.changed:
         ui.info(f"{r.function} ({r.region}): {_UNCHANGED[r.action]}; nothing changed")
         return
