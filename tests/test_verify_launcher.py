@@ -6,16 +6,16 @@ The layer is built through the CLI (pip replaced by a stand-in, real tiny ELF bi
 real launcher template), then broken one way at a time.
 """
 
+# ruff: noqa: F811  (test parameters named after the imported fixture)
+
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from test_universal import FakeInstall, build, ext_args, write_config
+from test_guards_verify_universal import built  # noqa: F401  (a fixture)
 
-from layer_builder.build import sdk
 from layer_builder.build.launchmap import MachineArm, read_launcher
 from layer_builder.cli import main
 
@@ -24,21 +24,9 @@ X86, ARM = "relay/relay-x86_64", "relay/relay-aarch64"
 
 
 @pytest.fixture
-def built(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """A good universal layer zip (its build manifest beside it)."""
-    monkeypatch.setattr(sdk, "install_sdk", FakeInstall())
-    (tmp_path / "bin").mkdir()
-    binaries = {
-        "x86_64": write_elf(tmp_path / "bin" / "relay-x86", "x86_64", payload=b"x86" * 20),
-        "arm64": write_elf(tmp_path / "bin" / "relay-arm", "arm64", payload=b"arm" * 20),
-    }
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
-    return Path(data["layers"][0]["zip"])
+def layer(built: tuple[Path, Path]) -> Path:
+    """The good universal layer's zip (its build manifest beside it)."""
+    return built[0]
 
 
 def rewrite(zip_path: Path, changes: dict[str, tuple[int, bytes] | None]) -> None:
@@ -78,22 +66,22 @@ def errors(capsys: pytest.CaptureFixture[str], zip_path: Path) -> list[str]:
     return capsys.readouterr().err.splitlines()
 
 
-def test_the_real_launcher_is_read_as_built(built: Path) -> None:
-    launcher = read_launcher(member(built, LAUNCHER).decode())
+def test_the_real_launcher_is_read_as_built(layer: Path) -> None:
+    launcher = read_launcher(member(layer, LAUNCHER).decode())
     assert launcher.arms == (MachineArm("x86_64", X86), MachineArm("aarch64", ARM))
     assert launcher.targets == (ARM, X86)
 
 
 @pytest.mark.parametrize("manifest", [True, False], ids=["with-manifest", "without-manifest"])
 def test_a_swapped_mapping_is_refused(
-    built: Path, capsys: pytest.CaptureFixture[str], manifest: bool
+    layer: Path, capsys: pytest.CaptureFixture[str], manifest: bool
 ) -> None:
-    launcher = member(built, LAUNCHER)
-    rewrite(built, {LAUNCHER: (0o100755, swapped_mapping(launcher))})
+    launcher = member(layer, LAUNCHER)
+    rewrite(layer, {LAUNCHER: (0o100755, swapped_mapping(launcher))})
     if not manifest:
-        built.with_name(built.name + ".json").unlink()
-    found = errors(capsys, built)
-    where = f"error: {built}:{LAUNCHER}: "
+        layer.with_name(layer.name + ".json").unlink()
+    found = errors(capsys, layer)
+    where = f"error: {layer}:{LAUNCHER}: "
     assert f"{where}runs /opt/{ARM} on x86_64, but that file is built for arm64; x86_64 " \
         "functions would fail with exec format error" in found  # fmt: skip
     assert f"{where}runs /opt/{X86} on aarch64, but that file is built for x86_64; arm64 " \
@@ -101,59 +89,59 @@ def test_a_swapped_mapping_is_refused(
 
 
 def test_swapped_binaries_are_refused_without_a_manifest(
-    built: Path, capsys: pytest.CaptureFixture[str]
+    layer: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    x86, arm = member(built, X86), member(built, ARM)
-    rewrite(built, {X86: (0o100755, arm), ARM: (0o100755, x86)})
-    built.with_name(built.name + ".json").unlink()
-    assert errors(capsys, built) == [
-        f"error: {built}:{LAUNCHER}: runs /opt/{X86} on x86_64, but that file is built for "
+    x86, arm = member(layer, X86), member(layer, ARM)
+    rewrite(layer, {X86: (0o100755, arm), ARM: (0o100755, x86)})
+    layer.with_name(layer.name + ".json").unlink()
+    assert errors(capsys, layer) == [
+        f"error: {layer}:{LAUNCHER}: runs /opt/{X86} on x86_64, but that file is built for "
         "arm64; x86_64 functions would fail with exec format error",
-        f"error: {built}:{LAUNCHER}: runs /opt/{ARM} on aarch64, but that file is built for "
+        f"error: {layer}:{LAUNCHER}: runs /opt/{ARM} on aarch64, but that file is built for "
         "x86_64; arm64 functions would fail with exec format error",
     ]
 
 
 def test_without_a_manifest_what_the_launcher_execs_must_be_there_and_executable(
-    built: Path, capsys: pytest.CaptureFixture[str]
+    layer: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    built.with_name(built.name + ".json").unlink()
-    assert main(["verify", str(built)]) == 0, capsys.readouterr().err
-    original = built.read_bytes()
+    layer.with_name(layer.name + ".json").unlink()
+    assert main(["verify", str(layer)]) == 0, capsys.readouterr().err
+    original = layer.read_bytes()
 
-    rewrite(built, {ARM: None})
-    assert errors(capsys, built) == [
-        f"error: {built}:{LAUNCHER}: execs /opt/{ARM}, which is not in the layer"
+    rewrite(layer, {ARM: None})
+    assert errors(capsys, layer) == [
+        f"error: {layer}:{LAUNCHER}: execs /opt/{ARM}, which is not in the layer"
     ]
-    built.write_bytes(original)
-    rewrite(built, {ARM: (0o100644, member(built, ARM))})
-    assert errors(capsys, built) == [
-        f"error: {built}:{LAUNCHER}: execs /opt/{ARM}, which is not executable (mode 0755)"
+    layer.write_bytes(original)
+    rewrite(layer, {ARM: (0o100644, member(layer, ARM))})
+    assert errors(capsys, layer) == [
+        f"error: {layer}:{LAUNCHER}: execs /opt/{ARM}, which is not executable (mode 0755)"
     ]
-    built.write_bytes(original)
-    rewrite(built, {LAUNCHER: (0o100644, member(built, LAUNCHER))})
-    assert errors(capsys, built) == [
-        f"error: {built}: {LAUNCHER} is not executable (mode 0755); Lambda would not start it"
+    layer.write_bytes(original)
+    rewrite(layer, {LAUNCHER: (0o100644, member(layer, LAUNCHER))})
+    assert errors(capsys, layer) == [
+        f"error: {layer}: {LAUNCHER} is not executable (mode 0755); Lambda would not start it"
     ]
 
 
 def test_extra_arms_without_a_machine_binary_are_tolerated(
-    built: Path, capsys: pytest.CaptureFixture[str]
+    layer: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A fallback for unknown machines (a script of the runtime's own language), an arm that
     # only echoes, and a multi-line arm for two machine names.
-    launcher = member(built, LAUNCHER).replace(
+    launcher = member(layer, LAUNCHER).replace(
         b"    *)\n",
         b"    armv8l|arm64)\n        binary=/opt/" + ARM.encode() + b"\n        ;;\n"
         b"    i686) echo 'no binary here' >&2 ;;\n"
         b'    riscv64) binary="/opt/fallback/extension.py" ;;\n'
         b"    *)\n",
     )
-    assert launcher != member(built, LAUNCHER)
+    assert launcher != member(layer, LAUNCHER)
     fallback = b"#!/usr/bin/env python3\nprint('fallback')\n"
-    rewrite(built, {LAUNCHER: (0o100755, launcher), "fallback/extension.py": (0o100755, fallback)})
+    rewrite(layer, {LAUNCHER: (0o100755, launcher), "fallback/extension.py": (0o100755, fallback)})
     read = read_launcher(launcher.decode())
     assert MachineArm("arm64", ARM) in read.arms and MachineArm("armv8l", ARM) in read.arms
     assert "fallback/extension.py" in read.targets
-    built.with_name(built.name + ".json").unlink()
-    assert main(["verify", str(built)]) == 0, capsys.readouterr().err
+    layer.with_name(layer.name + ".json").unlink()
+    assert main(["verify", str(layer)]) == 0, capsys.readouterr().err
