@@ -125,6 +125,11 @@ def test_without_a_manifest_what_the_launcher_execs_must_be_there_and_executable
     ]
 
 
+def test_the_last_arm_may_end_at_esac() -> None:
+    script = 'case "$(uname -m)" in\n  x86_64) binary=/opt/a ;;\n  aarch64) binary=/opt/b\nesac\n'
+    assert read_launcher(script).arms == (MachineArm("x86_64", "a"), MachineArm("aarch64", "b"))
+
+
 def test_extra_arms_without_a_machine_binary_are_tolerated(
     layer: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

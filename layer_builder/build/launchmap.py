@@ -17,8 +17,11 @@ from dataclasses import dataclass
 #: ``uname -m`` answers and the Lambda architecture whose binaries run there.
 MACHINE_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
-# One case arm: a pattern at the start of a line, then its body up to `;;`.
-_ARM_RE = re.compile(r"^[ \t]*\(?(?P<pattern>[^\s()#;\"'$]+)\)(?P<body>.*?);;", re.M | re.S)
+# One case arm: a pattern at the start of a line, then its body up to `;;` (or `esac`, which
+# may end the last arm).
+_ARM_RE = re.compile(
+    r"^[ \t]*\(?(?P<pattern>[^\s()#;\"'$]+)\)(?P<body>.*?)(?:;;|^[ \t]*esac\b)", re.M | re.S
+)
 _ASSIGN_RE = re.compile(r"(?:^|[\s;])binary=([\"']?)/opt/(?P<path>[A-Za-z0-9._/+-]+)\1(?=[\s;]|$)")
 _EXEC_RE = re.compile(r"(?:^|[\s;])exec[ \t]+([\"']?)/opt/(?P<path>[A-Za-z0-9._/+-]+)\1(?=[\s;]|$)")
 _GLOB = re.compile(r"[*?\[]")
