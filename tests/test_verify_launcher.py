@@ -125,6 +125,20 @@ def test_without_a_manifest_what_the_launcher_execs_must_be_there_and_executable
     ]
 
 
+def test_a_plain_exec_target_is_checked_and_a_computed_one_is_not(
+    layer: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = b'#!/bin/sh\nexec /opt/relay/relay run --aws-runtime-api="$AWS_LAMBDA_RUNTIME_API"\n'
+    assert read_launcher(plain.decode()).targets == ("relay/relay",)
+    computed = b"#!/bin/sh\nexec /opt/relay/relay-$(uname -m) run\n"
+    assert read_launcher(computed.decode()).targets == ()
+    layer.with_name(layer.name + ".json").unlink()
+    rewrite(layer, {LAUNCHER: (0o100755, plain)})
+    assert errors(capsys, layer) == [
+        f"error: {layer}:{LAUNCHER}: execs /opt/relay/relay, which is not in the layer"
+    ]
+
+
 def test_the_last_arm_may_end_at_esac() -> None:
     script = 'case "$(uname -m)" in\n  x86_64) binary=/opt/a ;;\n  aarch64) binary=/opt/b\nesac\n'
     assert read_launcher(script).arms == (MachineArm("x86_64", "a"), MachineArm("aarch64", "b"))
@@ -147,6 +161,7 @@ def test_extra_arms_without_a_machine_binary_are_tolerated(
     rewrite(layer, {LAUNCHER: (0o100755, launcher), "fallback/extension.py": (0o100755, fallback)})
     read = read_launcher(launcher.decode())
     assert MachineArm("arm64", ARM) in read.arms and MachineArm("armv8l", ARM) in read.arms
+    assert read.arms[-1] == MachineArm("riscv64", "fallback/extension.py")  # after the echo arm
     assert "fallback/extension.py" in read.targets
     layer.with_name(layer.name + ".json").unlink()
     assert main(["verify", str(layer)]) == 0, capsys.readouterr().err
