@@ -354,7 +354,7 @@ def instrumented(
 
 def updated_env(snap: Snapshot, family: Family, preload: str) -> dict[str, str]:
     """The environment ``update`` leaves: as it is, except that a Node preload of ours is
-    switched to the one the new layer version needs (Sentry's integration does the same)."""
+    switched to the one the new layer version needs (the one ``enable`` would set for it)."""
     env = dict(snap.env)
     options = env.get(NODE_OPTIONS_VAR, "")
     if family != "node" or _NODE_PRELOAD_RE.search(options) is None:
@@ -374,8 +374,8 @@ def updated_env(snap: Snapshot, family: Family, preload: str) -> dict[str, str]:
 def runtime_warning(snap: Snapshot, release: LayerRelease) -> str | None:
     """Why the layer may not work in this function's runtime, or None.
 
-    Lambda attaches a layer whatever its compatible runtimes say (they only filter the
-    console's list), so this is a warning, not a refusal.
+    Lambda attaches a layer whatever its compatible runtimes say (they only filter
+    ListLayers and ListLayerVersions), so this is a warning, not a refusal.
     """
     listed = release.compatible_runtimes
     if not listed or snap.runtime in listed:
