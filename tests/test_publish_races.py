@@ -34,11 +34,14 @@ def env(aws_env: str, make_config: Callable[..., LayerConfig], tmp_path: Path) -
     return cfg, tmp_path / "dist", tmp_path / "registry", aws_env
 
 
-def _start(cfg: LayerConfig, dist: Path, registry: Path, endpoint: str) -> subprocess.Popen[str]:
+def _start(
+    cfg: LayerConfig, dist: Path, registry: Path, endpoint: str, *extra: str
+) -> subprocess.Popen[str]:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
     return subprocess.Popen(
         [sys.executable, "-m", "layer_builder", "publish", str(cfg.path), "--version", NEW.text,
-         "--dist", str(dist), "--registry", str(registry), "--regions", ",".join(REGIONS)],
+         "--dist", str(dist), "--registry", str(registry), "--regions", ",".join(REGIONS),
+         *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -48,20 +51,38 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_two_runs_with_one_registry_end_with_one_version_per_region(env: Env) -> None:
+def test_a_second_run_on_the_same_registry_waits_for_the_first_before_any_aws_call(
+    env: Env,
+) -> None:
     cfg, dist, registry, endpoint = env
     name = cfg.layer_name(NEW, "x86_64")
-    with FaultProxy(endpoint, Faults(latency=0.1)) as proxy:
-        runs = [_start(cfg, dist, registry, proxy.url) for _ in range(2)]
-        outcomes = [_finish(p) for p in runs]
-    codes = sorted(code for code, _ in outcomes)
-    # The second run waits for the registry lock and then reuses everything, or gives up
-    # (exit 2) naming the holder; never a second version.
-    assert codes[0] == 0, outcomes
-    if codes[1] == 2:
-        assert "another layer-builder run holds the registry lock (pid" in outcomes[1][1]
-    else:
-        assert codes == [0, 0], outcomes
+    # Each run through its own proxy, so every call is known to be the first's or the
+    # second's, with its arrival time.
+    with (
+        FaultProxy(endpoint, Faults(latency=0.3)) as first_proxy,
+        FaultProxy(endpoint) as second_proxy,
+    ):
+        # --json: the human lines go to stderr, line by line.
+        first = _start(cfg, dist, registry, first_proxy.url, "--json")
+        assert first.stderr is not None
+        # "publishing ..." is printed under the lock, after the registry's preflight.
+        holding = first.stderr.readline()
+        assert holding.startswith("publishing 1 layer(s)"), holding + first.stderr.read()
+        assert first_proxy.count("PublishLayerVersion") == 0  # still at the start
+        second = _start(cfg, dist, registry, second_proxy.url)
+        code, err = _finish(first)
+        assert code == 0, err
+        # The first run's last call was answered 0.3 s after it arrived.
+        first_done = first_proxy.arrivals(service=None)[-1][0] + 0.3
+        second_code, second_err = _finish(second)
+        arrivals = second_proxy.arrivals(service=None)
+    assert second_code == 0, second_err
+    # The second run asked AWS nothing (not even who it is) while the first held the lock,
+    # then found every region done: reads only.
+    assert arrivals and arrivals[0][0] > first_done
+    assert {op for _, op in arrivals} <= {
+        "GetCallerIdentity", "DescribeRegions", "ListLayerVersions", "GetLayerVersionPolicy"
+    }  # fmt: skip
     assert {r: versions(endpoint, r, name) for r in REGIONS} == {r: [1] for r in REGIONS}
     assert recorded(registry, NEW) == {r: 1 for r in REGIONS}
 
