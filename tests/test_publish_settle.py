@@ -90,4 +90,4 @@ def test_the_lowest_holder_on_a_later_page_wins_over_a_late_duplicate_on_the_fir
     assert (got.status, got.version, got.deleted) == ("reused", lowest, (late,))
     assert sorted(api.versions) == [1, 2, 3]
     assert [c for c in api.calls if c[0] == "list"] == [("list", None), ("list", "2")]
-    assert REGION == got.region
+    assert got.region == REGION
