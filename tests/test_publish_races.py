@@ -136,3 +136,24 @@ def test_a_publish_committed_after_the_client_gave_up_ends_as_one_version(
     assert {r["status"] for r in data["results"]} == {"reused"}
     doc = json.loads((registry / f"aws-lambda-layers/python/{NEW.text}.json").read_text())
     assert doc["regions"] == [{"region": r, "version": str(final[r][0])} for r in REGIONS]
+
+
+def test_two_runs_with_two_registries_and_late_commits_end_clean(env: Env) -> None:
+    cfg, dist, registry, endpoint = env
+    name = cfg.layer_name(NEW, "x86_64")
+    other = registry.with_name("registry-ci")
+    # A 6 s read timeout; the first publish of each region (one run's) is held 7 s and then
+    # commits: the held run finds the other run's version first, and its own lands later.
+    cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 12"))
+    faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=7.0)
+    with FaultProxy(endpoint, faults) as proxy:
+        runs = [_start(cfg, dist, r, proxy.url) for r in (registry, other)]
+        outcomes = [_finish(p) for p in runs]
+        committed = proxy.holds_finished
+        deleted = proxy.count("DeleteLayerVersion")
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert committed == len(REGIONS) and deleted >= len(REGIONS)
+    # Both runs have ended and every late commit has landed: nothing is left behind.
+    final = {r: versions(endpoint, r, name) for r in REGIONS}
+    assert all(len(v) == 1 for v in final.values()), final
+    assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}

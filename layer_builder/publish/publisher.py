@@ -67,6 +67,8 @@ SETTLE_CAP = 30.0
 #: Seconds between two looks while settling (one ListLayerVersions each, a fifteenth of the
 #: region's throttle budget).
 SETTLE_POLL = 1.0
+#: Of the region's budget, what settling leaves for the last look and the deletes.
+SETTLE_MARGIN = 1.0
 
 # --------------------------------------------------------------------------- retry and time
 
@@ -343,8 +345,9 @@ class RegionPublisher:
                     f"publish answer lost: found version {winner.version} after {waited:.1f} s "
                     f"(settle time {self.settle:g} s)"
                 )
+                # Not cleared: the version found may be a racing run's, with ours still to
+                # land. The delete step waits out the settle time before its last look.
                 state.in_doubt_since = None
-                state.settle_until = None  # it landed: nothing more to wait for
             state.target = winner
         target = state.target
         ours = state.published is not None and state.published.version == target.version
@@ -367,7 +370,11 @@ class RegionPublisher:
         over (by the clock, or by the time slept: an injected sleep must not spin)."""
         if state.settle_until is None:
             return False
-        left = min(state.settle_until - self.clock(), self.settle - state.settle_slept)
+        left = min(
+            state.settle_until - self.clock(),
+            self.settle - state.settle_slept,
+            deadline.remaining() - SETTLE_MARGIN,  # never at the cost of the region
+        )
         if left <= 0:
             return False
         deadline.check("ListLayerVersions")
