@@ -14,7 +14,12 @@ from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig, PermissionConfig, Template
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, ReleaseVersion
-from layer_builder.publish.plan import content_marker, marked_description, release_marker
+from layer_builder.publish.plan import (
+    content_marker,
+    marked_description,
+    parse_marker,
+    release_marker,
+)
 
 S3_KEY_PREFIX = "layer-builder"
 
@@ -174,7 +179,22 @@ def plan_layers(
                 canonical=cfg.canonical,
             )
         )
+    for plan in plans:
+        _check_marker(plan)
     return sorted(plans, key=lambda p: p.layer_name)
+
+
+def _check_marker(plan: LayerPlan) -> None:
+    """The published Description must read back as this release and zip, or every later
+    run would miss its own versions (a canonical with a space or a bracket would)."""
+    marker = parse_marker(plan.marked_description)
+    if marker is None or not (
+        marker.claims(plan.canonical, plan.release.text) and marker.holds(plan.sha256)
+    ):
+        raise ArtifactError(
+            f"{plan.manifest_path}: canonical {plan.canonical!r} cannot be named in the "
+            "release marker of a layer version's Description (no spaces or brackets)"
+        )
 
 
 def _check_bucket(
