@@ -8,17 +8,15 @@ timeout before it lets it through.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy, Faults
-from test_publish_histories import NEW, REGIONS, build, recorded, run_cli, versions
+from test_publish_histories import NEW, REGIONS, build, recorded, versions
 
 from layer_builder.config import LayerConfig
 
@@ -103,39 +101,6 @@ def test_two_runs_with_two_registries_converge_on_the_lowest_version(env: Env) -
     final = {r: versions(endpoint, r, name) for r in REGIONS}
     assert all(len(v) == 1 for v in final.values()), final
     assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}
-
-
-def test_a_publish_committed_after_the_client_gave_up_ends_as_one_version(
-    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cfg, dist, registry, endpoint = env
-    name = cfg.layer_name(NEW, "x86_64")
-    # region_timeout 12 with AWS_MAX_ATTEMPTS=2: a 6 s read timeout; the proxy holds 7 s.
-    # (6 s left for the retry: with a 6 s budget the retry had 3 s, too few on a loaded
-    # machine.)
-    cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 12"))
-    faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=7.0)
-    with FaultProxy(endpoint, faults) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
-        assert code == 0, err
-        for _ in range(200):  # until every held request has reached moto
-            if proxy.holds_finished == len(REGIONS):
-                break
-            time.sleep(0.05)
-        assert proxy.holds_finished == len(REGIONS)
-        assert proxy.count("PublishLayerVersion", fault="hold") == len(REGIONS)
-
-        # The late commits are newer duplicates nobody records: the next run deletes them.
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
-    assert code == 0, err
-    assert data is not None
-    final = {r: versions(endpoint, r, name) for r in REGIONS}
-    assert all(len(v) == 1 for v in final.values()), final
-    assert recorded(registry, NEW) == {r: v[0] for r, v in final.items()}
-    assert {r["status"] for r in data["results"]} == {"reused"}
-    doc = json.loads((registry / f"aws-lambda-layers/python/{NEW.text}.json").read_text())
-    assert doc["regions"] == [{"region": r, "version": str(final[r][0])} for r in REGIONS]
 
 
 def test_two_runs_with_two_registries_and_late_commits_end_clean(env: Env) -> None:

@@ -7,7 +7,6 @@ the publisher's paging fake."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,8 +54,11 @@ def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run
     for r in data["results"]:
         assert r["actions"][0].startswith("publish answer lost: found version 1 after ")
         assert r["actions"][0].endswith(" s (settle time 6 s)")  # reported
-    # Nothing lands later either.
-    time.sleep(0.5)
+    # Nothing lands later, and the same command again only reads.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
+    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    assert code == 0, err
+    assert data is not None and {r["status"] for r in data["results"]} == {"reused"}
     assert {r: versions(aws_env, r, name) for r in REGIONS} == {r: [1] for r in REGIONS}
 
 
