@@ -134,7 +134,9 @@ def publish_all(
     # Pass 1, reads only: every region's history, and the release's conflicts in any of them.
     runner.surveying = True
     runner.run(tasks, workers, None, None)
-    _refuse_conflicts(plans, runner.listings)
+    # A snapshot: a survey thread stuck past its deadline must not add an unchecked listing.
+    runner.surveyed = dict(runner.listings)
+    _refuse_conflicts(plans, runner.surveyed)
     if interrupt.is_set():
         results = [_failed((r, p.layer_name), p, NOT_STARTED) for r, p in tasks]
     else:
@@ -205,6 +207,7 @@ class _FanOut:
         self.interrupt_grace = INTERRUPT_GRACE
         self.surveying = False  # pass 1: list only, into ``listings``
         self.listings: dict[Key, tuple[LayerVersionRef, ...]] = {}
+        self.surveyed: dict[Key, tuple[LayerVersionRef, ...]] = {}  # checked: pass 2 reads
 
     def _worker(self, work: queue.Queue[tuple[Key, LayerPlan] | None], events: Events,
                 cancels: dict[Key, threading.Event], surveying: bool) -> None:  # fmt: skip
@@ -241,7 +244,7 @@ class _FanOut:
                     deadline=deadline,
                     s3=lambda: self.aws.s3_api(region, self.timeouts),
                     record=self.records.get(plan.layer_name),
-                    listing=self.listings.get(key),
+                    listing=self.surveyed.get(key),
                 )
         except Exception as exc:  # a bug: log it with its traceback, fail this task only
             log.exception("%s %s: unexpected error", region, plan.layer_name)
