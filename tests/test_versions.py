@@ -143,3 +143,27 @@ def test_a_python_post_release_spelled_with_a_dash_takes_the_links(tmp_path: Pat
         n: "2.75.0-post1.json" for n in ("latest.json", "2.json", "2.75.json")
     }
     assert link_key("2.75.0-post1", "semver") < link_key("2.75.0", "semver")  # Node's reading
+
+
+@pytest.mark.parametrize(
+    ("runtimes", "text", "refused"),
+    [
+        (("nodejs20.x",), "8.0.0rc1", "is not a SemVer version"),
+        (("python3.12",), "2.75.0-beta.1.x", "is not a PEP 440 version"),
+        (("nodejs20.x",), "8.0.0-rc.1", None),
+        (("python3.12",), "2.75.0-post1", None),
+    ],
+)
+def test_a_version_its_layers_scheme_cannot_read_is_refused_before_publishing(
+    tmp_path: Path, runtimes: tuple[str, ...], text: str, refused: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from layer_builder.cli.publish import _check_version_scheme
+
+    cfg = SimpleNamespace(compatible_runtimes=runtimes, path=tmp_path / "layer.yml")
+    if refused is None:
+        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
+        return
+    with pytest.raises(ArgumentError, match=f"^--version: '{text}' {refused}, the version order"):
+        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]

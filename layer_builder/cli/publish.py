@@ -227,7 +227,14 @@ def _check_version_scheme(cfg: LayerConfig, version: ReleaseVersion) -> None:
     not when the links are written."""
     from layer_builder.registry.versions import scheme_for_runtimes, version_key
 
-    version_key(version.text, scheme_for_runtimes(cfg.compatible_runtimes))
+    scheme = scheme_for_runtimes(cfg.compatible_runtimes)
+    try:
+        version_key(version.text, scheme)
+    except ArgumentError as exc:
+        raise ArgumentError(
+            f"--version: {exc}, the version order of {cfg.path}'s layer (runtimes "
+            f"{', '.join(cfg.compatible_runtimes)}); nothing was published"
+        ) from None
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
