@@ -20,10 +20,11 @@ WRAPPER_PATH = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 WRAPPER = textwrap.dedent("""\
     import importlib, json, os, traceback, urllib.parse, urllib.request
 
-    def _send(exc):
+    def _send(exc, context):
         dsn = urllib.parse.urlsplit(os.environ["SENTRY_DSN"])
         url = f"http://{dsn.hostname}:{dsn.port}/api{dsn.path}/envelope/"
-        event = {"exception": {"values": [{"type": type(exc).__name__, "value": str(exc)}]}}
+        event = {"exception": {"values": [{"type": type(exc).__name__, "value": str(exc)}]},
+                 "extra": {"lambda": {"aws_request_id": context.aws_request_id}}}
         item = json.dumps({"type": "event"}).encode()
         body = b"\\n".join([b"{}", item, json.dumps(event).encode()])
         urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=5)
@@ -40,8 +41,8 @@ WRAPPER = textwrap.dedent("""\
         try:
             return handler(event, context)
         except Exception as exc:
-            if os.environ.get("FAKE_SDK_SENDS", "1") == "1":
-                _send(exc)
+            for _ in range(int(os.environ.get("FAKE_SDK_SENDS", "1"))):
+                _send(exc, context)
             raise
 """)
 
