@@ -44,9 +44,26 @@ class SentryItem:
         values = (self.payload.get("exception") or {}).get("values") or []
         return [str(v.get("type")) for v in values if isinstance(v, dict) and v.get("type")]
 
-    def mentions(self, text: str) -> bool:
-        """The payload holds ``text`` somewhere (an invocation's request id, say)."""
-        return self.payload is not None and text in json.dumps(self.payload)
+    @property
+    def request_ids(self) -> set[str]:
+        """The Lambda request ids the event names as its own (``aws_request_id`` in the
+        Python SDK's ``extra.lambda``, the Node SDK's ``contexts["aws.lambda"]``); breadcrumbs,
+        which may name earlier invocations, are not looked at."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "aws_request_id" and isinstance(value, str):
+                        found.add(value)
+                    elif key != "breadcrumbs":
+                        walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(self.payload)
+        return found
 
 
 @dataclass
@@ -78,7 +95,9 @@ class FakeSentry:
             return [
                 i
                 for i in self.items
-                if i.type == "event" and exc_type in i.exception_types and i.mentions(request_id)
+                if i.type == "event"
+                and exc_type in i.exception_types
+                and request_id in i.request_ids
             ]
 
     def wait_for_event(self, request_id: str, exc_type: str, timeout: float) -> bool:
