@@ -6,18 +6,6 @@
 'use strict';
 
 const init = require('./init.js');
-const { sdkDsn } = require('./sentry-layer-dsn.js');
+const { sdkOptions } = require('./sentry-layer-dsn.js');
 
-if (!process.env.LAMBDA_TASK_ROOT) {
-  throw Error('LAMBDA_TASK_ROOT environment variable is not set');
-}
-if (!process.env._HANDLER) {
-  throw Error(`LAMBDA_TASK_ROOT is non-empty(${process.env.LAMBDA_TASK_ROOT}) but _HANDLER is not set`);
-}
-const rate = process.env.SENTRY_TRACES_SAMPLE_RATE;
-const options = {
-  integrations: init.getDefaultIntegrations(rate ? { tracesSampleRate: parseFloat(rate) } : {}),
-};
-const dsn = sdkDsn(process.env.SENTRY_DSN);
-if (dsn) options.dsn = dsn;
-init.init(options);
+init.init(sdkOptions(init.getDefaultIntegrations));

@@ -1,5 +1,5 @@
-// layer-builder: where the Sentry Node layer's SDK sends (shipped in the layer beside the
-// preload as build/npm/cjs/sentry-layer-dsn.js of @sentry/aws-serverless).
+// layer-builder: how the Sentry Node layer's preloads set up the SDK, and where it sends
+// (shipped in the layer as build/npm/cjs/sentry-layer-dsn.js of @sentry/aws-serverless).
 //
 // The layer's extension is Relay in proxy mode. Its launcher (/opt/extensions/
 // sentry-lambda-extension) says in its first line which machines it has a binary for and
@@ -92,4 +92,24 @@ function sdkDsn(dsn) {
   }
 }
 
-module.exports = { sdkDsn };
+/**
+ * The options both preloads pass to the SDK's `init`, after the checks the SDK's own
+ * awslambda-auto makes: Lambda's variables, the traces sample rate, the DSN above.
+ */
+function sdkOptions(getDefaultIntegrations) {
+  if (!process.env.LAMBDA_TASK_ROOT) {
+    throw Error('LAMBDA_TASK_ROOT environment variable is not set');
+  }
+  if (!process.env._HANDLER) {
+    throw Error(`LAMBDA_TASK_ROOT is non-empty(${process.env.LAMBDA_TASK_ROOT}) but _HANDLER is not set`);
+  }
+  const rate = process.env.SENTRY_TRACES_SAMPLE_RATE;
+  const options = {
+    integrations: getDefaultIntegrations(rate ? { tracesSampleRate: parseFloat(rate) } : {}),
+  };
+  const dsn = sdkDsn(process.env.SENTRY_DSN);
+  if (dsn) options.dsn = dsn;
+  return options;
+}
+
+module.exports = { sdkDsn, sdkOptions };
