@@ -108,17 +108,21 @@ def test_node_layer_on_the_other_architecture(node_universal: Path, tmp_path: Pa
 def test_node_layer_without_its_preload_names_nodes_error(
     node_universal: Path, tmp_path: Path
 ) -> None:
-    preload = "nodejs/node_modules/@sentry/aws-serverless/build/npm/cjs/awslambda-auto.js"
+    build_dir = "nodejs/node_modules/@sentry/aws-serverless/build/npm"
+    preloads = {f"{build_dir}/cjs/awslambda-auto.js", f"{build_dir}/esm/awslambda-auto.js"}
     broken = tmp_path / "no-preload.zip"
     with zipfile.ZipFile(node_universal) as src, zipfile.ZipFile(broken, "w") as out:
         for info in src.infolist():
-            if info.filename != preload:
+            if info.filename not in preloads:
                 out.writestr(info, src.read(info))
     code, doc, err = smoke(str(broken), "--no-baseline", "--arch", ARCH, cwd=tmp_path)
     assert code == 2
-    require_run = doc["layers"][0]
-    assert require_run["phase"] == "runtime init"
-    cause = require_run["cause"]
-    assert cause.startswith("the runtime exited with code 1 during init: Error: Cannot find ")
-    assert cause.endswith(f"/{preload}'")  # at /opt, or where the layer is without a mount
+    causes = [(la["phase"], la["cause"]) for la in doc["layers"]]
+    prefix = "the runtime exited with code 1 during init: "
+    # The -r run: CommonJS's line; the --import run: the ES module loader's.
+    assert causes[0][0] == causes[1][0] == "runtime init"
+    assert causes[0][1].startswith(prefix + "Error: Cannot find module '")
+    assert causes[0][1].endswith("/cjs/awslambda-auto.js'")  # at /opt, or the unpacked tree
+    assert causes[1][1].startswith(prefix + "Error [ERR_MODULE_NOT_FOUND]: Cannot find module '")
+    assert "/esm/awslambda-auto.js' imported from " in causes[1][1]  # found in NODE_PATH
     assert "Node.js v" not in err  # the footer is not the reason

@@ -11,6 +11,7 @@
 const { register } = require('node:module');
 
 const hook = `
+import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -22,15 +23,14 @@ export async function resolve(specifier, context, nextResolve) {
     return await nextResolve(specifier, context);
   } catch (err) {
     if (err?.code !== 'ERR_MODULE_NOT_FOUND' || relativeOrUrl.test(specifier)) throw err;
+    const parts = specifier.split('/');
+    const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
     for (const folder of folders) {
-      // Resolving from a file beside the folder looks in the folder itself first.
+      if (!existsSync(path.join(folder, name))) continue;
+      // The package is in this folder: its answer, or its error, is the one. Resolving from
+      // a file beside the folder looks in the folder itself first.
       const parentURL = pathToFileURL(path.join(folder, '..', 'lambda-node-path.mjs')).href;
-      try {
-        const found = await nextResolve(specifier, { ...context, parentURL });
-        if (found.url.startsWith(pathToFileURL(folder).href + '/')) return found;
-      } catch {
-        // not in this folder
-      }
+      return nextResolve(specifier, { ...context, parentURL });
     }
     throw err;
   }
