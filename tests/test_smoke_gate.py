@@ -18,7 +18,7 @@ import pytest
 from smoke_layers import extension, make_layer, standin_layer
 
 from layer_builder.cli import main
-from layer_builder.smoke import environment
+from layer_builder.smoke import environment, runner
 from layer_builder.smoke.lifecycle import Limits, error_line
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
 
@@ -55,8 +55,11 @@ def test_the_sample_raises_on_the_cold_invocation(tmp_path: Path) -> None:
     assert len(report.sentry_events) == 2
 
 
-def test_an_sdk_that_misses_the_first_invocation_fails(tmp_path: Path) -> None:
+def test_an_sdk_that_misses_the_first_invocation_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # What the lazily initialised Python wrapper did: the cold invocation's error was lost.
+    monkeypatch.setattr(runner, "_SENTRY_WAIT_S", 1.0)
     fn = function(
         tmp_path,
         "import os\nos.environ['FAKE_SDK_FROM'] = '2'\n"
