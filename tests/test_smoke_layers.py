@@ -88,6 +88,10 @@ def test_python_wrapper_pointing_at_a_missing_handler_fails(
         "runtime init failed: HandlerConfigError: SENTRY_INITIAL_HANDLER='app.no_such_function': "
         "'app' has no function 'no_such_function'" in err
     )
+    # The SDK, initialised first, sent the init error too (through the stand-in).
+    assert doc["layers"][0]["sentry_events"] == [
+        {"type": "event", "exceptions": ["HandlerConfigError"], "path": "extension"}
+    ]
 
 
 def test_sandbox_release_does_not_publish_a_layer_that_fails_smoke(tmp_path: Path) -> None:

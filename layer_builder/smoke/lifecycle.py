@@ -193,6 +193,10 @@ class _Run:
         api = self.api
         why = self._await(lambda: api.ready() or api.runtime.init_error is not None, deadline)
         if api.runtime.init_error is not None:
+            # The runtime exits by itself after reporting (awslambdaric flushes the SDK on
+            # its way out, which sends the init error to Sentry too): let it, briefly.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.runtime.wait(timeout=self.limits.shutdown_s)
             err = api.runtime.init_error
             raise SmokeFailed(
                 "runtime init", f"{err.get('errorType')}: {err.get('errorMessage', '')}"[:500]
