@@ -300,8 +300,8 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
         listed = [a for a in listed if a in options.architectures]
     archs = sorted(listed, key=lambda a: a != host)
     reports: list[ZipReport] = []
-    # One unpacked tree serves every architecture's run (it is mounted read-only); the host's
-    # run comes first because playing another machine puts qemu shims into the tree.
+    # One unpacked tree serves every architecture's run (it is mounted read-only); each run
+    # starts by putting back the files an earlier run shimmed or stubbed (environment.prepare).
     with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp:
         layer_dir = Path(tmp) / "layer"
         for arch in archs:
@@ -351,12 +351,6 @@ def _smoke_arch(
             record, label = _one_run(
                 layer_dir, options, runtime_name, run_dir, sentry, foreign, enable
             )
-            if foreign is not None and foreign.qemu:
-                # The tree keeps the qemu shims the first run put in; shimming them again
-                # would wrap the shims themselves.
-                foreign = dataclasses.replace(
-                    foreign, qemu=None, label=f"{foreign.qemu} (shims of the previous run)"
-                )
             report.mount = label
             report.logs.update(_read_logs(record, ""))
             report.extensions, report.invocations = record.extensions, record.invocations
