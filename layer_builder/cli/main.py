@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(name) for name in _EXTRA_COMMANDS.values()]
+    # One module may add several commands (yank and unyank): import and add each once.
+    return [importlib.import_module(name) for name in dict.fromkeys(_EXTRA_COMMANDS.values())]
 
 
 #: command name -> module implementing it
@@ -319,6 +320,8 @@ _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
     "function": "layer_builder.cli.function",
     "smoke": "layer_builder.cli.smoke",
+    "yank": "layer_builder.cli.yank",
+    "unyank": "layer_builder.cli.yank",
 }
 
 

@@ -156,7 +156,7 @@ def write_release(
         base = _new_base(reg, clock()) if base_created else _read_base(base_path)
         existing = read_version_document(version_path) if version_path.exists() else None
         doc, replaced = _build_document(base, reg, existing, version_path)
-        _check_own(doc, VERSION_SCHEMA, version_path)
+        check_own(doc, VERSION_SCHEMA, version_path)
 
         recorded = {e["layer_name"]: {r["region"] for r in e["regions"]} for e in doc["layers"]}
         missing = tuple(
@@ -165,6 +165,10 @@ def write_release(
             for region in sorted(set(expected_regions) - recorded.get(layer.layer_name, set()))
         )
         hold = _hold_reason(reg, missing, allow_partial_regions)
+        if isinstance(doc.get("yanked"), dict):
+            # A re-run for a yanked release records its regions but never links it again:
+            # only `unyank` does.
+            hold = "yanked (see `layer-builder unyank`)"
         links = _plan_links(runtime_dir, reg.version, hold)
         latest_target = next(link.current for link in links if link.name == LATEST_FILE)
         overrides = {reg.runtime_dir: doc} if latest_target == reg.version.text else {}
@@ -172,7 +176,7 @@ def write_release(
         # Beside aws-lambda-layers/, never inside: the API server opens <entry>/latest.json
         # for every entry there, and a file breaks its scan.
         index_path = root / STATIC_INDEX_FILE
-        _check_own(index, INDEX_SCHEMA, index_path)
+        check_own(index, INDEX_SCHEMA, index_path)
         legacy = legacy_index(layers_dir)
 
         # Write order keeps every state readable: the version file exists before any
@@ -181,15 +185,15 @@ def write_release(
         written: list[Path] = []
         runtime_dir.mkdir(parents=True, exist_ok=True)
         if base_created:
-            _write_if_changed(base_path, render_document(base), written)
-        _write_if_changed(version_path, render_document(doc), written)
+            write_if_changed(base_path, render_document(base), written)
+        write_if_changed(version_path, render_document(doc), written)
         for link in links:
             if link.current == reg.version.text:
-                _link_if_changed(runtime_dir / link.name, version_name, written)
-        _write_if_changed(index_path, render_index(index), written)
+                link_if_changed(runtime_dir / link.name, version_name, written)
+        write_if_changed(index_path, render_index(index), written)
         if legacy is not None:
             legacy.unlink()
-            _fsync_dir(layers_dir)
+            fsync_dir(layers_dir)
             log.warning("%s: removed (older layer-builder versions wrote it there)", legacy)
 
     for name, region, old, new in replaced:
@@ -212,7 +216,7 @@ def write_release(
 
 def _new_base(reg: Registration, created: datetime) -> Document:
     fields = dict(reg.base_defaults)
-    fields.setdefault("created_at", _timestamp(created))
+    fields.setdefault("created_at", timestamp(created))
     ordered = {k: fields[k] for k in BASE_KEYS if k in fields}
     ordered.update((k, fields[k]) for k in sorted(fields) if k not in ordered)
     return ordered
@@ -226,7 +230,7 @@ def _read_base(path: Path) -> Document:
     return base
 
 
-def _timestamp(moment: datetime) -> str:
+def timestamp(moment: datetime) -> str:
     # The registry's spelling: 2021-02-11T11:45:36.000Z (UTC, milliseconds).
     utc = moment.astimezone(timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
@@ -349,7 +353,7 @@ def _recorded_layers(doc: Document) -> Iterator[tuple[str, _Recorded]]:
     yield name, (archs, None, regions)
 
 
-def _check_own(doc: object, schema_name: str, path: Path) -> None:
+def check_own(doc: object, schema_name: str, path: Path) -> None:
     problem = schema_error(doc, schema_name)
     if problem:
         raise SchemaViolation(
@@ -411,7 +415,7 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
-def _write_if_changed(path: Path, text: str, written: list[Path]) -> None:
+def write_if_changed(path: Path, text: str, written: list[Path]) -> None:
     data = text.encode("utf-8")
     if not path.is_symlink() and path.is_file() and path.read_bytes() == data:
         return
@@ -429,11 +433,11 @@ def _write_if_changed(path: Path, text: str, written: list[Path]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     written.append(path)
 
 
-def _link_if_changed(link: Path, target: str, written: list[Path]) -> None:
+def link_if_changed(link: Path, target: str, written: list[Path]) -> None:
     if link.is_symlink() and os.readlink(link) == target:
         return
     tmp = _temp_name(link)
@@ -444,11 +448,11 @@ def _link_if_changed(link: Path, target: str, written: list[Path]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(link.parent)
+    fsync_dir(link.parent)
     written.append(link)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every platform can open a directory.
     try:
         fd = os.open(directory, os.O_RDONLY)
