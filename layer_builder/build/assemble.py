@@ -29,12 +29,14 @@ from layer_builder.build.extension import (
     resolve_binary,
 )
 from layer_builder.build.launcher import ResolvedExtension, layer_files
+from layer_builder.build.sbom import layer_sbom, read_pip_report
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
 from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, ReleaseVersion
+from layer_builder.provenance import provenance_from_env
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,12 @@ def _copy_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True)
 
 
+def _copy_pip_report(src: Path, dest: Path) -> None:
+    # The SBOM of a tree copied from another install reads that install's pip report.
+    if sdk.pip_report_path(src).exists():
+        shutil.copyfile(sdk.pip_report_path(src), sdk.pip_report_path(dest))
+
+
 def _install(cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress) -> None:
     say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
     dest.mkdir(parents=True, exist_ok=True)
@@ -249,9 +257,11 @@ def build_release(
                     # instead of a second, identical install.
                     shared = work / "sdk"
                     _copy_tree(root, shared)
+                    _copy_pip_report(root, shared)
             else:
                 say(f"{arch}: {cfg.sdk.package} {sdk_version} is architecture-neutral: reused")
                 _copy_tree(shared, root)
+                _copy_pip_report(shared, root)
             ext = plan.extension_for((arch,), PER_ARCH)
             built.append(
                 _finish(cfg, version, (arch,), root, ext, out_dir, epoch, say, start, sdk_version)
@@ -300,6 +310,18 @@ def _finish(
     say(f"{label}: {result.file_count:,} files, {result.unzipped_size / 1e6:.1f} MB unzipped, "
         f"{result.zip_size / 1e6:.1f} MB zipped")  # fmt: skip
 
+    bom = layer_sbom(
+        root=root,
+        family=cfg.family,
+        layer_name=layer_name,
+        version=version.text,
+        zip_sha256=result.sha256,
+        packages=packages,
+        extensions=ext.infos if ext else (),
+        own_files=[c.dest for c in cfg.files] + [f.path for f in (ext.files if ext else ())],
+        epoch=epoch,
+        pip_report=read_pip_report(sdk.pip_report_path(root)),
+    )
     manifest = BuildManifest(
         layer_name=layer_name,
         canonical=cfg.canonical,
@@ -321,6 +343,8 @@ def _finish(
         source_date_epoch=epoch,
         packages=packages,
         needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
+        sbom=bom,
+        provenance=provenance_from_env(os.environ),
     )
     mpath = zip_path.with_name(zip_path.name + ".json")
     tmp_manifest = mpath.with_name(mpath.name + ".tmp")

@@ -45,6 +45,7 @@ def pip_install_command(
     python_version: str,
     *,
     find_links: Path | None = None,
+    report: Path | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -67,11 +68,21 @@ def pip_install_command(
         cmd += ["--platform", tag.format(m=aws_facts.MACHINE_NAME[arch])]
     if find_links is not None:
         cmd += ["--find-links", str(find_links)]
+    if report is not None:
+        # What pip installed, with each wheel's URL and sha256: the SBOM's hashes.
+        cmd += ["--report", str(report)]
     return [*cmd, requirement]
+
+
+def pip_report_path(layer_root: Path) -> Path:
+    """Where the install into ``layer_root`` leaves pip's installation report: beside the
+    tree, never in it (the SBOM reads the wheels' URLs and sha256 from it)."""
+    return layer_root.with_name(layer_root.name + ".pip-report.json")
 
 
 def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:
     target = layer_root / "python"
+    report = pip_report_path(layer_root)
     target.mkdir(parents=True, exist_ok=True)
     pyver = python_version_for(cfg.compatible_runtimes)
     if cfg.sdk.source == "path":
@@ -86,12 +97,16 @@ def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root
             if not built:
                 raise InstallError(f"building a wheel from {cfg.sdk.path} produced no wheel")
             proc.run(
-                pip_install_command(str(built[0]), target, arch, pyver, find_links=Path(wheels)),
+                pip_install_command(
+                    str(built[0]), target, arch, pyver, find_links=Path(wheels), report=report
+                ),
                 what=f"pip install of {built[0].name}",
             )
     else:
         proc.run(
-            pip_install_command(f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver),
+            pip_install_command(
+                f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver, report=report
+            ),
             what=f"pip install of {cfg.sdk.package}=={sdk_version} for {arch}",
         )
     normalise_python_tree(target)

@@ -89,6 +89,14 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
         help="regions x architectures published at once (default: the config's max_workers)",
     )
     p.add_argument(
+        "--attestation",
+        default=None,
+        type=_https_url,
+        metavar="URL",
+        help="the zip's build attestation (e.g. actions/attest-build-provenance's "
+        "attestation-url), recorded in the registry's provenance",
+    )
+    p.add_argument(
         "--allow-standin",
         action="store_true",
         help="for testing against your own emulator: publish zips that carry the sandbox's "
@@ -104,6 +112,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _https_url(text: str) -> str:
+    if not text.startswith("https://") or len(text) <= len("https://"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an https:// URL")
+    return text
 
 
 def _region_name(text: str) -> str:

@@ -126,6 +126,8 @@ def _publish_locked(
     target: tuple[str, str, list[str]],
     interrupt: threading.Event,
 ) -> int:
+    from layer_builder.build.sbom import release_sbom
+    from layer_builder.provenance import with_attestation
     from layer_builder.publish.fanout import publish_all
     from layer_builder.publish.plan import registry_records
     from layer_builder.registry.files import preflight_release
@@ -172,6 +174,8 @@ def _publish_locked(
         layers = sorted(
             result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
         )
+        bom, packages = release_sbom(cfg.family, manifests)
+        built_by = next((m.provenance for m in manifests if m.provenance), None)
         reg = Registration(
             runtime_dir=cfg.registry.runtime_dir,
             canonical=cfg.canonical,
@@ -183,6 +187,9 @@ def _publish_locked(
             link_prereleases=cfg.registry.link_prereleases,
             layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
+            sbom=bom,
+            packages=packages,
+            provenance=with_attestation(built_by, getattr(args, "attestation", None)),
         )
         created = not registry_dir.exists()
         written = write_release(

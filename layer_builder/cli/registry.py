@@ -44,6 +44,12 @@ def add_read_options(registry_commands: Any) -> None:
         help="print this release's document (<runtime>/<V>.json) instead of the latest; "
         "a registry directory only",
     )
+    registry_commands.choices["show"].add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the release's CycloneDX SBOM (the file its document's `sbom` names) "
+        "instead of the document; a registry directory only",
+    )
 
 
 def open_registry(location: str | None, *, allow_http: bool = False) -> Any:
@@ -84,5 +90,9 @@ def cmd_registry(args: argparse.Namespace, ui: UI) -> int:
             doc = client.version_document(args.canonical, version)
         else:
             doc = client.document(args.canonical) if args.canonical else client.index()
+        if getattr(args, "sbom", False):
+            if not args.canonical:
+                raise RegistryError("registry show --sbom: name the CANONICAL entry too")
+            doc = client.sbom(args.canonical, doc)
     ui.emit_json(doc)
     return 0

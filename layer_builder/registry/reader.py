@@ -348,6 +348,27 @@ class RegistryClient:
             raise RegistryError(f"{path}: canonical is {doc['canonical']!r}, not {canonical!r}")
         return doc
 
+    def sbom(self, canonical: str, doc: Mapping[str, Any]) -> Document:
+        """The CycloneDX SBOM the version document ``doc`` of ``canonical`` names; a
+        registry directory only (the API server does not serve it)."""
+        where = f"{canonical} {doc.get('sdk_version')}"
+        if self._root is None:
+            raise RegistryError(
+                f"{self.source}: the SBOM of {where} can only be read from a registry directory"
+            )
+        self.document(canonical)  # finds the runtime directory
+        rel = doc.get("sbom")
+        if not isinstance(rel, str):
+            raise RegistryError(
+                f"{where}: its document names no SBOM (published by an older layer-builder); "
+                "its `packages`, if any, list what it holds"
+            )
+        runtime_dir = self._sources[canonical][0]
+        path = runtime_dir / rel
+        if ".." in Path(rel).parts or not path.resolve().is_relative_to(runtime_dir.resolve()):
+            raise RegistryError(f"{where}: sbom {rel!r} points outside {runtime_dir}")
+        return read_json_mapping(path)
+
     def latest(self, canonical: str) -> LayerRelease:
         """The latest release of ``canonical`` that is not yanked.
 

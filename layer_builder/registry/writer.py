@@ -40,6 +40,9 @@ from layer_builder.registry.reader import (
 log = logging.getLogger(__name__)
 
 BASE_FILE = "base.json"
+#: Where a release's SBOM goes, inside its runtime directory (a directory: every *.json
+#: file beside the version documents would be taken for one).
+SBOM_DIR = "sbom"
 #: base.json's fields, in the order the real registry writes them.
 BASE_KEYS = ("name", "repo_url", "main_docs_url", "created_at")
 
@@ -186,6 +189,11 @@ def write_release(
         runtime_dir.mkdir(parents=True, exist_ok=True)
         if base_created:
             write_if_changed(base_path, render_document(base), written)
+        if reg.sbom is not None:
+            # Before the document that names it: a reader never finds a dangling `sbom`.
+            (runtime_dir / SBOM_DIR).mkdir(exist_ok=True)
+            sbom_text = json.dumps(reg.sbom, indent=2, ensure_ascii=False) + "\n"
+            write_if_changed(runtime_dir / sbom_relpath(reg.version.text), sbom_text, written)
         write_if_changed(version_path, render_document(doc), written)
         for link in links:
             if link.current == reg.version.text:
@@ -212,6 +220,11 @@ def write_release(
         missing,
         (legacy,) if legacy is not None else (),
     )
+
+
+def sbom_relpath(version: str) -> str:
+    """The SBOM file of release ``version``, relative to its version document."""
+    return f"{SBOM_DIR}/{version}.cdx.json"
 
 
 def _new_base(reg: Registration, created: datetime) -> Document:
@@ -255,6 +268,12 @@ def _build_document(
         "compatible_architectures": list(primary["compatible_architectures"]),
         "layers": layers,
     }
+    if reg.packages:
+        ours["packages"] = [dict(p) for p in reg.packages]
+    if reg.sbom is not None:
+        ours["sbom"] = sbom_relpath(reg.version.text)
+    if reg.provenance:
+        ours["provenance"] = dict(reg.provenance)
     # base.json first, as craft merges it; our fields win over anything base.json holds.
     doc: Document = {k: v for k, v in base.items() if k not in ours}
     doc.update(ours)

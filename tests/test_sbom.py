@@ -1,0 +1,152 @@
+"""The layer's CycloneDX SBOM: built by a real pip install from a local package index, valid
+against the CycloneDX schema, listing every package (version, license, the sha256 of the
+wheel served), the extension binaries and our own files; summarised in the registry
+(`packages`), written beside the version document and printed by `registry show --sbom`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_server import ApiServer
+from elf_fixtures import write_elf
+from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
+
+from layer_builder.build.sbom import validation_error
+from layer_builder.cli import main
+from layer_builder.registry.reader import RegistryClient
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+RELAY = REPO / "extensions" / "relay.yml"
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tinysdk", "1.0.0", requires=["tinydep>=1.0"])
+    make_wheel(wheels, "tinydep", "1.0.0", license_expression="Apache-2.0")
+    index = PackageIndex(wheels)
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    binaries = {
+        "x86_64": write_elf(bins / "relay-x86", "x86_64", payload=b"x86" * 20),
+        "arm64": write_elf(bins / "relay-arm", "arm64", payload=b"arm" * 20),
+    }
+    config = write_tiny_config(tmp_path, f"Tiny{uuid.uuid4().hex[:8]}", extension=RELAY)
+    yield config, wheels, binaries
+    index.close()
+
+
+def build(config: Path, out: Path, binaries: dict[str, Path], *extra: str) -> dict[str, Any]:
+    files = [a for arch, p in binaries.items() for a in ("--extension-file", f"{arch}={p}")]
+    code = main(
+        ["build", str(config), "--version", "1.0.0", "--out", str(out), "-q", *files, *extra]
+    )
+    assert code == 0
+    (manifest,) = out.glob("*.zip.json")
+    return dict(json.loads(manifest.read_text()))
+
+
+def by_type(sbom: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [c for c in sbom["components"] if c["type"] == kind]
+
+
+def sha256(c: dict[str, Any]) -> str:
+    (digest,) = [h["content"] for h in c["hashes"] if h["alg"] == "SHA-256"]
+    return str(digest)
+
+
+def test_build_records_a_valid_sbom_of_everything_in_the_layer(
+    world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, wheels, binaries = world
+    manifest = build(config, tmp_path / "out", binaries)
+    sbom = manifest["sbom"]
+    assert validation_error(sbom) is None
+    assert sbom["bomFormat"] == "CycloneDX" and sbom["specVersion"] == "1.6"
+
+    libraries = {c["name"]: c for c in by_type(sbom, "library")}
+    assert sorted(libraries) == ["tinydep", "tinysdk"]  # every package pip installed
+    for name, lic in (("tinysdk", "MIT"), ("tinydep", "Apache-2.0")):
+        c = libraries[name]
+        assert c["version"] == "1.0.0" and c["purl"] == f"pkg:pypi/{name}@1.0.0"
+        assert sha256(c) == sha256_of(wheels / f"{name}-1.0.0-py3-none-any.whl")
+        assert c["licenses"] == [{"license": {"id": lic}}]
+        (ref,) = c["externalReferences"]
+        assert ref["url"].endswith(f"/files/{name}-1.0.0-py3-none-any.whl")
+
+    extensions = {c["properties"][0]["value"]: c for c in by_type(sbom, "application")}
+    for arch, path in binaries.items():
+        c = extensions[arch]
+        assert sha256(c) == sha256_of(path) and c["name"] == "sentry-lambda-extension"
+        props = {p["name"]: p["value"] for p in c["properties"]}
+        assert props["layer-builder:source"] == str(path)
+
+    files = {c["name"]: c for c in by_type(sbom, "file")}
+    assert sha256(files["python/tiny_wrapper.py"]) == sha256_of(tmp_path / "wrapper.py")
+    assert "extensions/sentry-lambda-extension" in files  # the launcher we write
+    zip_path = tmp_path / "out" / manifest["zip_file"]
+    assert sha256(sbom["metadata"]["component"]) == sha256_of(zip_path)
+
+    # The validator is real: a document that breaks the schema is refused.
+    broken = copy.deepcopy(sbom)
+    broken["components"][0]["hashes"][0]["alg"] = "SHA-999"
+    assert validation_error(broken) is not None
+
+    # Deterministic: a rebuild elsewhere gives the same SBOM.
+    again = build(config, tmp_path / "again", binaries)
+    assert again["sbom"] == sbom
+
+
+def test_publish_puts_packages_and_the_sbom_in_the_registry(
+    world: Any, aws_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _, binaries = world
+    manifest = build(config, tmp_path / "dist", binaries)
+    registry = tmp_path / "registry"
+    code = main(
+        ["publish", str(config), "--version", "1.0.0", "--dist", str(tmp_path / "dist"),
+         "--registry", str(registry), "--regions", "us-east-1", "-q"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    runtime = registry / "aws-lambda-layers" / "tiny"
+    doc = json.loads((runtime / "1.0.0.json").read_text())
+    assert doc["packages"] == [
+        {"name": "tinydep", "version": "1.0.0", "purl": "pkg:pypi/tinydep@1.0.0"},
+        {"name": "tinysdk", "version": "1.0.0", "purl": "pkg:pypi/tinysdk@1.0.0"},
+    ]
+    assert doc["sbom"] == "sbom/1.0.0.cdx.json"
+    assert json.loads((runtime / doc["sbom"]).read_text()) == manifest["sbom"]
+    capsys.readouterr()
+
+    code = main(["registry", "show", "aws-layer:tiny", "--version", "1.0.0", "--sbom",
+                 "--registry", str(registry)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out) == manifest["sbom"]
+
+    # The API server passes the new fields through; the reader ignores what it does not use.
+    server = ApiServer(registry)
+    try:
+        with RegistryClient(server.url) as client:
+            served = client.index()["aws-layer:tiny"]
+            assert served["packages"] == doc["packages"] and server.errors == []
+            assert client.latest("aws-layer:tiny").sdk_version == "1.0.0"
+    finally:
+        server.close()
+
+    # A second publish of the same build rewrites nothing.
+    before = {p: p.read_bytes() for p in runtime.rglob("*.json") if not p.is_symlink()}
+    code = main(
+        ["publish", str(config), "--version", "1.0.0", "--dist", str(tmp_path / "dist"),
+         "--registry", str(registry), "--regions", "us-east-1", "-q"]
+    )  # fmt: skip
+    assert code == 0
+    assert {p: p.read_bytes() for p in before} == before
