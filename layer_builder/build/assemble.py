@@ -29,6 +29,7 @@ from layer_builder.build.extension import (
     resolve_binary,
 )
 from layer_builder.build.launcher import ResolvedExtension, layer_files
+from layer_builder.build.lock import Lock
 from layer_builder.build.sbom import layer_sbom, read_pip_report
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
@@ -201,10 +202,16 @@ def _copy_pip_report(src: Path, dest: Path) -> None:
         shutil.copyfile(sdk.pip_report_path(src), sdk.pip_report_path(dest))
 
 
-def _install(cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress) -> None:
-    say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+def _install(
+    cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress, lock: Lock | None
+) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    sdk.install_sdk(cfg, sdk_version, arch, dest)
+    if lock is not None:
+        say(f"{arch}: installing {cfg.sdk.package} {sdk_version} from {lock.describe()}")
+        lock.install(arch, dest)
+    else:
+        say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+        sdk.install_sdk(cfg, sdk_version, arch, dest)
 
 
 # --------------------------------------------------------------------------- the build
@@ -218,8 +225,12 @@ def build_release(
     *,
     epoch: int | None = None,
     progress: Progress | None = None,
+    lock: Lock | None = None,
 ) -> list[BuiltLayer]:
     """Build every layer of a release into ``out_dir``: the universal zip, or one per arch.
+
+    ``lock`` (from :func:`layer_builder.build.lock.for_build`): install exactly what it
+    lists, hash-checked, instead of resolving the SDK's dependencies afresh.
 
     ``plan`` comes from :func:`plan_extension`, called before any install, so a bad pin or
     binary costs seconds and writes nothing. Raises :class:`ArchitectureError` (exit 2) when
@@ -237,7 +248,7 @@ def build_release(
             start = time.monotonic()
             root = work / "layer"
             # Installed once, for the first architecture's platform; verified neutral below.
-            _install(cfg, sdk_version, archs[0], root, say)
+            _install(cfg, sdk_version, archs[0], root, say, lock)
             elves = elf_files(root)
             if elves:
                 raise neutrality_error(f"{cfg.sdk.package} {sdk_version}", elves)
@@ -251,7 +262,7 @@ def build_release(
             start = time.monotonic()
             root = work / f"layer-{arch}"
             if shared is None:
-                _install(cfg, sdk_version, arch, root, say)
+                _install(cfg, sdk_version, arch, root, say, lock)
                 if not elf_files(root):
                     # Architecture-neutral: the other architectures get this same tree
                     # instead of a second, identical install.

@@ -136,6 +136,18 @@ def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def _build_args(p: argparse.ArgumentParser) -> None:
     _arch_arg(p, "build only this architecture (repeatable; default: all configured)")
+    locking = p.add_mutually_exclusive_group()
+    locking.add_argument(
+        "--locked",
+        action="store_true",
+        help="require the config's lock file (see `layer-builder lock`): a missing or stale "
+        "lock is an error (default: use it when it exists)",
+    )
+    locking.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="ignore the lock file and resolve the SDK's dependencies afresh",
+    )
     p.add_argument(
         "--extension-file",
         action="append",
@@ -334,6 +346,7 @@ _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
     "function": "layer_builder.cli.function",
     "smoke": "layer_builder.cli.smoke",
+    "lock": "layer_builder.cli.lock",
     "yank": "layer_builder.cli.yank",
     "unyank": "layer_builder.cli.yank",
 }

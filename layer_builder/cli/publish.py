@@ -20,7 +20,7 @@ from typing import Any
 
 from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
-from layer_builder.cli.build import build_layers, build_table, phase_lines
+from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_lines
 from layer_builder.cli.output import UI, failed_lines
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
@@ -304,6 +304,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             ui,
             extension_manifest=standin,
             explicit_archs=bool(args.arch),
+            lock_mode=lock_mode(args),
         )
         build_table(ui, built_layers)
         for line in phase_lines(built_layers):
