@@ -5,7 +5,9 @@ wheel served), the extension binaries and our own files; summarised in the regis
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -16,11 +18,10 @@ from api_server import ApiServer
 from elf_fixtures import write_elf
 from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
 
-from layer_builder.build.sbom import validation_error
+from layer_builder.build.sbom import layer_sbom, release_sbom, validation_error
 from layer_builder.cli import main
+from layer_builder.model import BuildManifest, BundledPackage, ExtensionInfo
 from layer_builder.registry.reader import RegistryClient
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 RELAY = REPO / "extensions" / "relay.yml"
@@ -64,6 +65,7 @@ def sha256(c: dict[str, Any]) -> str:
     return str(digest)
 
 
+@pytest.mark.slow
 def test_build_records_a_valid_sbom_of_everything_in_the_layer(
     world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,6 +108,7 @@ def test_build_records_a_valid_sbom_of_everything_in_the_layer(
     assert again["sbom"] == sbom
 
 
+@pytest.mark.slow
 def test_publish_puts_packages_and_the_sbom_in_the_registry(
     world: Any, aws_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,3 +153,62 @@ def test_publish_puts_packages_and_the_sbom_in_the_registry(
     )  # fmt: skip
     assert code == 0
     assert {p: p.read_bytes() for p in before} == before
+
+
+def node_tree(root: Path, packages: dict[str, tuple[str, str]]) -> None:
+    """A Node layer tree as npm leaves it: package-lock.json with integrity and license."""
+    lock = {"": {"name": "sentry-lambda-layer"}}
+    for name, (version, lic) in packages.items():
+        digest = base64.b64encode(hashlib.sha512(name.encode()).digest()).decode()
+        lock[f"node_modules/{name}"] = {
+            "version": version,
+            "resolved": f"https://registry.npmjs.org/{name}/-/x-{version}.tgz",
+            "integrity": f"sha512-{digest}",
+            "license": lic,
+        }
+    (root / "nodejs").mkdir(parents=True)
+    text = json.dumps({"lockfileVersion": 3, "packages": lock})
+    (root / "nodejs" / "package-lock.json").write_text(text)
+
+
+def test_per_arch_layers_merge_into_one_release_sbom(tmp_path: Path) -> None:
+    pkgs = {"@sentry/node": ("10.1.0", "MIT"), "import-in-the-middle": ("1.4.0", "Apache-2.0")}
+    node_tree(tmp_path, pkgs)
+    bundled = [BundledPackage(n, v) for n, (v, _) in pkgs.items()]
+    manifests = []
+    for arch, name, digit in (("x86_64", "L", "1"), ("arm64", "L-arm64", "2")):
+        ext = ExtensionInfo("relay", "25.1.0", digit * 64, "https://x/relay", arch, "relay/r")
+        sbom = layer_sbom(
+            root=tmp_path, family="node", layer_name=name, version="10.1.0",
+            zip_sha256=digit * 64, packages=bundled, extensions=[ext], own_files=[], epoch=0,
+        )  # fmt: skip
+        scoped = next(c for c in sbom["components"] if c["name"] == "node")
+        assert scoped["group"] == "@sentry" and scoped["purl"] == "pkg:npm/%40sentry/node@10.1.0"
+        (digest,) = scoped["hashes"]
+        assert digest == {"alg": "SHA-512", "content": hashlib.sha512(b"@sentry/node").hexdigest()}
+        assert scoped["licenses"] == [{"license": {"id": "MIT"}}]
+        manifests.append(BuildManifest.from_dict({**MANIFEST, "layer_name": name, "sbom": sbom}))
+    merged, packages = release_sbom("node", manifests)
+    assert merged is not None and validation_error(merged) is None
+    refs = [c["bom-ref"] for c in merged["components"]]
+    assert len(refs) == len(set(refs))  # each package once
+    assert {"layer:L-arm64@10.1.0", "extension:relay@25.1.0:arm64"} <= set(refs)
+    assert [p["purl"] for p in packages] == [
+        "pkg:npm/%40sentry/node@10.1.0", "pkg:npm/import-in-the-middle@1.4.0"
+    ]  # fmt: skip
+
+    # Manifests of older builds carry no SBOM: the summary comes from their packages.
+    old = [BuildManifest.from_dict({**MANIFEST, "packages": [{"name": "urllib3", "version": "2"}]})]
+    assert release_sbom("python", old) == (
+        None, ({"name": "urllib3", "version": "2", "purl": "pkg:pypi/urllib3@2"},)
+    )  # fmt: skip
+
+
+MANIFEST: dict[str, Any] = {
+    "layer_name": "L", "canonical": "aws-layer:node", "version": "10.1.0",
+    "architectures": ["x86_64"], "layout": "per-arch", "compatible_runtimes": ["nodejs22.x"],
+    "description": "d", "license": "MIT", "zip_file": "l.zip", "sha256": "0" * 64,
+    "code_sha256": "x", "zip_size": 1, "unzipped_size": 1, "file_count": 1,
+    "sdk_name": "@sentry/aws-serverless", "sdk_version": "10.1.0", "extensions": [],
+    "source_date_epoch": 0,
+}  # fmt: skip

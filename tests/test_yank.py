@@ -32,6 +32,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def yank(
+    capsys: pytest.CaptureFixture[str], registry: Path, version: str, *extra: str
+) -> tuple[int, str, str]:
+    """`yank aws-layer:python VERSION --reason REASON --registry REGISTRY [extra]`."""
+    argv = ("yank", "aws-layer:python", version, "--reason", REASON, "--registry", str(registry))
+    return run(capsys, *argv, *extra)
+
+
 @pytest.fixture
 def released(
     aws_env: str,
@@ -84,10 +92,7 @@ def test_yank_moves_links_back_revokes_and_readers_skip_it(
     before = doc(registry, "2.75.0")
     assert all(policy_sids(endpoint, r, a) == ["public"] for r, a in arns(before))
 
-    code, out, err = run(
-        capsys, "yank", "aws-layer:python", "2.75.0", "--reason", REASON,
-        "--registry", str(registry), "--revoke-permissions", "--json",
-    )  # fmt: skip
+    code, out, err = yank(capsys, registry, "2.75.0", "--revoke-permissions", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["yanked"] and result["latest_version"] == "2.74.0"
@@ -137,16 +142,13 @@ def test_yank_moves_links_back_revokes_and_readers_skip_it(
         server.close()
 
     # Running it again changes nothing.
-    snapshot = {p: p.read_bytes() for p in registry.rglob("*.json") if not p.is_symlink()}
-    code, out, err = run(
-        capsys, "yank", "aws-layer:python", "2.75.0", "--reason", REASON,
-        "--registry", str(registry), "--revoke-permissions", "--json",
-    )  # fmt: skip
+    before = state(registry)
+    code, out, err = yank(capsys, registry, "2.75.0", "--revoke-permissions", "--json")
     assert code == 0, err
     again = json.loads(out)
     assert again["written"] == [] and not again["document_changed"]
     assert all(not r["removed"] for r in again["permissions"])
-    assert {p: p.read_bytes() for p in snapshot} == snapshot
+    assert state(registry) == before
 
     # Publishing the yanked release again is refused before any AWS write.
     code, _, err = run(
@@ -170,10 +172,7 @@ def test_function_enable_skips_a_yanked_release_and_refuses_one_named(
     released: tuple[LayerConfig, Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, registry, endpoint = released
-    code, _, err = run(
-        capsys, "yank", "aws-layer:python", "2.75.0", "--reason", REASON, "--registry",
-        str(registry),
-    )  # fmt: skip
+    code, _, err = yank(capsys, registry, "2.75.0")
     assert code == 0, err
     iam = boto3.client("iam", region_name="us-east-1")
     trust = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda"}}
@@ -215,8 +214,7 @@ def test_bad_input_exits_2_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, registry, _ = released
-    snapshot = {p: p.read_bytes() for p in registry.rglob("*.json") if not p.is_symlink()}
-    links = {p: os.readlink(p) for p in registry.rglob("*.json") if p.is_symlink()}
+    before = state(registry)
 
     def refused(*argv: str) -> str:
         code, out, err = run(capsys, *argv, "--registry", str(registry))
@@ -234,19 +232,21 @@ def test_bad_input_exits_2_and_changes_nothing(
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     err = refused("yank", "aws-layer:python", "2.75.0", "--reason", "x", "--revoke-permissions")
     assert "credentials" in err
+    assert state(registry) == before
     # The last release not yanked cannot be yanked: latest.json would point at nothing.
     for version in ("2.75.0", "2.74.0"):
-        code, _, err = run(
-            capsys, "yank", "aws-layer:python", version, "--reason", "x", "--registry",
-            str(registry),
-        )  # fmt: skip
+        code, _, err = yank(capsys, registry, version)
         assert code == 0, err
-    snapshot = {p: p.read_bytes() for p in registry.rglob("*.json") if not p.is_symlink()}
-    links = {p: os.readlink(p) for p in registry.rglob("*.json") if p.is_symlink()}
+    before = state(registry)
     err = refused("yank", "aws-layer:python", "2.73.0", "--reason", "x")
     assert "latest.json would point at nothing" in err
-    assert {p: p.read_bytes() for p in snapshot} == snapshot
-    assert {p: os.readlink(p) for p in links} == links
+    assert state(registry) == before
+
+
+def state(registry: Path) -> tuple[dict[Path, bytes], dict[Path, str]]:
+    """Every file's bytes and every link's target under ``registry``."""
+    files = {p: p.read_bytes() for p in registry.rglob("*.json") if not p.is_symlink()}
+    return files, {p: os.readlink(p) for p in registry.rglob("*.json") if p.is_symlink()}
 
 
 def test_a_failed_region_exits_3_naming_it_and_the_rerun_finishes(
@@ -255,10 +255,9 @@ def test_a_failed_region_exits_3_naming_it_and_the_rerun_finishes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, registry, endpoint = released
-    argv = ("yank", "aws-layer:python", "2.75.0", "--reason", REASON, "--registry", str(registry))
     with FaultProxy(endpoint, Faults(down_regions={"eu-west-1"})) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run(capsys, *argv, "--revoke-permissions")
+        code, _, err = yank(capsys, registry, "2.75.0", "--revoke-permissions")
     assert code == 3
     last = err.splitlines()[-1]
     assert last.startswith("error: revoking permissions incomplete") and "eu-west-1" in last
@@ -270,6 +269,6 @@ def test_a_failed_region_exits_3_naming_it_and_the_rerun_finishes(
     assert policy_sids(endpoint, "eu-west-1", regions["eu-west-1"]) == ["public"]
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    code, _, err = run(capsys, *argv, "--revoke-permissions")
+    code, _, err = yank(capsys, registry, "2.75.0", "--revoke-permissions")
     assert code == 0, err
     assert policy_sids(endpoint, "eu-west-1", regions["eu-west-1"]) == []

@@ -202,8 +202,11 @@ def _package(
     refs = []
     if url:
         refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(url)))
+    # npm scopes are CycloneDX groups: @sentry/node is group "@sentry", name "node".
+    group, _, name = pkg.name.rpartition("/") if purl.startswith("pkg:npm/") else ("", "", pkg.name)
     return Component(
-        name=pkg.name,
+        name=name,
+        group=group or None,
         version=pkg.version,
         type=ComponentType.LIBRARY,
         bom_ref=purl,

@@ -172,7 +172,7 @@ def write_release(
             # A re-run for a yanked release records its regions but never links it again:
             # only `unyank` does.
             hold = "yanked (see `layer-builder unyank`)"
-        links = _plan_links(runtime_dir, reg.version, hold)
+        links = plan_links(runtime_dir, reg.version, hold)
         latest_target = next(link.current for link in links if link.name == LATEST_FILE)
         overrides = {reg.runtime_dir: doc} if latest_target == reg.version.text else {}
         index = collect_index(layers_dir, overrides)
@@ -406,10 +406,17 @@ def linked_version(link: Path) -> ReleaseVersion | None:
         return None
 
 
-def _plan_links(
+def link_names(version: ReleaseVersion) -> tuple[str, str, str]:
+    """The links ``version`` may take: latest, ``<major>.json``, ``<major>.<minor>.json``."""
+    return LATEST_FILE, f"{version.major}.json", f"{version.major}.{version.minor}.json"
+
+
+def plan_links(
     runtime_dir: Path, version: ReleaseVersion, hold: str | None
 ) -> tuple[LinkUpdate, ...]:
-    names = (LATEST_FILE, f"{version.major}.json", f"{version.major}.{version.minor}.json")
+    """Where each of ``version``'s links points after recording it: at it, unless ``hold``
+    says why not, or a newer version is linked (links only move forward)."""
+    names = link_names(version)
     plan = []
     for name in names:
         linked = linked_version(runtime_dir / name)

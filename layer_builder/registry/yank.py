@@ -44,7 +44,9 @@ from layer_builder.registry.writer import (
     check_own,
     fsync_dir,
     link_if_changed,
+    link_names,
     linked_version,
+    plan_links,
     render_document,
     render_index,
     timestamp,
@@ -213,39 +215,32 @@ def _documents(runtime: Path) -> dict[Path, Document]:
 def _plan(
     runtime: Path, docs: dict[Path, Document], this: ReleaseVersion, *, yanking: bool
 ) -> tuple[LinkUpdate, ...]:
-    names = (LATEST_FILE, f"{this.major}.json", f"{this.major}.{this.minor}.json")
+    if not yanking:
+        # Unyanked, the release takes its links back by the writer's forward-only rule.
+        return plan_links(runtime, this, "prerelease" if this.is_prerelease else None)
     plan = []
-    for name in names:
+    for name in link_names(this):
         linked = linked_version(runtime / name)
         before = linked.text if linked else None
-        if yanking:
-            if before is not None and not _is_yanked(docs, runtime, before):
-                plan.append(LinkUpdate(name, before, before, "kept: not yanked"))
-                continue
-            # Back to the newest older release of the link's group that is not yanked.
-            # Newer ones were held back by the writer (partial, prerelease): not ours to link.
-            group = _group(name, this)
-            candidates = [
-                v
-                for v in (ReleaseVersion.parse(p.stem, what=str(p)) for p in docs)
-                if v.sort_key() < this.sort_key()
-                and not v.is_prerelease
-                and not _is_yanked(docs, runtime, v.text)
-                and _in_group(v, group)
-            ]
-            best = max(candidates, key=ReleaseVersion.sort_key, default=None)
-            if best is None:
-                plan.append(LinkUpdate(name, before, None, "removed: no release left to link"))
-            else:
-                plan.append(LinkUpdate(name, before, best.text, f"moved back: {this.text} yanked"))
+        if before is not None and not _is_yanked(docs, runtime, before):
+            plan.append(LinkUpdate(name, before, before, "kept: not yanked"))
             continue
-        if this.is_prerelease:
-            plan.append(LinkUpdate(name, before, before, "kept: prerelease"))
-        elif linked is not None and linked.sort_key() > this.sort_key():
-            plan.append(LinkUpdate(name, before, before, f"kept: newer {linked.text} is linked"))
+        # Back to the newest older release of the link's group that is not yanked. Newer
+        # ones were held back by the writer (partial, prerelease): not ours to link.
+        group = _group(name, this)
+        candidates = [
+            v
+            for v in (ReleaseVersion.parse(p.stem, what=str(p)) for p in docs)
+            if v.sort_key() < this.sort_key()
+            and not v.is_prerelease
+            and not _is_yanked(docs, runtime, v.text)
+            and _in_group(v, group)
+        ]
+        best = max(candidates, key=ReleaseVersion.sort_key, default=None)
+        if best is None:
+            plan.append(LinkUpdate(name, before, None, "removed: no release left to link"))
         else:
-            reason = "already linked" if before == this.text else f"moved: {this.text} unyanked"
-            plan.append(LinkUpdate(name, before, this.text, reason))
+            plan.append(LinkUpdate(name, before, best.text, f"moved back: {this.text} yanked"))
     return tuple(plan)
 
 
