@@ -15,6 +15,8 @@ import boto3
 import pytest
 from api_server import ApiServer
 from faultproxy import FaultProxy, Faults
+from registry_docs import arn as layer_arn
+from registry_docs import document, write_version
 
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
@@ -272,3 +274,29 @@ def test_a_failed_region_exits_3_naming_it_and_the_rerun_finishes(
     code, _, err = yank(capsys, registry, "2.75.0", "--revoke-permissions")
     assert code == 0, err
     assert policy_sids(endpoint, "eu-west-1", regions["eu-west-1"]) == []
+
+
+def test_readers_skip_a_yanked_release_another_writer_linked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """latest.json moved onto a yanked release by hand (or by a tool that does not know the
+    field): a directory reader falls back to the newest release not yanked and says why; over
+    HTTP, where only the latest is served, the reader refuses it with the reason."""
+    root = tmp_path / "registry"
+    for number, version in enumerate(("2.74.0", "2.75.0", "2.76.0rc1"), start=1):
+        doc = document(version, {"x86_64,arm64": [layer_arn("SentryPythonServerlessSDK", number)]})
+        if version == "2.75.0":
+            doc["yanked"] = {"reason": REASON, "at": "2026-12-07T10:00:00.000Z"}
+        write_version(root, doc, link=version == "2.75.0")
+    argv = ("registry", "latest", "aws-layer:python", "--region", "us-east-1")
+    code, out, err = run(capsys, *argv, "--registry", str(root))
+    assert code == 0 and out.strip() == layer_arn("SentryPythonServerlessSDK", 1), err
+    assert "2.75.0 was yanked" in caplog.text and "using 2.74.0.json instead" in caplog.text
+
+    server = ApiServer(root)
+    try:
+        code, out, err = run(capsys, *argv, "--registry", server.url)
+    finally:
+        server.close()
+    assert code == 2 and out == ""
+    assert "2.75.0 was yanked" in err and REASON in err and "serves no other release" in err
