@@ -105,7 +105,6 @@ def find_release(root: Path, canonical: str, version: str) -> tuple[Path, Docume
     if not root.is_dir():
         raise RegistryError(f"{root}: no such registry directory (pass --registry DIR)")
     layers_dir = root / LAYERS_DIR
-    known: list[str] = []
     for runtime in runtime_dirs(layers_dir):
         docs = _documents(runtime)
         if not any(d["canonical"] == canonical for d in docs.values()):
@@ -155,7 +154,7 @@ def set_yanked(
         docs[path] = new
         this = ReleaseVersion.parse(version, what=str(path))
         plan = _plan(runtime, docs, this, yanking=reason is not None)
-        if any(link.name == LATEST_FILE and link.current is None for link in plan):
+        if reason is not None and any(u.name == LATEST_FILE and not u.current for u in plan):
             raise RegistryError(
                 f"{path}: no other release of {canonical} that is not yanked is older than "
                 f"{version}, so latest.json would point at nothing (the API server would fail "
