@@ -17,6 +17,8 @@ import pytest
 from api_server import ApiServer
 from elf_fixtures import write_elf
 from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
+from registry_docs import arn as layer_arn
+from registry_docs import document, write_version
 
 from layer_builder.build.sbom import layer_sbom, release_sbom, validation_error
 from layer_builder.cli import main
@@ -212,3 +214,20 @@ MANIFEST: dict[str, Any] = {
     "sdk_name": "@sentry/aws-serverless", "sdk_version": "10.1.0", "extensions": [],
     "source_date_epoch": 0,
 }  # fmt: skip
+
+
+def test_registry_show_sbom_of_a_release_without_one_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "registry"
+    write_version(root, document("2.74.0", {"x86_64,arm64": [layer_arn("Sdk", 1)]}))
+    argv = ["registry", "show", "aws-layer:python", "--sbom", "--registry", str(root)]
+    assert main(argv) == 2
+    assert "names no SBOM" in capsys.readouterr().err
+    assert main([*argv[:2], "--sbom", "--registry", str(root)]) == 2
+    assert "name the CANONICAL entry" in capsys.readouterr().err
+    # The schema keeps `sbom` inside the runtime directory.
+    bad = document("2.75.0", {"x86_64,arm64": [layer_arn("Sdk", 2)]})
+    write_version(root, {**bad, "sbom": "../../secrets.json"})
+    assert main(argv) == 2
+    assert "not a layer version document: $.sbom" in capsys.readouterr().err
