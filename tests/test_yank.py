@@ -174,6 +174,7 @@ def test_function_enable_skips_a_yanked_release_and_refuses_one_named(
     released: tuple[LayerConfig, Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, registry, endpoint = released
+    yanked_arn = dict(arns(doc(registry, "2.75.0")))["us-east-1"]
     code, _, err = yank(capsys, registry, "2.75.0")
     assert code == 0, err
     iam = boto3.client("iam", region_name="us-east-1")
@@ -183,11 +184,12 @@ def test_function_enable_skips_a_yanked_release_and_refuses_one_named(
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
     )["Role"]["Arn"]
     lam = boto3.client("lambda", region_name="us-east-1")
-    fn = f"fn-{uuid.uuid4().hex[:10]}"
-    lam.create_function(
-        FunctionName=fn, Runtime="python3.12", Role=role, Handler="app.handler",
-        Code={"ZipFile": _zip()},
-    )  # fmt: skip
+    fn, on_yanked = f"fn-{uuid.uuid4().hex[:10]}", f"fn-{uuid.uuid4().hex[:10]}"
+    for name, layers in ((fn, []), (on_yanked, [yanked_arn])):
+        lam.create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+            Code={"ZipFile": _zip()}, Layers=layers,
+        )  # fmt: skip
     dsn = "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/42"
     common = ("--region", "us-east-1", "--registry", str(registry), "--dsn", dsn)
     code, _, err = run(capsys, "function", "enable", fn, *common, "--version", "2.75.0")
@@ -198,6 +200,12 @@ def test_function_enable_skips_a_yanked_release_and_refuses_one_named(
     assert code == 0, err
     attached = [x["Arn"] for x in lam.get_function_configuration(FunctionName=fn)["Layers"]]
     assert attached == [dict(arns(doc(registry, "2.74.0")))["us-east-1"]]
+
+    # A function that already carries the yanked layer: `update` moves it to 2.74.0.
+    code, _, err = run(capsys, "function", "update", on_yanked, *common[:4])
+    assert code == 0, err
+    layers = lam.get_function_configuration(FunctionName=on_yanked)["Layers"]
+    assert [x["Arn"] for x in layers] == attached
 
 
 def _zip() -> bytes:
