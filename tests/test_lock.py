@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
 
+from layer_builder.build.lock import for_build, lock_files
 from layer_builder.cli import main
+from layer_builder.config import load_config
+from layer_builder.model import ReleaseVersion
 
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -54,6 +57,7 @@ def packages(manifest: dict[str, Any]) -> dict[str, str]:
     return {p["name"]: p["version"] for p in manifest["packages"]}
 
 
+@pytest.mark.slow
 def test_locked_build_ignores_a_newer_dependency_and_refuses_a_tampered_wheel(
     world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +96,7 @@ def test_locked_build_ignores_a_newer_dependency_and_refuses_a_tampered_wheel(
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_stale_or_missing_lock_stops_the_build_before_any_install(
     world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -118,3 +123,45 @@ def test_a_stale_or_missing_lock_stops_the_build_before_any_install(
     assert code == 2 and "lock file missing" in err and "layer-builder lock" in err
     code, out, _ = run(capsys, "build", str(config), "--version", "1.0.1", "--out", "plain")
     assert code == 0 and "no lock file; dependencies resolved afresh" in out
+
+
+@pytest.mark.parametrize(
+    ("config", "version"), [("sentry-python", "2.75.0"), ("sentry-node", "10.75.2")]
+)
+def test_the_reference_configs_are_locked_for_the_readme_versions(
+    config: str, version: str
+) -> None:
+    cfg = load_config(REPO / "configs" / f"{config}.yml")
+    lock = for_build(cfg, ReleaseVersion.parse(version), "require")
+    assert lock is not None and all(p.is_file() for p in lock_files(cfg))
+    for path in lock_files(cfg):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".txt":  # every pinned wheel carries its sha256
+            pins = [line for line in text.splitlines() if "==" in line and line[0] != "#"]
+            assert pins and text.count("--hash=sha256:") == len(pins)
+        else:
+            packages = json.loads(text)["packages"]
+            assert all(e["integrity"].startswith("sha512-") for k, e in packages.items() if k)
+
+
+def test_a_node_lock_for_another_version_stops_the_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "node.yml").write_text(
+        'name: "N"\ndescription: "d"\nlicense: MIT\ncanonical: "aws-layer:node"\n'
+        "runtime: node\ncompatible_runtimes: [nodejs22.x]\narchitectures: [x86_64]\n"
+        'sdk:\n  package: "@sentry/aws-serverless"\nregistry:\n  runtime_dir: node\n'
+    )
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {"": {"dependencies": {"@sentry/aws-serverless": "10.1.0"}}},
+    }
+    (tmp_path / "node.package-lock.json").write_text(json.dumps(lock))
+    code, _, err = run(capsys, "build", "node.yml", "--version", "10.2.0", "--out", "dist")
+    assert code == 2 and err.startswith(
+        "error: node.package-lock.json: locks @sentry/aws-serverless"
+    )
+    assert "10.1.0, this build needs 10.2.0" in err
+    assert "run `layer-builder lock node.yml --version 10.2.0`" in err
+    assert not (tmp_path / "dist").exists()
