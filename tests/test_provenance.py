@@ -75,6 +75,19 @@ def test_build_and_publish_record_commit_run_and_attestation(
     assert code == 2 and "--attestation" in capsys.readouterr().err
 
 
+def test_malformed_ci_variables_stop_the_build_before_any_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installs: list[str] = []
+    monkeypatch.setattr(sdk, "install_sdk", lambda cfg, v, arch, root: installs.append(arch))
+    monkeypatch.setenv("GITHUB_SHA", "main")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "getsentry/layer-builder")
+    config = write_tiny_config(tmp_path, "Bad")
+    code = main(["build", str(config), "--version", "1.0.0", "--out", str(tmp_path / "out")])
+    assert code == 2 and installs == []
+    assert "GITHUB_SHA: 'main' is not a commit id" in capsys.readouterr().err
+
+
 def test_provenance_from_the_environment() -> None:
     assert provenance_from_env({}) is None
     assert provenance_from_env({"GITHUB_SHA": SHA}) is None  # not enough to say where

@@ -20,6 +20,7 @@ from layer_builder.cli.paths import check_output_dir, output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
+from layer_builder.provenance import provenance_from_env
 
 # ------------------------------------------------------------------------------- build
 
@@ -55,6 +56,7 @@ def build_layers(
     overrides = parse_extension_file_args(extension_files, archs)
     # The lock is checked before anything else is: a stale one is exit 2 in a second.
     lock = for_build(cfg, version, lock_mode)
+    provenance_from_env(os.environ)  # malformed GITHUB_* variables: exit 2 before any install
     if lock is None and lock_mode != "off" and cfg.sdk.source != "path":
         ui.note(
             f"{cfg.path}: no lock file; dependencies resolved afresh (see `layer-builder lock`)"
