@@ -105,9 +105,7 @@ def extension(mode: str = "ok", name: str | None = None) -> str:
 
 # The fake wrapper as the real layer behaves where its extension runs: it always sends through
 # the extension's local address (for layers whose launcher names every machine they run on).
-WRAPPER_VIA_EXTENSION = WRAPPER.replace(
-    'os.environ.get("FAKE_SDK_VIA_EXTENSION") == "1"', "True"
-)
+WRAPPER_VIA_EXTENSION = WRAPPER.replace('os.environ.get("FAKE_SDK_VIA_EXTENSION") == "1"', "True")
 assert WRAPPER_VIA_EXTENSION != WRAPPER
 
 

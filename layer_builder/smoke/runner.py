@@ -10,7 +10,6 @@ fake Sentry. Only the runs with the layer decide pass or fail.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
