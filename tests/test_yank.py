@@ -308,3 +308,28 @@ def test_readers_skip_a_yanked_release_another_writer_linked(
         server.close()
     assert code == 2 and out == ""
     assert "2.75.0 was yanked" in err and REASON in err and "serves no other release" in err
+
+
+def test_yank_and_unyank_order_a_python_layer_by_pep_440(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``2.75.0-post1`` is PEP 440's post-release of 2.75.0 (newer), not a SemVer prerelease:
+    yanking it moves the links back to 2.75.0, and unyanking moves them forward again."""
+    root = tmp_path / "registry"
+    for number, version in enumerate(("2.74.0", "2.75.0", "2.75.0-post1"), start=1):
+        doc = document(version, {"x86_64,arm64": [layer_arn("SentryPythonServerlessSDK", number)]})
+        write_version(root, doc)
+    links = root / "aws-lambda-layers" / "python"
+    assert os.readlink(links / "latest.json") == "2.75.0-post1.json"
+
+    code, _, err = yank(capsys, root, "2.75.0-post1")
+    assert code == 0, err
+    assert os.readlink(links / "latest.json") == "2.75.0.json"
+    assert os.readlink(links / "2.75.json") == "2.75.0.json"
+
+    code, _, err = run(
+        capsys, "unyank", "aws-layer:python", "2.75.0-post1", "--registry", str(root)
+    )
+    assert code == 0, err
+    assert os.readlink(links / "latest.json") == "2.75.0-post1.json"
+    assert os.readlink(links / "2.75.json") == "2.75.0-post1.json"
