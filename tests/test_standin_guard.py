@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
 import pytest
 
-from layer_builder.cli.publish import refuse_standin
 from layer_builder.errors import ArtifactError
 from layer_builder.model import BuildManifest, ExtensionInfo
 from layer_builder.publish.plan import is_standin
+from layer_builder.publish.release import refuse_standin
 from layer_builder.sandbox.standin import EXTENSIONS_ROOT, standin_digests
 
 
@@ -48,13 +47,12 @@ def test_a_standin_given_as_extension_file_is_recognised_by_its_digest(tmp_path:
     assert is_standin(mixed)
     assert not is_standin(_manifest(_file_ext(real, "x86_64")))
 
-    args = argparse.Namespace(sandbox=False, allow_standin=False)
     with pytest.raises(
         ArtifactError,
         match=rf"^m\.json: the zip carries the sandbox stand-in extension \(from {copy}\), not",
     ):
-        refuse_standin([(Path("m.json"), mixed)], args)
-    refuse_standin([(Path("m.json"), mixed)], argparse.Namespace(sandbox=False, allow_standin=True))
+        refuse_standin([(Path("m.json"), mixed)], allow=False)
+    refuse_standin([(Path("m.json"), mixed)], allow=True)
 
 
 def test_no_source_tree_means_no_digests(tmp_path: Path) -> None:

@@ -343,7 +343,7 @@ def _command_modules() -> list[Any]:
 
 #: command name -> module implementing it
 _EXTRA_COMMANDS: dict[str, str] = {
-    "craft": "layer_builder.craft",
+    "craft": "layer_builder.cli.craft",
     "function": "layer_builder.cli.function",
     "smoke": "layer_builder.cli.smoke",
     "lock": "layer_builder.cli.lock",

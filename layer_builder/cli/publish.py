@@ -1,8 +1,9 @@
-"""`publish` and `release`: publish built zips to every region and write the registry.
+"""`publish` and `release`: the command line of :mod:`layer_builder.publish.release`.
 
-The flow: refuse stand-in zips outside the sandbox; take the registry lock; check the
-registry and read what it records for this release (a rebuilt zip is refused here); plan
-and publish per region; print what was done; write the registry. SIGINT/SIGTERM stop
+Arguments become a :class:`ReleaseRequest` (the zips: loaded from ``--dist`` or built,
+smoke-tested and loaded); :func:`run_release` does the release (stand-in refusal, lock,
+preflight, publish, registry); its progress and :class:`ReleaseOutcome` become output and
+an exit code here. SIGINT/SIGTERM stop
 starting work, let the calls in flight finish briefly, print what is done and what is
 not, and exit 130.
 """
@@ -24,8 +25,16 @@ from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_
 from layer_builder.cli.output import UI, failed_lines
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
-from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
-from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
+from layer_builder.errors import ArgumentError, Interrupted, PublishIncomplete
+from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
+from layer_builder.publish.release import (
+    PublishTarget,
+    ReleaseOutcome,
+    ReleaseRequest,
+    refuse_standin,
+    resolve_publish_target,
+    run_release,
+)
 
 
 def _load_built(
@@ -47,47 +56,47 @@ def _load_built(
             )
         out.append((mpath, manifest))
     if args is not None:
-        refuse_standin(out, args)  # what the manifest says comes before any zip check
+        # What the manifest says comes before any zip check.
+        refuse_standin(out, allow=_allow_standin(args))
     for mpath, manifest in out:
         verify_zip(manifest.zip_path(mpath))
     return out
 
 
-def publish_and_register(
+def release_request(
     cfg: LayerConfig,
     version: ReleaseVersion,
     built: list[tuple[Path, BuildManifest]],
     args: argparse.Namespace,
-    ui: UI,
     *,
     registry_dir: Path,
-    target: tuple[str, str, list[str]],
-) -> int:
-    refuse_standin(built, args)
-    with _registry_lock(args, registry_dir), _interrupts() as interrupt:
-        return _publish_locked(
-            cfg, version, built, args, ui, registry_dir=registry_dir, target=target,
-            interrupt=interrupt,
-        )  # fmt: skip
+    target: PublishTarget | None = None,
+) -> ReleaseRequest:
+    """The release the arguments of ``publish``, ``release`` or ``craft publish`` ask for."""
+    return ReleaseRequest(
+        config=cfg,
+        version=version,
+        built=tuple(built),
+        registry=registry_dir,
+        target=target,
+        regions=None if target is not None else args.regions,
+        dry_run=args.dry_run,
+        allow_partial=args.allow_partial,
+        allow_standin=_allow_standin(args),
+        workers=args.workers,
+        attestation=getattr(args, "attestation", None),
+    )
 
 
-def refuse_standin(built: list[tuple[Path, BuildManifest]], args: argparse.Namespace) -> None:
-    """A zip carrying the sandbox's stand-in extension never reaches AWS by accident."""
-    from layer_builder.publish.plan import standin_source
+def _allow_standin(args: argparse.Namespace) -> bool:
+    # Only ``release`` has --sandbox, only ``craft check`` lacks --allow-standin.
+    return bool(getattr(args, "sandbox", False) or getattr(args, "allow_standin", False))
 
-    if getattr(args, "sandbox", False) or getattr(args, "allow_standin", False):
-        return
-    for mpath, m in built:
-        source = standin_source(m)
-        if source is not None:
-            # Name where it came from only when that says more (a --extension-file path).
-            origin = "" if "stand-in" in source.lower() else f" (from {source})"
-            raise ArtifactError(
-                f"{mpath}: the zip carries the sandbox stand-in extension{origin}, "
-                "not the real one; refusing to publish it outside "
-                "--sandbox (rebuild without --sandbox, or pass --allow-standin to publish it "
-                "to your own emulator)"
-            )
+
+def publish_and_register(request: ReleaseRequest, ui: UI, *, json: bool) -> int:
+    """Run the release with its output; exit 0, or raise Interrupted / PublishIncomplete."""
+    outcome = run_release(request, _Observer(ui), interrupts=_interrupts)
+    return _report(request, outcome, ui, json=json)
 
 
 @contextlib.contextmanager
@@ -111,97 +120,43 @@ def _interrupts() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def _publish_locked(
-    cfg: LayerConfig,
-    version: ReleaseVersion,
-    built: list[tuple[Path, BuildManifest]],
-    args: argparse.Namespace,
-    ui: UI,
-    *,
-    registry_dir: Path,
-    target: tuple[str, str, list[str]],
-    interrupt: threading.Event,
-) -> int:
-    from layer_builder.build.sbom import release_sbom
-    from layer_builder.provenance import with_attestation
-    from layer_builder.publish.fanout import publish_all
-    from layer_builder.publish.plan import registry_records
-    from layer_builder.registry.files import preflight_release
-    from layer_builder.registry.writer import write_release
+class _Observer:
+    """The release's progress on the terminal (or log): what starts, per region, the table."""
 
-    account, partition, regions = target
-    _check_version_scheme(cfg, version)
-    if not args.dry_run:
-        # A registry that cannot be written is found before anything is published.
-        check_output_dir(registry_dir, "--registry")
-    # Before any AWS write: the registry's files parse, and what it records for this
-    # release agrees with these zips.
-    state = preflight_release(
-        registry_dir, cfg.registry.runtime_dir, version.text, writable=not args.dry_run
-    )
-    records = registry_records(state, built, account)
-    workers = args.workers if args.workers is not None else cfg.publish.max_workers
-    total = len(regions) * len(built)
-    verb = "planning" if args.dry_run else "publishing"
-    ui.info(
-        f"{verb} {len(built)} layer(s) to {len(regions)} region(s) of partition {partition} "
-        f"as account {account} ({workers} at a time)"
-    )
-    with ui.region_progress(total) as progress:
-        result = publish_all(
-            cfg,
-            version,
-            built,
-            regions,
-            account=account,
-            partition=partition,
-            dry_run=args.dry_run,
-            max_workers=workers,
-            progress=progress,
-            records=records,
-            interrupt=interrupt,
+    def __init__(self, ui: UI) -> None:
+        self.ui = ui
+
+    def publishing(self, request: ReleaseRequest, target: PublishTarget, workers: int) -> None:
+        verb = "planning" if request.dry_run else "publishing"
+        self.ui.info(
+            f"{verb} {len(request.built)} layer(s) to {len(target.regions)} region(s) of "
+            f"partition {target.partition} as account {target.account} ({workers} at a time)"
         )
-    _result_table(ui, result)
-    # Interrupted is interrupted, whatever got done and with --allow-partial too: the
-    # registry is not written and latest.json does not move; the same command finishes.
-    interrupted = interrupt.is_set()
+
+    def region_progress(self, total: int) -> contextlib.AbstractContextManager[Any]:
+        return self.ui.region_progress(total)
+
+    def published(self, result: PublishResult) -> None:
+        _result_table(self.ui, result)
+
+
+def _report(request: ReleaseRequest, outcome: ReleaseOutcome, ui: UI, *, json: bool) -> int:
+    """The outcome as output and an exit code (0, or Interrupted / PublishIncomplete)."""
+    result, written = outcome.result, outcome.written
     registry_info: dict[str, Any] | None = None
-    if interrupted:
+    if outcome.interrupted:
         ui.info("registry not written: interrupted")
-    elif not args.dry_run and (result.complete or args.allow_partial):
-        manifests = [m for _, m in built]
-        layers = sorted(
-            result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
+    elif written is not None:
+        registry_info = {"root": str(request.registry), **written.to_dict()}
+        ui.registry_outcome(
+            request.registry, written.version_file, written.written, created=outcome.created
         )
-        bom, packages = release_sbom(cfg.family, manifests)
-        built_by = next((m.provenance for m in manifests if m.provenance), None)
-        reg = Registration(
-            runtime_dir=cfg.registry.runtime_dir,
-            canonical=cfg.canonical,
-            version=version,
-            sdk_version=cfg.sdk_version(version),
-            account_number=account,
-            compatible_runtimes=cfg.compatible_runtimes,
-            layers=tuple(layers),
-            link_prereleases=cfg.registry.link_prereleases,
-            layout=cfg.layout,
-            base_defaults=dict(cfg.registry.base),
-            sbom=bom,
-            packages=packages,
-            provenance=with_attestation(built_by, getattr(args, "attestation", None)),
-        )
-        created = not registry_dir.exists()
-        written = write_release(
-            registry_dir, reg, expected_regions=regions, allow_partial_regions=args.allow_partial
-        )
-        registry_info = {"root": str(registry_dir), **written.to_dict()}
-        ui.registry_outcome(registry_dir, written.version_file, written.written, created=created)
-    elif not args.dry_run:
+    elif not request.dry_run:
         ui.info(
             f"registry not written: {len(result.failed)} region(s) failed "
             "(use --allow-partial to record the regions that succeeded)"
         )
-    if args.json:
+    if json:
         ui.emit_json(
             {
                 "complete": result.complete,
@@ -211,10 +166,10 @@ def _publish_locked(
                 "failed": [f"{r.region}/{r.layer_name}" for r in result.failed],
                 "results": [asdict(r) for r in result.results],
                 "registry": registry_info,
-                "interrupted": interrupted,
+                "interrupted": outcome.interrupted,
             }
         )
-    if interrupted:
+    if outcome.interrupted:
         done = [r for r in result.results if r.ok]
         raise Interrupted(
             [f"{r.region} ({r.layer_name})" for r in result.failed],
@@ -228,22 +183,6 @@ def _publish_locked(
     return 0
 
 
-def _check_version_scheme(cfg: LayerConfig, version: ReleaseVersion) -> None:
-    """The registry orders a layer's releases by its ecosystem's scheme (PEP 440 for
-    Python, SemVer for Node): a version that scheme cannot read is refused before publishing,
-    not when the links are written."""
-    from layer_builder.registry.versions import scheme_for_runtimes, version_key
-
-    scheme = scheme_for_runtimes(cfg.compatible_runtimes)
-    try:
-        version_key(version.text, scheme)
-    except ArgumentError as exc:
-        raise ArgumentError(
-            f"--version: {exc}, the version order of {cfg.path}'s layer (runtimes "
-            f"{', '.join(cfg.compatible_runtimes)}); nothing was published"
-        ) from None
-
-
 def _result_table(ui: UI, result: PublishResult) -> None:
     ui.publish_summary(result)
     # The per-region plan: every region in a dry run; otherwise the regions where more
@@ -255,13 +194,6 @@ def _result_table(ui: UI, result: PublishResult) -> None:
                     f"{'; '.join(r.actions)}")  # fmt: skip
 
 
-def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[str, str, list[str]]:
-    from layer_builder.publish.regions import parse_regions_arg, resolve_target
-
-    requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
-    return resolve_target(requested, cfg.publish.exclude_regions)
-
-
 def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     cfg = load_config(args.config)
     version = ReleaseVersion.parse(args.release_version)
@@ -269,22 +201,12 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     check_input_dir(Path(args.dist), "--dist")
     built = _load_built(cfg, version, archs, Path(args.dist), args)
     registry_dir = Path(args.registry or "registry")
-    # The lock before the first AWS call: a second run on this registry waits (or gives up,
-    # exit 2) before it asks AWS anything; publish_and_register re-enters it.
-    with _registry_lock(args, registry_dir):
-        target = resolve_publish_target(cfg, args.regions)
-        return publish_and_register(
-            cfg, version, built, args, ui, registry_dir=registry_dir, target=target
-        )
-
-
-def _registry_lock(
-    args: argparse.Namespace, registry_dir: Path
-) -> contextlib.AbstractContextManager[None]:
-    from layer_builder.registry.files import registry_lock
-
-    # A dry run writes nothing, so it neither waits for nor blocks another run.
-    return contextlib.nullcontext() if args.dry_run else registry_lock(registry_dir)
+    if not args.dry_run:
+        check_output_dir(registry_dir, "--registry")
+    # The release takes the registry lock before its first AWS call (the regions): a second
+    # run on this registry waits (or gives up, exit 2) before it asks AWS anything.
+    request = release_request(cfg, version, built, args, registry_dir=registry_dir)
+    return publish_and_register(request, ui, json=args.json)
 
 
 @contextlib.contextmanager
@@ -313,8 +235,8 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
     if not args.dry_run:
-        # A registry that cannot be written should cost seconds, not a build and a smoke test;
-        # publish_and_register checks it again, under the lock, before any AWS write.
+        # A registry that cannot be written should cost seconds, not a build and a smoke test
+        # (the release's preflight probes it again, under the lock, before any AWS write).
         check_output_dir(registry_dir, "--registry")
     earlier = (registry_dir / "aws-lambda-layers").is_dir()
     with contextlib.ExitStack() as stack:
@@ -343,9 +265,10 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
 
             smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
-        code = publish_and_register(
-            cfg, version, built, args, ui, registry_dir=registry_dir, target=target
+        request = release_request(
+            cfg, version, built, args, registry_dir=registry_dir, target=target
         )
+        code = publish_and_register(request, ui, json=args.json)
         if args.sandbox and not args.dry_run:
             ui.note(
                 f"SANDBOX: release complete. Registry: {registry_dir.resolve()} "

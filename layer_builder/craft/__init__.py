@@ -3,8 +3,9 @@
 Reads the ``aws-lambda-layer`` targets of a craft config (``.craft.yml``) with craft's keys
 (``includeNames``, ``layerName`` with ``{{{major}}}``-style templates, ``compatibleRuntimes``,
 ``compatibleArchitectures``, ``license``, ``linkPrereleases``), picks the one artifact each
-target's ``includeNames`` matches, and publishes it with
-:func:`layer_builder.cli.publish.publish_and_register`. The registry gets what craft writes
+target's ``includeNames`` matches, and plans one release per registry runtime
+(:func:`plan_releases`), which :func:`layer_builder.publish.release.run_release` publishes
+(the command line is :mod:`layer_builder.cli.craft`). The registry gets what craft writes
 (runtime directory and canonical ``aws-layer:<name>`` from ``compatibleRuntimes[].name``,
 ``sdk_version``, the rendered ``layerName``, per-region versions as strings) plus our fields
 (``compatible_runtimes`` from ``versions``, per-architecture ``layers``). Unlike craft, a
@@ -13,18 +14,13 @@ failed region is not dropped: the command exits 3 naming it, and a re-run finish
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-from layer_builder.cli.output import UI
 from layer_builder.craft.releases import (
     CraftArtifact,
     CraftRelease,
     find_artifact,
     plan_releases,
     read_artifact,
+    skipped_as_prerelease,
 )
 from layer_builder.craft.targets import (
     CANONICAL_PREFIX,
@@ -34,8 +30,6 @@ from layer_builder.craft.targets import (
     load_craft_config,
     select_targets,
 )
-from layer_builder.errors import Interrupted, PublishIncomplete
-from layer_builder.model import ReleaseVersion
 
 __all__ = [
     "CANONICAL_PREFIX",
@@ -44,189 +38,10 @@ __all__ = [
     "CraftLayerTarget",
     "CraftRelease",
     "CraftRuntime",
-    "add_parser",
     "find_artifact",
     "load_craft_config",
     "plan_releases",
     "read_artifact",
-    "run",
     "select_targets",
+    "skipped_as_prerelease",
 ]
-
-
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``layer-builder craft publish|check``."""
-    craft = sub.add_parser(
-        "craft",
-        help="craft's aws-lambda-layer target (reads .craft.yml)",
-        description="Publish layers as craft's aws-lambda-layer target does, from the same "
-        ".craft.yml, but with exit code 3 and resume for failed regions.",
-    )
-    commands = craft.add_subparsers(
-        dest="craft_command", metavar="SUBCOMMAND", parser_class=type(craft)
-    )
-    commands.required = True
-    publish = commands.add_parser(
-        "publish",
-        help="publish what the aws-lambda-layer targets select, write the registry",
-        description="Publish the artifact each aws-lambda-layer target of a craft config selects "
-        "(includeNames) to every region and write the registry as craft would. "
-        "Failed regions exit 3; running the same command again finishes them.",
-    )
-    check = commands.add_parser(
-        "check",
-        help="validate the craft config and artifacts; no AWS calls",
-        description="Check the aws-lambda-layer targets of a craft config and the artifacts "
-        "they select, and show what `craft publish` would publish. No credentials.",
-    )
-    for p in (publish, check):
-        p.add_argument(
-            "--config",
-            default=".craft.yml",
-            metavar="FILE",
-            help="craft config (default: .craft.yml)",
-        )
-        p.add_argument(
-            "--version",
-            dest="release_version",
-            required=True,
-            metavar="V",
-            help="release version, e.g. 10.75.2 (fills craft's {{{major}}} etc.)",
-        )
-        p.add_argument(
-            "--artifacts",
-            default="dist",
-            metavar="DIR",
-            help="directory of artifacts, e.g. what `layer-builder build` wrote (default: dist/)",
-        )
-        p.add_argument(
-            "--target",
-            default=None,
-            metavar="ID",
-            help="only the aws-lambda-layer target with this craft id",
-        )
-        common(p)
-    publish.add_argument(
-        "--regions",
-        default="all",
-        metavar="all|R1,R2",
-        help="'all' enabled regions of the credentials' partition (craft's "
-        "behaviour, the default) or a comma-separated list",
-    )
-    publish.add_argument(
-        "--registry",
-        default="registry",
-        metavar="DIR",
-        help="registry checkout to write into (default: ./registry)",
-    )
-    publish.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="show the plan using only read calls; publish nothing",
-    )
-    publish.add_argument(
-        "--allow-partial",
-        action="store_true",
-        help="write the registry even if some regions failed (still exit 3)",
-    )
-    publish.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="regions x architectures published at once (default: 64)",
-    )
-    publish.add_argument(
-        "--allow-standin",
-        action="store_true",
-        help="for testing against your own emulator: publish zips carrying the sandbox "
-        "stand-in extension",
-    )
-
-
-def run(args: argparse.Namespace, ui: UI) -> int:
-    """Run ``layer-builder craft publish|check``; returns the exit code."""
-    config = Path(args.config)
-    version = ReleaseVersion.parse(args.release_version)
-    targets = select_targets(load_craft_config(config), args.target, config)
-    releases = plan_releases(targets, Path(args.artifacts), version, config)
-    _show_plan(ui, releases, version)
-    if args.craft_command == "check":
-        if args.json:
-            ui.emit_json({"releases": [_plan_json(r) for r in releases]})
-        return 0
-    from layer_builder.cli.publish import publish_and_register, resolve_publish_target
-
-    pending = []
-    for r in releases:
-        if version.is_prerelease and not r.config.registry.link_prereleases:
-            # craft publishes no layer for a prerelease unless linkPrereleases is set.
-            ui.note(
-                f"{r.config.canonical}: {version.text} is a prerelease and linkPrereleases "
-                "is off: not published (as craft does)"
-            )
-        else:
-            pending.append(r)
-    if not pending:
-        return 0
-    # Every release resolves regions the same way (all, or --regions): resolve once.
-    target = resolve_publish_target(pending[0].config, args.regions)
-    failed: list[str] = []
-    for r in pending:
-        try:
-            publish_and_register(
-                r.config,
-                version,
-                list(r.built),
-                args,
-                ui,
-                registry_dir=Path(args.registry),
-                target=target,
-            )
-        except Interrupted:
-            raise  # Ctrl-C stops the whole craft publish, not one runtime (exit 130)
-        except PublishIncomplete as exc:
-            # Runtimes are independent: publish the others, then name every failure.
-            failed.extend(f"{r.config.canonical} {f}" for f in exc.failed)
-    if failed:
-        raise PublishIncomplete(failed)
-    return 0
-
-
-def _show_plan(ui: UI, releases: list[CraftRelease], version: ReleaseVersion) -> None:
-    rows = [
-        [
-            r.config.canonical,
-            ", ".join(m.architectures),
-            m.layer_name,
-            a.zip_path.name,
-            "computed from the zip" if a.computed else a.manifest_path.name,
-            ", ".join(m.compatible_runtimes),
-        ]
-        for r in releases
-        for a, (_, m) in zip(r.artifacts, r.built, strict=True)
-    ]
-    ui.table(
-        f"craft aws-lambda-layer targets, version {version.text}",
-        ["canonical", "arch", "layer", "artifact", "manifest", "runtimes"],
-        rows,
-    )
-
-
-def _plan_json(r: CraftRelease) -> dict[str, Any]:
-    return {
-        "canonical": r.config.canonical,
-        "runtime_dir": r.config.registry.runtime_dir,
-        "compatible_runtimes": list(r.config.compatible_runtimes),
-        "link_prereleases": r.config.registry.link_prereleases,
-        "layers": [
-            {
-                "architectures": list(m.architectures),
-                "layer_name": m.layer_name,
-                "artifact": str(a.zip_path),
-                "manifest_computed": a.computed,
-                "code_sha256": m.code_sha256,
-            }
-            for a, (_, m) in zip(r.artifacts, r.built, strict=True)
-        ],
-    }

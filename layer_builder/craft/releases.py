@@ -41,7 +41,8 @@ class CraftArtifact:
 
 @dataclass(frozen=True)
 class CraftRelease:
-    """What one ``publish_and_register`` call publishes: one registry runtime, its zips."""
+    """What one release (:func:`layer_builder.publish.release.run_release`) publishes: one
+    registry runtime, its zips."""
 
     runtime: CraftRuntime
     config: LayerConfig
@@ -292,3 +293,8 @@ def _layer_config(
         registry=RegistryConfig(runtime_dir=runtime.name, link_prereleases=target.link_prereleases),
         layout=UNIVERSAL if universal else PER_ARCH,
     )
+
+
+def skipped_as_prerelease(release: CraftRelease, version: ReleaseVersion) -> bool:
+    """craft publishes no layer for a prerelease unless the target sets linkPrereleases."""
+    return version.is_prerelease and not release.config.registry.link_prereleases

@@ -40,6 +40,7 @@ from layer_builder.publish.publisher import (
     plan_layers,
 )
 from layer_builder.publish.reconcile import conflicts
+from layer_builder.publish.release import PublishOptions
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def publish_all(
     max_workers: int | None = None,
     region_timeout: float | None = None,
     attempts: int | None = None,
+    options: PublishOptions | None = None,
     progress: ProgressFn | None = None,
     on_start: StartFn | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -89,21 +91,24 @@ def publish_all(
     """Publish (or with ``dry_run`` only plan) every manifest's zip in every region.
 
     ``manifests`` are (manifest path, manifest) pairs; each zip is verified against its
-    manifest first (ArtifactError, nothing published). ``max_workers``, ``region_timeout``
-    and ``attempts`` override ``cfg.publish``. Regions that fail are returned as failed
-    results, never raised: the caller decides (exit 3 naming them). Results are sorted by
-    (region, layer name). ``records`` (by layer name) say what the registry holds for this
-    release (:func:`~layer_builder.publish.plan.registry_records`).
+    manifest first (ArtifactError, nothing published). ``options`` are the resolved
+    overrides of ``cfg.publish`` (:meth:`PublishOptions.resolve`); without them
+    ``max_workers``, ``region_timeout`` and ``attempts`` are resolved here. Regions that
+    fail are returned as failed results, never raised: the caller decides (exit 3 naming
+    them). Results are sorted by (region, layer name). ``records`` (by layer name) say
+    what the registry holds for this release
+    (:func:`~layer_builder.publish.plan.registry_records`).
     """
     if not regions:
         raise ArgumentError("no regions to publish to")
     regions = sorted(set(regions))
     plans = plan_layers(cfg, version, manifests, regions)
     aws = aws or Aws()
-    timeout = float(region_timeout if region_timeout is not None else cfg.publish.region_timeout)
-    n_attempts = attempts if attempts is not None else cfg.publish.attempts
-    if timeout <= 0 or n_attempts < 1:
-        raise ArgumentError("region_timeout must be > 0 and attempts >= 1")
+    if options is None:
+        options = PublishOptions.resolve(
+            cfg, workers=max_workers, region_timeout=region_timeout, attempts=attempts
+        )
+    timeout, n_attempts = options.region_timeout, options.attempts
     interrupt = interrupt or threading.Event()
     timeouts = socket_timeouts(aws, timeout)
     publisher = RegionPublisher(
@@ -119,7 +124,7 @@ def publish_all(
     )
     apis = {region: aws.lambda_api(region, timeouts) for region in regions}
     tasks = [(region, plan) for region in regions for plan in plans]
-    workers = max(1, min(max_workers or cfg.publish.max_workers, len(tasks)))
+    workers = max(1, min(options.max_workers or cfg.publish.max_workers, len(tasks)))
     log.info(
         "%s %d layer(s) in %d region(s) with %d workers",
         "planning" if dry_run else "publishing",
