@@ -132,10 +132,10 @@ def publish_all(
         len(regions),
         workers,
     )
-    runner = _FanOut(aws, publisher, apis, timeouts, timeout, clock)
-    runner.records = dict(records or {})
-    runner.interrupt = interrupt
-    runner.interrupt_grace = interrupt_grace
+    runner = _FanOut(
+        aws, publisher, apis, timeouts, timeout, clock,
+        records=dict(records or {}), interrupt=interrupt, interrupt_grace=interrupt_grace,
+    )  # fmt: skip
     # Pass 1, reads only: every region's history, and the release's conflicts in any of them.
     runner.surveying = True
     runner.run(tasks, workers, None, None)
@@ -199,6 +199,10 @@ class _FanOut:
         timeouts: Timeouts,
         timeout: float,
         clock: Callable[[], float],
+        *,
+        records: dict[str, LayerRecord],
+        interrupt: threading.Event,
+        interrupt_grace: float,
     ) -> None:
         self.aws = aws
         self.publisher = publisher
@@ -207,9 +211,9 @@ class _FanOut:
         self.timeout = timeout
         self.clock = clock
         self.cancels: dict[Key, threading.Event] = {}
-        self.records: dict[str, LayerRecord] = {}
-        self.interrupt = threading.Event()
-        self.interrupt_grace = INTERRUPT_GRACE
+        self.records = records
+        self.interrupt = interrupt
+        self.interrupt_grace = interrupt_grace
         self.surveying = False  # pass 1: list only, into ``listings``
         self.listings: dict[Key, tuple[LayerVersionRef, ...]] = {}
         self.surveyed: dict[Key, tuple[LayerVersionRef, ...]] = {}  # checked: pass 2 reads
