@@ -49,7 +49,8 @@ from faultproxy import FaultProxy, Faults  # noqa: E402
 from layer_builder.aws.clients import Aws  # noqa: E402
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion  # noqa: E402
-from layer_builder.publish import publish_all, resolve_regions  # noqa: E402
+from layer_builder.publish import Seams, plan_publish, publish_all, resolve_regions  # noqa: E402
+from layer_builder.publish.release import PublishOptions, PublishTarget  # noqa: E402
 from layer_builder.sandbox.emulator import patched_env  # noqa: E402
 
 VERSION = ReleaseVersion.parse("1.0.0")
@@ -113,8 +114,10 @@ def timed_publish(tmp: Path, data: bytes, regions: list[str], account: str, part
     # collector would otherwise stop this run for 0.1-0.35 s to reclaim them.
     gc.collect()
     start = time.perf_counter()
-    result = publish_all(cfg, VERSION, manifests, regions, account=account, partition=partition,
-                         aws=aws or Aws(), max_workers=workers)  # fmt: skip
+    target = PublishTarget(account, partition, tuple(regions))
+    options = PublishOptions.resolve(cfg, workers=workers)
+    result = publish_all(plan_publish(cfg, VERSION, manifests, target), target, options,
+                         Seams(aws=aws or Aws()))  # fmt: skip
     elapsed = time.perf_counter() - start
     if not result.complete:
         raise SystemExit(f"publish failed: {result.failed}")
@@ -276,8 +279,10 @@ def _counted(
         records = registry_records(state, manifests, account)
     aws = Aws()
     counter = CallCounter(aws)
-    result = publish_all(cfg, version, manifests, regions, account=account, partition=partition,
-                         aws=aws, max_workers=workers, records=records)  # fmt: skip
+    target = PublishTarget(account, partition, tuple(regions))
+    options = PublishOptions.resolve(cfg, workers=workers)
+    result = publish_all(plan_publish(cfg, version, manifests, target), target, options,
+                         Seams(aws=aws), records=records)  # fmt: skip
     if not result.complete:
         raise SystemExit(f"publish failed: {result.failed}")
     return result, counter.calls, manifests

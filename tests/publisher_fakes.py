@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from layer_builder.aws.clients import AwsCallError, LayerVersionRef, Statement
-from layer_builder.model import ReleaseVersion
+from layer_builder.config import LayerConfig
+from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
+from layer_builder.publish.fanout import INTERRUPT_GRACE, Seams, plan_publish, publish_all
 from layer_builder.publish.plan import content_marker
 from layer_builder.publish.publisher import Deadline
+from layer_builder.publish.release import PublishOptions, PublishTarget
 from layer_builder.publish.zips import LayerPlan
 
 ACCOUNT = "123456789012"
@@ -262,3 +268,32 @@ class TickClock:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+def publish_layers(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    manifests: Sequence[tuple[Path, BuildManifest]],
+    regions: Sequence[str],
+    *,
+    account: str,
+    partition: str,
+    aws: Any = None,
+    max_workers: int | None = None,
+    region_timeout: float | None = None,
+    attempts: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+    interrupt_grace: float = INTERRUPT_GRACE,
+    **kwargs: Any,
+) -> PublishResult:
+    """plan_publish + publish_all for one config, with the overrides and seams as keywords
+    (``dry_run``, ``records``, ``progress``, ``on_start``, ``interrupt`` pass through)."""
+    target = PublishTarget(account, partition, tuple(regions))
+    plans = plan_publish(cfg, version, manifests, target)
+    options = PublishOptions.resolve(
+        cfg, workers=max_workers, region_timeout=region_timeout, attempts=attempts
+    )
+    seams = Seams(aws=aws, sleep=sleep, clock=clock, rng=rng, interrupt_grace=interrupt_grace)
+    return publish_all(plans, target, options, seams, **kwargs)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from conftest import ConfigFactory
+from publisher_fakes import publish_layers
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import RetrySettings, Timeouts
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
-from layer_builder.publish import publish_all
 from layer_builder.publish.fanout import socket_timeouts
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
@@ -109,7 +109,7 @@ def _run(cfg: Any, manifests: Any, regions: list[str], **kwargs: Any) -> Any:
     kwargs.setdefault("aws", FakeAws())
     kwargs.setdefault("clock", Clock())
     kwargs.setdefault("progress", _once())
-    return publish_all(cfg, V, manifests, regions, account=ACCOUNT, partition="aws", **kwargs)
+    return publish_layers(cfg, V, manifests, regions, account=ACCOUNT, partition="aws", **kwargs)
 
 
 # --------------------------------------------------------------------------- socket timeouts

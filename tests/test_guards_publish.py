@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import ConfigFactory
+from publisher_fakes import publish_layers
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Aws
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
-from layer_builder.publish import plan_layers, publish_all
+from layer_builder.publish import plan_layers
 from layer_builder.publish.publisher import LayerPlan, RegionPublisher
 
 V = ReleaseVersion.parse("2.75.0")
@@ -87,7 +88,7 @@ def test_the_fan_out_gives_up_on_a_hung_region_at_its_deadline(
 
     monkeypatch.setattr(RegionPublisher, "publish", publish)
     reported: list[tuple[str, str, float]] = []
-    result = publish_all(
+    result = publish_layers(
         cfg,
         V,
         manifests,

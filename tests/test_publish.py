@@ -19,13 +19,14 @@ import boto3
 import pytest
 from conftest import FAKE_ACCOUNT, ConfigFactory, write_layer
 from faultproxy import FaultProxy, Faults
+from publisher_fakes import publish_layers
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Aws, AwsCallError, LayerVersionRef, translate
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError, CredentialsError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
-from layer_builder.publish import publish_all, resolve_regions
+from layer_builder.publish import resolve_regions
 from layer_builder.publish.plan import marked_description
 from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy, plan_layers
 
@@ -60,7 +61,7 @@ def run(cfg: LayerConfig, manifests: Manifests, regions: list[str], **kw: Any) -
     kw.setdefault("sleep", no_sleep)
     kw.setdefault("max_workers", 48)
     kw.setdefault("region_timeout", 30)
-    return publish_all(
+    return publish_layers(
         cfg, V, manifests, regions, account=FAKE_ACCOUNT, partition="aws", aws=Aws(), **kw
     )
 
@@ -167,7 +168,7 @@ def test_arns_use_the_partition_of_the_credentials(
     cfg = make_config(architectures="[x86_64]")
     manifests = make_layers(cfg, V)
     account, partition, regions = resolve_regions(Aws(), None, ())
-    result = publish_all(
+    result = publish_layers(
         cfg, V, manifests, regions, account=account, partition=partition, sleep=no_sleep
     )
     assert partition == "aws-cn" and result.partition == "aws-cn"
@@ -495,7 +496,7 @@ def test_missing_zip_and_checksum_mismatch_publish_nothing(
     with pytest.raises(ArtifactError, match="zip not found"):
         run(cfg, manifests, TWO)
     with pytest.raises(ArtifactError, match="built for version 2.75.0, not 2.76.0"):
-        publish_all(
+        publish_layers(
             cfg,
             ReleaseVersion.parse("2.76.0"),
             manifests[:1],

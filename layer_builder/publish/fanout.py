@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from layer_builder.aws.clients import Aws, LambdaApi, LayerVersionRef, Timeouts
@@ -40,7 +41,7 @@ from layer_builder.publish.publisher import (
     plan_layers,
 )
 from layer_builder.publish.reconcile import conflicts
-from layer_builder.publish.release import PublishOptions
+from layer_builder.publish.release import PublishOptions, PublishTarget
 
 log = logging.getLogger(__name__)
 
@@ -65,66 +66,72 @@ def socket_timeouts(aws: Aws, region_timeout: float) -> Timeouts:
     )
 
 
-def publish_all(
+@dataclass(frozen=True)
+class Seams:
+    """What tests and benchmarks replace: AWS, the clock, sleeping, randomness, and how
+    long the calls in flight get after an interrupt."""
+
+    aws: Aws | None = None  # None: a new Aws() (real boto3 clients)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random | None = None
+    interrupt_grace: float = INTERRUPT_GRACE
+
+
+def plan_publish(
     cfg: LayerConfig,
     version: ReleaseVersion,
     manifests: Sequence[tuple[Path, BuildManifest]],
-    regions: Sequence[str],
+    target: PublishTarget,
+) -> list[LayerPlan]:
+    """The plans :func:`publish_all` takes: ArgumentError without regions; each zip verified
+    against its manifest (ArtifactError, nothing published)."""
+    if not target.regions:
+        raise ArgumentError("no regions to publish to")
+    return plan_layers(cfg, version, manifests, sorted(set(target.regions)))
+
+
+def publish_all(
+    plans: Sequence[LayerPlan],
+    target: PublishTarget,
+    options: PublishOptions,
+    seams: Seams | None = None,
     *,
-    account: str,
-    partition: str,
-    aws: Aws | None = None,
     dry_run: bool = False,
-    max_workers: int | None = None,
-    region_timeout: float | None = None,
-    attempts: int | None = None,
-    options: PublishOptions | None = None,
+    records: Mapping[str, LayerRecord] | None = None,
     progress: ProgressFn | None = None,
     on_start: StartFn | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    rng: random.Random | None = None,
-    records: Mapping[str, LayerRecord] | None = None,
     interrupt: threading.Event | None = None,
-    interrupt_grace: float = INTERRUPT_GRACE,
 ) -> PublishResult:
-    """Publish (or with ``dry_run`` only plan) every manifest's zip in every region.
+    """Publish (or with ``dry_run`` only plan) every planned zip in every region of ``target``.
 
-    ``manifests`` are (manifest path, manifest) pairs; each zip is verified against its
-    manifest first (ArtifactError, nothing published). ``options`` are the resolved
-    overrides of ``cfg.publish`` (:meth:`PublishOptions.resolve`); without them
-    ``max_workers``, ``region_timeout`` and ``attempts`` are resolved here. Regions that
-    fail are returned as failed results, never raised: the caller decides (exit 3 naming
-    them). Results are sorted by (region, layer name). ``records`` (by layer name) say
-    what the registry holds for this release
+    ``plans`` come from :func:`~layer_builder.publish.zips.plan_layers` (which verified each
+    zip against its manifest); ``options`` from :meth:`PublishOptions.resolve`. Regions
+    that fail are returned as failed results, never raised: the caller decides (exit 3
+    naming them). Results are sorted by (region, layer name). ``records`` (by layer name)
+    say what the registry holds for this release
     (:func:`~layer_builder.publish.plan.registry_records`).
     """
-    if not regions:
-        raise ArgumentError("no regions to publish to")
-    regions = sorted(set(regions))
-    plans = plan_layers(cfg, version, manifests, regions)
-    aws = aws or Aws()
-    if options is None:
-        options = PublishOptions.resolve(
-            cfg, workers=max_workers, region_timeout=region_timeout, attempts=attempts
-        )
-    timeout, n_attempts = options.region_timeout, options.attempts
+    regions = sorted(set(target.regions))
+    seams = seams or Seams()
+    aws = seams.aws or Aws()
+    timeout, sleep = options.region_timeout, seams.sleep
     interrupt = interrupt or threading.Event()
     timeouts = socket_timeouts(aws, timeout)
     publisher = RegionPublisher(
-        account=account,
-        partition=partition,
+        account=target.account,
+        partition=target.partition,
         dry_run=dry_run,
-        retry=RetryPolicy(attempts=n_attempts),
+        retry=RetryPolicy(attempts=options.attempts),
         settle=settle_seconds(timeouts),
         # Waits end at an interrupt: a region in a backoff or settling stops at once.
         sleep=(lambda seconds: _wait(interrupt, seconds)) if sleep is time.sleep else sleep,
-        clock=clock,
-        rng=rng or random.Random(),
+        clock=seams.clock,
+        rng=seams.rng or random.Random(),
     )
     apis = {region: aws.lambda_api(region, timeouts) for region in regions}
     tasks = [(region, plan) for region in regions for plan in plans]
-    workers = max(1, min(options.max_workers or cfg.publish.max_workers, len(tasks)))
+    workers = max(1, min(options.max_workers, len(tasks)))
     log.info(
         "%s %d layer(s) in %d region(s) with %d workers",
         "planning" if dry_run else "publishing",
@@ -133,8 +140,8 @@ def publish_all(
         workers,
     )
     runner = _FanOut(
-        aws, publisher, apis, timeouts, timeout, clock,
-        records=dict(records or {}), interrupt=interrupt, interrupt_grace=interrupt_grace,
+        aws, publisher, apis, timeouts, timeout, seams.clock,
+        records=dict(records or {}), interrupt=interrupt, interrupt_grace=seams.interrupt_grace,
     )  # fmt: skip
     # Pass 1, reads only: every region's history, and the release's conflicts in any of them.
     runner.surveying = True
@@ -148,7 +155,9 @@ def publish_all(
         runner.surveying = False
         results = runner.run(tasks, workers, progress, on_start)
     ordered = tuple(sorted(results, key=lambda r: (r.region, r.layer_name)))
-    return PublishResult(account=account, partition=partition, results=ordered, dry_run=dry_run)
+    return PublishResult(
+        account=target.account, partition=target.partition, results=ordered, dry_run=dry_run
+    )
 
 
 def _wait(event: threading.Event, seconds: float) -> None:

@@ -184,7 +184,7 @@ def _run_locked(
     observer: ReleaseObserver,
     interrupt: threading.Event,
 ) -> ReleaseOutcome:
-    from layer_builder.publish.fanout import publish_all
+    from layer_builder.publish.fanout import plan_publish, publish_all
     from layer_builder.publish.plan import registry_records
     from layer_builder.registry.files import preflight_release
 
@@ -199,15 +199,12 @@ def _run_locked(
     options = PublishOptions.resolve(cfg, workers=request.workers)
     observer.publishing(request, target, options.max_workers)
     with observer.region_progress(len(target.regions) * len(built)) as progress:
+        plans = plan_publish(cfg, request.version, built, target)
         result = publish_all(
-            cfg,
-            request.version,
-            built,
-            list(target.regions),
-            account=target.account,
-            partition=target.partition,
+            plans,
+            target,
+            options,
             dry_run=request.dry_run,
-            options=options,
             progress=progress,
             records=records,
             interrupt=interrupt,
