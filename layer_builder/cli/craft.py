@@ -149,8 +149,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     failed: list[str] = []
     for r in pending:
         request = release_request(
-            r.config, version, list(r.built), args, registry_dir=registry, target=target
-        )
+            r.config, version, list(r.built), args, registry_dir=registry, target=target,
+            allow_standin=args.allow_standin,
+        )  # fmt: skip
         try:
             publish_and_register(request, ui, json=args.json)
         except Interrupted:

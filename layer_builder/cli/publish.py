@@ -42,7 +42,8 @@ def _load_built(
     version: ReleaseVersion,
     archs: tuple[str, ...],
     dist: Path,
-    args: argparse.Namespace | None = None,
+    *,
+    allow_standin: bool,
 ) -> list[tuple[Path, BuildManifest]]:
     out: list[tuple[Path, BuildManifest]] = []
     for mpath in manifest_paths_for(dist, cfg, version, archs):
@@ -55,9 +56,7 @@ def _load_built(
                 f"not {version.text} {', '.join(wanted)}"
             )
         out.append((mpath, manifest))
-    if args is not None:
-        # What the manifest says comes before any zip check.
-        refuse_standin(out, allow=_allow_standin(args))
+    refuse_standin(out, allow=allow_standin)  # what the manifest says comes before any zip check
     for mpath, manifest in out:
         verify_zip(manifest.zip_path(mpath))
     return out
@@ -71,8 +70,11 @@ def release_request(
     *,
     registry_dir: Path,
     target: PublishTarget | None = None,
+    allow_standin: bool,
+    attestation: str | None = None,
 ) -> ReleaseRequest:
-    """The release the arguments of ``publish``, ``release`` or ``craft publish`` ask for."""
+    """The release the arguments of ``publish``, ``release`` or ``craft publish`` ask for
+    (the options all three have come from ``args``)."""
     return ReleaseRequest(
         config=cfg,
         version=version,
@@ -82,15 +84,10 @@ def release_request(
         regions=None if target is not None else args.regions,
         dry_run=args.dry_run,
         allow_partial=args.allow_partial,
-        allow_standin=_allow_standin(args),
+        allow_standin=allow_standin,
         workers=args.workers,
-        attestation=getattr(args, "attestation", None),
+        attestation=attestation,
     )
-
-
-def _allow_standin(args: argparse.Namespace) -> bool:
-    # Only ``release`` has --sandbox, only ``craft check`` lacks --allow-standin.
-    return bool(getattr(args, "sandbox", False) or getattr(args, "allow_standin", False))
 
 
 def publish_and_register(request: ReleaseRequest, ui: UI, *, json: bool) -> int:
@@ -199,13 +196,16 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
-    built = _load_built(cfg, version, archs, Path(args.dist), args)
+    built = _load_built(cfg, version, archs, Path(args.dist), allow_standin=args.allow_standin)
     registry_dir = Path(args.registry or "registry")
     if not args.dry_run:
         check_output_dir(registry_dir, "--registry")
     # The release takes the registry lock before its first AWS call (the regions): a second
     # run on this registry waits (or gives up, exit 2) before it asks AWS anything.
-    request = release_request(cfg, version, built, args, registry_dir=registry_dir)
+    request = release_request(
+        cfg, version, built, args, registry_dir=registry_dir,
+        allow_standin=args.allow_standin, attestation=args.attestation,
+    )  # fmt: skip
     return publish_and_register(request, ui, json=args.json)
 
 
@@ -266,8 +266,9 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             smoke_gate([b.zip_path for b in built_layers], ui, verbose=args.verbose)
         built = [(b.manifest_path, b.manifest) for b in built_layers]
         request = release_request(
-            cfg, version, built, args, registry_dir=registry_dir, target=target
-        )
+            cfg, version, built, args, registry_dir=registry_dir, target=target,
+            allow_standin=args.sandbox or args.allow_standin, attestation=args.attestation,
+        )  # fmt: skip
         code = publish_and_register(request, ui, json=args.json)
         if args.sandbox and not args.dry_run:
             ui.note(
