@@ -50,7 +50,7 @@ from layer_builder.aws.clients import Aws  # noqa: E402
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion  # noqa: E402
 from layer_builder.publish import Seams, plan_publish, publish_all, resolve_regions  # noqa: E402
-from layer_builder.publish.release import PublishOptions, PublishTarget  # noqa: E402
+from layer_builder.publish.target import PublishOptions, PublishTarget  # noqa: E402
 from layer_builder.sandbox.emulator import patched_env  # noqa: E402
 
 VERSION = ReleaseVersion.parse("1.0.0")

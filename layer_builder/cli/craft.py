@@ -26,7 +26,7 @@ from layer_builder.craft import (
 )
 from layer_builder.errors import Interrupted, PublishIncomplete
 from layer_builder.model import ReleaseVersion
-from layer_builder.publish.release import resolve_publish_target
+from layer_builder.publish.target import resolve_publish_target
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

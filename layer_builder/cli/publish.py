@@ -28,13 +28,12 @@ from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, Interrupted, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
 from layer_builder.publish.release import (
-    PublishTarget,
     ReleaseOutcome,
     ReleaseRequest,
     refuse_standin,
-    resolve_publish_target,
     run_release,
 )
+from layer_builder.publish.target import PublishTarget, resolve_publish_target
 
 
 def _load_built(

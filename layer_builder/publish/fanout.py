@@ -41,7 +41,7 @@ from layer_builder.publish.publisher import (
     plan_layers,
 )
 from layer_builder.publish.reconcile import conflicts
-from layer_builder.publish.release import PublishOptions, PublishTarget
+from layer_builder.publish.target import PublishOptions, PublishTarget
 
 log = logging.getLogger(__name__)
 
