@@ -59,10 +59,6 @@ class ReleaseOutcome:
     created: bool
     interrupted: bool
 
-    @property
-    def complete(self) -> bool:
-        return self.result.complete and not self.interrupted
-
 
 class ReleaseObserver(Protocol):
     """What a release shows while it runs (the CLI's output implements it)."""
@@ -97,7 +93,7 @@ def refuse_standin(built: Sequence[Built], *, allow: bool) -> None:
 
 
 @contextlib.contextmanager
-def release_lock(registry: Path, *, dry_run: bool) -> Iterator[None]:
+def _release_lock(registry: Path, *, dry_run: bool) -> Iterator[None]:
     """The registry's lock for a release; a dry run writes nothing, so it neither waits for
     nor blocks another run."""
     from layer_builder.registry.files import registry_lock
@@ -120,7 +116,7 @@ def run_release(
     published); failed regions and an interrupt are in the outcome, not raised.
     """
     refuse_standin(request.built, allow=request.allow_standin)
-    with release_lock(request.registry, dry_run=request.dry_run):
+    with _release_lock(request.registry, dry_run=request.dry_run):
         target = request.target or resolve_publish_target(request.config, request.regions)
         with (interrupts or _no_interrupts)() as interrupt:
             return _run_locked(request, target, observer, interrupt)
