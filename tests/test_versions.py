@@ -159,11 +159,11 @@ def test_a_version_its_layers_scheme_cannot_read_is_refused_before_publishing(
 ) -> None:
     from types import SimpleNamespace
 
-    from layer_builder.cli.publish import _check_version_scheme
+    from layer_builder.publish.release import check_version_scheme
 
     cfg = SimpleNamespace(compatible_runtimes=runtimes, path=tmp_path / "layer.yml")
     if refused is None:
-        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
+        check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
         return
     with pytest.raises(ArgumentError, match=f"^--version: '{text}' {refused}, the version order"):
-        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
+        check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
