@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any
 
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, SmokeTestFailed
+
+
+#: Lambda's longest function timeout (15 minutes).
+_MAX_TIMEOUT_S = 900
 
 
 def add_parser(sub: Any, common: Callable[..., None]) -> None:
@@ -110,8 +115,11 @@ def options_from(args: argparse.Namespace) -> Any:
 
     if args.invocations < 1:
         raise ArgumentError("--invocations: must be at least 1")
-    if args.timeout <= 0:
-        raise ArgumentError("--timeout: must be more than 0 seconds")
+    if not math.isfinite(args.timeout) or not 0 < args.timeout <= _MAX_TIMEOUT_S:
+        raise ArgumentError(
+            f"--timeout: {args.timeout:g} is not a function timeout; Lambda allows more than 0 "
+            f"and at most {_MAX_TIMEOUT_S} seconds"
+        )
     return SmokeOptions(
         runtime=args.runtime,
         function_dir=Path(args.function_dir) if args.function_dir else None,
@@ -180,10 +188,15 @@ def _logs(r: Any) -> None:
 
 
 def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
+    from layer_builder.smoke.environment import check_before_unpack
     from layer_builder.smoke.runner import smoke_zip
 
     reports = []
     for z in zips:
+        if z.is_file():
+            # A zip is an artifact from elsewhere: nothing reads its members (not even to
+            # tell its architectures) before the checks that unpacking it is safe.
+            check_before_unpack(z)
         found = smoke_zip(z, options)
         if not found:
             # Only --arch can leave a zip with nothing to run; passing on nothing would
