@@ -26,11 +26,11 @@ from typing import Any, Literal, TypeVar
 
 import jinja2
 import jinja2.meta
-import yaml
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import LAYOUTS, PER_ARCH, UNIVERSAL, ReleaseVersion, sort_architectures
+from layer_builder.yamlfile import read_yaml
 
 Family = Literal["python", "node"]
 SdkSource = Literal["pypi", "path", "npm"]
@@ -300,21 +300,7 @@ _TOP = {
 def load_config(path: str | Path) -> LayerConfig:
     """Read and validate a layer config; raises ConfigError naming the file and key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "config file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:  # a config saved in another encoding: exit 2, not 1
-        raise ConfigError(str(path), None, f"not UTF-8 text: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(str(path), None, f"invalid YAML: {where}{problem}") from None
+    raw = read_yaml(path, "config file")
     r = _Reader(path)
     data = r.mapping(raw, "", _TOP)
 

@@ -35,6 +35,7 @@ from layer_builder.download import (
 from layer_builder.elf import check_elf, detect_arch, elf_machine
 from layer_builder.errors import ArgumentError, ChecksumError, ConfigError, DownloadError
 from layer_builder.model import PER_ARCH, ExtensionInfo
+from layer_builder.yamlfile import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,7 @@ class ResolvedBinary:
 def load_manifest(path: Path) -> ExtensionManifest:
     """Read and validate an extension manifest; :class:`ConfigError` names the file and key."""
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(where, None, "extension manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, None, f"cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(where, None, f"not valid YAML{at}") from None
+    raw = read_yaml(path, "extension manifest")
 
     def fail(key: str | None, message: str) -> ConfigError:
         return ConfigError(where, key, message)

@@ -18,7 +18,6 @@ from typing import Any
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, SmokeTestFailed
 
-
 #: Lambda's longest function timeout (15 minutes).
 _MAX_TIMEOUT_S = 900
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from layer_builder.aws import facts as aws_facts
 from layer_builder.config import Template, _did_you_mean, _Reader
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
+from layer_builder.yamlfile import read_yaml
 
 TARGET_NAME = "aws-lambda-layer"
 CANONICAL_PREFIX = "aws-layer:"  # craft: canonical = prefix + compatibleRuntimes[].name
@@ -105,16 +104,7 @@ def load_craft_config(path: str | Path) -> tuple[CraftLayerTarget, ...]:
     """The ``aws-lambda-layer`` targets of a craft config; ConfigError naming file and key."""
     path = Path(path)
     r = _Reader(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "craft config not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise r.fail(None, f"invalid YAML: {at}{getattr(exc, 'problem', exc)}") from None
+    raw = read_yaml(path, "craft config", aliases=True)
     if not isinstance(raw, dict) or "targets" not in raw:
         raise r.fail("targets", "missing: a craft config lists its release targets there")
     out = []
