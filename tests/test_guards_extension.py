@@ -83,8 +83,11 @@ FILES = "files: {x86_64: {file: f, sha256: NOT-PINNED}}"
         (BASE + "launcher: {template: launch.sh.j2}\n",
          "install_path: required with a launcher (e.g. relay/relay)"),
         # not YAML
-        ("name: [ext\n", "invalid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>'"),
-        ("name: \x07\n", "invalid YAML: unacceptable character #x0007: special characters are not allowed"),  # a reader error has no line mark
+        ("name: [ext\n",
+         "invalid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+        # a reader error has no line mark
+        ("name: \x07\n",
+         "invalid YAML: unacceptable character #x0007: special characters are not allowed"),
     ],
 )  # fmt: skip
 def test_manifest_refusals_word_for_word(tmp_path: Path, text: str, expected: str) -> None:
