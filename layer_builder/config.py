@@ -19,6 +19,7 @@ per architecture: ``arch`` is that architecture, ``arch_suffix`` ``""`` for x86_
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, Literal, TypeVar
 
 import jinja2
 import jinja2.meta
+import jinja2.sandbox
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
@@ -38,9 +40,22 @@ SdkSource = Literal["pypi", "path", "npm"]
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
 _SAMPLE_VERSION = ReleaseVersion.parse("10.20.30")
 
-_env = jinja2.Environment(
+#: Sandboxed: a template is data from a file, and may not reach into Python objects.
+_env = jinja2.sandbox.SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
+#: Lambda's limits on PublishLayerVersion's LicenseInfo and Description.
+MAX_LICENSE = 512
+MAX_DESCRIPTION = 256
+#: ``aws-layer:python``: the registry's canonical name (a directory and a JSON key).
+_CANONICAL_RE = re.compile(r"^[A-Za-z0-9._-]+(?::[A-Za-z0-9._-]+)+$")
+#: A requirement name pip or npm reads as a package, never as an option or a URL.
+_PYPI_NAME_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._, -]+\])?$"
+)
+_NPM_NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+#: What a rendered sdk.version may hold: a version, not pip or npm syntax.
+_SDK_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
 
 
 def arch_suffix(arch: str) -> str:
@@ -52,13 +67,21 @@ class Template:
     """A validated Jinja2 template string from a config."""
 
     source: str
+    path: str = ""  #: the config file, for errors
+    key: str = ""  #: the config key it came from, for errors
 
     def render(self, version: ReleaseVersion, arch: str | None = None, **extra: str) -> str:
         variables: dict[str, Any] = version.template_vars()
         if arch is not None:
             variables.update(arch=arch, arch_suffix=arch_suffix(arch))
         variables.update(extra)
-        return _env.from_string(self.source).render(variables).strip()
+        try:
+            return _env.from_string(self.source).render(variables).strip()
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            # e.g. {{ version.major }} (a string has no major) or {{ major // 0 }}
+            raise ConfigError(
+                self.path, self.key or None, f"template {self.source!r} fails: {exc}"
+            ) from None
 
     def uses(self, variable: str) -> bool:
         return variable in jinja2.meta.find_undeclared_variables(_env.parse(self.source))
@@ -241,7 +264,11 @@ class _Reader:
                     + _did_you_mean(name, allowed)
                     + f" (known: {', '.join(allowed)})",
                 )
-        return Template(source)
+        template = Template(source, str(self.path), key)
+        # Rendered once now, so that a template that fails ({{ major // 0 }}) fails here,
+        # naming its key, and not halfway through a build.
+        template.render(_SAMPLE_VERSION, "x86_64", **{v: "x" for v in extra_vars})
+        return template
 
     def path_in(self, value: Any, key: str, *, must_exist: bool = True) -> Path:
         p = (self.path.parent / self.string(value, key)).resolve()
@@ -335,7 +362,7 @@ def load_config(path: str | Path) -> LayerConfig:
                 "each architecture needs its own layer (use {{ arch_suffix }} or {{ arch }})",
             )
     canonical = r.string(data["canonical"], "canonical")
-    if ":" not in canonical:
+    if not _CANONICAL_RE.match(canonical):
         raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
     named = canonical.partition(":")[2]  # the <runtime> of aws-layer:<runtime>
     if named in ("python", "node") and named != family:
@@ -343,11 +370,20 @@ def load_config(path: str | Path) -> LayerConfig:
         # a python layer under the node entry would be attached to Node functions.
         raise r.fail("canonical", f"{canonical!r} names the {named} layer, but runtime is {family}")
 
+    description = r.template(data["description"], "description")
+    shown = description.render(_SAMPLE_VERSION, "x86_64")
+    if len(shown) > MAX_DESCRIPTION:
+        raise r.fail(
+            "description", f"renders to {len(shown)} characters; Lambda allows {MAX_DESCRIPTION}"
+        )
+    license_text = r.string(data["license"], "license")
+    if len(license_text) > MAX_LICENSE:
+        raise r.fail("license", f"is {len(license_text)} characters; Lambda allows {MAX_LICENSE}")
     return LayerConfig(
         path=path,
         name=name,
-        description=r.template(data["description"], "description"),
-        license=r.string(data["license"], "license"),
+        description=description,
+        license=license_text,
         canonical=canonical,
         family=family,
         compatible_runtimes=runtimes,
@@ -401,12 +437,20 @@ def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
         path = r.path_in(d["path"], "sdk.path")
     elif "path" in d:
         raise r.fail("sdk.path", "only used with sdk.source: path")
-    return SdkConfig(
-        package=r.string(d["package"], "sdk.package"),
-        source=source,  # type: ignore[arg-type]
-        version=r.template(d.get("version", "{{ version }}"), "sdk.version"),
-        path=path,
-    )
+    package = r.string(d["package"], "sdk.package")
+    pattern = _NPM_NAME_RE if family == "node" else _PYPI_NAME_RE
+    if not pattern.match(package):
+        raise r.fail(
+            "sdk.package",
+            f"{package!r} is not a package name (e.g. "
+            + ("@sentry/aws-serverless" if family == "node" else "sentry-sdk")
+            + "); options, URLs and version specifiers do not go here",
+        )
+    version = r.template(d.get("version", "{{ version }}"), "sdk.version")
+    sample = version.render(_SAMPLE_VERSION)
+    if not _SDK_VERSION_RE.match(sample):
+        raise r.fail("sdk.version", f"renders to {sample!r}, which is not a version")
+    return SdkConfig(package=package, source=source, version=version, path=path)  # type: ignore[arg-type]
 
 
 def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
@@ -419,8 +463,15 @@ def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
         if not src.is_file():
             raise r.fail(f"{key}.from", f"{src} is not a file")
         dest = r.string(d["to"], f"{key}.to")
-        if dest.startswith("/") or ".." in dest.split("/"):
+        parts = dest.split("/")
+        if dest.startswith("/") or ".." in parts:
             raise r.fail(f"{key}.to", f"{dest!r} must be a relative path inside the layer")
+        if any(p in ("", ".") for p in parts) or len(parts) < 2:
+            raise r.fail(
+                f"{key}.to",
+                f"{dest!r} must name a file under one of the layer's directories "
+                "(e.g. python/x.py), not a directory",
+            )
         mode = d.get("mode", "0644")
         if not (isinstance(mode, str) and mode in ("0644", "0755")):
             raise r.fail(f"{key}.mode", "must be the string '0644' or '0755'")
