@@ -38,7 +38,7 @@ FILES = "files: {x86_64: {file: f, sha256: NOT-PINNED}}"
         (BASE + "label: 2.5\n", 'label: must be a string; quote it: "2.5"'),
         # mappings
         ("- a list\n", "must be a mapping"),
-        ("", "is required"),
+        ("", "is empty; an extension manifest is a mapping (name, version, files)"),
         (BASE.replace('{registry: "https://r.example"}', "somewhere"),
          "source: must be a mapping"),
         (BASE.replace('source: {registry: "https://r.example"}\n', ""), "source: is required"),

@@ -45,6 +45,9 @@ NOT_PINNED = "NOT-PINNED"
 EXTENSIONS_DIR = "extensions"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: An extension version: it goes into URLs, file names and the manifest as one token.
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_VERSION_HINT = "a version such as 25.10.0 (letters, digits, '.', '_', '+', '-'; 64 at most)"
 _KEYS = {
     "": ("name", "version", "label", "source", "allow_http", "files", "install_path", "launcher"),
     "source": ("registry", "app", "url"),
@@ -141,6 +144,8 @@ def load_manifest(path: Path) -> ExtensionManifest:
     if not _NAME_RE.match(name):
         raise fail("name", f"{name!r} is not a file name (letters, digits, '.', '_', '-')")
     version = _string(top, "version", fail)
+    if not _VERSION_RE.match(version):
+        raise fail("version", f"{version!r} is not {_VERSION_HINT}")
     allow_http = top.get("allow_http", False)
     if not isinstance(allow_http, bool):
         raise fail("allow_http", "must be true or false")
@@ -224,6 +229,8 @@ def load_manifest(path: Path) -> ExtensionManifest:
 
 def _mapping(value: Any, key: str, fail: _Fail) -> dict[str, Any]:
     if not isinstance(value, dict):
+        if value is None and not key:
+            raise fail(None, "is empty; an extension manifest is a mapping (name, version, files)")
         raise fail(key or None, "must be a mapping" if value is not None else "is required")
     return value
 
@@ -432,13 +439,17 @@ def pin(
     """Download every architecture's binary for ``version`` (default: the registry's latest,
     or the manifest's version with a URL template), check it, and rewrite the manifest's
     ``version`` and sha256 pins. Returns ``{arch: sha256}``."""
+    if version is not None and not _VERSION_RE.match(version):
+        raise ArgumentError(f"--version: {version!r} is not {_VERSION_HINT}")
     manifest = load_manifest(manifest_path)
     if version is None:
         if manifest.registry is not None:
             latest = _registry_doc(manifest, "latest").get("version")
+            where = display_url(_registry_url(manifest, "latest"))
             if not isinstance(latest, str):
-                where = display_url(_registry_url(manifest, "latest"))
                 raise DownloadError(f"{where}: no version in the registry document")
+            if not _VERSION_RE.match(latest):
+                raise DownloadError(f"{where}: version {latest[:70]!r} is not {_VERSION_HINT}")
             version = latest
         else:
             version = manifest.version
