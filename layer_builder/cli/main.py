@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from layer_builder import __version__
 from layer_builder.aws.facts import ARCHITECTURES, REGION_RE
+from layer_builder.cli.argtypes import path_arg, positive_int
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
@@ -49,7 +50,12 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser, version_help: str) -> None:
-    p.add_argument("config", metavar="CONFIG", help="layer config, e.g. configs/sentry-python.yml")
+    p.add_argument(
+        "config",
+        type=path_arg,
+        metavar="CONFIG",
+        help="layer config, e.g. configs/sentry-python.yml",
+    )
     p.add_argument(
         "--version", dest="release_version", required=True, metavar="V", help=version_help
     )
@@ -67,6 +73,7 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
     p.add_argument(
         "--registry",
         default=None,
+        type=path_arg,
         metavar="DIR",
         help=f"registry checkout to write the release into; created if missing "
         f"(default: {registry_default})",
@@ -83,7 +90,7 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="regions x architectures published at once (default: the config's max_workers)",
@@ -94,16 +101,6 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
         help="for testing against your own emulator: publish zips that carry the sandbox's "
         "stand-in extension (refused otherwise outside --sandbox)",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _region_name(text: str) -> str:
@@ -136,6 +133,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--registry",
         default=None,
+        type=path_arg,
         metavar="DIR|URL",
         help="registry checkout or http(s) URL to read (default: ./registry)",
     )
@@ -172,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default="dist",
+        type=path_arg,
         metavar="DIR",
         help="output directory, created if missing; zips already there are replaced only "
         "when every architecture built (default: dist/)",
@@ -204,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p, "release version to publish, e.g. 2.75.0 (as given to `build`)")
     p.add_argument(
-        "--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)"
+        "--dist",
+        default="dist",
+        type=path_arg,
+        metavar="DIR",
+        help="where `build` put the zips (default: dist/)",
     )
     _arch_arg(p, "publish only this architecture (repeatable; default: all configured)")
     _publish_args(p)
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default=None,
+        type=path_arg,
         metavar="DIR",
         help="output directory for zips (default: dist/, or sandbox/dist with --sandbox)",
     )

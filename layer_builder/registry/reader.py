@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import errno
 import json
 import logging
 import os
@@ -78,16 +79,52 @@ def schema_error(doc: object, schema_name: str = VERSION_SCHEMA) -> str | None:
     return f"{errors[0].json_path}: {errors[0].message}" if errors else None
 
 
+#: Deeper than any registry document is (about 5 levels), far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(data: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``data`` nests lists and objects deeper than ``limit`` (checked without recursion,
+    before a schema check or a copy would recurse through it)."""
+    todo: list[tuple[object, int]] = [(data, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            values = item.values() if isinstance(item, dict) else item
+            todo.extend((v, depth + 1) for v in values)
+    return False
+
+
+def loads_json(text: str | bytes, where: str) -> object:
+    """``json.loads`` with a depth limit; RegistryError naming ``where`` for what it refuses."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise RegistryError(f"{where}: not valid JSON (nested too deeply)") from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{where}: not valid JSON ({exc})") from None
+    if _too_deep(data):
+        raise RegistryError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
 def read_json_mapping(path: Path) -> Document:
     """A registry file's JSON object; RegistryError naming the file if it is anything else."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RegistryError(f"{path}: not found") from None
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RegistryError(f"{path}: is a symlink loop") from None
         raise RegistryError(f"{path}: unreadable: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: unreadable: {exc}") from None
+    data = loads_json(text, str(path))
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
@@ -145,6 +182,11 @@ def collect_index(
             doc = overrides[name]
         elif os.path.lexists(latest):
             if not latest.exists():
+                try:
+                    os.stat(latest)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise RegistryError(f"{latest}: is a symlink loop") from None
                 raise RegistryError(f"{latest}: links to {os.readlink(latest)}, which is missing")
             doc = read_version_document(target)
         else:
@@ -172,7 +214,11 @@ def check_registry_url(url: str, *, allow_http: bool) -> None:
     The registry decides which code runs in the user's functions, so a plain-http answer
     that anyone on the path can rewrite is refused unless asked for.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. https://[::1/ (an unclosed IPv6 address)
+        shown = re.sub(r"//[^/@]*@", "//", url.split("?", 1)[0].split("#", 1)[0])
+        raise RegistryError(f"--registry {shown}: not a valid URL ({exc})") from None
     try:
         parts.port  # noqa: B018 -- raises for a port out of range, as display_url would
     except ValueError as exc:
@@ -374,8 +420,14 @@ class RegistryClient:
                 )
             try:
                 data = response.json()
+            except RecursionError:
+                raise RegistryError(f"{shown}: the registry index is nested too deeply") from None
             except ValueError:
                 raise RegistryError(f"{shown}: the registry index is not valid JSON") from None
+        if _too_deep(data):
+            raise RegistryError(
+                f"{shown}: the registry index is nested deeper than {MAX_JSON_DEPTH} levels"
+            )
         if not isinstance(data, dict):
             raise RegistryError(f"{shown}: the registry index is not a JSON object")
         problem = schema_error(data, INDEX_SCHEMA)
