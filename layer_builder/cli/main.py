@@ -9,14 +9,15 @@ failure's carries ``error`` and ``exit_code``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from layer_builder import __version__
-from layer_builder.aws.facts import ARCHITECTURES, REGION_RE
-from layer_builder.cli.argtypes import path_arg, positive_int
+from layer_builder.aws.facts import ARCHITECTURES
+from layer_builder.cli.argtypes import path_arg, positive_int, region_name
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
@@ -101,14 +102,6 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
         help="for testing against your own emulator: publish zips that carry the sandbox's "
         "stand-in extension (refused otherwise outside --sandbox)",
     )
-
-
-def _region_name(text: str) -> str:
-    """A region name's shape (``eu-west-1``), checked before any registry is read: a typo
-    would otherwise read as "no layer in region ..." although no region has that name."""
-    if not REGION_RE.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an AWS region name (like eu-west-1)")
-    return text
 
 
 def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -255,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
     p.add_argument(
-        "--region", required=True, type=_region_name, metavar="R", help="AWS region, e.g. eu-west-1"
+        "--region", required=True, type=region_name, metavar="R", help="AWS region, e.g. eu-west-1"
     )
     p.add_argument(
         "--arch",
@@ -369,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _dispatch(args, ui)
     except (PublishIncomplete, UserError) as exc:
         return ui.fail(str(exc), exc.exit_code)
+
     except KeyboardInterrupt:
         return ui.fail("interrupted; run the same command again to finish", 130)
     except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
@@ -376,7 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # under us, a disk remounted read-only): the path and the cause, not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         return ui.fail(f"{where}{exc.strerror or exc}", 2)
-    except LayerBuilderError:
+    except LayerBuilderError as exc:
+        aws = sys.modules.get("layer_builder.aws.clients")  # imported by whatever raised it
+        if aws is not None and isinstance(exc, aws.AwsCallError):
+            # A call outside publishing's own handling (function, a listing, a check before
+            # any write): the operation, the region and the cause (the endpoint URL for a
+            # connection that failed), one line.
+            return ui.fail(_aws_failure(exc), 2)
         ui.flush_json(error="unexpected error (see the traceback on stderr)", exit_code=1)
         raise
     except Exception as exc:
@@ -386,8 +386,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _aws_failure(exc: Any) -> str:
+    message = " ".join(str(exc).split())
+    if exc.code in ("EndpointConnectionError", "ConnectTimeoutError"):
+        import boto3
+
+        session = boto3.Session()
+        known = {
+            r
+            for partition in ("aws", "aws-cn", "aws-us-gov")
+            for r in session.get_available_regions("lambda", partition)
+        }
+        if known and exc.region not in known:
+            close = difflib.get_close_matches(exc.region, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "not a region botocore knows"
+            message += f" ({exc.region}: {hint})"
+    return message
+
+
+#: Commands that talk to AWS: their endpoint variables are checked before anything runs.
+_AWS_COMMANDS = ("publish", "release", "function", "craft", "yank", "unyank")
+
+
 def _dispatch(args: argparse.Namespace, ui: UI) -> int:
     from layer_builder.cli import build, extension, publish, registry
+
+    if args.command in _AWS_COMMANDS and not getattr(args, "sandbox", False):
+        from layer_builder.aws.clients import check_endpoint_env
+
+        check_endpoint_env()
 
     if args.command in _EXTRA_COMMANDS:
         import importlib
