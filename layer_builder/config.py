@@ -487,6 +487,25 @@ def _regions(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
     return regions
 
 
+def _publish_regions(r: _Reader, value: Any) -> tuple[str, ...] | None:
+    """``publish.regions``: 'all' (None) or a non-empty list of one partition's regions."""
+    if value == "all":
+        return None
+    if isinstance(value, str):
+        raise r.fail("publish.regions", f"{value!r}: give 'all' or a list of region names")
+    regions = _regions(r, value, "publish.regions")
+    if not regions:
+        raise r.fail("publish.regions", "lists no region; give 'all' or at least one region")
+    partitions = sorted({aws_facts.partition_of_region(reg) for reg in regions})
+    if len(partitions) > 1:
+        raise r.fail(
+            "publish.regions",
+            f"mixes partitions ({', '.join(partitions)}); one set of credentials publishes to "
+            "one partition: one config per partition",
+        )
+    return regions
+
+
 _PUBLISH = {
     "regions": False,
     "exclude_regions": False,
@@ -500,8 +519,7 @@ _PUBLISH = {
 
 def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
     d = r.mapping(value, "publish", _PUBLISH)
-    regions_value = d.get("regions", "all")
-    regions = None if regions_value == "all" else _regions(r, regions_value, "publish.regions")
+    regions = _publish_regions(r, d.get("regions", "all"))
     perm = _permission(r, d.get("permission") or {})
 
     def positive(key: str, default: T, typ: type | tuple[type, ...], what: str) -> T:

@@ -24,7 +24,13 @@ from layer_builder.cli.build import build_layers, build_table, phase_lines
 from layer_builder.cli.output import UI, failed_lines
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
-from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
+from layer_builder.errors import (
+    ArgumentError,
+    ArtifactError,
+    ConfigError,
+    Interrupted,
+    PublishIncomplete,
+)
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
 
 
@@ -237,7 +243,20 @@ def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[s
     from layer_builder.publish.regions import parse_regions_arg, resolve_target
 
     requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
-    return resolve_target(requested, cfg.publish.exclude_regions)
+    try:
+        return resolve_target(requested, cfg.publish.exclude_regions)
+    except ArgumentError as exc:
+        # The regions came from the config, not from a --regions flag: name the key given.
+        text = str(exc)
+        if regions_arg is None and text.startswith("--regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.regions", text[len("--regions: ") :]
+            ) from None
+        if text.startswith("exclude_regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.exclude_regions", text[len("exclude_regions: ") :]
+            ) from None
+        raise
 
 
 def cmd_publish(args: argparse.Namespace, ui: UI) -> int:

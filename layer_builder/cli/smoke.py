@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.cli.output import UI
-from layer_builder.errors import ArgumentError, SmokeTestFailed
+from layer_builder.errors import ArgumentError, ArtifactError, SmokeTestFailed
 
 #: Lambda's longest function timeout (15 minutes).
 _MAX_TIMEOUT_S = 900
@@ -195,7 +195,7 @@ def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
         if z.is_file():
             # A zip is an artifact from elsewhere: nothing reads its members (not even to
             # tell its architectures) before the checks that unpacking it is safe.
-            check_before_unpack(z)
+            _check_runtime(z, check_before_unpack(z), options.runtime)
         found = smoke_zip(z, options)
         if not found:
             # Only --arch can leave a zip with nothing to run; passing on nothing would
@@ -205,6 +205,23 @@ def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
             )
         reports.extend(found)
     return reports
+
+
+_RUNTIME_DIRS = {"python": "python", "node": "nodejs"}
+
+
+def _check_runtime(zip_path: Path, inspection: Any, wanted: str | None) -> None:
+    """The zip holds the directory of the runtime it is run with (named, or the one there)."""
+    roots = {e.name.split("/", 1)[0] for e in inspection.entries if "/" in e.name}
+    present = [r for r, d in _RUNTIME_DIRS.items() if d in roots]
+    if wanted is not None and wanted not in present:
+        has = ", ".join(_RUNTIME_DIRS[r] + "/" for r in present) or "neither python/ nor nodejs/"
+        raise ArgumentError(
+            f"--runtime {wanted}: {zip_path} has no {_RUNTIME_DIRS[wanted]}/ directory ({has})"
+        )
+    if wanted is None and not present:
+        what = "is empty" if not inspection.entries else "has neither python/ nor nodejs/"
+        raise ArtifactError(f"{zip_path}: {what} at its root; not a layer smoke can run")
 
 
 def _failure(reports: Sequence[Any]) -> str | None:

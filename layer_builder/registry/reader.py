@@ -375,6 +375,8 @@ class RegistryClient:
     def _unknown(self, canonical: str, index: Mapping[str, Any]) -> str:
         close = difflib.get_close_matches(canonical, index, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(index))}"
+        if not index:
+            hint = "it holds no released layer yet"
         if self._unreleased:
             hint += f" ({', '.join(d + '/' for d in self._unreleased)} has no {LATEST_FILE})"
         return f"no layer {canonical!r} in the registry; {hint}"
