@@ -50,6 +50,13 @@ _AWS_VARS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _output_as_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI=true (set by GitHub Actions) fits every output line to the width; tests that pin
+    whole lines must see the same output on every machine, and set CI themselves to test it."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the whole run, on 127.0.0.1 with an ephemeral port."""

@@ -172,7 +172,7 @@ def test_the_layers_processes_are_unprivileged_and_write_only_tmp(
     probe = (
         "#!/bin/sh\n"
         'echo "uid: $(grep ^Uid: /proc/self/status | cut -f2)"\n'
-        'echo "map: $(cat /proc/self/uid_map | tr -s \' \' | tr \'\\n\' \';\')"\n'
+        "echo \"map: $(cat /proc/self/uid_map | tr -s ' ' | tr '\\n' ';')\"\n"
         f"echo pwned > {outside}/pwned 2>/dev/null && echo wrote-outside\n"
         f"echo pwned > {home} 2>/dev/null && echo wrote-home\n"
         "echo pwned > /opt/pwned 2>/dev/null && echo wrote-opt\n"
