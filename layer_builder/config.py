@@ -296,7 +296,7 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 
 def _check_layer_name(name: str, path: Path, key: str) -> None:
-    if not aws_facts.LAYER_NAME_RE.match(name):
+    if not aws_facts.LAYER_NAME_RE.fullmatch(name):
         raise ConfigError(str(path), key, f"layer name {name!r} must match [a-zA-Z0-9-_]+")
     if len(name) > aws_facts.LAYER_NAME_MAX:
         raise ConfigError(
@@ -362,7 +362,7 @@ def load_config(path: str | Path) -> LayerConfig:
                 "each architecture needs its own layer (use {{ arch_suffix }} or {{ arch }})",
             )
     canonical = r.string(data["canonical"], "canonical")
-    if not _CANONICAL_RE.match(canonical):
+    if not _CANONICAL_RE.fullmatch(canonical):
         raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
     named = canonical.partition(":")[2]  # the <runtime> of aws-layer:<runtime>
     if named in ("python", "node") and named != family:
@@ -439,7 +439,7 @@ def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
         raise r.fail("sdk.path", "only used with sdk.source: path")
     package = r.string(d["package"], "sdk.package")
     pattern = _NPM_NAME_RE if family == "node" else _PYPI_NAME_RE
-    if not pattern.match(package):
+    if not pattern.fullmatch(package):
         raise r.fail(
             "sdk.package",
             f"{package!r} is not a package name (e.g. "
@@ -448,7 +448,7 @@ def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
         )
     version = r.template(d.get("version", "{{ version }}"), "sdk.version")
     sample = version.render(_SAMPLE_VERSION)
-    if not _SDK_VERSION_RE.match(sample):
+    if not _SDK_VERSION_RE.fullmatch(sample):
         raise r.fail("sdk.version", f"renders to {sample!r}, which is not a version")
     return SdkConfig(package=package, source=source, version=version, path=path)  # type: ignore[arg-type]
 
@@ -482,7 +482,7 @@ def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
 def _regions(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
     regions = r.string_list(value, key)
     for i, reg in enumerate(regions):
-        if not aws_facts.REGION_RE.match(reg):
+        if not aws_facts.REGION_RE.fullmatch(reg):
             raise r.fail(f"{key}[{i}]", f"{reg!r} is not a region name")
     return regions
 
@@ -562,7 +562,7 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
     principal = r.string(d.get("principal", "*"), f"{key}.principal")
     if (
         principal != "*"
-        and not aws_facts.ACCOUNT_ID_RE.match(principal)
+        and not aws_facts.ACCOUNT_ID_RE.fullmatch(principal)
         and not (principal.startswith("arn:") and principal.endswith(":root"))
     ):
         raise r.fail(
@@ -571,7 +571,7 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
     org = d.get("organization_id")
     if org is not None:
         org = r.string(org, f"{key}.organization_id")
-        if not aws_facts.ORGANIZATION_ID_RE.match(org):
+        if not aws_facts.ORGANIZATION_ID_RE.fullmatch(org):
             raise r.fail(
                 f"{key}.organization_id", f"{org!r} is not an organization id (o-xxxxxxxxxx)"
             )
@@ -579,7 +579,7 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
             raise r.fail(f"{key}.organization_id", "only allowed with principal '*'")
     accounts = r.string_list(d.get("accounts", []), f"{key}.accounts")
     for i, a in enumerate(accounts):
-        if not aws_facts.ACCOUNT_ID_RE.match(a):
+        if not aws_facts.ACCOUNT_ID_RE.fullmatch(a):
             raise r.fail(f"{key}.accounts[{i}]", f"{a!r} is not a 12-digit account id")
     if accounts and (org or principal != "*"):
         raise r.fail(

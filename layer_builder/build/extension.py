@@ -141,10 +141,10 @@ def load_manifest(path: Path) -> ExtensionManifest:
     top = _mapping(raw, "", fail)
     _check_keys(top, "", fail)
     name = _string(top, "name", fail)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise fail("name", f"{name!r} is not a file name (letters, digits, '.', '_', '-')")
     version = _string(top, "version", fail)
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise fail("version", f"{version!r} is not {_VERSION_HINT}")
     allow_http = top.get("allow_http", False)
     if not isinstance(allow_http, bool):
@@ -439,7 +439,7 @@ def pin(
     """Download every architecture's binary for ``version`` (default: the registry's latest,
     or the manifest's version with a URL template), check it, and rewrite the manifest's
     ``version`` and sha256 pins. Returns ``{arch: sha256}``."""
-    if version is not None and not _VERSION_RE.match(version):
+    if version is not None and not _VERSION_RE.fullmatch(version):
         raise ArgumentError(f"--version: {version!r} is not {_VERSION_HINT}")
     manifest = load_manifest(manifest_path)
     if version is None:
@@ -448,7 +448,7 @@ def pin(
             where = display_url(_registry_url(manifest, "latest"))
             if not isinstance(latest, str):
                 raise DownloadError(f"{where}: no version in the registry document")
-            if not _VERSION_RE.match(latest):
+            if not _VERSION_RE.fullmatch(latest):
                 raise DownloadError(f"{where}: version {latest[:70]!r} is not {_VERSION_HINT}")
             version = latest
         else:

@@ -30,6 +30,6 @@ def path_arg(text: str) -> str:
 def region_name(text: str) -> str:
     """A region name's shape (``eu-west-1``), checked before any registry or AWS is read: a
     typo would otherwise read as "no layer in region ..." or a connection error."""
-    if not REGION_RE.match(text):
+    if not REGION_RE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an AWS region name (like eu-west-1)")
     return text

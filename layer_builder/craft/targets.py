@@ -174,7 +174,7 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
 
 
 def _check_name(name: str, fail: Fail) -> None:
-    if not aws_facts.LAYER_NAME_RE.match(name) or len(name) > aws_facts.LAYER_NAME_MAX:
+    if not aws_facts.LAYER_NAME_RE.fullmatch(name) or len(name) > aws_facts.LAYER_NAME_MAX:
         raise fail(
             f"renders to {name!r}; a layer name is 1-{aws_facts.LAYER_NAME_MAX} "
             "characters of [a-zA-Z0-9-_]"
