@@ -8,9 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput
+from conftest import BadInput, write_layer
 from smoke_layers import make_layer
 from test_bad_input_config import VALID
+
+from layer_builder.config import LayerConfig
+from layer_builder.model import ReleaseVersion
 
 Argv = Callable[[Path], list[str]]
 
@@ -219,3 +222,19 @@ def test_the_pinned_manifest_is_untouched_by_a_bad_version(tmp_path: Path) -> No
     # extension pin's bad --version cases above run on the repository's manifest.
     relay = Path(__file__).parents[1] / "extensions/relay.yml"
     assert 'version: "25.1.0"' in relay.read_text()
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling"])
+def test_publish_registry_that_leads_nowhere(
+    kind: str,
+    tmp_path: Path,
+    bad_input: BadInput,
+    no_aws_env: None,
+    make_config: Callable[..., LayerConfig],
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    write_layer(tmp_path / "dist", cfg, ReleaseVersion.parse("1.0.0"), "x86_64")
+    registry = _loop(tmp_path) if kind == "loop" else _dangling(tmp_path)
+    argv = ["publish", str(cfg.path), "--version", "1.0.0", "--dist", str(tmp_path / "dist")]
+    says = "symlink loop" if kind == "loop" else "dangling symlink"
+    bad_input([*argv, "--registry", registry, "--dry-run"], f"--registry {registry}", says)

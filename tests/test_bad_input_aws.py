@@ -4,12 +4,17 @@ written. The endpoint variables are checked before any config, zip or registry i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput
+from conftest import BadInput, write_layer
 from registry_docs import document, write_version
+from smoke_layers import make_layer
 from test_bad_input_config import VALID
+
+from layer_builder.config import LayerConfig
+from layer_builder.model import ReleaseVersion
 
 ARN = "arn:aws:lambda:eu-west-1:943013980633:layer:SentryPythonServerlessSDK:12"
 
@@ -93,3 +98,38 @@ def test_a_region_typo_is_named_with_the_region_it_meant(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     bad_input(_function("status", "eu-wset-1")(tmp_path), "eu-wset-1", "did you mean 'eu-west-1'")
+
+
+@pytest.mark.parametrize("regions", ["us-east-1", "all"])
+def test_publish_with_nothing_listening_is_one_line_and_publishes_nothing(
+    regions: str,
+    tmp_path: Path,
+    fake_credentials: None,
+    bad_input: BadInput,
+    make_config: Callable[..., LayerConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    version = ReleaseVersion.parse("1.0.0")
+    write_layer(tmp_path / "dist", cfg, version, "x86_64")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    argv = ["publish", str(cfg.path), "--version", "1.0.0", "--dist", str(tmp_path / "dist")]
+    argv += ["--regions", regions, "--registry", str(tmp_path / "registry")]
+    bad_input(argv, "http://127.0.0.1:9")
+
+
+def test_craft_publish_with_nothing_listening_is_one_line(
+    tmp_path: Path, fake_credentials: None, bad_input: BadInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_bad_input_documents import CRAFT
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    make_layer(dist / "layer-1.zip")
+    craft_config = tmp_path / ".craft.yml"
+    craft_config.write_text(CRAFT)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    argv = ["craft", "publish", "--config", str(craft_config), "--version", "1.0.0"]
+    argv += ["--artifacts", str(dist), "--regions", "us-east-1"]
+    argv += ["--registry", str(tmp_path / "registry")]
+    bad_input(argv, "http://127.0.0.1:9")

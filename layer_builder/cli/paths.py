@@ -58,6 +58,17 @@ def _link_problem(path: Path) -> str | None:
     return None
 
 
+def check_not_a_broken_link(path: Path, arg: str) -> None:
+    """``path`` (or the nearest part of it that exists) is no symlink loop or dangling link;
+    else :class:`ArgumentError` for ``arg``. For a directory read later (a dry run's registry),
+    where resolving the path would fail with a ``RuntimeError`` instead of a clear line."""
+    existing, below = _first_existing(path.absolute())
+    problem = _link_problem(existing)
+    if problem is not None:
+        shown = "" if below is None else f"{existing} "
+        raise ArgumentError(f"{arg} {path}: {shown}{problem}")
+
+
 def check_output_dir(path: Path, arg: str) -> None:
     """``path`` is, or can become, a writable directory; else :class:`ArgumentError` for ``arg``.
 

@@ -22,7 +22,7 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table, phase_lines
 from layer_builder.cli.output import UI, failed_lines
-from layer_builder.cli.paths import check_input_dir, check_output_dir
+from layer_builder.cli.paths import check_input_dir, check_not_a_broken_link, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import (
     ArgumentError,
@@ -264,6 +264,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
+    check_not_a_broken_link(Path(args.registry or "registry"), "--registry")
     built = _load_built(cfg, version, archs, Path(args.dist), args)
     target = resolve_publish_target(cfg, args.regions)
     return publish_and_register(
@@ -296,6 +297,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    check_not_a_broken_link(registry_dir, "--registry")
     if not args.dry_run:
         # A registry that cannot be written should cost seconds, not a build and a smoke test;
         # publish_and_register checks it again, under the lock, before any AWS write.
