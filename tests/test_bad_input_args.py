@@ -29,6 +29,10 @@ def _build(version: str, *more: str) -> Argv:
     return lambda tmp: ["build", _config(tmp), "--version", version, *more]
 
 
+def _publish(*more: str) -> Argv:
+    return lambda tmp: ["publish", _config(tmp), "--version", "2.75.0", *more]
+
+
 def _loop(tmp: Path) -> str:
     loop = tmp / "loop"
     if not os.path.lexists(loop):
@@ -87,7 +91,7 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
     "build config empty": (lambda t: ["build", "", "--version", "2.75.0"], ("CONFIG",)),
     "build --arch unknown": (_build("2.75.0", "--arch", "riscv"), ("--arch", "riscv")),
     "publish --dist empty": (
-        lambda t: ["publish", _config(t), "--version", "2.75.0", "--dist", ""],
+        _publish("--dist", ""),
         ("--dist", "must not be empty"),
     ),
     "publish --dist symlink loop": (
@@ -99,19 +103,19 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("--dist", "dangling symlink"),
     ),
     "publish --registry empty": (
-        lambda t: ["publish", _config(t), "--version", "2.75.0", "--registry", ""],
+        _publish("--registry", ""),
         ("--registry", "must not be empty"),
     ),
     "publish --workers 0": (
-        lambda t: ["publish", _config(t), "--version", "2.75.0", "--workers", "0"],
+        _publish("--workers", "0"),
         ("--workers", "at least 1"),
     ),
     "publish --workers -5": (
-        lambda t: ["publish", _config(t), "--version", "2.75.0", "--workers", "-5"],
+        _publish("--workers", "-5"),
         ("--workers", "at least 1"),
     ),
     "publish --workers a word": (
-        lambda t: ["publish", _config(t), "--version", "2.75.0", "--workers", "many"],
+        _publish("--workers", "many"),
         ("--workers", "'many'"),
     ),
     "publish --version with a newline": (
