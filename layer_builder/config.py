@@ -40,8 +40,30 @@ SdkSource = Literal["pypi", "path", "npm"]
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
 _SAMPLE_VERSION = ReleaseVersion.parse("10.20.30")
 
+#: What a template may build: far more than a layer name or a description needs.
+_MAX_TEMPLATE_ITEMS = 10_000
+
+
+class _TemplateEnvironment(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja2's sandbox (no reaching into Python objects, bounded ``range``), with ``*`` and
+    ``**`` bounded too: ``'x' * 10**10`` or ``9 ** 9 ** 9`` in a config would otherwise take
+    the memory or the CPU instead of being an error naming the key."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise jinja2.sandbox.SecurityError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                repeated = isinstance(seq, (str, list, tuple)) and isinstance(n, int)
+                if repeated and len(seq) * n > _MAX_TEMPLATE_ITEMS:
+                    raise jinja2.sandbox.SecurityError("repeats to more than 10,000 items")
+        return super().call_binop(context, operator, left, right)
+
+
 #: Sandboxed: a template is data from a file, and may not reach into Python objects.
-_env = jinja2.sandbox.SandboxedEnvironment(
+_env = _TemplateEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
 #: Lambda's limits on PublishLayerVersion's LicenseInfo and Description.
@@ -54,6 +76,10 @@ _PYPI_NAME_RE = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._, -]+\])?$"
 )
 _NPM_NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+#: AddLayerVersionPermission's StatementId.
+_STATEMENT_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,100}")
+#: A registry directory name (``python``, ``node``).
+_RUNTIME_DIR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: What a rendered sdk.version may hold: a version, not pip or npm syntax.
 _SDK_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
 
@@ -77,7 +103,13 @@ class Template:
         variables.update(extra)
         try:
             return _env.from_string(self.source).render(variables).strip()
-        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+        except (
+            jinja2.TemplateError,
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            RecursionError,
+        ) as exc:
             # e.g. {{ version.major }} (a string has no major) or {{ major // 0 }}
             raise ConfigError(
                 self.path, self.key or None, f"template {self.source!r} fails: {exc}"
@@ -517,6 +549,11 @@ _PUBLISH = {
 }
 
 
+#: Upper bounds: a thread per region and layer is plenty (about 35 regions today), a day is
+#: longer than any region takes, and more attempts than this only hammer a failing API.
+_PUBLISH_MAX = {"max_workers": 1024, "region_timeout": 86_400, "attempts": 20}
+
+
 def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
     d = r.mapping(value, "publish", _PUBLISH)
     regions = _publish_regions(r, d.get("regions", "all"))
@@ -526,6 +563,8 @@ def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
         v: Any = r.typed(d.get(key, default), f"publish.{key}", typ, what)
         if v <= 0:
             raise r.fail(f"publish.{key}", "must be greater than 0")
+        if v > _PUBLISH_MAX[key]:
+            raise r.fail(f"publish.{key}", f"{v} is more than {_PUBLISH_MAX[key]:,}")
         return v  # type: ignore[no-any-return]
 
     bucket = (
@@ -586,6 +625,11 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
             f"{key}.accounts", "use either accounts, or principal/organization_id, not both"
         )
     statement = r.string(d.get("statement_id", "public"), f"{key}.statement_id")
+    if not _STATEMENT_ID_RE.fullmatch(statement):
+        raise r.fail(
+            f"{key}.statement_id",
+            f"{statement[:40]!r} is not 1-100 of [a-zA-Z0-9-_] (Lambda's rule)",
+        )
     return PermissionConfig(principal, statement, org, accounts)
 
 
@@ -594,7 +638,7 @@ def _registry(r: _Reader, value: Any) -> RegistryConfig:
         value, "registry", {"runtime_dir": True, "link_prereleases": False, "base": False}
     )
     runtime_dir = r.string(d["runtime_dir"], "registry.runtime_dir")
-    if "/" in runtime_dir or runtime_dir.startswith("."):
+    if not _RUNTIME_DIR_RE.fullmatch(runtime_dir):
         raise r.fail("registry.runtime_dir", "must be a single directory name")
     link = r.typed(
         d.get("link_prereleases", False), "registry.link_prereleases", bool, "true or false"

@@ -105,6 +105,38 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         _sub("Sentry Python SDK {{ version }}", "{{ version.__class__.__mro__ }}"),
         ("description:", "unsafe"),
     ),
+    "template repeating a string 10**10 times": (
+        _sub("Sentry Python SDK {{ version }}", "{{ 'x' * 10**10 }}"),
+        ("description:", "more than 10,000 items"),
+    ),
+    "template with a huge exponent": (
+        _sub("Sentry Python SDK {{ version }}", "{{ 2 ** 100000 }}"),
+        ("description:", "exponent"),
+    ),
+    "template recursing": (
+        _sub("Sentry Python SDK {{ version }}", "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"),
+        ("description:", "recursion"),
+    ),
+    "template counting to a billion": (
+        _sub("Sentry Python SDK {{ version }}", "{% for i in range(10**9) %}x{% endfor %}"),
+        ("description:", "fails"),
+    ),
+    "max_workers huge": (
+        _sub("max_workers: 64", "max_workers: 99999999999999999999"),
+        ("publish.max_workers:", "1,024"),
+    ),
+    "region_timeout over a day": (
+        _sub("region_timeout: 600", "region_timeout: 1000000"),
+        ("publish.region_timeout:",),
+    ),
+    "statement_id with a space": (
+        _sub("  max_workers: 64\n", "  max_workers: 64\n  permission: {statement_id: 'a b'}\n"),
+        ("publish.permission.statement_id:",),
+    ),
+    "runtime_dir with a NUL": (
+        _sub("runtime_dir: python", 'runtime_dir: "py\\0thon"'),
+        ("registry.runtime_dir:",),
+    ),
     "template syntax error": (
         _sub("Sentry Python SDK {{ version }}", "SDK {{ version"),
         ("description:", "bad template"),
