@@ -111,3 +111,35 @@ def test_craft_configs_may_use_anchors(tmp_path: Path, capsys: pytest.CaptureFix
     text = CRAFT.replace("    license: MIT\n", "    license: &lic MIT\n") + "x: *lic\n"
     (target,) = load_craft_config(_craft(tmp_path, text))
     assert target.license == "MIT"
+
+
+CRAFT_CASES = {
+    "a license over 512": (
+        CRAFT.replace("license: MIT", "license: " + "x" * 513),
+        "targets[1].license: is 513 characters",
+    ),
+    "a runtime name with a slash": (
+        CRAFT.replace("- name: python", "- name: '../x'"),
+        "targets[1].compatibleRuntimes[0].name:",
+    ),
+    "a runtime name with a NUL": (
+        CRAFT.replace("- name: python", '- name: "py\\0"'),
+        "targets[1].compatibleRuntimes[0].name:",
+    ),
+    "an invalid includeNames": (
+        CRAFT.replace("/^layer-.*\\.zip$/", "/(/"),
+        "targets[1].includeNames:",
+    ),
+    "a layerName placeholder craft does not know": (
+        CRAFT.replace("layerName: TestLayer", "layerName: 'L{{{foo}}}'"),
+        "targets[1].layerName:",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFT_CASES))
+def test_craft_target_fields(case: str, tmp_path: Path, bad_input: BadInput) -> None:
+    text, says = CRAFT_CASES[case]
+    path = _craft(tmp_path, text)
+    argv = ["craft", "check", "--config", str(path), "--version", "1.0.0"]
+    bad_input([*argv, "--artifacts", str(tmp_path / "dist")], str(path), says)
