@@ -111,8 +111,10 @@ def test_a_bad_registry_directory(
 
 
 URLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "an unclosed IPv6 address": ("https://[::1/?token=s3cr3t", ("--registry https://[::1/",)),
+    "an unclosed IPv6 address": ("https://[::1/?token=s3cr3t", ("https://[::1/", "not a valid URL")),
     "a port out of range": ("https://registry.example:99999/?token=s3cr3t", ("not a valid URL",)),
+    "no host": ("https:///?token=s3cr3t", ("not a valid URL (no host)",)),
+    "a port but no host": ("https://:0/?token=s3cr3t", ("not a valid URL (no host)",)),
     "plain http": ("http://registry.example/?token=s3cr3t", ("plain http://",)),
     "ftp": ("ftp://registry.example/?token=s3cr3t", ("unsupported URL scheme 'ftp'",)),
     "user info": ("ftp://user:s3cr3t@registry.example/", ("registry.example",)),

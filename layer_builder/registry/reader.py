@@ -218,13 +218,16 @@ def check_registry_url(url: str, *, allow_http: bool) -> None:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. https://[::1/ (an unclosed IPv6 address)
         shown = re.sub(r"//[^/@]*@", "//", url.split("?", 1)[0].split("#", 1)[0])
-        raise RegistryError(f"--registry {shown}: not a valid URL ({exc})") from None
+        raise RegistryError(f"{shown}: not a valid URL ({exc})") from None
     try:
         parts.port  # noqa: B018 -- raises for a port out of range, as display_url would
     except ValueError as exc:
         shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         raise RegistryError(f"{shown}: not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise RegistryError(f"{shown}: not a valid URL (no host)")
     if scheme == "https" or (scheme == "http" and (allow_http or is_loopback_url(url))):
         return
     if scheme == "http":
