@@ -193,6 +193,8 @@ class BuildManifest:
             ) from None
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{path}: unreadable build manifest: {exc}") from None
+        except RecursionError:  # JSON nested thousands deep: no manifest looks like that
+            raise ArtifactError(f"{path}: unreadable build manifest: nested too deeply") from None
         if not isinstance(data, dict):
             raise ArtifactError(f"{path}: not a layer-builder build manifest")
         return cls.from_dict(data, source=str(path))

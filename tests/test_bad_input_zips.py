@@ -128,7 +128,22 @@ SMOKE_ONLY: dict[str, tuple[Callable[[Path], Path], str]] = {
     "an unsafe name": (_members(("python/../../x.py", FILE)), "unsafe member names"),
     "an absolute name": (_members(("/etc/cron.d/x", FILE)), "unsafe member names"),
     "a device": (_members(("python/tty", stat.S_IFCHR | 0o666)), "devices"),
+    "2,000 directories deep": (
+        _members(("python/" + "d/" * 2000 + "x.py", FILE)),
+        "nested deeper than 100 directories",
+    ),
+    "a file, then a member under it": (
+        _members(("python/a", FILE), ("python/a/b.py", FILE)),
+        "python/a/: cannot unpack (Not a directory)",
+    ),
 }
+
+
+def test_a_build_manifest_nested_100000_deep(tmp_path: Path, bad_input: BadInput) -> None:
+    z = make_layer(tmp_path / "layer.zip")
+    manifest = tmp_path / "layer.zip.json"
+    manifest.write_text("[" * 100_000 + "]" * 100_000)
+    bad_input(["verify", str(z)], str(manifest), "nested too deeply")
 
 
 @pytest.mark.parametrize("command", ["verify", "smoke"])

@@ -23,6 +23,10 @@ from layer_builder.aws.facts import MAX_UNZIPPED_BYTES
 from layer_builder.build.zipper import _LOCAL, _LOCAL_SIG
 from layer_builder.errors import ArtifactError
 
+#: Directory levels and bytes a member name may have: a Node layer's deepest paths have about
+#: 15 levels; Linux's PATH_MAX (4096) bounds /opt/ + the name.
+MAX_MEMBER_DEPTH = 100
+MAX_MEMBER_PATH = 4000
 #: A symlink member's target is read only up to this length (a path, not data).
 _MAX_LINK_TARGET = 4096
 
@@ -114,6 +118,17 @@ class ZipInspection:
         escaping = link_escapes(self.links, [e.name for e in self.entries])
         if escaping:
             found.append(f"symlinks leaving the layer or followed by members: {_shown(escaping)}")
+        deep = [
+            e.name
+            for e in self.entries
+            if e.name.count("/") > MAX_MEMBER_DEPTH or len(e.name.encode()) > MAX_MEMBER_PATH
+        ]
+        if deep:
+            found.append(
+                f"members nested deeper than {MAX_MEMBER_DEPTH} directories or longer than "
+                f"{MAX_MEMBER_PATH:,} bytes (no layer needs that; /opt/ + it must fit "
+                f"Linux's PATH_MAX): {_shown([d[:60] + '...' for d in deep])}"
+            )
         odd = [e.name for e in self.entries if _odd_mode(e.mode)]
         if odd:
             found.append(f"members that are devices, pipes or set-id files: {_shown(odd)}")

@@ -115,15 +115,22 @@ def _open_dir(dirs: dict[str, int], parts: list[str], zip_path: Path) -> int:
     key = "/".join(parts)
     if key in dirs:
         return dirs[key]
-    parent = _open_dir(dirs, parts[:-1], zip_path)
-    with contextlib.suppress(FileExistsError):  # a file there: the open below says so
-        os.mkdir(parts[-1], 0o755, dir_fd=parent)
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-    fd: int = _at(zip_path, key + "/", os.open, parts[-1], flags, dir_fd=parent)
-    if len(dirs) > 256:  # a Node layer has thousands of directories: keep few open
-        for k in [k for k in dirs if k and not key.startswith(k + "/")]:
-            os.close(dirs.pop(k))
-    dirs[key] = fd
+    # The deepest directory already open, then down from there (no recursion: a zip may
+    # nest thousands of directories).
+    depth = len(parts)
+    while depth > 0 and "/".join(parts[:depth]) not in dirs:
+        depth -= 1
+    fd = dirs["/".join(parts[:depth])]
+    for i in range(depth, len(parts)):
+        with contextlib.suppress(FileExistsError):  # a file there: the open below says so
+            os.mkdir(parts[i], 0o755, dir_fd=fd)
+        sub = "/".join(parts[: i + 1])
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        fd = _at(zip_path, sub + "/", os.open, parts[i], flags, dir_fd=fd)
+        if len(dirs) > 256:  # a Node layer has thousands of directories: keep few open
+            for k in [k for k in dirs if k and not sub.startswith(k + "/")]:
+                os.close(dirs.pop(k))
+        dirs[sub] = fd
     return fd
 
 

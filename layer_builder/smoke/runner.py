@@ -68,7 +68,7 @@ def zip_architectures(zip_path: Path) -> list[str]:
             data = json.loads(manifest.read_text())
             archs = data.get("architectures") or [data["architecture"]]
             return sorted({str(a) for a in archs}, key=lambda a: a != "x86_64")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             log.debug("%s: no architecture in the manifest; looking at the ELF files", manifest)
     by_machine = {m: a for a, m in ELF_MACHINE.items()}
     found: set[str] = set()
