@@ -111,7 +111,10 @@ def test_a_bad_registry_directory(
 
 
 URLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "an unclosed IPv6 address": ("https://[::1/?token=s3cr3t", ("https://[::1/", "not a valid URL")),
+    "an unclosed IPv6 address": (
+        "https://[::1/?token=s3cr3t",
+        ("https://[::1/", "not a valid URL"),
+    ),
     "a port out of range": ("https://registry.example:99999/?token=s3cr3t", ("not a valid URL",)),
     "no host": ("https:///?token=s3cr3t", ("not a valid URL (no host)",)),
     "a port but no host": ("https://:0/?token=s3cr3t", ("not a valid URL (no host)",)),
