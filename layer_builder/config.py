@@ -53,12 +53,12 @@ class _TemplateEnvironment(jinja2.sandbox.SandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise jinja2.sandbox.SecurityError(f"exponent {right} is too large")
+            raise jinja2.exceptions.SecurityError(f"exponent {right} is too large")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 repeated = isinstance(seq, (str, list, tuple)) and isinstance(n, int)
                 if repeated and len(seq) * n > _MAX_TEMPLATE_ITEMS:
-                    raise jinja2.sandbox.SecurityError("repeats to more than 10,000 items")
+                    raise jinja2.exceptions.SecurityError("repeats to more than 10,000 items")
         return super().call_binop(context, operator, left, right)
 
 

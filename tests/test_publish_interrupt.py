@@ -22,7 +22,9 @@ from layer_builder.config import LayerConfig
 from layer_builder.publish import resolve_regions
 
 
-def _publish(cfg: LayerConfig, dist: Path, registry: Path, endpoint: str) -> subprocess.Popen[str]:
+def _publish(
+    cfg: LayerConfig, dist: Path, registry: Path, endpoint: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "layer_builder", "publish", str(cfg.path), "--version", NEW.text,
          "--dist", str(dist), "--registry", str(registry), "--regions", "all", "--workers", "2",
