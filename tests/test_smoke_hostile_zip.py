@@ -199,3 +199,22 @@ def test_the_layers_processes_are_unprivileged_and_write_only_tmp(
     assert "wrote-outside" not in log and "wrote-home" not in log and "wrote-opt" not in log
     assert list(outside.iterdir()) == [] and not home.exists()
     assert not Path("/tmp/ok").exists() or Path("/tmp/ok").read_text() != "ok\n"
+
+
+def test_a_dropped_connection_is_logged_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    # A layer's process that drops its connection mid-request (killed at shutdown, or
+    # hostile) made the stdlib server print a 19-line traceback before the run's error line.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from layer_builder.smoke.api import LoopbackServer
+
+    for cls, printed in ((ThreadingHTTPServer, True), (LoopbackServer, False)):
+        server = cls(("127.0.0.1", 0), BaseHTTPRequestHandler)
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError:
+            server.handle_error(None, ("127.0.0.1", 1))
+        finally:
+            server.server_close()
+        err = capsys.readouterr().err
+        assert ("Traceback" in err) is printed, (cls, err)
