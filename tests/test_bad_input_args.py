@@ -160,6 +160,18 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("--invocations",),
     ),
     "smoke --event not JSON": (lambda t: ["smoke", _zip(t), "--event", "{x"], ("--event",)),
+    "smoke --event from /dev/zero": (
+        lambda t: ["smoke", _zip(t), "--event", "@/dev/zero"],
+        ("--event", "/dev/zero", "6,291,456-byte"),
+    ),
+    "smoke --event nested 100,000 deep": (
+        lambda t: ["smoke", _zip(t), "--event", "[" * 100_000 + "]" * 100_000],
+        ("--event", "nested too deeply"),
+    ),
+    "smoke --event from a directory": (
+        lambda t: ["smoke", _zip(t), "--event", f"@{t}"],
+        ("--event", "cannot read"),
+    ),
     "smoke --runtime node on a Python layer": (
         lambda t: ["smoke", _zip(t), "--runtime", "node"],
         ("--runtime node", "layer.zip", "no nodejs/"),

@@ -20,6 +20,8 @@ from layer_builder.errors import ArgumentError, ArtifactError, SmokeTestFailed
 
 #: Lambda's longest function timeout (15 minutes).
 _MAX_TIMEOUT_S = 900
+#: Lambda's limit on a synchronous invocation's payload (6 MB).
+_MAX_EVENT_BYTES = 6 * 1024 * 1024
 
 
 def add_parser(sub: Any, common: Callable[..., None]) -> None:
@@ -98,13 +100,24 @@ def _event(text: str | None) -> bytes | None:
         return None
     if text.startswith("@"):
         try:
-            text = Path(text[1:]).read_text()
+            with open(text[1:], "rb") as f:  # at most Lambda's limit: /dev/zero is a file too
+                data = f.read(_MAX_EVENT_BYTES + 1)
         except OSError as exc:
             raise ArgumentError(f"--event: cannot read {text[1:]}: {exc.strerror}") from None
+        if len(data) > _MAX_EVENT_BYTES:
+            raise ArgumentError(
+                f"--event: {text[1:]} is over Lambda's {_MAX_EVENT_BYTES:,}-byte event limit"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArgumentError(f"--event: {text[1:]} is not UTF-8 text: {exc}") from None
     try:
         json.loads(text)
     except ValueError as exc:
         raise ArgumentError(f"--event: not a JSON document: {exc}") from None
+    except RecursionError:
+        raise ArgumentError("--event: not a JSON document: nested too deeply") from None
     return text.encode()
 
 
