@@ -21,6 +21,8 @@ from layer_builder.errors import ConfigError
 
 #: Deeper than any config needs, far below Python's recursion limit.
 MAX_DEPTH = 64
+#: Larger than any config, manifest or .craft.yml (a few kB each).
+MAX_BYTES = 1024 * 1024
 
 
 class _Refused(yaml.YAMLError):
@@ -93,7 +95,11 @@ def parse_yaml(text: str, where: str, *, aliases: bool = False) -> Any:
 def read_yaml(path: Path, what: str = "file", *, aliases: bool = False) -> Any:
     """Read and parse the YAML file ``path``; every failure is one :class:`ConfigError`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:  # bounded: /dev/zero or a huge file is not a config
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigError(str(path), None, f"over {MAX_BYTES:,} bytes; not a {what}")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), None, f"{what} not found") from None
     except OSError as exc:

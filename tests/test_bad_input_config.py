@@ -231,3 +231,8 @@ def test_a_config_that_is_a_directory_or_missing(tmp_path: Path, bad_input: BadI
     bad_input(["build", str(tmp_path), "--version", "2.75.0"], str(tmp_path), "cannot read")
     missing = tmp_path / "nope.yml"
     bad_input(["build", str(missing), "--version", "2.75.0"], str(missing), "not found")
+
+
+def test_a_config_without_end(tmp_path: Path, bad_input: BadInput) -> None:
+    # /dev/zero is a readable file: reading it whole would take the memory.
+    bad_input(["build", "/dev/zero", "--version", "2.75.0"], "/dev/zero", "over 1,048,576 bytes")

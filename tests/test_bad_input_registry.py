@@ -156,3 +156,20 @@ def test_an_http_index_deeper_than_documents_are(
         deep = [deep]
     (root / "index.json").write_text(json.dumps({"aws-layer:python": deep}))
     bad_input(["registry", "show", "--registry", f"{base}/index.json"], "nested deeper than 32")
+
+
+def test_an_http_index_without_end_is_cut_off(
+    static_server: tuple[str, Path], bad_input: BadInput
+) -> None:
+    base, root = static_server
+    with open(root / "index.json", "wb") as f:
+        f.truncate(33 * 1024 * 1024)  # more than any index; read no further than the limit
+    bad_input(["registry", "show", "--registry", f"{base}/index.json"], "over 33,554,432 bytes")
+
+
+def test_a_huge_version_document(tmp_path: Path, bad_input: BadInput) -> None:
+    root = _registry(tmp_path)
+    doc = root / "aws-lambda-layers/python/2.75.0.json"
+    with open(doc, "r+b") as f:
+        f.truncate(5 * 1024 * 1024)
+    bad_input(["registry", "show", "--registry", str(root)], str(doc), "over 4,194,304 bytes")

@@ -79,6 +79,11 @@ def schema_error(doc: object, schema_name: str = VERSION_SCHEMA) -> str | None:
     return f"{errors[0].json_path}: {errors[0].message}" if errors else None
 
 
+#: Far more than the index of every layer there is (each document is a few kB); a server
+#: answering without end is cut off here.
+MAX_INDEX_BYTES = 32 * 1024 * 1024
+#: A version document on disk is at most this (same reason).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 #: Deeper than any registry document is (about 5 levels), far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
 
@@ -115,7 +120,11 @@ def loads_json(text: str | bytes, where: str) -> object:
 def read_json_mapping(path: Path) -> Document:
     """A registry file's JSON object; RegistryError naming the file if it is anything else."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise RegistryError(f"{path}: over {MAX_DOCUMENT_BYTES:,} bytes; not a registry file")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RegistryError(f"{path}: not found") from None
     except OSError as exc:
@@ -423,8 +432,20 @@ class RegistryClient:
                 raise RegistryError(
                     f"{shown}: HTTP {response.status_code} fetching the registry index"
                 )
+            body = bytearray()
             try:
-                data = response.json()
+                for chunk in response.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > MAX_INDEX_BYTES:
+                        raise RegistryError(
+                            f"{shown}: the registry index is over {MAX_INDEX_BYTES:,} bytes"
+                        )
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"{shown}: cannot fetch the registry index: {error_reason(exc, url)}"
+                ) from None
+            try:
+                data = json.loads(bytes(body))
             except RecursionError:
                 raise RegistryError(f"{shown}: the registry index is nested too deeply") from None
             except ValueError:
@@ -445,7 +466,9 @@ class RegistryClient:
         assert self._session is not None
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+                response = self._session.get(
+                    url, timeout=self._timeout, allow_redirects=False, stream=True
+                )
             except requests.RequestException as exc:
                 raise RegistryError(
                     f"{display_url(url)}: cannot fetch the registry index: {error_reason(exc, url)}"
