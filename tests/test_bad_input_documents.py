@@ -76,6 +76,18 @@ MANIFEST_CASES = {
         "version: '25.1.0 beta' is not a version",
     ),
     "an empty manifest's key": ("", "is empty; an extension manifest is a mapping"),
+    "a registry URL with an unclosed [": (
+        RELAY.replace("https://release-registry.services.sentry.io", "https://[::1"),
+        "https://[::1/apps/relay/latest: not a valid URL",
+    ),
+    "a registry URL with port 99999": (
+        RELAY.replace("https://release-registry.services.sentry.io", "https://h:99999"),
+        "not a valid URL (Port out of range",
+    ),
+    "a registry URL without a host": (
+        RELAY.replace("https://release-registry.services.sentry.io", "https://"),
+        "not a valid URL (no host)",
+    ),
 }
 
 
@@ -83,7 +95,9 @@ MANIFEST_CASES = {
 def test_manifest_versions_are_checked(case: str, tmp_path: Path, bad_input: BadInput) -> None:
     text, says = MANIFEST_CASES[case]
     path = _manifest(tmp_path, text)
-    bad_input(["extension", "pin", str(path)], str(path), says)
+    # A URL from the manifest is named as given; every other error names the manifest too.
+    names = (says,) if "URL" in case else (str(path), says)
+    bad_input(["extension", "pin", str(path)], *names)
 
 
 @pytest.mark.parametrize("command", ["check", "publish"])
