@@ -88,6 +88,26 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         lambda t: _build("2.75.0", "--out", _file(t) + "/dist")(t),
         ("--out", "is a file"),
     ),
+    "build --extension-file empty": (
+        _build("2.75.0", "--extension-file", ""),
+        ("--extension-file", "no path given"),
+    ),
+    "build --extension-file ARCH= only": (
+        _build("2.75.0", "--extension-file", "x86_64="),
+        ("--extension-file x86_64=", "no path given"),
+    ),
+    "build --extension-file a device": (
+        _build("2.75.0", "--extension-file", "x86_64=/dev/zero"),
+        ("--extension-file x86_64=/dev/zero", "not a regular file"),
+    ),
+    "build --extension-file a symlink loop": (
+        lambda t: _build("2.75.0", "--extension-file", _loop(t))(t),
+        ("--extension-file", "symlink loop"),
+    ),
+    "build --extension-file an unknown machine": (
+        _build("2.75.0", "--extension-file", "sparc=/bin/sh"),
+        ("--extension-file sparc=/bin/sh", "unknown architecture 'sparc'"),
+    ),
     "build config empty": (lambda t: ["build", "", "--version", "2.75.0"], ("CONFIG",)),
     "build --arch unknown": (_build("2.75.0", "--arch", "riscv"), ("--arch", "riscv")),
     "publish --dist empty": (

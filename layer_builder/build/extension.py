@@ -11,6 +11,7 @@ assembler writes. :func:`pin` refreshes a manifest's version and pins.
 from __future__ import annotations
 
 import difflib
+import errno
 import logging
 import os
 import re
@@ -128,6 +129,20 @@ class ResolvedBinary:
 
 
 # --- manifest ---------------------------------------------------------------------------
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` (which is not a regular file) cannot be an extension binary."""
+    if path.is_dir():
+        return "is a directory, not a file"
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            return "is a symlink loop" if exc.errno == errno.ELOOP else "is a dangling symlink"
+    if os.path.exists(path):
+        return "is not a regular file (a device or a pipe)"
+    return "no such file"
 
 
 def load_manifest(path: Path) -> ExtensionManifest:
@@ -324,8 +339,7 @@ def resolve_binary(
         raise ArgumentError(f"--arch {arch}: unknown architecture (expected x86_64 or arm64)")
     if override is not None:
         if not override.is_file():
-            cause = "is a directory, not a file" if override.is_dir() else "no such file"
-            raise ArgumentError(f"--extension-file {override}: {cause}")
+            raise ArgumentError(f"--extension-file {override}: {_not_a_file(override)}")
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
@@ -378,12 +392,14 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
                 raise ArgumentError(
                     f"{arg}: unknown architecture {prefix!r} (expected x86_64 or arm64{hint})"
                 )
-            path = Path(rest)
+            given = rest
         else:
-            arch, path = "", Path(value)
+            arch, given = "", value
+        path = Path(given)
+        if not given.strip():
+            raise ArgumentError(f"{arg}: no path given (expected [ARCH=]PATH)")
         if not path.is_file():
-            cause = "is a directory, not a file" if path.is_dir() else "no such file"
-            raise ArgumentError(f"{arg}: {cause}")
+            raise ArgumentError(f"{arg}: {_not_a_file(path)}")
         if not arch:
             detected = detect_arch(path)
             if detected is None:

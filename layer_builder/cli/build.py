@@ -41,9 +41,10 @@ def build_layers(
     """
     from layer_builder.build.extension import parse_extension_file_args
 
-    # --out must be (or become) a writable directory: checked before minutes of work.
-    check_output_dir(out, "--out")
+    # The arguments first (nothing touched), then --out must be (or become) a writable
+    # directory (probed by creating a file there): both before minutes of work.
     overrides = parse_extension_file_args(extension_files, archs)
+    check_output_dir(out, "--out")
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
     # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
