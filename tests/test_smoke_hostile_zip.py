@@ -169,6 +169,9 @@ def test_the_layers_processes_are_unprivileged_and_write_only_tmp(
     outside.mkdir()
     outside.chmod(0o777)  # even a directory anyone may write to stays untouched
     home = Path.home() / f".layer-builder-smoke-test-{os.getpid()}"
+    secret = tmp_path / "secret.txt"  # under the host's temporary directory, readable by all
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o644)
     probe = (
         "#!/bin/sh\n"
         'echo "uid: $(grep ^Uid: /proc/self/status | cut -f2)"\n'
@@ -177,6 +180,8 @@ def test_the_layers_processes_are_unprivileged_and_write_only_tmp(
         f"echo pwned > {home} 2>/dev/null && echo wrote-home\n"
         "echo pwned > /opt/pwned 2>/dev/null && echo wrote-opt\n"
         "echo ok > /tmp/ok && echo wrote-tmp\n"
+        f"cat {secret} 2>/dev/null\n"
+        "ls /opt/extensions/ | sed 's/^/opt-has: /'\n"
         "exec /opt/relay/ext\n"
     )
     z = make_layer(
@@ -198,6 +203,8 @@ def test_the_layers_processes_are_unprivileged_and_write_only_tmp(
     assert "wrote-tmp" in log
     assert "wrote-outside" not in log and "wrote-home" not in log and "wrote-opt" not in log
     assert list(outside.iterdir()) == [] and not home.exists()
+    assert "s3cr3t" not in log  # the host's /tmp is not what the layer sees
+    assert "opt-has: sentry-lambda-extension" in log  # /opt is the layer
     assert not Path("/tmp/ok").exists() or Path("/tmp/ok").read_text() != "ok\n"
 
 
