@@ -33,6 +33,10 @@ def _publish(*more: str) -> Argv:
     return lambda tmp: ["publish", _config(tmp), "--version", "2.75.0", *more]
 
 
+def _craft(command: str, *more: str) -> Argv:
+    return lambda tmp: ["craft", command, "--version", "1.0.0", *more]
+
+
 def _loop(tmp: Path) -> str:
     loop = tmp / "loop"
     if not os.path.lexists(loop):
@@ -151,19 +155,19 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("--workers",),
     ),
     "craft publish --workers 0": (
-        lambda t: ["craft", "publish", "--version", "1.0.0", "--workers", "0"],
+        _craft("publish", "--workers", "0"),
         ("--workers", "at least 1"),
     ),
     "craft publish --workers -5": (
-        lambda t: ["craft", "publish", "--version", "1.0.0", "--workers", "-5"],
+        _craft("publish", "--workers", "-5"),
         ("--workers", "at least 1"),
     ),
     "craft check --config empty": (
-        lambda t: ["craft", "check", "--version", "1.0.0", "--config", ""],
+        _craft("check", "--config", ""),
         ("--config", "must not be empty"),
     ),
     "craft check --artifacts empty": (
-        lambda t: ["craft", "check", "--version", "1.0.0", "--artifacts", ""],
+        _craft("check", "--artifacts", ""),
         ("--artifacts", "must not be empty"),
     ),
     "smoke --timeout nan": (lambda t: ["smoke", _zip(t), "--timeout", "nan"], ("--timeout", "nan")),

@@ -69,6 +69,10 @@ def test_a_bad_extension_manifest(case: str, tmp_path: Path, bad_input: BadInput
     bad_input(["extension", "pin", str(path), "--version", "25.1.0"], str(path), *names)
 
 
+def _registry_url(url: str) -> str:
+    return RELAY.replace("https://release-registry.services.sentry.io", url)
+
+
 MANIFEST_CASES = {
     "an empty version": (RELAY.replace('version: "25.1.0"', 'version: ""'), "version: is required"),
     "a version with a space": (
@@ -77,15 +81,15 @@ MANIFEST_CASES = {
     ),
     "an empty manifest's key": ("", "is empty; an extension manifest is a mapping"),
     "a registry URL with an unclosed [": (
-        RELAY.replace("https://release-registry.services.sentry.io", "https://[::1"),
+        _registry_url("https://[::1"),
         "https://[::1/apps/relay/latest: not a valid URL",
     ),
     "a registry URL with port 99999": (
-        RELAY.replace("https://release-registry.services.sentry.io", "https://h:99999"),
+        _registry_url("https://h:99999"),
         "not a valid URL (Port out of range",
     ),
     "a registry URL without a host": (
-        RELAY.replace("https://release-registry.services.sentry.io", "https://"),
+        _registry_url("https://"),
         "not a valid URL (no host)",
     ),
 }
