@@ -49,7 +49,8 @@ def bench(zip_path: Path, runs: int) -> dict[str, Any]:
     bare: list[Timings] = []
     for n in range(runs):
         # The host's architecture only: figures through qemu-user measure the emulator.
-        (report,) = smoke_zip(zip_path, SmokeOptions(architectures=(host,)))
+        # A Node layer gives one report per way of enabling it (-r, --import): the first.
+        report = smoke_zip(zip_path, SmokeOptions(architectures=(host,)))[0]
         if report.status != "passed" or report.timings is None or report.baseline is None:
             raise SystemExit(
                 f"{zip_path}: run {n + 1} did not pass: {report.phase}: {report.cause}"
