@@ -80,8 +80,12 @@ _NPM_NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$"
 _STATEMENT_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,100}")
 #: A registry directory name (``python``, ``node``).
 _RUNTIME_DIR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: What a rendered sdk.version may hold: a version, not pip or npm syntax.
-_SDK_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
+#: What a rendered sdk.version may hold: for pip a version (it becomes ``package==version``);
+#: for npm any one-word spec (a version, a range, ``file:...tgz``), never an option.
+_SDK_VERSION_RE = {
+    "python": re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*"),
+    "node": re.compile(r"[^\s\-][^\s]*"),
+}
 
 
 def arch_suffix(arch: str) -> str:
@@ -480,7 +484,7 @@ def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
         )
     version = r.template(d.get("version", "{{ version }}"), "sdk.version")
     sample = version.render(_SAMPLE_VERSION)
-    if not _SDK_VERSION_RE.fullmatch(sample):
+    if not _SDK_VERSION_RE[family].fullmatch(sample):
         raise r.fail("sdk.version", f"renders to {sample!r}, which is not a version")
     return SdkConfig(package=package, source=source, version=version, path=path)  # type: ignore[arg-type]
 
