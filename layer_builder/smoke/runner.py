@@ -10,7 +10,6 @@ fake Sentry. Only the runs with the layer decide pass or fail.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -351,12 +350,8 @@ def _smoke_arch(
             record, label = _one_run(
                 layer_dir, options, runtime_name, run_dir, sentry, foreign, enable
             )
-            if foreign is not None and foreign.qemu:
-                # The tree keeps the qemu shims the first run put in; shimming them again
-                # would wrap the shims themselves.
-                foreign = dataclasses.replace(
-                    foreign, qemu=None, label=f"{foreign.qemu} (shims of the previous run)"
-                )
+            # No shims carried over to the next run: prepare() puts every original back first
+            # (restore_replaced), and shims again.
             report.mount = label
             report.logs.update(_read_logs(record, ""))
             report.extensions, report.invocations = record.extensions, record.invocations
