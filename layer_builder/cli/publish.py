@@ -22,9 +22,15 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_lines
 from layer_builder.cli.output import UI, failed_lines
-from layer_builder.cli.paths import check_input_dir, check_output_dir
+from layer_builder.cli.paths import check_input_dir, check_not_a_broken_link, check_output_dir
 from layer_builder.config import LayerConfig, load_config
-from layer_builder.errors import ArgumentError, ArtifactError, Interrupted, PublishIncomplete
+from layer_builder.errors import (
+    ArgumentError,
+    ArtifactError,
+    ConfigError,
+    Interrupted,
+    PublishIncomplete,
+)
 from layer_builder.model import BuildManifest, PublishResult, Registration, ReleaseVersion
 
 
@@ -259,7 +265,20 @@ def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> tuple[s
     from layer_builder.publish.regions import parse_regions_arg, resolve_target
 
     requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
-    return resolve_target(requested, cfg.publish.exclude_regions)
+    try:
+        return resolve_target(requested, cfg.publish.exclude_regions)
+    except ArgumentError as exc:
+        # The regions came from the config, not from a --regions flag: name the key given.
+        text = str(exc)
+        if regions_arg is None and text.startswith("--regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.regions", text[len("--regions: ") :]
+            ) from None
+        if text.startswith("exclude_regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.exclude_regions", text[len("exclude_regions: ") :]
+            ) from None
+        raise
 
 
 def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
@@ -267,6 +286,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
+    check_not_a_broken_link(Path(args.registry or "registry"), "--registry")
     built = _load_built(cfg, version, archs, Path(args.dist), args)
     registry_dir = Path(args.registry or "registry")
     # The lock before the first AWS call: a second run on this registry waits (or gives up,
@@ -312,6 +332,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    check_not_a_broken_link(registry_dir, "--registry")
     if not args.dry_run:
         # A registry that cannot be written should cost seconds, not a build and a smoke test;
         # publish_and_register checks it again, under the lock, before any AWS write.

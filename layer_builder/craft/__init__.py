@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from layer_builder.cli.argtypes import path_arg, positive_int
 from layer_builder.cli.output import UI
 from layer_builder.craft.releases import (
     CraftArtifact,
@@ -83,6 +84,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         p.add_argument(
             "--config",
             default=".craft.yml",
+            type=path_arg,
             metavar="FILE",
             help="craft config (default: .craft.yml)",
         )
@@ -96,6 +98,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         p.add_argument(
             "--artifacts",
             default="dist",
+            type=path_arg,
             metavar="DIR",
             help="directory of artifacts, e.g. what `layer-builder build` wrote (default: dist/)",
         )
@@ -116,6 +119,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     publish.add_argument(
         "--registry",
         default="registry",
+        type=path_arg,
         metavar="DIR",
         help="registry checkout to write into (default: ./registry)",
     )
@@ -131,7 +135,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     publish.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="regions x architectures published at once (default: 64)",
