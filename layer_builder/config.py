@@ -19,6 +19,7 @@ per architecture: ``arch`` is that architecture, ``arch_suffix`` ``""`` for x86_
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,12 @@ from typing import Any, Literal, TypeVar
 
 import jinja2
 import jinja2.meta
-import yaml
+import jinja2.sandbox
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import LAYOUTS, PER_ARCH, UNIVERSAL, ReleaseVersion, sort_architectures
+from layer_builder.yamlfile import read_yaml
 
 Family = Literal["python", "node"]
 SdkSource = Literal["pypi", "path", "npm"]
@@ -38,9 +40,52 @@ SdkSource = Literal["pypi", "path", "npm"]
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
 _SAMPLE_VERSION = ReleaseVersion.parse("10.20.30")
 
-_env = jinja2.Environment(
+#: What a template may build: far more than a layer name or a description needs.
+_MAX_TEMPLATE_ITEMS = 10_000
+
+
+class _TemplateEnvironment(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja2's sandbox (no reaching into Python objects, bounded ``range``), with ``*`` and
+    ``**`` bounded too: ``'x' * 10**10`` or ``9 ** 9 ** 9`` in a config would otherwise take
+    the memory or the CPU instead of being an error naming the key."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise jinja2.exceptions.SecurityError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                repeated = isinstance(seq, (str, list, tuple)) and isinstance(n, int)
+                if repeated and len(seq) * n > _MAX_TEMPLATE_ITEMS:
+                    raise jinja2.exceptions.SecurityError("repeats to more than 10,000 items")
+        return super().call_binop(context, operator, left, right)
+
+
+#: Sandboxed: a template is data from a file, and may not reach into Python objects.
+_env = _TemplateEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
+#: Lambda's limits on PublishLayerVersion's LicenseInfo and Description.
+MAX_LICENSE = 512
+MAX_DESCRIPTION = 256
+#: ``aws-layer:python``: the registry's canonical name (a directory and a JSON key).
+_CANONICAL_RE = re.compile(r"^[A-Za-z0-9._-]+(?::[A-Za-z0-9._-]+)+$")
+#: A requirement name pip or npm reads as a package, never as an option or a URL.
+_PYPI_NAME_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._, -]+\])?$"
+)
+_NPM_NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+#: AddLayerVersionPermission's StatementId.
+_STATEMENT_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,100}")
+#: A registry directory name (``python``, ``node``).
+_RUNTIME_DIR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: What a rendered sdk.version may hold: for pip a version (it becomes ``package==version``);
+#: for npm any one-word spec (a version, a range, ``file:...tgz``), never an option.
+_SDK_VERSION_RE = {
+    "python": re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*"),
+    "node": re.compile(r"[^\s\-][^\s]*"),
+}
 
 
 def arch_suffix(arch: str) -> str:
@@ -52,13 +97,27 @@ class Template:
     """A validated Jinja2 template string from a config."""
 
     source: str
+    path: str = ""  #: the config file, for errors
+    key: str = ""  #: the config key it came from, for errors
 
     def render(self, version: ReleaseVersion, arch: str | None = None, **extra: str) -> str:
         variables: dict[str, Any] = version.template_vars()
         if arch is not None:
             variables.update(arch=arch, arch_suffix=arch_suffix(arch))
         variables.update(extra)
-        return _env.from_string(self.source).render(variables).strip()
+        try:
+            return _env.from_string(self.source).render(variables).strip()
+        except (
+            jinja2.TemplateError,
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            RecursionError,
+        ) as exc:
+            # e.g. {{ version.major }} (a string has no major) or {{ major // 0 }}
+            raise ConfigError(
+                self.path, self.key or None, f"template {self.source!r} fails: {exc}"
+            ) from None
 
     def uses(self, variable: str) -> bool:
         return variable in jinja2.meta.find_undeclared_variables(_env.parse(self.source))
@@ -241,7 +300,11 @@ class _Reader:
                     + _did_you_mean(name, allowed)
                     + f" (known: {', '.join(allowed)})",
                 )
-        return Template(source)
+        template = Template(source, str(self.path), key)
+        # Rendered once now, so that a template that fails ({{ major // 0 }}) fails here,
+        # naming its key, and not halfway through a build.
+        template.render(_SAMPLE_VERSION, "x86_64", **{v: "x" for v in extra_vars})
+        return template
 
     def path_in(self, value: Any, key: str, *, must_exist: bool = True) -> Path:
         p = (self.path.parent / self.string(value, key)).resolve()
@@ -269,7 +332,7 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 
 def _check_layer_name(name: str, path: Path, key: str) -> None:
-    if not aws_facts.LAYER_NAME_RE.match(name):
+    if not aws_facts.LAYER_NAME_RE.fullmatch(name):
         raise ConfigError(str(path), key, f"layer name {name!r} must match [a-zA-Z0-9-_]+")
     if len(name) > aws_facts.LAYER_NAME_MAX:
         raise ConfigError(
@@ -300,21 +363,7 @@ _TOP = {
 def load_config(path: str | Path) -> LayerConfig:
     """Read and validate a layer config; raises ConfigError naming the file and key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "config file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:  # a config saved in another encoding: exit 2, not 1
-        raise ConfigError(str(path), None, f"not UTF-8 text: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(str(path), None, f"invalid YAML: {where}{problem}") from None
+    raw = read_yaml(path, "config file")
     r = _Reader(path)
     data = r.mapping(raw, "", _TOP)
 
@@ -349,7 +398,7 @@ def load_config(path: str | Path) -> LayerConfig:
                 "each architecture needs its own layer (use {{ arch_suffix }} or {{ arch }})",
             )
     canonical = r.string(data["canonical"], "canonical")
-    if ":" not in canonical:
+    if not _CANONICAL_RE.fullmatch(canonical):
         raise r.fail("canonical", f"{canonical!r} should look like 'aws-layer:{family}'")
     named = canonical.partition(":")[2]  # the <runtime> of aws-layer:<runtime>
     if named in ("python", "node") and named != family:
@@ -357,11 +406,20 @@ def load_config(path: str | Path) -> LayerConfig:
         # a python layer under the node entry would be attached to Node functions.
         raise r.fail("canonical", f"{canonical!r} names the {named} layer, but runtime is {family}")
 
+    description = r.template(data["description"], "description")
+    shown = description.render(_SAMPLE_VERSION, "x86_64")
+    if len(shown) > MAX_DESCRIPTION:
+        raise r.fail(
+            "description", f"renders to {len(shown)} characters; Lambda allows {MAX_DESCRIPTION}"
+        )
+    license_text = r.string(data["license"], "license")
+    if len(license_text) > MAX_LICENSE:
+        raise r.fail("license", f"is {len(license_text)} characters; Lambda allows {MAX_LICENSE}")
     return LayerConfig(
         path=path,
         name=name,
-        description=r.template(data["description"], "description"),
-        license=r.string(data["license"], "license"),
+        description=description,
+        license=license_text,
         canonical=canonical,
         family=family,
         compatible_runtimes=runtimes,
@@ -415,12 +473,20 @@ def _sdk(r: _Reader, value: Any, family: Family) -> SdkConfig:
         path = r.path_in(d["path"], "sdk.path")
     elif "path" in d:
         raise r.fail("sdk.path", "only used with sdk.source: path")
-    return SdkConfig(
-        package=r.string(d["package"], "sdk.package"),
-        source=source,  # type: ignore[arg-type]
-        version=r.template(d.get("version", "{{ version }}"), "sdk.version"),
-        path=path,
-    )
+    package = r.string(d["package"], "sdk.package")
+    pattern = _NPM_NAME_RE if family == "node" else _PYPI_NAME_RE
+    if not pattern.fullmatch(package):
+        raise r.fail(
+            "sdk.package",
+            f"{package!r} is not a package name (e.g. "
+            + ("@sentry/aws-serverless" if family == "node" else "sentry-sdk")
+            + "); options, URLs and version specifiers do not go here",
+        )
+    version = r.template(d.get("version", "{{ version }}"), "sdk.version")
+    sample = version.render(_SAMPLE_VERSION)
+    if not _SDK_VERSION_RE[family].fullmatch(sample):
+        raise r.fail("sdk.version", f"renders to {sample!r}, which is not a version")
+    return SdkConfig(package=package, source=source, version=version, path=path)  # type: ignore[arg-type]
 
 
 def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
@@ -433,8 +499,15 @@ def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
         if not src.is_file():
             raise r.fail(f"{key}.from", f"{src} is not a file")
         dest = r.string(d["to"], f"{key}.to")
-        if dest.startswith("/") or ".." in dest.split("/"):
+        parts = dest.split("/")
+        if dest.startswith("/") or ".." in parts:
             raise r.fail(f"{key}.to", f"{dest!r} must be a relative path inside the layer")
+        if any(p in ("", ".") for p in parts) or len(parts) < 2:
+            raise r.fail(
+                f"{key}.to",
+                f"{dest!r} must name a file under one of the layer's directories "
+                "(e.g. python/x.py), not a directory",
+            )
         mode = d.get("mode", "0644")
         if not (isinstance(mode, str) and mode in ("0644", "0755")):
             raise r.fail(f"{key}.mode", "must be the string '0644' or '0755'")
@@ -445,8 +518,27 @@ def _files(r: _Reader, value: Any) -> tuple[FileCopy, ...]:
 def _regions(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
     regions = r.string_list(value, key)
     for i, reg in enumerate(regions):
-        if not aws_facts.REGION_RE.match(reg):
+        if not aws_facts.REGION_RE.fullmatch(reg):
             raise r.fail(f"{key}[{i}]", f"{reg!r} is not a region name")
+    return regions
+
+
+def _publish_regions(r: _Reader, value: Any) -> tuple[str, ...] | None:
+    """``publish.regions``: 'all' (None) or a non-empty list of one partition's regions."""
+    if value == "all":
+        return None
+    if isinstance(value, str):
+        raise r.fail("publish.regions", f"{value!r}: give 'all' or a list of region names")
+    regions = _regions(r, value, "publish.regions")
+    if not regions:
+        raise r.fail("publish.regions", "lists no region; give 'all' or at least one region")
+    partitions = sorted({aws_facts.partition_of_region(reg) for reg in regions})
+    if len(partitions) > 1:
+        raise r.fail(
+            "publish.regions",
+            f"mixes partitions ({', '.join(partitions)}); one set of credentials publishes to "
+            "one partition: one config per partition",
+        )
     return regions
 
 
@@ -461,16 +553,22 @@ _PUBLISH = {
 }
 
 
+#: Upper bounds: a thread per region and layer is plenty (about 35 regions today), a day is
+#: longer than any region takes, and more attempts than this only hammer a failing API.
+_PUBLISH_MAX = {"max_workers": 1024, "region_timeout": 86_400, "attempts": 20}
+
+
 def _publish(r: _Reader, value: Any, layout: str = PER_ARCH) -> PublishConfig:
     d = r.mapping(value, "publish", _PUBLISH)
-    regions_value = d.get("regions", "all")
-    regions = None if regions_value == "all" else _regions(r, regions_value, "publish.regions")
+    regions = _publish_regions(r, d.get("regions", "all"))
     perm = _permission(r, d.get("permission") or {})
 
     def positive(key: str, default: T, typ: type | tuple[type, ...], what: str) -> T:
         v: Any = r.typed(d.get(key, default), f"publish.{key}", typ, what)
         if v <= 0:
             raise r.fail(f"publish.{key}", "must be greater than 0")
+        if v > _PUBLISH_MAX[key]:
+            raise r.fail(f"publish.{key}", f"{v} is more than {_PUBLISH_MAX[key]:,}")
         return v  # type: ignore[no-any-return]
 
     bucket = (
@@ -507,7 +605,7 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
     principal = r.string(d.get("principal", "*"), f"{key}.principal")
     if (
         principal != "*"
-        and not aws_facts.ACCOUNT_ID_RE.match(principal)
+        and not aws_facts.ACCOUNT_ID_RE.fullmatch(principal)
         and not (principal.startswith("arn:") and principal.endswith(":root"))
     ):
         raise r.fail(
@@ -516,7 +614,7 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
     org = d.get("organization_id")
     if org is not None:
         org = r.string(org, f"{key}.organization_id")
-        if not aws_facts.ORGANIZATION_ID_RE.match(org):
+        if not aws_facts.ORGANIZATION_ID_RE.fullmatch(org):
             raise r.fail(
                 f"{key}.organization_id", f"{org!r} is not an organization id (o-xxxxxxxxxx)"
             )
@@ -524,13 +622,18 @@ def _permission(r: _Reader, value: Any) -> PermissionConfig:
             raise r.fail(f"{key}.organization_id", "only allowed with principal '*'")
     accounts = r.string_list(d.get("accounts", []), f"{key}.accounts")
     for i, a in enumerate(accounts):
-        if not aws_facts.ACCOUNT_ID_RE.match(a):
+        if not aws_facts.ACCOUNT_ID_RE.fullmatch(a):
             raise r.fail(f"{key}.accounts[{i}]", f"{a!r} is not a 12-digit account id")
     if accounts and (org or principal != "*"):
         raise r.fail(
             f"{key}.accounts", "use either accounts, or principal/organization_id, not both"
         )
     statement = r.string(d.get("statement_id", "public"), f"{key}.statement_id")
+    if not _STATEMENT_ID_RE.fullmatch(statement):
+        raise r.fail(
+            f"{key}.statement_id",
+            f"{statement[:40]!r} is not 1-100 of [a-zA-Z0-9-_] (Lambda's rule)",
+        )
     return PermissionConfig(principal, statement, org, accounts)
 
 
@@ -539,7 +642,7 @@ def _registry(r: _Reader, value: Any) -> RegistryConfig:
         value, "registry", {"runtime_dir": True, "link_prereleases": False, "base": False}
     )
     runtime_dir = r.string(d["runtime_dir"], "registry.runtime_dir")
-    if "/" in runtime_dir or runtime_dir.startswith("."):
+    if not _RUNTIME_DIR_RE.fullmatch(runtime_dir):
         raise r.fail("registry.runtime_dir", "must be a single directory name")
     link = r.typed(
         d.get("link_prereleases", False), "registry.link_prereleases", bool, "true or false"

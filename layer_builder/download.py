@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,10 +81,15 @@ def display_url(url: str) -> str:
 
     Signed URLs carry credentials in the query; ``user:password@`` carries them in the netloc.
     """
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+    except ValueError:  # not parseable (an unclosed [, a port out of range): cut by hand
+        text = re.sub(r"//[^/@]*@", "//", url.split("#", 1)[0])
+        head, sep, _ = text.partition("?")
+        return head + ("?..." if sep else "")
     query = "..." if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -205,10 +211,21 @@ def fetch_json(
         return json.loads(data)
     except ValueError as exc:
         raise DownloadError(f"{display_url(url)}: not a JSON document ({exc})") from None
+    except RecursionError:
+        raise DownloadError(
+            f"{display_url(url)}: not a JSON document (nested too deeply)"
+        ) from None
 
 
 def _check_scheme(url: str, allow_http: bool) -> None:
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a port out of range
+    except ValueError as exc:
+        raise DownloadError(f"{display_url(url)}: not a valid URL ({exc})") from None
+    if parts.scheme.lower() in ("http", "https") and not parts.hostname:
+        raise DownloadError(f"{display_url(url)}: not a valid URL (no host)")
+    scheme = parts.scheme.lower()
     if scheme == "https":
         return
     if scheme == "http":

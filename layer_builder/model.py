@@ -38,6 +38,10 @@ _VERSION_RE = re.compile(
 )
 
 
+#: A release version is part of file names and of Lambda's 256-character Description.
+MAX_VERSION_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class ReleaseVersion:
     """A release version: ``MAJOR.MINOR.PATCH`` with an optional prerelease suffix.
@@ -53,7 +57,13 @@ class ReleaseVersion:
 
     @classmethod
     def parse(cls, text: str, *, what: str = "--version") -> ReleaseVersion:
-        m = _VERSION_RE.match(text)
+        # fullmatch: `$` alone lets a trailing newline through into file names and documents.
+        m = _VERSION_RE.fullmatch(text)
+        if len(text) > MAX_VERSION_LENGTH:
+            raise ArgumentError(
+                f"{what}: {len(text)} characters; a release version has at most "
+                f"{MAX_VERSION_LENGTH} (it is part of file names and Lambda's Description)"
+            )
         if not m:
             raise ArgumentError(
                 f"{what}: {text!r} is not a release version (expected MAJOR.MINOR.PATCH, "
@@ -187,6 +197,8 @@ class BuildManifest:
             ) from None
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{path}: unreadable build manifest: {exc}") from None
+        except RecursionError:  # JSON nested thousands deep: no manifest looks like that
+            raise ArtifactError(f"{path}: unreadable build manifest: nested too deeply") from None
         if not isinstance(data, dict):
             raise ArtifactError(f"{path}: not a layer-builder build manifest")
         return cls.from_dict(data, source=str(path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import shutil
 import textwrap
 import uuid
@@ -48,6 +49,13 @@ _AWS_VARS = (
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
 )
+
+
+@pytest.fixture(autouse=True)
+def _output_as_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI=true (set by GitHub Actions) fits every output line to the width; tests that pin
+    whole lines must see the same output on every machine, and set CI themselves to test it."""
+    monkeypatch.delenv("CI", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -196,3 +204,55 @@ def make_layers(tmp_path: Path) -> Callable[..., list[tuple[Path, BuildManifest]
         return [write_layer(tmp_path / "dist", cfg, version, a, extra) for a in cfg.architectures]
 
     return make
+
+
+# ------------------------------------------------------------------ bad input, table-driven
+
+
+def file_tree(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every entry under ``root`` (links not followed): mode, size, mtime in ns."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[os.path.join(dirpath, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+class BadInput:
+    """Runs ``layer-builder ARGV`` from a directory of its own and checks what bad input must
+    give: the exit code, stderr exactly one ``error:`` line naming the input, no traceback
+    (stdout may hold the progress made before the error), and nothing written or changed
+    under the test's temporary directory (which holds the working directory and every
+    input)."""
+
+    def __init__(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.tmp = tmp_path
+        self.capsys = capsys
+        self.cwd = tmp_path / "cwd"
+        self.cwd.mkdir(exist_ok=True)
+        monkeypatch.chdir(self.cwd)
+
+    def __call__(self, argv: list[str], *names: str, code: int = 2) -> str:
+        from layer_builder.cli import main
+
+        before = file_tree(self.tmp)
+        got = main(argv)
+        out, err = self.capsys.readouterr()
+        lines = err.splitlines()
+        assert got == code, (argv, err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+        assert "Traceback" not in out + err and "error:" not in out, (argv, out)
+        for name in names:
+            assert name in lines[0], (argv, name, lines[0])
+        assert file_tree(self.tmp) == before, f"{argv} wrote or changed files"
+        return lines[0]
+
+
+@pytest.fixture
+def bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> BadInput:
+    return BadInput(tmp_path, capsys, monkeypatch)

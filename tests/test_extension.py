@@ -178,7 +178,7 @@ def test_registry_defaults_to_sentrys(tmp_path: Path) -> None:
 def test_manifest_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="extension manifest not found"):
         load_manifest(tmp_path / "missing.yml")
-    with pytest.raises(ConfigError, match=r"not valid YAML \(line 2\)"):
+    with pytest.raises(ConfigError, match=r"invalid YAML: line 2, column 6: "):
         load_manifest(write_manifest(tmp_path, "name: x\n  bad: [\n"))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_manifest(write_manifest(tmp_path, "- a list\n"))

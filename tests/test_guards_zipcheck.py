@@ -104,7 +104,7 @@ def test_a_one_byte_local_extra_field_counts(tmp_path: Path) -> None:
     assert inspect_zip(path, check_crc=False).entries[0].has_extra is True
 
 
-def test_the_encryption_flag_is_not_a_data_descriptor(tmp_path: Path) -> None:
-    path = _zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", flags=0x01)
+def test_another_flag_bit_is_not_a_data_descriptor(tmp_path: Path) -> None:
+    path = _zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", flags=0x02)
     entry = inspect_zip(path, check_crc=False).entries[0]
     assert (entry.has_data_descriptor, entry.has_extra) == (False, False)

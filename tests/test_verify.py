@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -46,6 +47,42 @@ def test_good_layer_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert report["family"] == "python" and report["elf_files"] == ["relay/relay"]
     assert report["room_left"] == 262_144_000 - report["unzipped_size"]
     assert not report["needs_s3_upload"]
+
+
+def node_layer_tree(root: Path) -> Path:
+    """A Node layer: the SDK's package.json exporting the preload (cjs and esm), its two files,
+    and the extension of :func:`layer_tree`."""
+    shutil.rmtree(layer_tree(root) / "python")
+    sdk = root / "nodejs/node_modules/@sentry/aws-serverless"
+    exports = {
+        "./awslambda-auto": {
+            "import": {"types": "./build/types/auto.d.ts", "default": "./build/esm/auto.js"},
+            "require": {"default": "./build/cjs/auto.js"},
+        }
+    }
+    (sdk / "build/esm").mkdir(parents=True)
+    (sdk / "build/cjs").mkdir()
+    (sdk / "package.json").write_text(
+        json.dumps({"name": "@sentry/aws-serverless", "exports": exports})
+    )
+    (sdk / "build/esm/auto.js").write_text("export {};\n")
+    (sdk / "build/cjs/auto.js").write_text("module.exports = {};\n")
+    return root
+
+
+def test_a_node_layer_without_its_preload_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = node_layer_tree(tmp_path / "t")
+    z = write_zip(tree, tmp_path / "good.zip").path
+    code, _, err = verify(capsys, str(z), "--arch", "x86_64")
+    assert code == 0, err
+    (tree / "nodejs/node_modules/@sentry/aws-serverless/build/esm/auto.js").unlink()
+    z = write_zip(tree, tmp_path / "bad.zip").path
+    code, _, err = verify(capsys, str(z), "--arch", "x86_64")
+    assert code == 2
+    assert "the SDK's preload @sentry/aws-serverless/awslambda-auto is missing " in err
+    assert "./build/esm/auto.js (named by" in err and "./build/cjs/auto.js" not in err
 
 
 def test_wrong_architecture_binary_is_refused(

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import boto3
 import boto3.exceptions
@@ -163,6 +164,31 @@ def translate(exc: Exception, operation: str, region: str) -> LayerBuilderError:
     raise TypeError(f"not a botocore exception: {exc!r}")
 
 
+#: Variables that name an endpoint botocore connects to (``AWS_ENDPOINT_URL_<SERVICE>`` too).
+ENDPOINT_VAR = "AWS_ENDPOINT_URL"
+
+
+def check_endpoint_env(environ: Mapping[str, str] | None = None) -> None:
+    """Every ``AWS_ENDPOINT_URL*`` variable is an http(s) URL with a host, checked before any
+    call: botocore says ``ValueError: Invalid endpoint`` only when the first client is made."""
+    environ = os.environ if environ is None else environ
+    for name in sorted(environ):
+        if not (name == ENDPOINT_VAR or name.startswith(ENDPOINT_VAR + "_")):
+            continue
+        value = environ[name]
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises for a port out of range
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            shown = re.sub(r"//[^/@]*@", "//", value.split("?", 1)[0])[:80]
+            raise ArgumentError(
+                f"{name}={shown!r}: not an http(s) endpoint URL (e.g. http://localhost:4566)"
+            )
+
+
 @contextmanager
 def _translated(operation: str, region: str) -> Iterator[None]:
     try:
@@ -262,6 +288,7 @@ class Aws:
         retries: RetrySettings | None = None,
         max_pool_connections: int = DEFAULT_MAX_POOL_CONNECTIONS,
     ) -> None:
+        check_endpoint_env()
         if session is None:
             try:
                 session = boto3.Session(profile_name=profile)

@@ -11,6 +11,7 @@ assembler writes. :func:`pin` refreshes a manifest's version and pins.
 from __future__ import annotations
 
 import difflib
+import errno
 import logging
 import os
 import re
@@ -35,6 +36,7 @@ from layer_builder.download import (
 from layer_builder.elf import check_elf, detect_arch, elf_machine
 from layer_builder.errors import ArgumentError, ChecksumError, ConfigError, DownloadError
 from layer_builder.model import PER_ARCH, ExtensionInfo
+from layer_builder.yamlfile import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ NOT_PINNED = "NOT-PINNED"
 EXTENSIONS_DIR = "extensions"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: An extension version: it goes into URLs, file names and the manifest as one token.
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_VERSION_HINT = "a version such as 25.10.0 (letters, digits, '.', '_', '+', '-'; 64 at most)"
 _KEYS = {
     "": ("name", "version", "label", "source", "allow_http", "files", "install_path", "launcher"),
     "source": ("registry", "app", "url"),
@@ -126,19 +131,24 @@ class ResolvedBinary:
 # --- manifest ---------------------------------------------------------------------------
 
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` (which is not a regular file) cannot be an extension binary."""
+    if path.is_dir():
+        return "is a directory, not a file"
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            return "is a symlink loop" if exc.errno == errno.ELOOP else "is a dangling symlink"
+    if os.path.exists(path):
+        return "is not a regular file (a device or a pipe)"
+    return "no such file"
+
+
 def load_manifest(path: Path) -> ExtensionManifest:
     """Read and validate an extension manifest; :class:`ConfigError` names the file and key."""
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(where, None, "extension manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, None, f"cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(where, None, f"not valid YAML{at}") from None
+    raw = read_yaml(path, "extension manifest")
 
     def fail(key: str | None, message: str) -> ConfigError:
         return ConfigError(where, key, message)
@@ -146,9 +156,11 @@ def load_manifest(path: Path) -> ExtensionManifest:
     top = _mapping(raw, "", fail)
     _check_keys(top, "", fail)
     name = _string(top, "name", fail)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise fail("name", f"{name!r} is not a file name (letters, digits, '.', '_', '-')")
     version = _string(top, "version", fail)
+    if not _VERSION_RE.fullmatch(version):
+        raise fail("version", f"{version!r} is not {_VERSION_HINT}")
     allow_http = top.get("allow_http", False)
     if not isinstance(allow_http, bool):
         raise fail("allow_http", "must be true or false")
@@ -232,6 +244,8 @@ def load_manifest(path: Path) -> ExtensionManifest:
 
 def _mapping(value: Any, key: str, fail: _Fail) -> dict[str, Any]:
     if not isinstance(value, dict):
+        if value is None and not key:
+            raise fail(None, "is empty; an extension manifest is a mapping (name, version, files)")
         raise fail(key or None, "must be a mapping" if value is not None else "is required")
     return value
 
@@ -325,8 +339,7 @@ def resolve_binary(
         raise ArgumentError(f"--arch {arch}: unknown architecture (expected x86_64 or arm64)")
     if override is not None:
         if not override.is_file():
-            cause = "is a directory, not a file" if override.is_dir() else "no such file"
-            raise ArgumentError(f"--extension-file {override}: {cause}")
+            raise ArgumentError(f"--extension-file {override}: {_not_a_file(override)}")
         check_elf(override, arch, what=f"--extension-file {override}")
         binary = override
         # A local binary's version is whatever it was built from; do not claim the manifest's.
@@ -379,12 +392,14 @@ def parse_extension_file_args(values: Iterable[str], archs: Iterable[str]) -> di
                 raise ArgumentError(
                     f"{arg}: unknown architecture {prefix!r} (expected x86_64 or arm64{hint})"
                 )
-            path = Path(rest)
+            given = rest
         else:
-            arch, path = "", Path(value)
+            arch, given = "", value
+        path = Path(given)
+        if not given.strip():
+            raise ArgumentError(f"{arg}: no path given (expected [ARCH=]PATH)")
         if not path.is_file():
-            cause = "is a directory, not a file" if path.is_dir() else "no such file"
-            raise ArgumentError(f"{arg}: {cause}")
+            raise ArgumentError(f"{arg}: {_not_a_file(path)}")
         if not arch:
             detected = detect_arch(path)
             if detected is None:
@@ -440,13 +455,17 @@ def pin(
     """Download every architecture's binary for ``version`` (default: the registry's latest,
     or the manifest's version with a URL template), check it, and rewrite the manifest's
     ``version`` and sha256 pins. Returns ``{arch: sha256}``."""
+    if version is not None and not _VERSION_RE.fullmatch(version):
+        raise ArgumentError(f"--version: {version!r} is not {_VERSION_HINT}")
     manifest = load_manifest(manifest_path)
     if version is None:
         if manifest.registry is not None:
             latest = _registry_doc(manifest, "latest").get("version")
+            where = display_url(_registry_url(manifest, "latest"))
             if not isinstance(latest, str):
-                where = display_url(_registry_url(manifest, "latest"))
                 raise DownloadError(f"{where}: no version in the registry document")
+            if not _VERSION_RE.fullmatch(latest):
+                raise DownloadError(f"{where}: version {latest[:70]!r} is not {_VERSION_HINT}")
             version = latest
         else:
             version = manifest.version

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
+import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ from layer_builder.publish.plan import is_standin
 
 WRAPPER = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 EXTENSION_DIR = "extensions/"
+NODE_SDK = "nodejs/node_modules/@sentry/aws-serverless/"
+NODE_PRELOAD = "./awslambda-auto"  # `-r`/`--import @sentry/aws-serverless/awslambda-auto`
 EXTENSION_ENTRY = "extensions/sentry-lambda-extension"
 SDK_DIRS = ("python/", "nodejs/")
 _ALLOWED_MODES = (0o100644, 0o100755, 0o40755)
@@ -224,6 +228,53 @@ def _check_archive(inspection: ZipInspection, found: _Findings) -> None:
         found.add(Severity.NOT_REPRODUCIBLE, problem)
 
 
+def _preload_targets(exports: object) -> list[str]:
+    """The files an ``exports`` entry resolves to, under any condition (types left out)."""
+    if isinstance(exports, str):
+        return [exports]
+    if isinstance(exports, dict):
+        return [
+            target
+            for condition, value in exports.items()
+            if condition != "types"
+            for target in _preload_targets(value)
+        ]
+    if isinstance(exports, list):
+        return [target for value in exports for target in _preload_targets(value)]
+    return []
+
+
+def _node_preload_problem(zip_path: Path, names: set[str]) -> str | None:
+    """Why ``-r``/``--import @sentry/aws-serverless/awslambda-auto`` would not load from the
+    layer (None: every file the package's ``exports`` names for it is there)."""
+    where = NODE_SDK + "package.json"
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            info = zf.getinfo(where)
+            if info.file_size > 1 << 20:
+                return f"{where} is {info.file_size} bytes; not a package manifest"
+            package = json.loads(zf.read(info).decode("utf-8"))
+    except (OSError, KeyError, RuntimeError, ValueError, zipfile.BadZipFile) as exc:
+        return f"{where} cannot be read ({exc}); the SDK's preload cannot be found"
+    exports = package.get("exports") if isinstance(package, dict) else None
+    entry = exports.get(NODE_PRELOAD) if isinstance(exports, dict) else None
+    targets = _preload_targets(entry)
+    if not targets:
+        return (
+            f"{where} exports no {NODE_PRELOAD}: the SDK's preload "
+            "(NODE_OPTIONS -r/--import @sentry/aws-serverless/awslambda-auto) would not load"
+        )
+    missing = sorted(
+        {t for t in targets if posixpath.normpath(posixpath.join(NODE_SDK, t)) not in names}
+    )
+    if missing:
+        return (
+            f"the SDK's preload @sentry/aws-serverless/awslambda-auto is missing "
+            f"{', '.join(missing)} (named by {where}'s exports)"
+        )
+    return None
+
+
 def _check_layout(
     inspection: ZipInspection, manifest: BuildManifest | None, found: _Findings
 ) -> str:
@@ -239,6 +290,10 @@ def _check_layout(
     has_sentry_sdk = any(n.startswith("python/sentry_sdk/") for n in names)
     if family == "python" and has_sentry_sdk and WRAPPER not in names:
         found.add(Severity.NO_START, f"the handler wrapper {WRAPPER} is missing")
+    if family == "node" and NODE_SDK + "package.json" in names:
+        problem = _node_preload_problem(inspection.path, names)
+        if problem:
+            found.add(Severity.NO_START, problem)
     for e in inspection.entries:
         if e.mode not in _ALLOWED_MODES:
             found.add(Severity.MODES, f"{e.name} has mode {oct(e.mode)}; expected 0644 or 0755")

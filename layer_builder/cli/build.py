@@ -51,12 +51,13 @@ def build_layers(
     """
     from layer_builder.build.extension import parse_extension_file_args
 
-    # --out must be (or become) a writable directory: checked before minutes of work.
-    check_output_dir(out, "--out")
+    # The arguments first (nothing touched), then --out must be (or become) a writable
+    # directory (probed by creating a file there): both before minutes of work.
     overrides = parse_extension_file_args(extension_files, archs)
-    # The lock is checked before anything else is: a stale one is exit 2 in a second.
+    # The lock is read before anything is touched: a stale one is exit 2 in a second.
     lock = for_build(cfg, version, lock_mode)
     provenance_from_env(os.environ)  # malformed GITHUB_* variables: exit 2 before any install
+    check_output_dir(out, "--out")
     if lock is None and lock_mode != "off" and cfg.sdk.source != "path":
         ui.note(
             f"{cfg.path}: no lock file; dependencies resolved afresh (see `layer-builder lock`)"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from layer_builder.cli.argtypes import path_arg, positive_int
 from layer_builder.cli.output import UI
 from layer_builder.cli.paths import check_output_dir
 from layer_builder.cli.publish import publish_and_register, release_request
@@ -58,6 +59,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         p.add_argument(
             "--config",
             default=".craft.yml",
+            type=path_arg,
             metavar="FILE",
             help="craft config (default: .craft.yml)",
         )
@@ -71,6 +73,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         p.add_argument(
             "--artifacts",
             default="dist",
+            type=path_arg,
             metavar="DIR",
             help="directory of artifacts, e.g. what `layer-builder build` wrote (default: dist/)",
         )
@@ -91,6 +94,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     publish.add_argument(
         "--registry",
         default="registry",
+        type=path_arg,
         metavar="DIR",
         help="registry checkout to write into (default: ./registry)",
     )
@@ -106,7 +110,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     publish.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="regions x architectures published at once (default: 64)",

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from layer_builder.cli.argtypes import path_arg, region_name
 from layer_builder.cli.output import UI
 from layer_builder.cli.registry import ALLOW_HTTP_HELP, DEFAULT_REGISTRY, open_registry
 from layer_builder.consumer.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
@@ -50,11 +51,13 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         p.add_argument(
             "--region",
             default=None,
+            type=region_name,
             help="the function's region (default: from the ARN, else AWS_REGION)",
         )
         p.add_argument(
             "--registry",
             default=None,
+            type=path_arg,
             metavar="DIR|URL",
             help=f"registry checkout or http(s) URL (default: ./{DEFAULT_REGISTRY})",
         )

@@ -9,13 +9,15 @@ failure's carries ``error`` and ``exit_code``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from layer_builder import __version__
-from layer_builder.aws.facts import ARCHITECTURES, REGION_RE
+from layer_builder.aws.facts import ARCHITECTURES
+from layer_builder.cli.argtypes import path_arg, positive_int, region_name
 from layer_builder.cli.output import UI
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
@@ -49,7 +51,12 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser, version_help: str) -> None:
-    p.add_argument("config", metavar="CONFIG", help="layer config, e.g. configs/sentry-python.yml")
+    p.add_argument(
+        "config",
+        type=path_arg,
+        metavar="CONFIG",
+        help="layer config, e.g. configs/sentry-python.yml",
+    )
     p.add_argument(
         "--version", dest="release_version", required=True, metavar="V", help=version_help
     )
@@ -67,6 +74,7 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
     p.add_argument(
         "--registry",
         default=None,
+        type=path_arg,
         metavar="DIR",
         help=f"registry checkout to write the release into; created if missing "
         f"(default: {registry_default})",
@@ -83,7 +91,7 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="regions x architectures published at once (default: the config's max_workers)",
@@ -104,27 +112,9 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def _https_url(text: str) -> str:
     if not text.startswith("https://") or len(text) <= len("https://"):
         raise argparse.ArgumentTypeError(f"{text!r} is not an https:// URL")
-    return text
-
-
-def _region_name(text: str) -> str:
-    """A region name's shape (``eu-west-1``), checked before any registry is read: a typo
-    would otherwise read as "no layer in region ..." although no region has that name."""
-    if not REGION_RE.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an AWS region name (like eu-west-1)")
     return text
 
 
@@ -162,6 +152,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--registry",
         default=None,
+        type=path_arg,
         metavar="DIR|URL",
         help="registry checkout or http(s) URL to read (default: ./registry)",
     )
@@ -198,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default="dist",
+        type=path_arg,
         metavar="DIR",
         help="output directory, created if missing; zips already there are replaced only "
         "when every architecture built (default: dist/)",
@@ -230,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p, "release version to publish, e.g. 2.75.0 (as given to `build`)")
     p.add_argument(
-        "--dist", default="dist", metavar="DIR", help="where `build` put the zips (default: dist/)"
+        "--dist",
+        default="dist",
+        type=path_arg,
+        metavar="DIR",
+        help="where `build` put the zips (default: dist/)",
     )
     _arch_arg(p, "publish only this architecture (repeatable; default: all configured)")
     _publish_args(p)
@@ -247,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default=None,
+        type=path_arg,
         metavar="DIR",
         help="output directory for zips (default: dist/, or sandbox/dist with --sandbox)",
     )
@@ -277,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("canonical", metavar="CANONICAL", help="registry entry, e.g. aws-layer:python")
     p.add_argument(
-        "--region", required=True, type=_region_name, metavar="R", help="AWS region, e.g. eu-west-1"
+        "--region", required=True, type=region_name, metavar="R", help="AWS region, e.g. eu-west-1"
     )
     p.add_argument(
         "--arch",
@@ -395,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _dispatch(args, ui)
     except (PublishIncomplete, UserError) as exc:
         return ui.fail(str(exc), exc.exit_code)
+
     except KeyboardInterrupt:
         return ui.fail("interrupted; run the same command again to finish", 130)
     except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
@@ -402,7 +400,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # under us, a disk remounted read-only): the path and the cause, not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         return ui.fail(f"{where}{exc.strerror or exc}", 2)
-    except LayerBuilderError:
+    except LayerBuilderError as exc:
+        aws = sys.modules.get("layer_builder.aws.clients")  # imported by whatever raised it
+        if aws is not None and isinstance(exc, aws.AwsCallError):
+            # A call outside publishing's own handling (function, a listing, a check before
+            # any write): the operation, the region and the cause (the endpoint URL for a
+            # connection that failed), one line.
+            return ui.fail(_aws_failure(exc), 2)
         ui.flush_json(error="unexpected error (see the traceback on stderr)", exit_code=1)
         raise
     except Exception as exc:
@@ -412,8 +416,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _aws_failure(exc: Any) -> str:
+    message = " ".join(str(exc).split())
+    if exc.code in ("EndpointConnectionError", "ConnectTimeoutError"):
+        import boto3
+
+        session = boto3.Session()
+        known = {
+            r
+            for partition in ("aws", "aws-cn", "aws-us-gov")
+            for r in session.get_available_regions("lambda", partition)
+        }
+        if known and exc.region not in known:
+            close = difflib.get_close_matches(exc.region, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "not a region botocore knows"
+            message += f" ({exc.region}: {hint})"
+    return message
+
+
+#: Commands that talk to AWS: their endpoint variables are checked before anything runs.
+_AWS_COMMANDS = ("publish", "release", "function", "craft", "yank", "unyank")
+
+
 def _dispatch(args: argparse.Namespace, ui: UI) -> int:
     from layer_builder.cli import build, extension, publish, registry
+
+    if args.command in _AWS_COMMANDS and not getattr(args, "sandbox", False):
+        from layer_builder.aws.clients import check_endpoint_env
+
+        check_endpoint_env()
 
     if args.command in _EXTRA_COMMANDS:
         import importlib

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,6 +70,40 @@ def shorten(text: str, width: int) -> str:
     keep = width - len(_ELLIPSIS)
     head = keep // 2
     return text[:head] + _ELLIPSIS + text[len(text) - (keep - head) :]
+
+
+#: A path, URL or ARN is shortened to no less than this to save a line from wrapping...
+_TOKEN_FLOOR = 40
+#: ...and to no more than this on a line that wraps anyway.
+_TOKEN_CAP = 70
+
+
+def fit_line(text: str, width: int, *, indent: str = "    ") -> list[str]:
+    """``text`` as lines of at most ``width`` columns: the longest tokens (paths, URLs, ARNs)
+    shortened in the middle first (both ends tell which file), and if that is not enough,
+    words wrapped, the continuation lines indented below the first."""
+    if len(text) <= width:
+        return [text]
+    tokens = text.split(" ")
+    while True:
+        excess = len(" ".join(tokens)) - width
+        long = [i for i, t in enumerate(tokens) if len(t) > _TOKEN_FLOOR]
+        if excess <= 0 or not long:
+            break
+        i = max(long, key=lambda k: len(tokens[k]))
+        tokens[i] = shorten(tokens[i], max(_TOKEN_FLOOR, len(tokens[i]) - excess))
+    if excess <= 0:
+        return [" ".join(tokens)]
+    cap = min(_TOKEN_CAP, width - len(indent))
+    line = " ".join(shorten(t, cap) for t in text.split(" "))
+    lead = line[: len(line) - len(line.lstrip(" "))]
+    return textwrap.wrap(
+        line,
+        width,
+        subsequent_indent=lead + indent,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
 
 
 def fit_columns(
@@ -132,6 +167,8 @@ class UI:
         elif not self.human.is_terminal:
             self.human.width = _env_width() or LOG_WIDTH
         self.interactive = self.human.is_terminal and not os.environ.get("CI")
+        #: In CI every line fits the width (a log viewer does not scroll sideways).
+        self.fit = bool(os.environ.get("CI"))
         self._lock = threading.Lock()
 
     @property
@@ -140,22 +177,35 @@ class UI:
 
     # -- lines ---------------------------------------------------------------------------
 
+    def _fitted(self, message: str, indent: str = "    ") -> list[str]:
+        if not self.fit:
+            return [message]
+        return [
+            part
+            for line in message.splitlines()
+            for part in fit_line(line, self.width, indent=indent)
+        ]
+
     def info(self, message: str) -> None:
         if not self.quiet:
             with self._lock:
-                self.human.print(message, markup=False)
+                for line in self._fitted(message):
+                    self.human.print(line, markup=False)
 
     def note(self, message: str) -> None:
-        """A highlighted line (e.g. the sandbox label). Never wrapped: a label is grepped."""
+        """A highlighted line (e.g. the sandbox label); in CI fitted like every line."""
         if not self.quiet:
             with self._lock:
-                self.human.print(message, style="bold yellow", markup=False)
+                for line in self._fitted(message):
+                    self.human.print(line, style="bold yellow", markup=False)
 
     def error(self, message: str) -> None:
         # One ``error:`` line per line of the message (verify reports several problems), no
-        # markup interpretation: messages may contain brackets.
+        # markup interpretation: messages may contain brackets. In CI a long one is fitted:
+        # its continuation lines are indented under the message, never a new ``error:``.
         for line in message.splitlines() or [""]:
-            print(f"error: {line}", file=sys.stderr, flush=True)
+            for part in self._fitted(f"error: {line}", indent="       "):
+                print(part, file=sys.stderr, flush=True)
 
     # -- JSON ----------------------------------------------------------------------------
 

@@ -43,6 +43,32 @@ def _probe_writable(directory: Path) -> str | None:
     return None
 
 
+def _link_problem(path: Path) -> str | None:
+    """Why the symlink ``path`` leads to no directory (a loop, dangling), or None."""
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"is a dangling symlink (-> {os.readlink(path)})"
+        return f"cannot be followed: {exc.strerror}"
+    return None
+
+
+def check_not_a_broken_link(path: Path, arg: str) -> None:
+    """``path`` (or the nearest part of it that exists) is no symlink loop or dangling link;
+    else :class:`ArgumentError` for ``arg``. For a directory read later (a dry run's registry),
+    where resolving the path would fail with a ``RuntimeError`` instead of a clear line."""
+    existing, below = _first_existing(path.absolute())
+    problem = _link_problem(existing)
+    if problem is not None:
+        shown = "" if below is None else f"{existing} "
+        raise ArgumentError(f"{arg} {path}: {shown}{problem}")
+
+
 def check_output_dir(path: Path, arg: str) -> None:
     """``path`` is, or can become, a writable directory; else :class:`ArgumentError` for ``arg``.
 
@@ -50,6 +76,10 @@ def check_output_dir(path: Path, arg: str) -> None:
     """
     where = f"{arg} {path}"
     existing, below = _first_existing(path.absolute())
+    problem = _link_problem(existing)
+    if problem is not None:
+        shown = "" if below is None else f"{existing} "
+        raise ArgumentError(f"{where}: {shown}{problem}")
     if below is None:
         if not existing.is_dir():
             raise ArgumentError(f"{where}: is a file, not a directory")
@@ -69,6 +99,9 @@ def check_input_dir(path: Path, arg: str) -> None:
     where = f"{arg} {path}"
     if path.is_dir():
         return
+    problem = _link_problem(path)
+    if problem is not None:
+        raise ArgumentError(f"{where}: {problem}")
     if os.path.lexists(path):
         raise ArgumentError(f"{where}: is a file, not a directory")
     raise ArgumentError(f"{where}: no such directory")

@@ -23,7 +23,7 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_lines
 from layer_builder.cli.output import UI, failed_lines
-from layer_builder.cli.paths import check_input_dir, check_output_dir
+from layer_builder.cli.paths import check_input_dir, check_not_a_broken_link, check_output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, Interrupted, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
@@ -195,6 +195,7 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
+    check_not_a_broken_link(Path(args.registry or "registry"), "--registry")
     built = _load_built(cfg, version, archs, Path(args.dist), allow_standin=args.allow_standin)
     registry_dir = Path(args.registry or "registry")
     if not args.dry_run:
@@ -233,6 +234,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     check_output_dir(out, "--out")
     registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    check_not_a_broken_link(registry_dir, "--registry")
     if not args.dry_run:
         # A registry that cannot be written should cost seconds, not a build and a smoke test
         # (the release's preflight probes it again, under the lock, before any AWS write).

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from layer_builder.cli.output import UI
-from layer_builder.errors import ArgumentError, SmokeTestFailed
+from layer_builder.errors import ArgumentError, ArtifactError, SmokeTestFailed
+
+#: Lambda's longest function timeout (15 minutes).
+_MAX_TIMEOUT_S = 900
+#: Lambda's limit on a synchronous invocation's payload (6 MB).
+_MAX_EVENT_BYTES = 6 * 1024 * 1024
 
 
 def add_parser(sub: Any, common: Callable[..., None]) -> None:
@@ -97,13 +103,24 @@ def _event(text: str | None) -> bytes | None:
         return None
     if text.startswith("@"):
         try:
-            text = Path(text[1:]).read_text()
+            with open(text[1:], "rb") as f:  # at most Lambda's limit: /dev/zero is a file too
+                data = f.read(_MAX_EVENT_BYTES + 1)
         except OSError as exc:
             raise ArgumentError(f"--event: cannot read {text[1:]}: {exc.strerror}") from None
+        if len(data) > _MAX_EVENT_BYTES:
+            raise ArgumentError(
+                f"--event: {text[1:]} is over Lambda's {_MAX_EVENT_BYTES:,}-byte event limit"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArgumentError(f"--event: {text[1:]} is not UTF-8 text: {exc}") from None
     try:
         json.loads(text)
     except ValueError as exc:
         raise ArgumentError(f"--event: not a JSON document: {exc}") from None
+    except RecursionError:
+        raise ArgumentError("--event: not a JSON document: nested too deeply") from None
     return text.encode()
 
 
@@ -113,8 +130,11 @@ def options_from(args: argparse.Namespace) -> Any:
 
     if args.invocations < 1:
         raise ArgumentError("--invocations: must be at least 1")
-    if args.timeout <= 0:
-        raise ArgumentError("--timeout: must be more than 0 seconds")
+    if not math.isfinite(args.timeout) or not 0 < args.timeout <= _MAX_TIMEOUT_S:
+        raise ArgumentError(
+            f"--timeout: {args.timeout:g} is not a function timeout; Lambda allows more than 0 "
+            f"and at most {_MAX_TIMEOUT_S} seconds"
+        )
     return SmokeOptions(
         runtime=args.runtime,
         function_dir=Path(args.function_dir) if args.function_dir else None,
@@ -191,10 +211,15 @@ def _logs(r: Any) -> None:
 
 
 def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
+    from layer_builder.smoke.environment import check_before_unpack
     from layer_builder.smoke.runner import smoke_zip
 
     reports = []
     for z in zips:
+        if z.is_file():
+            # A zip is an artifact from elsewhere: nothing reads its members (not even to
+            # tell its architectures) before the checks that unpacking it is safe.
+            _check_runtime(z, check_before_unpack(z), options.runtime)
         found = smoke_zip(z, options)
         if not found:
             # Only --arch can leave a zip with nothing to run; passing on nothing would
@@ -204,6 +229,23 @@ def smoke_all(zips: Sequence[Path], options: Any) -> list[Any]:
             )
         reports.extend(found)
     return reports
+
+
+_RUNTIME_DIRS = {"python": "python", "node": "nodejs"}
+
+
+def _check_runtime(zip_path: Path, inspection: Any, wanted: str | None) -> None:
+    """The zip holds the directory of the runtime it is run with (named, or the one there)."""
+    roots = {e.name.split("/", 1)[0] for e in inspection.entries if "/" in e.name}
+    present = [r for r, d in _RUNTIME_DIRS.items() if d in roots]
+    if wanted is not None and wanted not in present:
+        has = ", ".join(_RUNTIME_DIRS[r] + "/" for r in present) or "neither python/ nor nodejs/"
+        raise ArgumentError(
+            f"--runtime {wanted}: {zip_path} has no {_RUNTIME_DIRS[wanted]}/ directory ({has})"
+        )
+    if wanted is None and not present:
+        what = "is empty" if not inspection.entries else "has neither python/ nor nodejs/"
+        raise ArtifactError(f"{zip_path}: {what} at its root; not a layer smoke can run")
 
 
 def _failure(reports: Sequence[Any]) -> str | None:

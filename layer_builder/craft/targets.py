@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from layer_builder.aws import facts as aws_facts
-from layer_builder.config import Template, _did_you_mean, _Reader
+from layer_builder.config import MAX_LICENSE, Template, _did_you_mean, _Reader
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
+from layer_builder.yamlfile import read_yaml
 
 TARGET_NAME = "aws-lambda-layer"
 CANONICAL_PREFIX = "aws-layer:"  # craft: canonical = prefix + compatibleRuntimes[].name
@@ -38,6 +37,9 @@ _TARGET_KEYS = {
 _MUSTACHE = re.compile(r"\{\{\{\s*([^{}\s]*)\s*\}\}\}|\{\{\s*([^{}\s]*)\s*\}\}")
 _JS_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "g": 0, "u": 0, "y": 0}
 Fail = Callable[[str], ConfigError]
+
+#: A registry directory and canonical name (``python``, ``node``).
+_RUNTIME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,7 @@ def load_craft_config(path: str | Path) -> tuple[CraftLayerTarget, ...]:
     """The ``aws-lambda-layer`` targets of a craft config; ConfigError naming file and key."""
     path = Path(path)
     r = _Reader(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "craft config not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise r.fail(None, f"invalid YAML: {at}{getattr(exc, 'problem', exc)}") from None
+    raw = read_yaml(path, "craft config", aliases=True)
     if not isinstance(raw, dict) or "targets" not in raw:
         raise r.fail("targets", "missing: a craft config lists its release targets there")
     out = []
@@ -157,7 +150,7 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
         rkey = f"{key}.compatibleRuntimes[{j}]"
         e = r.mapping(entry, rkey, {"name": True, "versions": True})
         name = r.string(e["name"], f"{rkey}.name")
-        if "/" in name or name.startswith("."):
+        if not _RUNTIME_NAME_RE.fullmatch(name):
             raise r.fail(f"{rkey}.name", f"{name!r} must be a single directory name")
         versions = r.string_list(e["versions"], f"{rkey}.versions")
         _check_runtimes(r, versions, f"{rkey}.versions")
@@ -165,6 +158,11 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
     if len({rt.name for rt in runtimes}) != len(runtimes):
         raise r.fail(f"{key}.compatibleRuntimes", "names a runtime twice")
 
+    license_text = r.string(d["license"], f"{key}.license")
+    if len(license_text) > MAX_LICENSE:
+        raise r.fail(
+            f"{key}.license", f"is {len(license_text)} characters; Lambda allows {MAX_LICENSE}"
+        )
     archs = r.string_list(d.get("compatibleArchitectures", []), f"{key}.compatibleArchitectures")
     for j, arch in enumerate(archs):
         r.choice(arch, f"{key}.compatibleArchitectures[{j}]", aws_facts.ARCHITECTURES)
@@ -176,7 +174,7 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
         layer_name=layer_name,
         runtimes=tuple(runtimes),
         architectures=tuple(dict.fromkeys(archs)),
-        license=r.string(d["license"], f"{key}.license"),
+        license=license_text,
         link_prereleases=r.typed(
             d.get("linkPrereleases", False), f"{key}.linkPrereleases", bool, "true or false"
         ),
@@ -184,7 +182,7 @@ def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarge
 
 
 def _check_name(name: str, fail: Fail) -> None:
-    if not aws_facts.LAYER_NAME_RE.match(name) or len(name) > aws_facts.LAYER_NAME_MAX:
+    if not aws_facts.LAYER_NAME_RE.fullmatch(name) or len(name) > aws_facts.LAYER_NAME_MAX:
         raise fail(
             f"renders to {name!r}; a layer name is 1-{aws_facts.LAYER_NAME_MAX} "
             "characters of [a-zA-Z0-9-_]"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from layer_builder.config import LayerConfig
-from layer_builder.errors import ArgumentError
+from layer_builder.errors import ArgumentError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -53,5 +53,18 @@ def resolve_publish_target(cfg: LayerConfig, regions_arg: str | None) -> Publish
     from layer_builder.publish.regions import parse_regions_arg, resolve_target
 
     requested = cfg.publish.regions if regions_arg is None else parse_regions_arg(regions_arg)
-    account, partition, regions = resolve_target(requested, cfg.publish.exclude_regions)
+    try:
+        account, partition, regions = resolve_target(requested, cfg.publish.exclude_regions)
+    except ArgumentError as exc:
+        # The regions came from the config, not from a --regions flag: name the key given.
+        text = str(exc)
+        if regions_arg is None and text.startswith("--regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.regions", text[len("--regions: ") :]
+            ) from None
+        if text.startswith("exclude_regions: "):
+            raise ConfigError(
+                str(cfg.path), "publish.exclude_regions", text[len("exclude_regions: ") :]
+            ) from None
+        raise
     return PublishTarget(account, partition, tuple(regions))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import errno
 import json
 import logging
 import os
@@ -80,16 +81,61 @@ def schema_error(doc: object, schema_name: str = VERSION_SCHEMA) -> str | None:
     return f"{errors[0].json_path}: {errors[0].message}" if errors else None
 
 
+#: Far more than the index of every layer there is (each document is a few kB); a server
+#: answering without end is cut off here.
+MAX_INDEX_BYTES = 32 * 1024 * 1024
+#: A version document on disk is at most this (same reason).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+#: Deeper than any registry document is (about 5 levels), far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(data: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``data`` nests lists and objects deeper than ``limit`` (checked without recursion,
+    before a schema check or a copy would recurse through it)."""
+    todo: list[tuple[object, int]] = [(data, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            values = item.values() if isinstance(item, dict) else item
+            todo.extend((v, depth + 1) for v in values)
+    return False
+
+
+def loads_json(text: str | bytes, where: str) -> object:
+    """``json.loads`` with a depth limit; RegistryError naming ``where`` for what it refuses."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise RegistryError(f"{where}: not valid JSON (nested too deeply)") from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{where}: not valid JSON ({exc})") from None
+    if _too_deep(data):
+        raise RegistryError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
 def read_json_mapping(path: Path) -> Document:
     """A registry file's JSON object; RegistryError naming the file if it is anything else."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise RegistryError(f"{path}: over {MAX_DOCUMENT_BYTES:,} bytes; not a registry file")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RegistryError(f"{path}: not found") from None
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RegistryError(f"{path}: is a symlink loop") from None
         raise RegistryError(f"{path}: unreadable: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: unreadable: {exc}") from None
+    data = loads_json(text, str(path))
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
@@ -147,6 +193,11 @@ def collect_index(
             doc = overrides[name]
         elif os.path.lexists(latest):
             if not latest.exists():
+                try:
+                    os.stat(latest)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise RegistryError(f"{latest}: is a symlink loop") from None
                 raise RegistryError(f"{latest}: links to {os.readlink(latest)}, which is missing")
             doc = read_version_document(target)
         else:
@@ -217,13 +268,20 @@ def check_registry_url(url: str, *, allow_http: bool) -> None:
     The registry decides which code runs in the user's functions, so a plain-http answer
     that anyone on the path can rewrite is refused unless asked for.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. https://[::1/ (an unclosed IPv6 address)
+        shown = re.sub(r"//[^/@]*@", "//", url.split("?", 1)[0].split("#", 1)[0])
+        raise RegistryError(f"{shown}: not a valid URL ({exc})") from None
     try:
         parts.port  # noqa: B018 -- raises for a port out of range, as display_url would
     except ValueError as exc:
         shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         raise RegistryError(f"{shown}: not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise RegistryError(f"{shown}: not a valid URL (no host)")
     if scheme == "https" or (scheme == "http" and (allow_http or is_loopback_url(url))):
         return
     if scheme == "http":
@@ -418,6 +476,8 @@ class RegistryClient:
     def _unknown(self, canonical: str, index: Mapping[str, Any]) -> str:
         close = difflib.get_close_matches(canonical, index, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(index))}"
+        if not index:
+            hint = "it holds no released layer yet"
         if self._unreleased:
             hint += f" ({', '.join(d + '/' for d in self._unreleased)} has no {LATEST_FILE})"
         return f"no layer {canonical!r} in the registry; {hint}"
@@ -461,10 +521,28 @@ class RegistryClient:
                 raise RegistryError(
                     f"{shown}: HTTP {response.status_code} fetching the registry index"
                 )
+            body = bytearray()
             try:
-                data = response.json()
+                for chunk in response.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > MAX_INDEX_BYTES:
+                        raise RegistryError(
+                            f"{shown}: the registry index is over {MAX_INDEX_BYTES:,} bytes"
+                        )
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"{shown}: cannot fetch the registry index: {error_reason(exc, url)}"
+                ) from None
+            try:
+                data = json.loads(bytes(body))
+            except RecursionError:
+                raise RegistryError(f"{shown}: the registry index is nested too deeply") from None
             except ValueError:
                 raise RegistryError(f"{shown}: the registry index is not valid JSON") from None
+        if _too_deep(data):
+            raise RegistryError(
+                f"{shown}: the registry index is nested deeper than {MAX_JSON_DEPTH} levels"
+            )
         if not isinstance(data, dict):
             raise RegistryError(f"{shown}: the registry index is not a JSON object")
         problem = schema_error(data, INDEX_SCHEMA)
@@ -477,7 +555,9 @@ class RegistryClient:
         assert self._session is not None
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+                response = self._session.get(
+                    url, timeout=self._timeout, allow_redirects=False, stream=True
+                )
             except requests.RequestException as exc:
                 raise RegistryError(
                     f"{display_url(url)}: cannot fetch the registry index: {error_reason(exc, url)}"

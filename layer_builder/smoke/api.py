@@ -347,11 +347,20 @@ def _handler_for(api: LambdaAPI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """A loopback HTTP server for the layer's processes: a client that drops its connection
+    (a process killed at shutdown, a hostile extension) is logged, never a traceback on the
+    user's terminal before the run's one line."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended abnormally", client_address, exc_info=True)
+
+
 @contextmanager
 def serve_api(handler: str) -> Iterator[LambdaAPI]:
     """Run the two APIs on a free loopback port for the ``with`` block."""
     api = LambdaAPI(handler)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(api))
+    server = LoopbackServer(("127.0.0.1", 0), _handler_for(api))
     server.daemon_threads = True  # Next calls of killed processes may still be parked
     api.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="lambda-api", daemon=True)

@@ -20,24 +20,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
+import pwd
+import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import time
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from layer_builder.aws.facts import ELF_MACHINE, MACHINE_NAME
+from layer_builder.build.zipcheck import ZipInspection, inspect_zip
 from layer_builder.elf import read_elf_header
-from layer_builder.errors import ArtifactError
+from layer_builder.errors import ArtifactError, UserError
 
 if TYPE_CHECKING:
     from layer_builder.smoke.runtimes import Foreign
@@ -49,34 +52,92 @@ _LIBC = ctypes.CDLL(None, use_errno=True)  # looked up here, not in the forked c
 LAMBDA_OPT = "/opt"
 
 
+def check_before_unpack(zip_path: Path) -> ZipInspection:
+    """Refuse a zip that unpacking could turn against this machine, before reading any member.
+
+    The same archive checks ``verify`` makes (:func:`~layer_builder.build.zipcheck.inspect_zip`
+    reads it, CRCs included, and refuses encrypted members), plus what only matters when the
+    zip is unpacked: names, symlinks and member types that could write outside the directory,
+    and Lambda's unzipped size limit (a zip bomb stops here, not on a full disk).
+    """
+    inspection = inspect_zip(zip_path)
+    problems = inspection.unpack_problems()
+    if problems:
+        raise ArtifactError(f"{zip_path}: refused before unpacking: {'; '.join(problems)}")
+    return inspection
+
+
 def unpack_layer(zip_path: Path, dest: Path) -> None:
-    """Extract ``zip_path`` into ``dest`` keeping the exec bits and symlinks Lambda keeps."""
+    """Extract ``zip_path`` into ``dest`` keeping the exec bits and symlinks Lambda keeps.
+
+    The zip is checked first (:func:`check_before_unpack`); then every member is created
+    relative to a descriptor of its directory, never following a symlink (``O_NOFOLLOW``) and
+    never replacing anything (``O_EXCL``), and symlinks are made last, so no member is written
+    through one even if a check above missed it.
+    """
+    inspection = check_before_unpack(zip_path)
     dest.mkdir(parents=True, exist_ok=True)
-    made = {dest}  # directories known to exist: a Node layer has thousands of files
+    links = dict(inspection.links)
+    root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    dirs: dict[str, int] = {"": root}  # open directories by member path, for *at() calls
     try:
         with zipfile.ZipFile(zip_path) as zf:
             for info in zf.infolist():
-                name = info.filename
-                if name.startswith("/") or ".." in Path(name).parts:
-                    raise ArtifactError(f"{zip_path}: unsafe path in the zip: {name!r}")
-                target = dest / name
+                if info.filename in links:
+                    continue
+                parts = [p for p in info.filename.split("/") if p not in ("", ".")]
                 if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    made.add(target)
+                    _open_dir(dirs, parts, zip_path)
                     continue
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    os.symlink(zf.read(info).decode(), target)
-                    continue
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                             0o755 if mode & 0o111 else 0o644)  # fmt: skip
+                parent = _open_dir(dirs, parts[:-1], zip_path)
+                mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                fd = _at(zip_path, info.filename, os.open, parts[-1], flags, mode, dir_fd=parent)
                 with zf.open(info) as src, open(fd, "wb") as out:
                     shutil.copyfileobj(src, out)
+            for name, target in links.items():
+                parts = [p for p in name.rstrip("/").split("/") if p not in ("", ".")]
+                parent = _open_dir(dirs, parts[:-1], zip_path)
+                _at(zip_path, name, os.symlink, target, parts[-1], dir_fd=parent)
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"{zip_path}: not a zip file: {exc}") from None
+    finally:
+        for fd in dirs.values():
+            os.close(fd)
+
+
+def _at(zip_path: Path, member: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except OSError as exc:
+        raise ArtifactError(
+            f"{zip_path}: {member}: cannot unpack ({exc.strerror}); nothing is written "
+            "through a symlink or over another member"
+        ) from None
+
+
+def _open_dir(dirs: dict[str, int], parts: list[str], zip_path: Path) -> int:
+    """A descriptor of the directory ``parts`` under the root, made as needed, no symlinks."""
+    key = "/".join(parts)
+    if key in dirs:
+        return dirs[key]
+    # The deepest directory already open, then down from there (no recursion: a zip may
+    # nest thousands of directories).
+    depth = len(parts)
+    while depth > 0 and "/".join(parts[:depth]) not in dirs:
+        depth -= 1
+    fd = dirs["/".join(parts[:depth])]
+    for i in range(depth, len(parts)):
+        with contextlib.suppress(FileExistsError):  # a file there: the open below says so
+            os.mkdir(parts[i], 0o755, dir_fd=fd)
+        sub = "/".join(parts[: i + 1])
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        fd = _at(zip_path, sub + "/", os.open, parts[i], flags, dir_fd=fd)
+        if len(dirs) > 256:  # a Node layer has thousands of directories: keep few open
+            for k in [k for k in dirs if k and not sub.startswith(k + "/")]:
+                os.close(dirs.pop(k))
+        dirs[sub] = fd
+    return fd
 
 
 def _rewrite_opt_paths(root: Path) -> int:
@@ -280,49 +341,91 @@ class Environment:
             self._holder = None
 
 
-def _start_namespace(layer_dir: Path, user_ns: bool) -> tuple[Environment | None, str]:
-    """Try a private mount namespace with ``layer_dir`` at /opt; (env, "") or (None, why)."""
+#: Where the layer's processes may write, each an empty private tmpfs (Lambda's /tmp).
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+NSINIT = Path(__file__).with_name("nsinit.py")
+_READY_S = 10.0
+
+
+def _hidden() -> list[str]:
+    """Directories covered by an empty tmpfs: home directories (credentials live there) and
+    the host's temporary directory; what a run needs from them is bound back."""
+    homes = {"/root", "/home", str(Path.home()), tempfile.gettempdir()}
+    return sorted(h for h in homes if h not in ("/", *SCRATCH))
+
+
+def _kept(work: Path, tools: Sequence[str]) -> list[str]:
+    """Directories the run's processes need: the work directory (function, runtime client),
+    this package, the interpreter's and each tool's prefix, every directory on sys.path."""
+    paths = {str(work.resolve()), str(Path(__file__).resolve().parents[1])}
+    paths.update(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix))
+    paths.update(os.path.realpath(p) for p in sys.path if p and os.path.isdir(p))
+    for tool in tools:
+        where = shutil.which(tool) if not os.path.isabs(tool) else tool
+        if where:
+            paths.add(os.path.dirname(os.path.dirname(os.path.realpath(where))))
+            paths.add(os.path.dirname(os.path.dirname(os.path.abspath(where))))
+    ordered = sorted(paths)
+    return [p for p in ordered if not any(p.startswith(q.rstrip("/") + "/") for q in ordered)]
+
+
+def sandbox_ids() -> tuple[int, int]:
+    """The unprivileged user and group the layer's processes run as when this runs as root."""
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+def _start_namespace(
+    layer_dir: Path, user_ns: bool, keep: Sequence[str]
+) -> tuple[Environment | None, str]:
+    """A private mount namespace as :mod:`nsinit` sets it up; (env, "") or (None, why)."""
     unshare = ["unshare", "--mount", "--propagation", "private"]
     enter = ["nsenter", "--mount"]
     if user_ns:
         unshare[1:1] = ["--user", "--map-root-user"]
         enter[1:1] = ["--user", "--preserve-credentials"]
+    spec = {
+        "layer": str(layer_dir.resolve()),
+        "opt": LAMBDA_OPT,
+        "keep": list(keep),
+        "hide": _hidden(),
+        "scratch": list(SCRATCH),
+    }
     try:
         holder = subprocess.Popen(
-            [*unshare, "--", "sleep", "86400"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            [*unshare, "--", sys.executable, "-I", "-S", str(NSINIT), json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
     except FileNotFoundError:
         return None, "unshare is not installed"
-    own = _ns_link("self")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and holder.poll() is None:
-        ns = _ns_link(holder.pid)
-        if ns and ns != own:
-            break
-        time.sleep(0.005)
-    if holder.poll() is not None:
-        err = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
-        return None, f"unshare failed: {err or holder.returncode}"
-    enter += ["--target", str(holder.pid), "--"]
-    for argv in (
-        ["mount", "--bind", str(layer_dir), LAMBDA_OPT],
-        ["mount", "-o", "remount,bind,ro", LAMBDA_OPT],
-    ):
-        proc = subprocess.run([*enter, *argv], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            holder.kill()
-            holder.wait()
-            return None, f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.returncode}"
+    assert holder.stdout is not None and holder.stderr is not None
+    ready, _, _ = select.select([holder.stdout], [], [], _READY_S)
+    line = holder.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        holder.kill()
+        holder.wait()
+        err = holder.stderr.read().decode(errors="replace").strip().splitlines()
+        return None, f"unshare failed: {err[-1] if err else holder.returncode}"
+    who = ""
+    enter += ["--target", str(holder.pid)]
+    if not user_ns and os.geteuid() == 0:
+        uid, gid = sandbox_ids()
+        enter += ["--setuid", str(uid), "--setgid", str(gid)]
+        who = f", processes as uid {uid}"
+    enter.append("--")
     env = Environment(
         layer_dir,
         LAMBDA_OPT,
         "mounted at /opt (read-only, private mount namespace"
-        + (", user namespace)" if user_ns else ")"),
+        + (", user namespace" if user_ns else "")
+        + f"{who}; only /tmp writable)",
     )
     env._holder, env._enter, env._ns = holder, tuple(enter), _ns_link(holder.pid)
     return env, ""
@@ -336,7 +439,7 @@ def _namespace_blocker(tools: Sequence[str]) -> str | None:
         where = shutil.which(tool) if not os.path.isabs(tool) else tool
         if where and os.path.realpath(where).startswith(LAMBDA_OPT + "/"):
             return f"{where} lives under {LAMBDA_OPT}, which the mount would hide"
-    for tool in ("unshare", "nsenter", "mount"):
+    for tool in ("unshare", "nsenter"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     return None
@@ -359,7 +462,7 @@ def prepare(
     else:
         layer_dir = layer_src
         restore_replaced(layer_dir)
-    env = _provide(layer_dir, tools)
+    env = _provide(layer_dir, work, [*tools, *([foreign.qemu] if foreign and foreign.qemu else [])])
     played = _played_machine(foreign)
     if layer_src is not None and played is not None:
         # Whatever the launcher picks, a binary for another machine fails as on Lambda.
@@ -395,23 +498,34 @@ def _played_machine(foreign: Foreign | None) -> tuple[int, str] | None:
     return (ELF_MACHINE[arch], machine) if arch in ELF_MACHINE else None
 
 
-def _provide(layer_dir: Path, tools: Sequence[str]) -> Environment:
+#: Set to 1 to let ``smoke`` run a layer as root without isolation (no namespaces here).
+UNISOLATED_VAR = "LAYER_BUILDER_SMOKE_UNISOLATED"
+
+
+def _provide(layer_dir: Path, work: Path, tools: Sequence[str]) -> Environment:
     reasons = []
     blocker = _namespace_blocker([sys.executable, *tools])
     if blocker is None:
+        keep = _kept(work, [sys.executable, *tools])
         for user_ns in (False, True) if os.geteuid() == 0 else (True,):
-            env, why = _start_namespace(layer_dir, user_ns)
+            env, why = _start_namespace(layer_dir, user_ns, keep)
             if env is not None:
                 return env
             reasons.append(why)
     else:
         reasons.append(blocker)
-    changed = _rewrite_opt_paths(layer_dir)
     why = "; ".join(reasons)
+    if os.geteuid() == 0 and os.environ.get(UNISOLATED_VAR) != "1":
+        raise UserError(
+            f"smoke: cannot isolate the layer's processes here ({why}); refusing to run a "
+            f"layer as root without it: run smoke as an unprivileged user, or set "
+            f"{UNISOLATED_VAR}=1 to accept the risk"
+        )
+    changed = _rewrite_opt_paths(layer_dir)
     log.info("no private /opt mount (%s): rewrote /opt/ in %d file(s)", why, changed)
     return Environment(
         layer_dir,
         str(layer_dir),
         f"NOT mounted at /opt ({why}): layer at {layer_dir}, /opt/ rewritten in {changed} "
-        "script(s); paths baked elsewhere are not exercised",
+        "script(s); paths baked elsewhere are not exercised; NOT isolated",
     )

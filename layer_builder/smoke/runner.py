@@ -84,7 +84,7 @@ def zip_architectures(zip_path: Path) -> list[str]:
             if data.get("layout") == "universal":
                 archs = list(ARCHITECTURES)
             return sorted({str(a) for a in archs}, key=lambda a: a != "x86_64")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             log.debug("%s: no architecture in the manifest; looking at the ELF files", manifest)
     by_machine = {m: a for a, m in ELF_MACHINE.items()}
     found: set[str] = set()
@@ -350,6 +350,8 @@ def _smoke_arch(
             record, label = _one_run(
                 layer_dir, options, runtime_name, run_dir, sentry, foreign, enable
             )
+            # No shims carried over to the next run: prepare() puts every original back first
+            # (restore_replaced), and shims again.
             report.mount = label
             report.logs.update(_read_logs(record, ""))
             report.extensions, report.invocations = record.extensions, record.invocations

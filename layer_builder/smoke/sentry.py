@@ -18,10 +18,10 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from layer_builder.smoke.api import read_body
+from layer_builder.smoke.api import LoopbackServer, read_body
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _handler_for(sentry: FakeSentry) -> type[BaseHTTPRequestHandler]:
 def fake_sentry() -> Iterator[FakeSentry]:
     """Run a fake Sentry on 127.0.0.1 (a free port) for the ``with`` block."""
     sentry = FakeSentry()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(sentry))
+    server = LoopbackServer(("127.0.0.1", 0), _handler_for(sentry))
     server.daemon_threads = True
     sentry.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="fake-sentry", daemon=True)
