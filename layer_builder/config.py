@@ -121,6 +121,8 @@ class LayerConfig:
     publish: PublishConfig
     registry: RegistryConfig
     layout: str = UNIVERSAL
+    #: ``optimize.bytecode``: compile python/ for each runtime (default for python layers)
+    bytecode: bool = False
 
     @property
     def universal(self) -> bool:
@@ -294,6 +296,7 @@ _TOP = {
     "publish": False,
     "registry": True,
     "layout": False,
+    "optimize": False,
 }
 
 
@@ -374,7 +377,19 @@ def load_config(path: str | Path) -> LayerConfig:
         publish=_publish(r, data.get("publish") or {}, layout),
         registry=_registry(r, data["registry"]),
         layout=layout,
+        bytecode=_optimize(r, data.get("optimize") or {}, family),
     )
+
+
+def _optimize(r: _Reader, value: Any, family: Family) -> bool:
+    """``optimize.bytecode`` (python layers; default true): precompiled ``__pycache__``."""
+    d = r.mapping(value, "optimize", {"bytecode": False})
+    if "bytecode" not in d:
+        return family == "python"
+    on = r.typed(d["bytecode"], "optimize.bytecode", bool, "true or false")
+    if on and family != "python":
+        raise r.fail("optimize.bytecode", "only a python layer carries bytecode")
+    return on
 
 
 def _runtimes(r: _Reader, value: Any, family: Family) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build import sdk
+from layer_builder.build import bytecode, sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
@@ -34,7 +34,13 @@ from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
-from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, ReleaseVersion
+from layer_builder.model import (
+    PER_ARCH,
+    UNIVERSAL,
+    BuildManifest,
+    BytecodeInfo,
+    ReleaseVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +289,10 @@ def _finish(
         for f in ext.files:
             _place(root, f)
     packages = sdk.bundled_packages(root)
+    compiled: tuple[BytecodeInfo, ...] = ()
+    if cfg.bytecode and (root / "python").is_dir():
+        # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
+        compiled = bytecode.compile_tree(root, cfg.compatible_runtimes, say=say)
 
     zipping = time.monotonic()
     say(f"{label}: zipping")
@@ -321,6 +331,7 @@ def _finish(
         source_date_epoch=epoch,
         packages=packages,
         needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
+        bytecode=compiled,
     )
     mpath = zip_path.with_name(zip_path.name + ".json")
     tmp_manifest = mpath.with_name(mpath.name + ".tmp")
