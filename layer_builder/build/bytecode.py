@@ -15,8 +15,8 @@ Choices, and why:
   zip) would silently run the old code; measured on 2.75.0 under Python 3.12, checking costs
   about 4 ms of a cold start (import 123.0 vs 123.5 ms, ``init()`` 26.8 vs 22.5 ms, medians
   of 12), within the noise. ``verify`` checks every recorded hash either way.
-- **Determinism**: ``PYTHONHASHSEED=0`` (set constants are marshalled in hash order; with
-  random seeds 245 files differed between two compiles), files compiled one by one in sorted
+- **Determinism**: ``PYTHONHASHSEED=0`` (before 3.11, marshal writes set constants in hash
+  order: two compiles of sentry-sdk 2.75.0 by 3.10 with other seeds differ), files compiled one by one in sorted
   order in one process, ``co_filename`` set to the path Lambda sees (``/opt/python/...``)
   rather than the build directory, no site-packages of the build machine (``-S -s``). The
   zipper gives every entry the same mtime. The bytes depend on the interpreter's exact
