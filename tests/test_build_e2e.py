@@ -55,7 +55,12 @@ BINARIES = {
 
 
 def build_python(
-    workdir: Path, *, umask: int, tz: str, archs: tuple[str, ...] = ("x86_64", "arm64")
+    workdir: Path,
+    *,
+    umask: int,
+    tz: str,
+    archs: tuple[str, ...] = ("x86_64", "arm64"),
+    seed: str = "0",
 ) -> Path:
     """The universal Python layer serving ``archs`` (the stand-in as each one's extension)."""
     workdir.mkdir(parents=True)
@@ -74,6 +79,7 @@ def build_python(
         cwd=workdir,
         umask=umask,
         tz=tz,
+        extra_env={"PYTHONHASHSEED": seed},
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -86,8 +92,10 @@ def build_python(
 @pytest.fixture(scope="module")
 def python_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("pybuild")
-    first = build_python(base / "a", umask=0o022, tz="UTC")
-    second = build_python(base / "deep" / "other-dir", umask=0o077, tz="Pacific/Chatham")
+    first = build_python(base / "a", umask=0o022, tz="UTC", seed="1")
+    second = build_python(
+        base / "deep" / "other-dir", umask=0o077, tz="Pacific/Chatham", seed="random"
+    )
     return first, second
 
 
@@ -111,7 +119,14 @@ def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
     assert ext.external_attr >> 16 == 0o100755
     wrapper = infos["python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"]
     assert wrapper.external_attr >> 16 == 0o100644
-    assert not any(n.endswith(".pyc") or "__pycache__" in n for n in infos)
+    # Bytecode only in __pycache__, for the runtimes the manifest says were compiled.
+    manifest = json.loads(python_zips[0].with_name(python_zips[0].name + ".json").read_text())
+    tags = {b["cache_tag"] for b in manifest["bytecode"] if b["compiled"]}
+    assert tags, "no runtime of the layer got bytecode on this machine"
+    pycs = [n for n in infos if n.endswith(".pyc")]
+    assert {n.rsplit(".", 2)[1] for n in pycs} == tags
+    assert all("/__pycache__/" in n for n in pycs)
+    assert len(pycs) == len(tags) * sum(n.endswith(".py") for n in infos)
     assert not any(n.endswith("direct_url.json") for n in infos)
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
     # The wrapper is ours, not the SDK's own module.
