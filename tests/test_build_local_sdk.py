@@ -88,9 +88,30 @@ def test_layer_from_a_local_checkout(
         names = zf.namelist()
         record = zf.read("python/tiny_sdk-0.3.0.dist-info/RECORD").decode()
     assert "python/tiny_sdk/__init__.py" in names and "python/tiny_wrapper.py" in names
-    # Nothing that records the build machine's path or interpreter.
-    assert not any(n.endswith(("direct_url.json", "INSTALLER", ".pyc")) for n in names)
+    # Nothing that records the build machine's path or interpreter; bytecode only for the
+    # runtime the manifest says got it (python3.12), in __pycache__.
+    assert not any(n.endswith(("direct_url.json", "INSTALLER")) for n in names)
+    (info,) = layer["bytecode"]
+    pycs = sorted(n for n in names if n.endswith(".pyc"))
+    if info["compiled"]:
+        assert pycs == [
+            "python/__pycache__/tiny_wrapper.cpython-312.pyc",
+            "python/tiny_sdk/__pycache__/__init__.cpython-312.pyc",
+        ]
+    else:
+        assert pycs == [] and "LAYER_BUILDER_PYTHON3_12" in info["reason"]
     assert str(tmp_path) not in record and "direct_url.json" not in record
+
+
+def test_bytecode_turned_off_leaves_the_plain_tree(local_sdk_config: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yml"
+    plain.write_text(local_sdk_config.read_text() + "optimize:\n  bytecode: false\n")
+    (tmp_path / "wrapper.py").write_text((local_sdk_config.parent / "wrapper.py").read_text())
+    (tmp_path / "tiny-sdk").symlink_to(local_sdk_config.parent / "tiny-sdk")
+    built = build_layer(load_config(plain), ReleaseVersion.parse("0.3.0"), "x86_64", tmp_path / "d")
+    assert built.manifest.bytecode == ()
+    with zipfile.ZipFile(built.zip_path) as zf:
+        assert not any(n.endswith(".pyc") or "__pycache__" in n for n in zf.namelist())
 
 
 def test_unzipped_size_over_the_lambda_limit_is_refused(

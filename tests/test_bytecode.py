@@ -16,7 +16,8 @@ import pytest
 
 from layer_builder.build import bytecode
 from layer_builder.build.bytecode import Interpreter, compile_tree, find_interpreter
-from layer_builder.errors import ArgumentError
+from layer_builder.config import load_config
+from layer_builder.errors import ArgumentError, ConfigError
 
 MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
 RUNTIME = f"python{MINOR}"
@@ -189,3 +190,42 @@ def test_the_seed_is_what_makes_it_reproducible(tmp_path: Path) -> None:
     assert zips[0] == zips[1]
     with zipfile.ZipFile(tmp_path / "b1.zip") as zf:
         assert "python/pkg/__pycache__/__init__.cpython-310.pyc" in zf.namelist()
+
+
+# ------------------------------------------------------------------------- config
+
+
+CONFIG = """\
+name: "Test"
+description: "Test {{ version }}"
+license: MIT
+canonical: "aws-layer:RUNTIME"
+runtime: RUNTIME
+compatible_runtimes: [RUNTIMES]
+architectures: [x86_64]
+sdk:
+  package: PACKAGE
+registry:
+  runtime_dir: RUNTIME
+"""
+
+
+def config(tmp_path: Path, runtime: str, extra: str = "") -> Path:
+    python = runtime == "python"
+    text = (
+        CONFIG.replace("RUNTIMES", "python3.12" if python else "nodejs22.x")
+        .replace("RUNTIME", runtime)
+        .replace("PACKAGE", "sentry-sdk" if python else "'@sentry/aws-serverless'")
+    )
+    path = tmp_path / f"{runtime}.yml"
+    path.write_text(text + extra)
+    return path
+
+
+def test_bytecode_is_on_for_python_layers_and_can_be_turned_off(tmp_path: Path) -> None:
+    assert load_config(config(tmp_path, "python")).bytecode is True
+    assert load_config(config(tmp_path, "node")).bytecode is False
+    off = "optimize:\n  bytecode: false\n"
+    assert load_config(config(tmp_path, "python", off)).bytecode is False
+    with pytest.raises(ConfigError, match="optimize.bytecode: only a python layer carries bytecode"):
+        load_config(config(tmp_path, "node", "optimize:\n  bytecode: true\n"))

@@ -136,6 +136,16 @@ CASES = [
         "registry.runtime_dir: missing required key",
     ),
     (
+        "layout: per-arch",
+        "layout: per-arch\noptimize:\n  bytecode: sometimes",
+        "optimize.bytecode: expected true or false, got a string",
+    ),
+    (
+        "layout: per-arch",
+        "layout: per-arch\noptimize: {bytcode: false}",
+        "optimize.bytcode: unknown key; did you mean 'bytecode'?",
+    ),
+    (
         "license: MIT",
         "license: [MIT",
         "invalid YAML: line 4, column 10: expected ',' or ']', but got ':'",
