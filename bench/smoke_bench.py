@@ -84,7 +84,8 @@ def build_pair(cfg: LayerConfig, version: str, out: Path) -> dict[str, Path]:
     same config, SDK version, extension binaries and SOURCE_DATE_EPOCH)."""
     release = ReleaseVersion.parse(version)
     archs = cfg.select_architectures(None)
-    plan = plan_extension(cfg, archs, overrides={a: EXTENSIONS[a] for a in archs})
+    overrides = {a: EXTENSIONS[a] for a in archs} if cfg.extension is not None else {}
+    plan = plan_extension(cfg, archs, overrides=overrides)
     zips = {}
     for label, variant in ((OURS, cfg), (UPSTREAM, upstream_style(cfg))):
         (layer,) = build_release(variant, release, plan, out / label, epoch=315532800)
