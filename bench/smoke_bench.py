@@ -50,7 +50,10 @@ from layer_builder.model import ReleaseVersion  # noqa: E402
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip  # noqa: E402
 
 STANDIN = ROOT / "extensions" / "standin"
-EXTENSIONS = {"x86_64": STANDIN / "sentry-standin-x86_64", "arm64": STANDIN / "sentry-standin-aarch64"}
+EXTENSIONS = {
+    "x86_64": STANDIN / "sentry-standin-x86_64",
+    "arm64": STANDIN / "sentry-standin-aarch64",
+}
 LAYERS = {
     "python": (ROOT / "configs" / "sentry-python.yml", "2.75.0"),
     "node": (ROOT / "configs" / "sentry-node.yml", "10.75.2"),
@@ -230,8 +233,8 @@ def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
         for label in order:
             samples[label].append(one_round(zips[label]))
         last = {lb: samples[lb][-1]["added_cold_start_ms"] for lb in labels}
-        print(f"  round {n + 1}/{rounds}: added cold start "
-              + ", ".join(f"{lb} {ms:.0f} ms" for lb, ms in last.items()), file=sys.stderr)  # fmt: skip
+        shown = ", ".join(f"{lb} {ms:.0f} ms" for lb, ms in last.items())
+        print(f"  round {n + 1}/{rounds}: added cold start {shown}", file=sys.stderr)
     out: dict[str, Any] = {"rounds": rounds, "layouts": {}}
     for label in labels:
         keys = [k for k in (*TIMES, *MEMORY) if all(k in s for s in samples[label])]
@@ -258,8 +261,9 @@ def _row(label: str, d: dict[str, Any]) -> str:
         return f"{s['median']:.{digits}f} ({s['p25']:.{digits}f}-{s['p75']:.{digits}f})"
 
     return (
-        f"| {label} | {f('added_cold_start_ms')} | {f('cold_start_ms')} | {f('bare_cold_start_ms')} "
-        f"| {f('extensions_init_ms')} | {f('runtime_init_ms')} | {f('cold_invoke_ms')} "
+        f"| {label} | {f('added_cold_start_ms')} | {f('cold_start_ms')} "
+        f"| {f('bare_cold_start_ms')} | {f('extensions_init_ms')} | {f('runtime_init_ms')} "
+        f"| {f('cold_invoke_ms')} "
         f"| {f('warm_invoke_ms', 1)} | {f('added_warm_invoke_ms', 1)} | {f('runtime_rss_mb')} "
         f"| {f('bare_runtime_rss_mb')} | {f('extensions_rss_mb', 1)} "
         f"| {d['zip_mb']:.1f} / {d['unzipped_mb']:.1f} | {d['files']:,} |"
@@ -269,8 +273,13 @@ def _row(label: str, d: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", action="append", choices=sorted(LAYERS))
-    parser.add_argument("--zip", action="append", type=Path, default=[],
-                        help="measure these zips instead of building (the first is 'ours')")  # fmt: skip
+    parser.add_argument(
+        "--zip",
+        action="append",
+        type=Path,
+        default=[],
+        help="measure these zips instead of building (the first is 'ours')",
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -302,7 +311,10 @@ def main() -> int:
     for name, r in results.items():
         ratio = r.get("ratio_ours_to_upstream")
         if ratio:
-            print(f"{name}: ours / upstream-style: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
+            print(
+                f"{name}: ours / upstream-style: "
+                + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
+            )
     return 0
 
 

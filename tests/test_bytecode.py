@@ -107,7 +107,9 @@ def test_a_runtime_without_interpreter_is_reported_with_the_fix(tmp_path: Path) 
     assert here.invalidation_mode == "checked-hash" and here.python == HERE[0]
     assert (missing.runtime, missing.compiled, missing.files) == ("python3.99", False, 0)
     assert "LAYER_BUILDER_PYTHON3_99=/path/to/python3.99" in missing.reason
-    assert any(line.startswith("python3.99: no bytecode: no Python 3.99 interpreter") for line in said)
+    assert any(
+        line.startswith("python3.99: no bytecode: no Python 3.99 interpreter") for line in said
+    )
     assert any(line.startswith(f"{RUNTIME}: bytecode for 3 of 3 modules") for line in said)
     assert not list(root.rglob("*.cpython-399.pyc"))
 
@@ -124,7 +126,7 @@ def test_bytecode_names_lambda_paths_and_loads(tmp_path: Path) -> None:
     assert str(tmp_path).encode() not in data
     # The source is in the zip beside it: the importer uses the bytecode (no compile).
     out = subprocess.run(
-        [sys.executable, "-S", "-c", "import pkg, sys; print(pkg.__cached__); print(pkg.known('two'))"],
+        [sys.executable, "-S", "-c", "import pkg; print(pkg.__cached__); print(pkg.known('two'))"],
         env={"PYTHONPATH": str(root / "python"), "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -180,7 +182,9 @@ def test_the_seed_is_what_makes_it_reproducible(tmp_path: Path) -> None:
     src.write_text(MODULE)
     outs = []
     for seed in ("1", "2", "3"):
-        code = f"import py_compile; py_compile.compile({str(src)!r}, cfile={str(tmp_path / seed)!r})"
+        code = (
+            f"import py_compile; py_compile.compile({str(src)!r}, cfile={str(tmp_path / seed)!r})"
+        )
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run([str(PY310.path), "-S", "-c", code], env=env, check=True)
         outs.append((tmp_path / seed).read_bytes())
@@ -227,5 +231,7 @@ def test_bytecode_is_on_for_python_layers_and_can_be_turned_off(tmp_path: Path) 
     assert load_config(config(tmp_path, "node")).bytecode is False
     off = "optimize:\n  bytecode: false\n"
     assert load_config(config(tmp_path, "python", off)).bytecode is False
-    with pytest.raises(ConfigError, match="optimize.bytecode: only a python layer carries bytecode"):
+    with pytest.raises(
+        ConfigError, match="optimize.bytecode: only a python layer carries bytecode"
+    ):
         load_config(config(tmp_path, "node", "optimize:\n  bytecode: true\n"))

@@ -50,14 +50,19 @@ def test_matching_bytecode_passes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "says"),
-    [("UNCHECKED_HASH", "Lambda would run the old code"), ("CHECKED_HASH", "compiled from source on every cold start")],
+    [
+        ("UNCHECKED_HASH", "Lambda would run the old code"),
+        ("CHECKED_HASH", "compiled from source on every cold start"),
+    ],
 )
 def test_a_source_edited_after_compiling_is_refused(tmp_path: Path, mode: str, says: str) -> None:
     root = layer(tmp_path, mode)
     (root / MOD).write_text("def answer():\n    return 42\n")
     found = problems(zipped(root))
     assert len(found) == 1
-    assert found[0].startswith(f"{tmp_path / 'layer.zip'}:{CACHED}: was compiled from another {MOD}")
+    assert found[0].startswith(
+        f"{tmp_path / 'layer.zip'}:{CACHED}: was compiled from another {MOD}"
+    )
     assert says in found[0]
     if mode == "UNCHECKED_HASH":
         # What verify prevents: Python really runs the stale bytecode.
@@ -81,15 +86,21 @@ def test_orphan_timestamp_and_foreign_bytecode_are_refused(tmp_path: Path) -> No
                        invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)  # fmt: skip
     found = "\n".join(problems(zipped(root)))
     assert f"gone.{TAG}.pyc: has no source python/pkg/gone.py beside it" in found
-    assert f"mod.{other}.pyc: holds bytecode of Python 3.{TAG[len('cpython-3'):]}" in found
+    assert f"mod.{other}.pyc: holds bytecode of Python 3.{TAG[len('cpython-3') :]}" in found
     assert f"__init__.{TAG}.pyc: records its source's mtime, not its hash" in found
 
 
 def test_source_hash_matches_every_cpython_here() -> None:
     # Fixed vectors taken from CPython 3.10 (SipHash-2-4) and 3.11 (SipHash-1-3):
     # _imp.source_hash(1234, b"hello world\n").
-    assert pyc.siphash(1234, 0, b"hello world\n", 2, 4).to_bytes(8, "little").hex() == "f878dbfd33fb84f3"
-    assert pyc.siphash(1234, 0, b"hello world\n", 1, 3).to_bytes(8, "little").hex() == "47a021d632ac62e4"
+    assert (
+        pyc.siphash(1234, 0, b"hello world\n", 2, 4).to_bytes(8, "little").hex()
+        == "f878dbfd33fb84f3"
+    )
+    assert (
+        pyc.siphash(1234, 0, b"hello world\n", 1, 3).to_bytes(8, "little").hex()
+        == "47a021d632ac62e4"
+    )
     source = bytes(range(256)) * 3 + b"tail"
     for versions in sorted(Path.home().glob(".pyenv/versions/3.*/bin/python3")):
         out = subprocess.run(

@@ -16,11 +16,11 @@ Choices, and why:
   about 4 ms of a cold start (import 123.0 vs 123.5 ms, ``init()`` 26.8 vs 22.5 ms, medians
   of 12), within the noise. ``verify`` checks every recorded hash either way.
 - **Determinism**: ``PYTHONHASHSEED=0`` (before 3.11, marshal writes set constants in hash
-  order: two compiles of sentry-sdk 2.75.0 by 3.10 with other seeds differ), files compiled one by one in sorted
-  order in one process, ``co_filename`` set to the path Lambda sees (``/opt/python/...``)
-  rather than the build directory, no site-packages of the build machine (``-S -s``). The
-  zipper gives every entry the same mtime. The bytes depend on the interpreter's exact
-  version (3.12.1 and 3.12.8 may differ), which the build manifest records.
+  order: two compiles of sentry-sdk 2.75.0 by 3.10 with other seeds differ), files compiled
+  one by one in sorted order in one process, ``co_filename`` set to the path Lambda sees
+  (``/opt/python/...``) rather than the build directory, no site-packages of the build
+  machine (``-S -s``). The zipper gives every entry the same mtime. The bytes depend on
+  the interpreter's exact version (3.12.1 and 3.12.8 may differ), which the manifest records.
 - **Sources stay**: several runtimes can only share one tree through ``__pycache__``, which
   the importer reads only beside a ``.py``; and tracebacks and Sentry's context lines read
   the source. Dropping them would save ~0.6 MB of zip for one runtime only.
@@ -224,12 +224,8 @@ def compile_tree(
     found = {rt: find(runtime_minor(rt)) for rt in runtimes}
     todo = [(rt, interp) for rt, interp in found.items() if interp is not None]
     with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
-        results = dict(
-            zip(
-                [rt for rt, _ in todo],
-                pool.map(lambda t: _compile_with(t[1], python_dir, files), todo),
-            )
-        )
+        outcomes = pool.map(lambda t: _compile_with(t[1], python_dir, files), todo)
+        results = dict(zip([rt for rt, _ in todo], outcomes, strict=True))
     infos = []
     for rt in runtimes:
         interp = found[rt]
@@ -248,7 +244,11 @@ def compile_tree(
         say(
             f"{rt}: bytecode for {compiled} of {len(files)} modules "
             f"(Python {interp.version}, {INVALIDATION_MODE})"
-            + (f"; {len(failed)} do not compile for {rt}, e.g. python/{failed[0][0]}" if failed else "")
+            + (
+                f"; {len(failed)} do not compile for {rt}, e.g. python/{failed[0][0]}"
+                if failed
+                else ""
+            )
         )
         infos.append(
             BytecodeInfo(
