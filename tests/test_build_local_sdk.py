@@ -3,7 +3,9 @@ builds its own layer), and Lambda's size limits at build time."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import textwrap
 import zipfile
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.build.assemble import build_layer
+from layer_builder.build.bytecode import find_interpreter
 from layer_builder.cli import main
 from layer_builder.config import load_config
 from layer_builder.errors import SizeLimitError
@@ -142,3 +145,28 @@ def test_zip_over_the_direct_upload_limit_is_marked_for_s3(
     (report,) = json.loads(capsys.readouterr().out)["zips"]
     assert report["needs_s3_upload"]
     assert "over the 50 MB direct-upload limit: publishing goes through S3" in report["notes"]
+
+
+@pytest.mark.skipif(find_interpreter("3.12") is None, reason="needs a Python 3.12 interpreter")
+def test_the_benchmarks_upstream_style_layout_is_ours_without_the_bytecode(
+    local_sdk_config: Path, tmp_path: Path
+) -> None:
+    # bench/smoke_bench.py compares ours with this layout: same config, SDK and inputs.
+    bench_file = Path(__file__).resolve().parent.parent / "bench" / "smoke_bench.py"
+    spec = importlib.util.spec_from_file_location("smoke_bench", bench_file)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["smoke_bench"] = bench
+    spec.loader.exec_module(bench)
+    zips = bench.build_pair(load_config(local_sdk_config), "0.3.0", tmp_path / "out")
+    with zipfile.ZipFile(zips[bench.OURS]) as ours, zipfile.ZipFile(zips[bench.UPSTREAM]) as up:
+        mine = {i.filename: ours.read(i) for i in ours.infolist()}
+        theirs = {i.filename: up.read(i) for i in up.infolist()}
+    extra = sorted(set(mine) - set(theirs))
+    assert [n for n in extra if not n.endswith("__pycache__/")] == [
+        "python/__pycache__/tiny_wrapper.cpython-312.pyc",
+        "python/tiny_sdk/__pycache__/__init__.cpython-312.pyc",
+    ]
+    assert all(n.endswith((".pyc", "__pycache__/")) for n in extra)
+    assert set(theirs) <= set(mine)
+    assert all(mine[n] == theirs[n] for n in theirs)  # the same inputs, byte for byte
