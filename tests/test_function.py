@@ -221,7 +221,8 @@ def test_node_keeps_other_node_options(world: World, capsys: Any) -> None:
     assert code == 0, err
     handler, env, layers = world.config(fn)
     assert handler == "index.handler" and layers == [ours]
-    assert env["NODE_OPTIONS"] == f"{options} --require @sentry/aws-serverless/awslambda-auto"
+    # A layer that is none of Sentry's own names: --import, as Sentry's integration sets it.
+    assert env["NODE_OPTIONS"] == f"{options} --import @sentry/aws-serverless/awslambda-auto"
     assert env["SENTRY_DSN"] == DSN and "SENTRY_INITIAL_HANDLER" not in env
     code, st, _ = run(capsys, *fn_cmd(world, "status", fn))
     assert st["family"] == "node" and st["instrumented"] is True
@@ -464,7 +465,8 @@ def test_node_major_upgrade_replaces_the_old_layer_and_module() -> None:
     new_layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:SentryNodeServerlessSDKv8:7"
     assert [layer["Arn"] for layer in fake.cfg["Layers"]] == [new_layer, mine]
     env = fake.cfg["Environment"]["Variables"]
-    assert env["NODE_OPTIONS"] == "--x --require @sentry/aws-serverless/awslambda-auto"
+    # Sentry's v8 layer: its module with -r, as Sentry's integration sets it.
+    assert env["NODE_OPTIONS"] == "--x -r @sentry/aws-serverless/awslambda-auto"
     tool.disable("fn")
     # Restored, minus the require of a module no layer provides any more.
     assert fake.cfg["Environment"]["Variables"] == {"NODE_OPTIONS": "--x"}

@@ -34,7 +34,7 @@ from layer_builder.consumer import instrumentation as instr
 from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 
 OTHER_DSN = "https://fedcba9876543210fedcba9876543210@o2.ingest.sentry.io/77"
-AUTO = "--require @sentry/aws-serverless/awslambda-auto"
+AUTO = "--import @sentry/aws-serverless/awslambda-auto"  # for a layer not named like Sentry's
 
 
 def update_env(world: World, fn: str, **changes: str | None) -> None:
@@ -91,7 +91,7 @@ def test_disable_keeps_what_the_user_changed_after_enable_node(world: World, cap
     assert code == 0, err
     handler, env, layers = world.config(fn)
     assert (handler, layers) == ("index.handler", [])
-    # Only our --require left NODE_OPTIONS; the DSN the user set is theirs; the sample
+    # Only our --import left NODE_OPTIONS; the DSN the user set is theirs; the sample
     # rate enable added (still as enable set it) is gone.
     assert env == {
         "NODE_OPTIONS": "--enable-source-maps --max-old-space-size=512",

@@ -36,7 +36,7 @@ from layer_builder.registry.release import LayerRelease, ReleaseLayer
 SENTRY = "943013980633"
 REGION = "eu-west-1"
 DSN = "https://0123abcd@o1.ingest.sentry.io/42"
-REQUIRE = "--require @sentry/aws-serverless/awslambda-auto"
+PRELOAD = "--import @sentry/aws-serverless/awslambda-auto"  # enable's default
 
 
 def snap(runtime: str = "nodejs20.x", handler: str = "index.handler", **env: str) -> Snapshot:
@@ -87,23 +87,23 @@ def test_enabling_python_records_the_handler_and_what_was_there_as_sorted_compac
     }
 
 
-def test_enabling_node_without_node_options_sets_only_our_require() -> None:
+def test_enabling_node_without_node_options_sets_only_our_preload() -> None:
     _, env = instrumented(snap(), "node", DSN, "0.5")
     assert {k: v for k, v in env.items() if k != RESTORE_VAR} == {
         DSN_VAR: DSN,
         TRACES_VAR: "0.5",
-        NODE_OPTIONS_VAR: REQUIRE,
+        NODE_OPTIONS_VAR: PRELOAD,
     }
 
 
-def test_our_require_follows_the_users_flags_after_one_space() -> None:
+def test_our_preload_follows_the_users_flags_after_one_space() -> None:
     _, env = instrumented(snap(NODE_OPTIONS="--max-old-space-size=256  "), "node", DSN, None)
-    assert env[NODE_OPTIONS_VAR] == f"--max-old-space-size=256 {REQUIRE}"
+    assert env[NODE_OPTIONS_VAR] == f"--max-old-space-size=256 {PRELOAD}"
 
 
 def test_a_function_wired_by_hand_gets_no_record() -> None:
     # Everything enable wants is already there: nothing changes, nothing to restore later.
-    before = {DSN_VAR: DSN, TRACES_VAR: "0.5", NODE_OPTIONS_VAR: REQUIRE}
+    before = {DSN_VAR: DSN, TRACES_VAR: "0.5", NODE_OPTIONS_VAR: PRELOAD}
     assert instrumented(snap(**before), "node", DSN, None) == ("index.handler", before)
 
 

@@ -49,9 +49,13 @@ def test_every_field_is_read() -> None:
     assert LayerRelease.from_document(doc(layers=both), source="reg").layers[0].architectures == (
         "x86_64",
     )
-    bare = LayerRelease.from_document(doc(), source="r")  # craft's shape: x86_64 only
+    # Upstream's Node shape (no compatible_architectures): every architecture, as Sentry's
+    # integration attaches it, marked as not declared.
+    bare = LayerRelease.from_document(doc(), source="r")
     assert bare.layers == (
-        ReleaseLayer("SentryPythonServerlessSDK", ("x86_64",), {"us-east-1": "12"}),
+        ReleaseLayer(
+            "SentryPythonServerlessSDK", ("x86_64", "arm64"), {"us-east-1": "12"}, declared=False
+        ),
     )
     no_runtimes = {k: v for k, v in doc().items() if k != "compatible_runtimes"}
     assert LayerRelease.from_document(no_runtimes, source="r").compatible_runtimes == ()

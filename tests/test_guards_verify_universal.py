@@ -115,7 +115,7 @@ def test_binaries_and_launcher_disagreements_word_for_word(
          ["relay/relay-aarch64 is not executable (mode 0755)"]),
         ({LAUNCHER: (0o100755, launcher.replace(b"/opt/relay/relay-aarch64", b"/opt/x"))},
          [f"{LAUNCHER} never starts /opt/relay/relay-aarch64; the arm64 extension would not "
-          "run"]),
+          "run", f"{LAUNCHER}: execs /opt/x, which is not in the layer"]),
         ({LAUNCHER: (0o100755, launcher.replace(b"uname -m", b"arch"))},
          [f"{LAUNCHER} must be a launcher script that picks the binary by machine (uname -m) "
           "in a universal layer"]),
@@ -129,7 +129,8 @@ def test_binaries_and_launcher_disagreements_word_for_word(
         rewrite(zip_path, manifest_path, **change)
         got = verify_err(capsys, str(zip_path))
         expected = [
-            f"error: {zip_path}:{f}" if f.startswith("relay/relay-aarch64: ") else
+            f"error: {zip_path}:{f}" if f.startswith(("relay/relay-aarch64: ", f"{LAUNCHER}: "))
+            else
             f"error: {zip_path}: {f}"
             for f in findings
         ]  # fmt: skip

@@ -211,10 +211,11 @@ def test_reads_a_sentry_checkout_without_layers(tmp_path: Path) -> None:
     write_version(tmp_path, SENTRY_DOC)
     client = RegistryClient(tmp_path)
     release = client.latest("aws-layer:python")
-    assert release.architectures == ("x86_64",)
+    # No compatible_architectures: read as Sentry's integration reads it, any architecture.
+    assert release.architectures == ("x86_64", "arm64")
+    assert release.layers[0].declared is False
     assert client.layer_arn("aws-layer:python", "af-south-1") == arn(PY, 118, "af-south-1")
-    with pytest.raises(RegistryError, match="1.45.1 has no layer that serves arm64"):
-        client.layer_arn("aws-layer:python", "af-south-1", "arm64")
+    assert client.layer_arn("aws-layer:python", "af-south-1", "arm64") == arn(PY, 118, "af-south-1")
 
 
 def test_sentry_document_declaring_arm64_serves_both_architectures(tmp_path: Path) -> None:

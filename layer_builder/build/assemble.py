@@ -10,6 +10,7 @@ machine (paths, umask, leftovers of an earlier build) reaches a zip.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -188,6 +189,27 @@ def elf_files(root: Path, dirs: tuple[str, ...] = SDK_DIRS) -> list[str]:
     return sorted(found)
 
 
+def cpu_specific_packages(root: Path) -> list[str]:
+    """Node packages npm installs for some CPUs only, installed here or skipped (sorted).
+
+    npm's lockfile lists every optional platform package with its ``cpu``, whichever one
+    ``--cpu`` picked: a tree that has one is specific to the CPU it was installed for, even
+    when the package it picked holds no ELF file (a WebAssembly or JavaScript fallback).
+    """
+    try:
+        data = json.loads((root / "nodejs" / "package-lock.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # no lockfile (a Python layer), or not one npm wrote
+    packages = data.get("packages") if isinstance(data, dict) else None
+    if not isinstance(packages, dict):
+        return []
+    return sorted(
+        key.rsplit("node_modules/", 1)[-1]
+        for key, entry in packages.items()
+        if isinstance(entry, dict) and entry.get("cpu")
+    )
+
+
 def _copy_tree(src: Path, dest: Path) -> None:
     # Hard links where possible: the SDK tree is only read from here on.
     def link_or_copy(s: str, d: str) -> None:
@@ -250,9 +272,9 @@ def build_release(
             root = work / f"layer-{arch}"
             if shared is None:
                 _install(cfg, sdk_version, arch, root, say)
-                if not elf_files(root):
-                    # Architecture-neutral: the other architectures get this same tree
-                    # instead of a second, identical install.
+                if not elf_files(root) and not cpu_specific_packages(root):
+                    # Architecture-neutral (no native file, nothing npm picked by CPU): the
+                    # other architectures get this same tree instead of a second install.
                     shared = work / "sdk"
                     _copy_tree(root, shared)
             else:

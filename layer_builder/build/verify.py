@@ -23,6 +23,7 @@ from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.build import pyc
+from layer_builder.build.launchmap import MACHINE_ARCH, read_launcher
 from layer_builder.build.zipcheck import ZipEntryInfo, ZipInspection, inspect_zip
 from layer_builder.elf import check_elf, detect_arch, read_elf_header
 from layer_builder.errors import ArchitectureError, ArtifactError
@@ -180,6 +181,8 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
         _check_elves(path, zf, heads, names, archs, layout, found)
         if manifest is not None:
             _check_extension_binaries(path, zf, names, manifest, found)
+        listed = {e.path for e in manifest.extensions} if manifest is not None else set()
+        _check_launchers(zf, names, heads, listed, found)
         _check_bytecode(zf, names, found)
 
     if inspection.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
@@ -301,6 +304,58 @@ def _launched(zf: zipfile.ZipFile, names: dict[str, ZipEntryInfo]) -> set[str]:
         if script.startswith(b"#!"):
             out.update(m.decode() for m in _OPT_PATH.findall(script) if m.decode() in names)
     return out
+
+
+def _check_launchers(
+    zf: zipfile.ZipFile,
+    names: dict[str, ZipEntryInfo],
+    heads: dict[str, bytes],
+    listed: set[str],
+    found: _Findings,
+) -> None:
+    """What each launcher script in /opt/extensions/ would exec: there, executable, and for
+    each machine arm (``aarch64) binary=/opt/...``) built for that machine. Needs no manifest:
+    the script and the ELF headers say it all. Binaries the manifest ``listed`` were checked
+    against it already, and a file already reported is not reported again."""
+
+    def said(member: str) -> bool:
+        return any(p.message.startswith(f"{found.path}:{member}:") for p in found.problems)
+
+    for name, e in sorted(names.items()):
+        if e.is_dir or not _is_extension(name) or e.size > 1 << 16:
+            continue
+        script = zf.read(name)
+        if not script.startswith(b"#!"):
+            continue
+        launcher = read_launcher(script.decode("utf-8", errors="replace"))
+        for target in launcher.targets:
+            if target in listed or said(target):
+                continue
+            if target not in names or names[target].is_dir:
+                found.add(
+                    Severity.NO_START,
+                    f"execs /opt/{target}, which is not in the layer",
+                    member=name,
+                )
+            elif names[target].mode != 0o100755:
+                found.add(
+                    Severity.NO_START,
+                    f"execs /opt/{target}, which is not executable (mode 0755)",
+                    member=name,
+                )
+        for arm in launcher.arms:
+            arch = MACHINE_ARCH.get(arm.machine)
+            head = heads.get(arm.member)
+            header = read_elf_header(head) if head is not None else None
+            if arch is None or header is None:
+                continue  # a machine Lambda does not have, or a script: nothing to match
+            if header.e_machine != aws_facts.ELF_MACHINE[arch] and not said(arm.member):
+                found.add(
+                    Severity.NO_START,
+                    f"runs /opt/{arm.member} on {arm.machine}, but that file is built for "
+                    f"{header.machine_name}; {arch} functions would fail with exec format error",
+                    member=name,
+                )
 
 
 def _check_elves(

@@ -84,7 +84,8 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         "older one of ours in place, keeping other layers and their order; refused when no "
         "layer of the release serves it), set SENTRY_DSN and SENTRY_TRACES_SAMPLE_RATE, and "
         "load the SDK: Python through the wrapper handler (the original is kept in "
-        "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS. What was there before is "
+        "SENTRY_INITIAL_HANDLER), Node through NODE_OPTIONS (-r or --import, as Sentry's "
+        "integration sets it for that layer version). What was there before is "
         "recorded on the function for `disable`.",
     )
     p.add_argument(
@@ -102,13 +103,14 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         "update",
         "move to the newest layer version; change nothing else",
         "Replace our attached layer with the newest version for the function's region and "
-        "architecture. Handler and environment are left alone.",
+        "architecture. Handler and environment are left alone, except a Node preload of ours, "
+        "switched to the form (-r or --import) Sentry uses for that layer version.",
     )
     command(
         "disable",
         "remove the layer and undo what enable set, keeping later changes",
         "Remove our layer, set the handler back to SENTRY_INITIAL_HANDLER, remove our "
-        "--require from NODE_OPTIONS, and put back the variables enable changed unless you "
+        "-r/--import from NODE_OPTIONS, and put back the variables enable changed unless you "
         "changed them since; the function's current state is the truth, so your later "
         "changes stay.",
     )
@@ -158,6 +160,8 @@ def _show_status(ui: UI, st: FunctionStatus, as_json: bool) -> None:
 def _show_change(ui: UI, r: ChangeResult, as_json: bool) -> None:
     if as_json:
         ui.emit_json(r.to_dict())
+    for warning in r.warnings:
+        ui.note(f"warning: {warning}")
     if not r.changed:
         ui.info(f"{r.function} ({r.region}): {_UNCHANGED[r.action]}; nothing changed")
         return

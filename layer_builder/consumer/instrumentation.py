@@ -29,6 +29,17 @@ _NODE_CURRENT_MODULES = (NODE_AUTO_MODULE, "@sentry/aws-serverless/dist/awslambd
 # Older Node layers (SDK v7) shipped it under another name, which a new layer lacks.
 _NODE_LEGACY_MODULES = ("@sentry/serverless/dist/awslambda-auto",)
 _NODE_AUTO_MODULES = _NODE_CURRENT_MODULES + _NODE_LEGACY_MODULES
+#: The three NODE_OPTIONS values Sentry's integration sets, by layer (see node_preload).
+NODE_PRELOAD_V7 = f"-r {_NODE_LEGACY_MODULES[0]}"
+NODE_PRELOAD_REQUIRE = f"-r {NODE_AUTO_MODULE}"
+NODE_PRELOAD_IMPORT = f"--import {NODE_AUTO_MODULE}"
+#: Layer versions of Sentry's own Node layer names up to which it preloads with `-r`.
+_REQUIRE_UP_TO: dict[str, int | None] = {
+    "SentryNodeServerlessSDK": None,  # every version (v8 SDKs from version 236 on)
+    "SentryNodeServerlessSDKv8": None,
+    "SentryNodeServerlessSDKv9": None,
+    "SentryNodeServerlessSDKv10": 13,  # --import from version 14 on
+}
 
 DSN_VAR = "SENTRY_DSN"
 TRACES_VAR = "SENTRY_TRACES_SAMPLE_RATE"
@@ -44,10 +55,12 @@ _LAYER_ARN_RE = re.compile(
     r"^arn:[a-z0-9-]+:lambda:[a-z0-9-]+:(?P<account>\d{12}):layer:(?P<name>[A-Za-z0-9_-]+)"
     r":(?P<version>\d+)$"
 )
-# `--require MOD`, `--require=MOD`, `-r MOD` for any of our auto-init modules, by package
-# name or by the layer's path (/opt/nodejs/node_modules/..., as Sentry's integration sets it).
-_NODE_REQUIRE_RE = re.compile(
-    r"(?:^|\s+)(?:--require[=\s]\s*|-r\s+)(?:/opt/nodejs/node_modules/)?(?P<mod>"
+# Our preload in NODE_OPTIONS: `-r MOD`, `--require MOD`, `--require=MOD` (CommonJS) or
+# `--import MOD`, `--import=MOD` (ESM), for any of our auto-init modules, by package name or
+# by the layer's path (/opt/nodejs/node_modules/..., as Sentry's integration once set it).
+_NODE_PRELOAD_RE = re.compile(
+    r"(?:^|\s+)(?P<flag>--require[=\s]\s*|-r\s+|--import[=\s]\s*)"
+    r"(?:/opt/nodejs/node_modules/)?(?P<mod>"
     + "|".join(re.escape(m) for m in _NODE_AUTO_MODULES)
     + r")(?:\.js)?(?=\s|$)"
 )
@@ -193,12 +206,64 @@ def with_layer(snap: Snapshot, latest: str, release: LayerRelease) -> tuple[str,
     return tuple(out)
 
 
+def node_preload(layer_name: str, layer_version: int | None) -> str:
+    """The NODE_OPTIONS preload Sentry's integration sets for that Node layer version.
+
+    Sentry's v7 layers carry only the old module, loaded with ``-r``; its v8 and v9 layers,
+    and its v10 layer up to version 13, load ``awslambda-auto`` with ``-r`` (CommonJS); from
+    v10's version 14 on, and for every other layer, with ``--import`` (ESM, which loads
+    CommonJS handlers too). A per-architecture suffix (``-arm64``) does not change the rule.
+    """
+    name = _ARCH_SUFFIX_RE.sub("", layer_name)
+    if name == "SentryNodeServerlessSDKv7" or (
+        name == "SentryNodeServerlessSDK" and layer_version is not None and layer_version <= 235
+    ):
+        return NODE_PRELOAD_V7
+    if name in _REQUIRE_UP_TO:
+        limit = _REQUIRE_UP_TO[name]
+        if limit is None or (layer_version is not None and layer_version <= limit):
+            return NODE_PRELOAD_REQUIRE
+    return NODE_PRELOAD_IMPORT
+
+
+def preload_for(latest: str) -> str:
+    """:func:`node_preload` for a layer version ARN."""
+    parts = layer_parts(latest)
+    return NODE_PRELOAD_IMPORT if parts is None else node_preload(parts[1], parts[2])
+
+
+def _preload_key(flag: str, module: str) -> tuple[str, bool]:
+    """What a preload token does: (require or import, the v7 module or the current one)."""
+    kind = "import" if flag.strip().startswith("--import") else "require"
+    return kind, module in _NODE_LEGACY_MODULES
+
+
 def node_requires_ours(options: str) -> bool:
-    return any(m["mod"] in _NODE_CURRENT_MODULES for m in _NODE_REQUIRE_RE.finditer(options))
+    """NODE_OPTIONS preloads our current auto-init module (``-r`` or ``--import``)."""
+    return any(m["mod"] in _NODE_CURRENT_MODULES for m in _NODE_PRELOAD_RE.finditer(options))
 
 
 def without_node_require(options: str) -> str:
-    return _NODE_REQUIRE_RE.sub("", options).strip()
+    """NODE_OPTIONS without any preload of ours (``-r``/``--require``/``--import``)."""
+    return _NODE_PRELOAD_RE.sub("", options).strip()
+
+
+def node_options_with(options: str, preload: str) -> str | None:
+    """NODE_OPTIONS loading the SDK with ``preload``; None when it already does just that.
+
+    One token of ours that does what ``preload`` does (same flag kind, same module, however
+    spelled) stays as it is; otherwise every token of ours goes and ``preload`` is appended,
+    after the user's own flags, which stay as they are.
+    """
+    ours = list(_NODE_PRELOAD_RE.finditer(options))
+    want = _NODE_PRELOAD_RE.search(preload)
+    assert want is not None, preload
+    if len(ours) == 1 and _preload_key(ours[0]["flag"], ours[0]["mod"]) == _preload_key(
+        want["flag"], want["mod"]
+    ):
+        return None
+    rest = without_node_require(options) if ours else options.strip()
+    return f"{rest} {preload}".strip()
 
 
 def wired(snap: Snapshot, family: Family) -> bool:
@@ -242,8 +307,13 @@ def value_digest(value: str) -> str:
 
 
 def instrumented(
-    snap: Snapshot, family: Family, dsn: str, rate: str | None
+    snap: Snapshot,
+    family: Family,
+    dsn: str,
+    rate: str | None,
+    preload: str = NODE_PRELOAD_IMPORT,
 ) -> tuple[str, dict[str, str]]:
+    """The handler and environment ``enable`` gives the function (``preload``: Node's)."""
     env = dict(snap.env)
     record = load_record(snap)
     handler = snap.handler
@@ -264,12 +334,9 @@ def instrumented(
                 f"is unknown; set {INITIAL_HANDLER_VAR} and try again"
             )
     else:
-        options = env.get(NODE_OPTIONS_VAR, "")
-        legacy = any(m["mod"] in _NODE_LEGACY_MODULES for m in _NODE_REQUIRE_RE.finditer(options))
-        if legacy or not node_requires_ours(options):
-            # Other flags stay as they are; ours goes last.
-            rest = without_node_require(options) if legacy else options.rstrip()
-            wanted[NODE_OPTIONS_VAR] = f"{rest} --require {NODE_AUTO_MODULE}".lstrip()
+        options = node_options_with(env.get(NODE_OPTIONS_VAR, ""), preload)
+        if options is not None:
+            wanted[NODE_OPTIONS_VAR] = options
     saved: dict[str, str | None] = record["env"]
     digests: dict[str, str] = record["set"]
     for key, value in wanted.items():
@@ -285,12 +352,48 @@ def instrumented(
     return handler, env
 
 
+def updated_env(snap: Snapshot, family: Family, preload: str) -> dict[str, str]:
+    """The environment ``update`` leaves: as it is, except that a Node preload of ours is
+    switched to the one the new layer version needs (the one ``enable`` would set for it)."""
+    env = dict(snap.env)
+    options = env.get(NODE_OPTIONS_VAR, "")
+    if family != "node" or _NODE_PRELOAD_RE.search(options) is None:
+        return env  # not loaded through NODE_OPTIONS: the user's choice, left alone
+    new = node_options_with(options, preload)
+    if new is None:
+        return env
+    env[NODE_OPTIONS_VAR] = new
+    if RESTORE_VAR in env:
+        record = load_record(snap)
+        if NODE_OPTIONS_VAR in record["set"]:
+            record["set"][NODE_OPTIONS_VAR] = value_digest(new)
+            env[RESTORE_VAR] = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    return env
+
+
+def runtime_warning(snap: Snapshot, release: LayerRelease) -> str | None:
+    """Why the layer may not work in this function's runtime, or None.
+
+    Lambda attaches a layer whatever its compatible runtimes say (they only filter
+    ListLayers and ListLayerVersions), so this is a warning, not a refusal.
+    """
+    listed = release.compatible_runtimes
+    if not listed or snap.runtime in listed:
+        return None
+    return (
+        f"function {snap.name} runs {snap.runtime}, which {release.canonical} "
+        f"{release.sdk_version} does not list among its compatible runtimes "
+        f"({', '.join(listed)}); Lambda attaches the layer anyway, but its SDK may not load"
+    )
+
+
 def restored(snap: Snapshot) -> tuple[str, dict[str, str]]:
     """Undo ``enable`` on the function as it is now: the current state is the truth.
 
     - The handler comes back from the current ``SENTRY_INITIAL_HANDLER`` (the user may have
       pointed it elsewhere since), and only while the handler is still our wrapper.
-    - ``NODE_OPTIONS`` loses only our ``--require``/``-r`` token; flags the user added stay.
+    - ``NODE_OPTIONS`` loses only our ``-r``/``--require``/``--import`` token; flags the user
+      added stay.
     - A variable enable set goes back to its value from before enable only while it still
       holds what enable set; one the user changed or removed since is theirs and stays.
     - Variables enable never touched stay, and the record is removed.
@@ -320,7 +423,7 @@ def restored(snap: Snapshot) -> tuple[str, dict[str, str]]:
             continue  # changed by the user after enable: theirs now
         _put_back(env, key, old)
     options = env.get(NODE_OPTIONS_VAR)
-    if options is not None and _NODE_REQUIRE_RE.search(options):
+    if options is not None and _NODE_PRELOAD_RE.search(options):
         rest = without_node_require(options)
         if rest:
             env[NODE_OPTIONS_VAR] = rest

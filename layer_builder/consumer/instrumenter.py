@@ -20,6 +20,7 @@ architecture's entry of a per-architecture release); when none does, nothing is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import re
@@ -112,10 +113,11 @@ class ChangeResult:
     handler_after: str
     env_changed: tuple[str, ...]  # names only: values may hold the DSN
     layer_arn: str | None  # our layer after the change
+    warnings: tuple[str, ...] = ()  # e.g. a runtime the layer does not list
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("layers_before", "layers_after", "env_changed"):
+        for key in ("layers_before", "layers_after", "env_changed", "warnings"):
             data[key] = list(data[key])
         return data
 
@@ -213,33 +215,41 @@ class FunctionInstrumenter:
         """Attach the newest layer (or replace an older one of ours in place) and wire it up."""
         dsn = instr.validate_dsn(dsn)
         rate = instr.validate_sample_rate(traces_sample_rate)
+        warnings: list[str] = []
 
         def plan(snap: instr.Snapshot) -> instr.Wanted:
             family = instr.family(snap)
             release = self._registry.latest(canonical or CANONICALS[family])
             latest = instr.latest_arn(snap, release, self._region_of(snap))
             layers = instr.with_layer(snap, latest, release)
-            handler, env = instr.instrumented(snap, family, dsn, rate)
+            preload = instr.preload_for(latest)
+            handler, env = instr.instrumented(snap, family, dsn, rate, preload)
+            warning = instr.runtime_warning(snap, release)
+            warnings[:] = [warning] if warning else []
             return instr.Wanted(handler, layers, env, latest)
 
-        return self._modify("enable", function, region, plan)
+        result = self._modify("enable", function, region, plan)
+        for warning in warnings:
+            log.warning("%s", warning)
+        return dataclasses.replace(result, warnings=tuple(warnings))
 
     def update(
         self, function: str, *, region: str | None = None, canonical: str | None = None
     ) -> ChangeResult:
-        """Move our layer to the newest version; nothing else changes."""
+        """Move our layer to the newest version; nothing else changes, except a Node preload
+        of ours, switched to the one that layer version needs (``-r`` or ``--import``)."""
 
         def plan(snap: instr.Snapshot) -> instr.Wanted:
-            release = self._registry.latest(canonical or CANONICALS[instr.family(snap)])
+            family = instr.family(snap)
+            release = self._registry.latest(canonical or CANONICALS[family])
             if instr.attached(snap.layers, release) is None:
                 raise FunctionError(
                     f"function {snap.name}: no {release.canonical} layer is "
                     "attached; enable it first"
                 )
             latest = instr.latest_arn(snap, release, self._region_of(snap))
-            return instr.Wanted(
-                snap.handler, instr.with_layer(snap, latest, release), snap.env, latest
-            )
+            env = instr.updated_env(snap, family, instr.preload_for(latest))
+            return instr.Wanted(snap.handler, instr.with_layer(snap, latest, release), env, latest)
 
         return self._modify("update", function, region, plan)
 

@@ -22,6 +22,9 @@ class ReleaseLayer:
     architectures: tuple[str, ...]
     versions: Mapping[str, str]  # region -> layer version (a string, as the registry has it)
     code_sha256: str | None = None
+    #: False when the document does not say which architectures the layer serves (upstream's
+    #: Node documents): it is read as serving every one, as Sentry's integration attaches it.
+    declared: bool = True
 
     def serves(self, arch: str) -> bool:
         return arch in self.architectures
@@ -60,8 +63,10 @@ class LayerRelease:
 
         With ``layers``, its entries are the truth (universal: one entry for every
         architecture; per-arch: one entry each). Without (craft's documents), the classic
-        ``layer_name``/``regions`` is the one layer, serving ``compatible_architectures``,
-        or x86_64 alone when the document does not say.
+        ``layer_name``/``regions`` is the one layer, serving ``compatible_architectures``.
+        A document that does not say (upstream's Node documents have no
+        ``compatible_architectures``) is read as Sentry's integration reads it: the layer is
+        attached to a function of any architecture.
         """
         if "layers" in doc:
             layers = tuple(
@@ -69,8 +74,12 @@ class LayerRelease:
             )
         else:
             versions = {r["region"]: r["version"] for r in doc["regions"]}
-            archs = tuple(doc.get("compatible_architectures") or ("x86_64",))
-            layers = (ReleaseLayer(doc["layer_name"], archs, versions),)
+            declared = tuple(doc.get("compatible_architectures") or ())
+            layers = (
+                ReleaseLayer(
+                    doc["layer_name"], declared or ARCHITECTURES, versions, declared=bool(declared)
+                ),
+            )
         return cls(
             canonical=doc["canonical"],
             sdk_version=doc["sdk_version"],

@@ -7,6 +7,11 @@ the host's ``/opt`` is untouched. Without the privilege for that (not root, and 
 namespaces), the layer stays where it was unpacked and ``/opt/`` in its launcher scripts is
 rewritten to that place: the run says so, since a path baked anywhere else is not exercised.
 
+Each run plays one machine: every ELF file in the layer built for another machine is
+replaced by a script failing with "exec format error", as Lambda fails it, so a launcher that
+picks the wrong binary cannot pass on the host's native binary or on qemu's; the originals
+are put back before the next run of the same tree.
+
 Every process started here carries a marker in its environment, so that whatever it leaves
 behind (a daemon that left its process group, too) is found and killed at the end.
 """
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layer_builder.aws.facts import ELF_MACHINE, MACHINE_NAME
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArtifactError
 
@@ -92,6 +98,79 @@ def _rewrite_opt_paths(root: Path) -> int:
     return changed
 
 
+#: How the original of a file replaced for one run is kept beside it (``.<name><suffix>``).
+_QEMU_TARGET = ".qemu-target"
+_OTHER_MACHINE = ".other-machine"
+_STUB = """#!/bin/sh
+# layer-builder smoke: this environment plays an {played} machine, and this file is an ELF
+# file for {other}. Lambda cannot execute or load it there either ("exec format error").
+echo "$0: exec format error: an {other} binary cannot run on this {played} machine" >&2
+exit 126
+"""
+
+
+#: Source and data files an SDK tree holds thousands of: never ELF, so not opened.
+_NOT_ELF_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".ts", ".map", ".md", ".py", ".pyi", ".txt")
+
+
+def _elf_files(root: Path) -> list[tuple[Path, int]]:
+    """Every regular ELF file under ``root`` (symlinks not followed) and its machine, sorted."""
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.endswith(_NOT_ELF_SUFFIXES):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb", opener=_no_follow) as f:
+                    header = read_elf_header(f.read(64))
+            except OSError:
+                continue  # a symlink (O_NOFOLLOW), or unreadable
+            if header is not None:
+                found.append((Path(path), header.e_machine))
+    return sorted(found)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def restore_replaced(root: Path) -> int:
+    """Put back every original an earlier run moved aside (qemu shims, stubs); return how many.
+
+    The runs of one zip share its unpacked tree, so each starts from the files as unpacked.
+    """
+    count = 0
+    for hidden in sorted(root.rglob(".*")):
+        for suffix in (_QEMU_TARGET, _OTHER_MACHINE):
+            if hidden.name.endswith(suffix) and hidden.is_file():
+                os.replace(hidden, hidden.with_name(hidden.name[1 : -len(suffix)]))
+                count += 1
+    return count
+
+
+def stub_other_machines(root: Path, played: int, played_name: str) -> list[str]:
+    """Replace every ELF file in ``root`` built for another machine than ``played`` with a
+    script that fails with "exec format error"; return their paths relative to ``root``.
+
+    On Lambda such a file cannot run (an x86_64 binary on arm64) nor load (a library).
+    Here it could: the host runs its own machine's binaries natively and qemu-user or
+    binfmt_misc runs the other's, so a launcher that picks the wrong binary would pass.
+    """
+    replaced = []
+    for path, machine in _elf_files(root):
+        if machine == played or path.name.endswith((_QEMU_TARGET, _OTHER_MACHINE)):
+            continue  # this machine's, or an original moved aside
+        arch = next((a for a, m in ELF_MACHINE.items() if m == machine), None)
+        other = MACHINE_NAME[arch] if arch else f"e_machine {machine}"
+        mode = 0o755 if os.access(path, os.X_OK) else 0o644
+        path.rename(path.with_name(f".{path.name}{_OTHER_MACHINE}"))
+        path.write_text(_STUB.format(played=played_name, other=other))
+        path.chmod(mode)
+        replaced.append(path.relative_to(root).as_posix())
+    return replaced
+
+
 def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
     """Put a shim that runs ``qemu`` in place of every executable ELF file for ``e_machine``.
 
@@ -108,7 +187,7 @@ def _shim_foreign_binaries(root: Path, e_machine: int, qemu: str) -> int:
             header = read_elf_header(f.read(64))
         if header is None or header.e_machine != e_machine:
             continue
-        original = path.with_name(f".{path.name}.qemu-target")
+        original = path.with_name(f".{path.name}{_QEMU_TARGET}")
         path.rename(original)
         path.write_text(f'#!/bin/sh\nexec {qemu} "$(dirname "$0")/{original.name}" "$@"\n')
         path.chmod(0o755)
@@ -279,7 +358,16 @@ def prepare(
         layer_dir.mkdir(parents=True)
     else:
         layer_dir = layer_src
+        restore_replaced(layer_dir)
     env = _provide(layer_dir, tools)
+    played = _played_machine(foreign)
+    if layer_src is not None and played is not None:
+        # Whatever the launcher picks, a binary for another machine fails as on Lambda.
+        stubbed = stub_other_machines(layer_dir, *played)
+        if stubbed:
+            env.mount += (
+                f"; {len(stubbed)} ELF file(s) for another machine fail with exec format error"
+            )
     if foreign is not None:
         shimmed = _shim_foreign_binaries(layer_dir, foreign.e_machine, foreign.qemu or "")
         bin_dir = work / "machine-bin"
@@ -296,6 +384,15 @@ def prepare(
             else f"its executables run through {foreign.label}"
         )  # fmt: skip
     return env
+
+
+def _played_machine(foreign: Foreign | None) -> tuple[int, str] | None:
+    """The ELF machine and ``uname -m`` name of the machine a run plays (None: unknown)."""
+    if foreign is not None:
+        return foreign.e_machine, foreign.machine
+    machine = os.uname().machine
+    arch = next((a for a, m in MACHINE_NAME.items() if m == machine), None)
+    return (ELF_MACHINE[arch], machine) if arch in ELF_MACHINE else None
 
 
 def _provide(layer_dir: Path, tools: Sequence[str]) -> Environment:
