@@ -79,7 +79,7 @@ MEMORY = ("runtime_rss_mb", "bare_runtime_rss_mb", "extensions_rss_mb")
 def upstream_style(cfg: LayerConfig) -> LayerConfig:
     """The same config with every cold-start optimisation off: the layout upstream's build
     scripts produce (pip's tree without bytecode; npm's tree as is)."""
-    return dataclasses.replace(cfg, bytecode=False)
+    return dataclasses.replace(cfg, bytecode=False, single_sdk_copy=False)
 
 
 def build_pair(cfg: LayerConfig, version: str, out: Path) -> dict[str, Path]:

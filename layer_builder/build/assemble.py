@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build import bytecode, sdk
+from layer_builder.build import bytecode, nodeshim, sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
@@ -311,6 +311,8 @@ def _finish(
         for f in ext.files:
             _place(root, f)
     packages = sdk.bundled_packages(root)
+    if cfg.single_sdk_copy and (root / "nodejs").is_dir():
+        say(f"{label}: {nodeshim.apply(root)}")
     compiled: tuple[BytecodeInfo, ...] = ()
     if cfg.bytecode and (root / "python").is_dir():
         # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
