@@ -9,10 +9,11 @@ as the preload itself. (With ``--import`` the preload loads the ES build and the
 it.)
 
 The build rewrites the shim's static imports of ``@sentry/*`` packages into loads of the copy
-the preload already loaded: when the CommonJS build of any of them is in ``require.cache``
-(a ``-r`` preload), ``require`` for all of them; else ``import()`` exactly as before. The
-shim's own code is unchanged; under ``--import`` it imports what it imported before. A shim
-that does not look as expected is left as it is, and the build says so. ``optimize: {single_sdk_copy: false}`` keeps the npm tree as is.
+the preload already loaded: when the CommonJS build of any of them is in ``require.cache`` (a
+``-r`` preload), ``require`` for all of them; else ``import()`` exactly as before. The shim's
+own code is unchanged; under ``--import`` it imports what it imported before. A shim that does
+not look as expected is left as it is, and the build says so. ``optimize: {single_sdk_copy:
+false}`` keeps the npm tree as is.
 """
 
 from __future__ import annotations
