@@ -142,6 +142,11 @@ CASES = [
     ),
     (
         "layout: per-arch",
+        "layout: per-arch\noptimize: {single_sdk_copy: true}",
+        "optimize.single_sdk_copy: only a node layer has the SDK's handler shim",
+    ),
+    (
+        "layout: per-arch",
         "layout: per-arch\noptimize: {bytcode: false}",
         "optimize.bytcode: unknown key; did you mean 'bytecode'?",
     ),
