@@ -280,6 +280,46 @@ def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     assert node.returncode == 0, node.stderr
     assert node.stdout.strip() == "function"
 
+    # With `-r` (CommonJS preload), the handler shim the preload redirects _HANDLER to reuses
+    # that copy of the SDK: no ES module of @sentry/core loads (npm's tree loads 235 more).
+    (tmp_path / "count-esm.mjs").write_text(COUNT_ESM)
+    (tmp_path / "probe.mjs").write_text(PROBE_SHIM)
+    preload = opt / "nodejs/node_modules/@sentry/aws-serverless/build/npm/cjs/awslambda-auto.js"
+    node = subprocess.run(
+        ["node", "--import", "./count-esm.mjs", "-r", str(preload), "probe.mjs"],
+        env={**os.environ, "LAMBDA_TASK_ROOT": str(task), "_HANDLER": "index.handler",
+             "SENTRY_DSN": "http://key@127.0.0.1:9/1"},
+        capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert node.returncode == 0, node.stderr
+    got = json.loads(node.stdout.strip().splitlines()[-1])
+    assert got == {"redirected": True, "esm_core_modules": 0, "handler": "function"}
+
+
+#: Counts the ES modules Node loads (a loader hook reporting each URL back to the main thread).
+COUNT_ESM = """\
+import { register } from 'node:module';
+import { MessageChannel } from 'node:worker_threads';
+const { port1, port2 } = new MessageChannel();
+globalThis.esmLoaded = [];
+port1.on('message', (url) => globalThis.esmLoaded.push(url));
+port1.unref();
+register('data:text/javascript,' + encodeURIComponent(
+  'let port; export function initialize(d) { port = d.port; } ' +
+  'export async function load(url, context, next) { ' +
+  'port.postMessage(url); return next(url, context); }'),
+  { data: { port: port2 }, transferList: [port2] });
+"""
+#: Loads the handler the way Lambda does after the preload (from _HANDLER, the shim).
+PROBE_SHIM = """\
+const shim = process.env._HANDLER.replace(/\\.handler$/, '.mjs');
+const { handler } = await import(shim);
+await new Promise((resolve) => setTimeout(resolve, 50));
+const core = globalThis.esmLoaded.filter((u) => u.includes('/@sentry/core/build/esm/')).length;
+console.log(JSON.stringify({ redirected: shim.endsWith('/run-lambda-handler.mjs'),
+                             esm_core_modules: core, handler: typeof handler }));
+"""
+
 
 def test_a_failed_build_overwrites_nothing(tmp_path: Path) -> None:
     # A good earlier build sits in the output directory...
