@@ -85,6 +85,7 @@ class Call:
     service: str
     operation: str
     fault: str | None  # None: forwarded and answered
+    at: float = 0.0  # time.monotonic() when the request arrived (before any latency)
 
 
 class FaultProxy:
@@ -153,6 +154,12 @@ class FaultProxy:
                 and (service is None or c.service == service)
                 and (fault is False or c.fault == fault)
             )
+
+    def arrivals(self, service: str | None = "lambda") -> list[tuple[float, str]]:
+        """(arrival time, operation) of every recorded call, in order of arrival."""
+        with self._lock:
+            return sorted((c.at, c.operation) for c in self.calls
+                          if service is None or c.service == service)  # fmt: skip
 
     def operations(self) -> set[str]:
         with self._lock:
@@ -285,6 +292,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 conn.close()
 
         def _handle(self) -> None:
+            arrived = time.monotonic()
             body = self._read_body()
             match = _SCOPE_RE.search(self.headers.get("Authorization", ""))
             region, service = match.groups() if match else ("unknown", "unknown")
@@ -293,7 +301,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if proxy.faults.latency:
                 time.sleep(proxy.faults.latency)
             fault = proxy._decide(region, service, operation, f"{self.command} {path}")
-            proxy._record(Call(region, service, operation, fault))
+            proxy._record(Call(region, service, operation, fault, arrived))
             if fault == "stall":
                 proxy._stop.wait(proxy.faults.stall_seconds)
                 return self._drop()

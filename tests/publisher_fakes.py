@@ -77,11 +77,16 @@ def denied(operation: str) -> AwsCallError:
     return aws_error(operation, "AccessDeniedException", retryable=False, ambiguous=False)
 
 
+#: The metadata make_plan() publishes with: (runtimes, architectures, license).
+METADATA = (("python3.12", "python3.13"), ("x86_64",), "MIT")
+
+
 @dataclass
 class Version:
     code: str | None
     description: str
     policy: list[Statement] = field(default_factory=list)
+    metadata: tuple[tuple[str, ...], tuple[str, ...], str] = METADATA
 
 
 class FakeLambda:
@@ -102,10 +107,23 @@ class FakeLambda:
         self.racer_after = 0  # ... and just after ours
         self.hide_published = False  # our published version is not listed yet
 
-    def add(self, code: str | None, description: str, *policy: Statement) -> int:
+    def add(
+        self,
+        code: str | None,
+        description: str,
+        *policy: Statement,
+        metadata: tuple[tuple[str, ...], tuple[str, ...], str] = METADATA,
+    ) -> int:
         self.last += 1
-        self.versions[self.last] = Version(code, description, list(policy))
+        self.versions[self.last] = Version(code, description, list(policy), metadata)
         return self.last
+
+    def ref(self, version: int, layer_name: str = NAME) -> LayerVersionRef:
+        """The version as ListLayerVersions lists it."""
+        held = self.versions[version]
+        runtimes, archs, license_info = held.metadata
+        return LayerVersionRef(version, arn(version, self.region, layer_name), held.description,
+                               runtimes, archs, license_info)  # fmt: skip
 
     def _enter(self, *call: Any) -> None:
         self.calls.append(call)
@@ -126,7 +144,7 @@ class FakeLambda:
         if layer_name != NAME:
             return [], None
         newest = [
-            LayerVersionRef(v, arn(v, self.region, layer_name), self.versions[v].description)
+            self.ref(v, layer_name)
             for v in sorted(self.versions, reverse=True)
             if v not in self.hidden
         ]
@@ -151,19 +169,18 @@ class FakeLambda:
         self.published.append(kwargs)
         content = kwargs["content"]
         code = CODE if content.get("ZipFile") == ZIP or "S3Key" in content else OTHER_CODE
+        meta = (tuple(kwargs["runtimes"]), tuple(kwargs["architectures"]), kwargs["license_info"])
         for _ in range(self.racer_first):
-            self.add(code, kwargs["description"])
+            self.add(code, kwargs["description"], metadata=meta)
         self.racer_first = 0
-        version = self.add(code, kwargs["description"])
+        version = self.add(code, kwargs["description"], metadata=meta)
         if self.hide_published:
             self.hidden.add(version)
         for _ in range(self.racer_after):
-            self.add(code, kwargs["description"])
+            self.add(code, kwargs["description"], metadata=meta)
         self.racer_after = 0
         self._leave("publish")
-        return LayerVersionRef(
-            version, arn(version, self.region, layer_name), kwargs["description"]
-        )
+        return self.ref(version, layer_name)
 
     def delete_version(self, layer_name: str, version: int) -> None:
         self._enter("delete", version)

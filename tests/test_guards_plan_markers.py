@@ -3,11 +3,16 @@ Lambda stores (at most 256 characters) and which extension a refusal names."""
 
 from __future__ import annotations
 
+import pytest
+
 from layer_builder.model import BuildManifest, ExtensionInfo
 from layer_builder.publish.plan import (
+    Marker,
     content_marker,
     is_standin,
     marked_description,
+    parse_marker,
+    release_marker,
     standin_source,
 )
 from layer_builder.sandbox.standin import standin_digests
@@ -85,3 +90,44 @@ def test_the_first_standin_extension_is_named() -> None:
     digest = sorted(standin_digests())[0]
     m = _manifest(_ext("/tmp/first", "unknown", digest), _ext("sandbox stand-in"))
     assert standin_source(m) == "/tmp/first"
+
+
+RELEASE_MARK = f"[aws-layer:python 2.75.0 sha256:{SHA}]"
+
+
+def test_the_release_marker_names_layer_version_and_the_whole_digest() -> None:
+    assert release_marker("aws-layer:python", "2.75.0", SHA) == RELEASE_MARK
+    out = marked_description("a" * 300, SHA, "aws-layer:python", "2.75.0")
+    assert (len(out), out.endswith(f"... {RELEASE_MARK}")) == (256, True)
+
+
+def test_markers_read_back_from_the_end_of_a_description() -> None:
+    assert parse_marker(f"Sentry SDK {RELEASE_MARK}") == Marker(SHA, "aws-layer:python", "2.75.0")
+    assert parse_marker(f"old {MARK}") == Marker("0123456789ab")
+    assert parse_marker(f"{RELEASE_MARK} then text") is None  # only at the end
+    assert parse_marker("uploaded from the console") is None
+    assert parse_marker("") is None
+
+
+def test_a_marker_holds_its_zip_and_claims_its_release_exactly() -> None:
+    full, legacy = Marker(SHA, "aws-layer:python", "2.75.0"), Marker("0123456789ab")
+    assert (full.holds(SHA), full.holds(SHA[:-1] + "0"), full.holds(SHA[:12])) == (
+        True, False, False
+    )  # fmt: skip
+    assert (legacy.holds(SHA), legacy.holds("f" + SHA[1:])) == (True, False)
+    assert full.claims("aws-layer:python", "2.75.0")
+    assert not full.claims("aws-layer:python", "2.75.1")
+    assert not full.claims("aws-layer:node", "2.75.0")
+    assert not legacy.claims("aws-layer:python", "2.75.0")  # content only: no conflict
+
+
+def test_a_canonical_the_marker_cannot_carry_is_refused_before_publishing() -> None:
+    from publisher_fakes import make_plan
+
+    from layer_builder.errors import ArtifactError
+    from layer_builder.publish.zips import _check_marker
+
+    _check_marker(make_plan(canonical="aws-layer:python"))
+    for bad in ("aws layer", "aws-[layer]"):
+        with pytest.raises(ArtifactError, match="cannot be named in the release marker"):
+            _check_marker(make_plan(canonical=bad))

@@ -105,6 +105,7 @@ def test_records_name_the_recorded_versions_and_protect_every_documents_versions
             {"eu-west-1": 5},
             {"eu-west-1": frozenset({2, 5}), "us-east-1": frozenset({3})},
             True,
+            {"shaA": {"eu-west-1": 5}},  # craft's document records no zip: not a content
         ),
         "B": LayerRecord("B", None, {}, {}, True),
     }

@@ -146,7 +146,7 @@ def test_the_version_the_registry_records_is_trusted_without_reading_it_again() 
     assert api.calls == [("list", None), ("policy", 1)]
 
 
-def test_a_recorded_version_on_an_older_page_is_found_with_its_arn() -> None:
+def test_a_recorded_version_on_an_older_page_is_listed_and_read() -> None:
     api = FakeLambda(page_size=2)
     api.add(CODE, "Guard layer 2.75.0", PUBLIC)  # published before markers existed
     api.add(OTHER_CODE, "newer [sha256:000000000000]")
@@ -155,7 +155,7 @@ def test_a_recorded_version_on_an_older_page_is_found_with_its_arn() -> None:
     got = publisher().publish(api, make_plan(), deadline=RecordingDeadline(), record=record)  # type: ignore[arg-type]
 
     assert got == result("reused", 1, "reuse 1")
-    assert api.calls == [("list", None), ("get", 1), ("policy", 1)]
+    assert api.calls == [("list", None), ("list", "2"), ("get", 1), ("policy", 1)]
 
 
 @pytest.mark.parametrize(
@@ -327,8 +327,13 @@ def test_a_publish_whose_answer_was_lost_is_found_again_and_counts_as_new() -> N
     pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=TickClock(), rng=TopRng())
     got = pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
 
-    assert got == result("new", 1, "reuse 1", "added permission public", permission_added=True)
-    # The retry looks before publishing again; after the deletes' own second look, done.
+    lost = "publish answer lost: found version 1 after 0.0 s (settle time 30 s)"
+    assert got == result(
+        "new", 1, lost, "reuse 1", "added permission public", permission_added=True
+    )
+    # The retry looks before publishing again; the version found may be a racing run's, so
+    # the deletes wait out the settle time (30 one-second waits after the 1 s backoff)
+    # before their own last look.
     assert api.calls == [
         ("list", None),
         ("publish",),
@@ -338,7 +343,7 @@ def test_a_publish_whose_answer_was_lost_is_found_again_and_counts_as_new() -> N
         ("add", 1, "public"),
         ("list", None),
     ]
-    assert (slept, sorted(api.versions)) == ([1.0], [1])
+    assert (slept, sorted(api.versions)) == ([1.0] + [1.0] * 30, [1])
 
 
 def test_a_publish_that_was_definitely_refused_is_retried_without_listing_again() -> None:

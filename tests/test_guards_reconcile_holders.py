@@ -1,26 +1,33 @@
-"""Which versions hold a zip, and which calls finding them costs: `find_holders` against a
-recorded fake of Lambda's ListLayerVersions / GetLayerVersion (mutants of its branches passed
-the fast tests; the moto-server suites reach it only end to end)."""
+"""Which versions hold a zip, and which calls finding them costs: `list_history` and
+`find_holders` against a recorded fake of Lambda's ListLayerVersions / GetLayerVersion
+(mutants of its branches passed the fast tests; the moto-server suites reach it only end to
+end). The whole history is listed, page by page: the lowest holder may be on any page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from publisher_fakes import METADATA, make_plan
+
 from layer_builder.aws.clients import LayerVersionRef
-from layer_builder.publish.reconcile import Holders, find_holders
+from layer_builder.publish.reconcile import Holders, find_holders, list_history
 
 SHA = "Zm9vYmFyMTIzNDU2Nzg5MA=="  # CodeSha256 of the zip being published
 OTHER = "b3RoZXIgemlwIGNvbnRlbnQ="
 MARK = "[sha256:0123456789ab]"
 FOREIGN = "[sha256:ba9876543210]"  # another zip's marker
+PLAN = make_plan(layer_name="L", sha256="0123456789ab" + "0" * 52, code_sha256=SHA)
 
 
 def arn(version: int) -> str:
     return f"arn:aws:lambda:eu-west-1:123456789012:layer:L:{version}"
 
 
-def ref(version: int, description: str = "") -> LayerVersionRef:
-    return LayerVersionRef(version, arn(version), description)
+def ref(
+    version: int, description: str = "", metadata: tuple[object, ...] = METADATA
+) -> LayerVersionRef:
+    runtimes, archs, license_info = metadata
+    return LayerVersionRef(version, arn(version), description, runtimes, archs, license_info)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -46,13 +53,12 @@ class FakeLambda:
 
 def run(api: FakeLambda, recorded: int | None) -> tuple[Holders, list[str]]:
     checked: list[str] = []
+    listing = list_history(api, "L", checked.append)  # type: ignore[arg-type]
     holders = find_holders(
         api,  # type: ignore[arg-type]
-        "L",
-        marker=MARK,
-        code_sha256=SHA,
+        listing,
+        PLAN,
         recorded=recorded,
-        arn_of=arn,
         check=checked.append,
     )
     return holders, checked
@@ -88,14 +94,13 @@ def test_a_recorded_version_listed_without_the_marker_and_other_content_is_no_ho
     )
 
 
-def test_a_recorded_version_older_than_the_first_page_is_read_by_number() -> None:
+def test_a_recorded_version_older_than_the_first_page_is_listed_then_read() -> None:
     api = FakeLambda([[ref(9, f"n {FOREIGN}")], [ref(3, "old")]], {3: SHA})
     holders, checked = run(api, recorded=3)
-    # Found by GetLayerVersion: its ARN comes from arn_of, no older page is listed.
     assert (holders, checked, api.calls) == (
-        Holders((LayerVersionRef(3, arn(3)),), frozenset({3})),
-        ["ListLayerVersions", "GetLayerVersion"],
-        [("list", "L", None), ("get", "L", 3)],
+        Holders((ref(3, "old"),), frozenset({3})),
+        ["ListLayerVersions", "ListLayerVersions", "GetLayerVersion"],
+        [("list", "L", None), ("list", "L", "p1"), ("get", "L", 3)],
     )
 
 
@@ -145,22 +150,45 @@ def test_an_empty_history_has_no_holder_and_no_winner() -> None:
     )
 
 
-def test_older_pages_are_read_until_a_marked_version_is_found() -> None:
+def test_every_page_is_read_and_the_lowest_holder_wins_wherever_it_is() -> None:
     api = FakeLambda(
         [
-            [ref(9, f"a {FOREIGN}")],
-            [ref(8, f"b {FOREIGN}")],
-            [ref(7, f"c {MARK}"), ref(6, f"d {MARK}")],
+            [ref(9, f"a {FOREIGN}"), ref(8, f"late duplicate {MARK}")],
+            [ref(7, f"b {FOREIGN}")],
+            [ref(6, f"d {MARK}")],
             [ref(2, f"e {MARK}")],
         ]
     )
     holders, checked = run(api, recorded=None)
-    # Found on the third page: the fourth is never listed; markers alone are not verified.
-    assert (holders, checked, api.calls) == (
-        Holders((ref(6, f"d {MARK}"), ref(7, f"c {MARK}")), frozenset()),
-        ["ListLayerVersions"] * 3,
-        [("list", "L", None), ("list", "L", "p1"), ("list", "L", "p2")],
-    )
+    # A marked version on the first page does not stop the listing: the true lowest holder
+    # is on the last page. Markers alone are not verified.
+    assert (holders.winner, holders, checked, api.calls) == (
+        ref(2, f"e {MARK}"),
+        Holders((ref(2, f"e {MARK}"), ref(6, f"d {MARK}"), ref(8, f"late duplicate {MARK}")),
+                frozenset()),
+        ["ListLayerVersions"] * 4,
+        [("list", "L", None), ("list", "L", "p1"), ("list", "L", "p2"), ("list", "L", "p3")],
+    )  # fmt: skip
+
+
+def test_a_page_boundary_shifted_by_a_publish_lists_a_version_once() -> None:
+    api = FakeLambda([[ref(5, f"a {MARK}"), ref(4, "x")], [ref(4, "x"), ref(3, f"b {MARK}")]])
+    listing = list_history(api, "L", lambda _: None)  # type: ignore[arg-type]
+    assert [r.version for r in listing] == [5, 4, 3]
+
+
+def test_a_version_with_the_zip_and_other_metadata_is_no_holder_but_is_named() -> None:
+    hand = ref(5, "published by hand", (("python3.8",), ("x86_64",), ""))
+    marked_other = ref(4, f"other runtimes {MARK}", (("python3.12",), ("x86_64",), "MIT"))
+    api = FakeLambda([[hand, marked_other, ref(3, f"ours {MARK}")]], {5: SHA})
+    holders, _ = run(api, recorded=None)
+    assert holders == Holders((ref(3, f"ours {MARK}"),), frozenset(), (marked_other,))
+    # Nothing else holds it: the unmarked newest is read, and still not adopted.
+    api = FakeLambda([[hand]], {5: SHA})
+    holders, checked = run(api, recorded=None)
+    assert (holders.winner, holders.other_metadata, checked) == (
+        None, (hand,), ["ListLayerVersions", "GetLayerVersion"]
+    )  # fmt: skip
 
 
 def test_every_marked_version_of_the_first_page_is_a_holder_lowest_first() -> None:

@@ -13,14 +13,22 @@ ORG_ONLY = Statement("sentry-org", "*", ORG)
 
 
 def test_statement_ids_this_tool_writes() -> None:
-    ids = ["public", "public-2", "sentry-org", "sentry-org-7", "publicity", "sentry-orgs",
-           "sentry", "xpublic", "other-public"]  # fmt: skip
-    assert [i for i in ids if owned(i, "sentry-org")] == [
-        "public",
-        "public-2",
-        "sentry-org",
-        "sentry-org-7",
-    ]
+    acct = "210987654321"
+    ids = ["public", f"public-{acct}", "public-partner", "public-2", "sentry-org",
+           f"sentry-org-{acct}", "sentry-org-7", f"sentry-org-{acct}0", "publicity",
+           "sentry-orgs", "sentry", "xpublic", "other-public"]  # fmt: skip
+    # Exactly the configured id and <id>-<account>; "public" only on a version we published.
+    assert [i for i in ids if owned(i, "sentry-org")] == ["sentry-org", f"sentry-org-{acct}"]
+    assert [i for i in ids if owned(i, "sentry-org", public_is_ours=True)] == [
+        "public", f"public-{acct}", "sentry-org", f"sentry-org-{acct}"
+    ]  # fmt: skip
+    assert [i for i in ids if owned(i, "public")] == ["public", f"public-{acct}"]
+
+
+def test_a_partner_statement_named_like_ours_is_left_alone() -> None:
+    partner = Statement("public-partner", "210987654321")
+    changes = permission_changes([PUBLIC, partner], [PUBLIC], "public", public_is_ours=True)
+    assert changes == PermissionChanges((), ())
 
 
 def test_a_policy_that_already_grants_what_is_wanted_changes_nothing() -> None:
@@ -39,7 +47,7 @@ def test_a_missing_grant_is_added() -> None:
 
 def test_a_public_grant_of_ours_is_replaced_by_an_organization_only_one() -> None:
     present = [Statement("public"), Statement("someone-else", "111111111111")]
-    changes = permission_changes(present, [ORG_ONLY], "sentry-org")
+    changes = permission_changes(present, [ORG_ONLY], "sentry-org", public_is_ours=True)
     assert (changes, changes.empty, changes.describe()) == (
         PermissionChanges(("public",), (ORG_ONLY,)),
         False,
@@ -48,14 +56,16 @@ def test_a_public_grant_of_ours_is_replaced_by_an_organization_only_one() -> Non
 
 
 def test_an_organization_grant_of_ours_is_removed_when_the_config_goes_public() -> None:
-    present = [Statement("sentry-org-2", "*", ORG)]
+    present = [Statement("sentry-org-222222222222", "*", ORG)]
     changes = permission_changes(present, [PUBLIC], "sentry-org")
-    assert changes.describe() == ["remove permission sentry-org-2", "add permission public (*)"]
+    assert changes.describe() == [
+        "remove permission sentry-org-222222222222", "add permission public (*)"
+    ]  # fmt: skip
 
 
 def test_a_removal_alone_is_a_change() -> None:
-    changes = permission_changes([Statement("public-1", "222222222222")], [], "x")
-    assert (changes, changes.empty) == (PermissionChanges(("public-1",), ()), False)
+    changes = permission_changes([Statement("x-222222222222", "222222222222")], [], "x")
+    assert (changes, changes.empty) == (PermissionChanges(("x-222222222222",), ()), False)
 
 
 def test_statements_of_others_are_left_alone() -> None:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,13 @@ from layer_builder.registry.files import clean_stray_temps, lock_path, registry_
 # --- the lock ---------------------------------------------------------------------------
 
 
-def test_the_lock_lives_in_the_temp_dir_keyed_by_the_root_s_absolute_path(tmp_path: Path) -> None:
+def test_the_lock_lives_in_the_users_lock_dir_keyed_by_the_root_s_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     root = tmp_path / "registry"
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-    assert lock_path(root) == (
-        Path(tempfile.gettempdir()) / f"layer-builder-locks-{os.getuid()}" / f"registry-{key}.lock"
-    )
+    assert lock_path(root) == (tmp_path / "run" / "layer-builder" / f"registry-{key}.lock")
 
 
 def test_one_root_has_one_lock_however_it_is_spelled(

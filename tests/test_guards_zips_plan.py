@@ -60,6 +60,7 @@ def test_each_plan_carries_its_manifest_zip_and_the_configs_permission(
                 statement_id="share",
                 s3_bucket=None,  # small enough to go direct: the bucket is not used
                 zip_bytes=data,
+                canonical=cfg.canonical,
             )
         )
     assert [p.layer_name for p in expected] == sorted(m.layer_name for _, m in manifests)

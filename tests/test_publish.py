@@ -11,6 +11,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError, CredentialsError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish import publish_all, resolve_regions
+from layer_builder.publish.plan import marked_description
 from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy, plan_layers
 
 V = ReleaseVersion.parse("2.75.0")
@@ -207,8 +209,10 @@ def test_crash_between_publish_and_permission_heals(
     moto("lambda", "eu-west-1").publish_layer_version(
         LayerName=m.layer_name,
         Content={"ZipFile": m.zip_path(manifest_path).read_bytes()},
+        Description=marked_description(m.description, m.sha256, m.canonical, m.version),
         CompatibleRuntimes=list(m.compatible_runtimes),
         CompatibleArchitectures=["x86_64"],
+        LicenseInfo=m.license,
     )
     result = run(cfg, manifests, TWO)
     healed = result.results[0]
@@ -223,15 +227,21 @@ def test_crash_between_publish_and_permission_heals(
     assert_published(moto, result, manifests)
 
 
-def test_a_changed_zip_gets_a_new_version(
+def test_a_changed_zip_for_a_released_version_is_refused_before_any_write(
     proxy: FaultProxy, moto: Callable[..., Any], make_config: ConfigFactory, tmp_path: Path
 ) -> None:
     cfg = make_config(architectures="[x86_64]")
     old = [write_layer(tmp_path / "old", cfg, V, "x86_64", b"old")]
     new = [write_layer(tmp_path / "new", cfg, V, "x86_64", b"new")]
     assert run(cfg, old, ["eu-west-1"]).results[0].version == 1
-    result = run(cfg, new, ["eu-west-1"])
-    assert (result.results[0].status, result.results[0].version) == ("new", 2)
+    proxy.reset()
+    # AWS says 2.75.0 is the old zip (its marker), whatever the registry says: refused.
+    with pytest.raises(ArtifactError, match="already exists in AWS with other content") as info:
+        run(cfg, new, TWO)
+    assert old[0][1].sha256 in str(info.value) and new[0][1].sha256 in str(info.value)
+    assert "eu-west-1 version 1" in str(info.value)
+    assert proxy.operations() == {"ListLayerVersions"}  # reads only, in both regions
+    assert versions(moto, "eu-west-1", old[0][1].layer_name) == [1]
 
 
 # --------------------------------------------------------------------------- faults
@@ -331,7 +341,8 @@ def test_botocore_resends_a_throttled_publish_but_never_an_ambiguous_one(
     # A 500 may have published: botocore must not resend it (AWS_MAX_ATTEMPTS is 2 here).
     changed = [write_layer(manifests[0][0].parent / "v2", cfg, V, "x86_64", b"changed")]
     proxy.reset(Faults(first={"PublishLayerVersion": "server_error"}))
-    result = run(cfg, changed, TWO, attempts=1)
+    # Another zip of the same release would be refused (a conflict): another canonical.
+    result = run(replace(cfg, canonical="aws-layer:other"), changed, TWO, attempts=1)
     assert [r.status for r in result.results] == ["failed", "failed"]
     assert "ServiceException" in (result.results[0].error or "")
     assert proxy.count("PublishLayerVersion") == 2

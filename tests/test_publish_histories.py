@@ -332,8 +332,10 @@ def _publish_by_hand(endpoint: str, region: str, manifest_path: Path) -> int:
     out = lambda_client(endpoint, region).publish_layer_version(
         LayerName=m.layer_name,
         Content={"ZipFile": m.zip_path(manifest_path).read_bytes()},
-        Description=marked_description(m.description, m.sha256),
+        Description=marked_description(m.description, m.sha256, m.canonical, m.version),
         CompatibleRuntimes=list(m.compatible_runtimes),
+        CompatibleArchitectures=list(m.architectures),
+        LicenseInfo=m.license,
     )
     return int(out["Version"])
 

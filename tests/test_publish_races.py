@@ -8,17 +8,15 @@ timeout before it lets it through.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy, Faults
-from test_publish_histories import NEW, REGIONS, build, recorded, run_cli, versions
+from test_publish_histories import NEW, REGIONS, build, recorded, versions
 
 from layer_builder.config import LayerConfig
 
@@ -34,11 +32,14 @@ def env(aws_env: str, make_config: Callable[..., LayerConfig], tmp_path: Path) -
     return cfg, tmp_path / "dist", tmp_path / "registry", aws_env
 
 
-def _start(cfg: LayerConfig, dist: Path, registry: Path, endpoint: str) -> subprocess.Popen[str]:
+def _start(
+    cfg: LayerConfig, dist: Path, registry: Path, endpoint: str, *extra: str
+) -> subprocess.Popen[str]:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
     return subprocess.Popen(
         [sys.executable, "-m", "layer_builder", "publish", str(cfg.path), "--version", NEW.text,
-         "--dist", str(dist), "--registry", str(registry), "--regions", ",".join(REGIONS)],
+         "--dist", str(dist), "--registry", str(registry), "--regions", ",".join(REGIONS),
+         *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -48,20 +49,38 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_two_runs_with_one_registry_end_with_one_version_per_region(env: Env) -> None:
+def test_a_second_run_on_the_same_registry_waits_for_the_first_before_any_aws_call(
+    env: Env,
+) -> None:
     cfg, dist, registry, endpoint = env
     name = cfg.layer_name(NEW, "x86_64")
-    with FaultProxy(endpoint, Faults(latency=0.1)) as proxy:
-        runs = [_start(cfg, dist, registry, proxy.url) for _ in range(2)]
-        outcomes = [_finish(p) for p in runs]
-    codes = sorted(code for code, _ in outcomes)
-    # The second run waits for the registry lock and then reuses everything, or gives up
-    # (exit 2) naming the holder; never a second version.
-    assert codes[0] == 0, outcomes
-    if codes[1] == 2:
-        assert "another layer-builder run holds the registry lock (pid" in outcomes[1][1]
-    else:
-        assert codes == [0, 0], outcomes
+    # Each run through its own proxy, so every call is known to be the first's or the
+    # second's, with its arrival time.
+    with (
+        FaultProxy(endpoint, Faults(latency=0.3)) as first_proxy,
+        FaultProxy(endpoint) as second_proxy,
+    ):
+        # --json: the human lines go to stderr, line by line.
+        first = _start(cfg, dist, registry, first_proxy.url, "--json")
+        assert first.stderr is not None
+        # "publishing ..." is printed under the lock, after the registry's preflight.
+        holding = first.stderr.readline()
+        assert holding.startswith("publishing 1 layer(s)"), holding + first.stderr.read()
+        assert first_proxy.count("PublishLayerVersion") == 0  # still at the start
+        second = _start(cfg, dist, registry, second_proxy.url)
+        code, err = _finish(first)
+        assert code == 0, err
+        # The first run's last call was answered 0.3 s after it arrived.
+        first_done = first_proxy.arrivals(service=None)[-1][0] + 0.3
+        second_code, second_err = _finish(second)
+        arrivals = second_proxy.arrivals(service=None)
+    assert second_code == 0, second_err
+    # The second run asked AWS nothing (not even who it is) while the first held the lock,
+    # then found every region done: reads only.
+    assert arrivals and arrivals[0][0] > first_done
+    assert {op for _, op in arrivals} <= {
+        "GetCallerIdentity", "DescribeRegions", "ListLayerVersions", "GetLayerVersionPolicy"
+    }  # fmt: skip
     assert {r: versions(endpoint, r, name) for r in REGIONS} == {r: [1] for r in REGIONS}
     assert recorded(registry, NEW) == {r: 1 for r in REGIONS}
 
@@ -84,34 +103,22 @@ def test_two_runs_with_two_registries_converge_on_the_lowest_version(env: Env) -
     assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}
 
 
-def test_a_publish_committed_after_the_client_gave_up_ends_as_one_version(
-    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_two_runs_with_two_registries_and_late_commits_end_clean(env: Env) -> None:
     cfg, dist, registry, endpoint = env
     name = cfg.layer_name(NEW, "x86_64")
-    # region_timeout 12 with AWS_MAX_ATTEMPTS=2: a 6 s read timeout; the proxy holds 7 s.
-    # (6 s left for the retry: with a 6 s budget the retry had 3 s, too few on a loaded
-    # machine.)
+    other = registry.with_name("registry-ci")
+    # A 6 s read timeout; the first publish of each region (one run's) is held 7 s and then
+    # commits: the held run finds the other run's version first, and its own lands later.
     cfg.path.write_text(cfg.path.read_text().replace("region_timeout: 20", "region_timeout: 12"))
     faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=7.0)
     with FaultProxy(endpoint, faults) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
-        assert code == 0, err
-        for _ in range(200):  # until every held request has reached moto
-            if proxy.holds_finished == len(REGIONS):
-                break
-            time.sleep(0.05)
-        assert proxy.holds_finished == len(REGIONS)
-        assert proxy.count("PublishLayerVersion", fault="hold") == len(REGIONS)
-
-        # The late commits are newer duplicates nobody records: the next run deletes them.
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
-    assert code == 0, err
-    assert data is not None
+        runs = [_start(cfg, dist, r, proxy.url) for r in (registry, other)]
+        outcomes = [_finish(p) for p in runs]
+        committed = proxy.holds_finished
+        deleted = proxy.count("DeleteLayerVersion")
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert committed == len(REGIONS) and deleted >= len(REGIONS)
+    # Both runs have ended and every late commit has landed: nothing is left behind.
     final = {r: versions(endpoint, r, name) for r in REGIONS}
     assert all(len(v) == 1 for v in final.values()), final
-    assert recorded(registry, NEW) == {r: v[0] for r, v in final.items()}
-    assert {r["status"] for r in data["results"]} == {"reused"}
-    doc = json.loads((registry / f"aws-lambda-layers/python/{NEW.text}.json").read_text())
-    assert doc["regions"] == [{"region": r, "version": str(final[r][0])} for r in REGIONS]
+    assert recorded(registry, NEW) == recorded(other, NEW) == {r: v[0] for r, v in final.items()}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from packaging.version import Version
 
@@ -10,6 +13,8 @@ from layer_builder.model import ReleaseVersion
 from layer_builder.registry.versions import (
     compare,
     is_prerelease,
+    link_key,
+    scheme_for_runtimes,
     sorted_versions,
     version_key,
 )
@@ -90,3 +95,75 @@ def test_not_a_version_is_refused() -> None:
         version_key("banana", "semver")
     with pytest.raises(ArgumentError, match="not a PEP 440 version"):
         version_key("8.0.0-beta.1.x!", "pep440")
+
+
+# (scheme, older, newer): a layer's releases are ordered by its ecosystem's scheme only.
+SCHEME_PAIRS = [
+    ("pep440", "2.75.0", "2.75.0-post1"),  # PEP 440 normalises -post1 to .post1
+    ("pep440", "2.75.0", "2.75.0-1"),  # ... and -1 to .post1
+    ("pep440", "2.75.0-post1", "2.75.1"),
+    ("pep440", "2.75.0-1", "2.75.0-post2"),
+    ("pep440", "2.75.0-rc1", "2.75.0rc2"),  # -rc1 is rc1, not a SemVer prerelease
+    ("pep440", "2.75.0-rc1", "2.75.0"),
+    ("semver", "8.0.0-beta.9", "8.0.0-beta.10"),
+    ("semver", "8.0.0-1", "8.0.0"),  # in SemVer, -1 is a prerelease
+    ("semver", "8.0.0-rc.1", "8.0.0"),
+]
+
+
+@pytest.mark.parametrize(("scheme", "older", "newer"), SCHEME_PAIRS)
+def test_pairs_sort_in_order_of_the_layers_scheme(scheme: str, older: str, newer: str) -> None:
+    assert version_key(older, scheme) < version_key(newer, scheme)
+    if scheme == "pep440":
+        assert Version(older) < Version(newer)
+
+
+@pytest.mark.parametrize(
+    ("runtimes", "scheme"),
+    [
+        (("python3.9", "python3.13"), "pep440"),
+        (("nodejs18.x", "nodejs22.x"), "semver"),
+        (("python3.12", "nodejs22.x"), "auto"),
+        ((), "auto"),
+    ],
+)
+def test_the_scheme_follows_the_layers_runtimes(runtimes: tuple[str, ...], scheme: str) -> None:
+    assert scheme_for_runtimes(runtimes) == scheme
+
+
+def test_a_python_post_release_spelled_with_a_dash_takes_the_links(tmp_path: Path) -> None:
+    from test_registry import registration, write
+
+    root = tmp_path / "registry"
+    for text in ("2.75.0", "2.75.0-post1", "2.75.0-rc1"):
+        write(root, registration(text, link_prereleases=True))
+    runtime = root / "aws-lambda-layers/python"
+    # 2.75.0-rc1 (a prerelease of 2.75.0) came last but is older than both.
+    assert {n: os.readlink(runtime / n) for n in ("latest.json", "2.json", "2.75.json")} == {
+        n: "2.75.0-post1.json" for n in ("latest.json", "2.json", "2.75.json")
+    }
+    assert link_key("2.75.0-post1", "semver") < link_key("2.75.0", "semver")  # Node's reading
+
+
+@pytest.mark.parametrize(
+    ("runtimes", "text", "refused"),
+    [
+        (("nodejs20.x",), "8.0.0rc1", "is not a SemVer version"),
+        (("python3.12",), "2.75.0-beta.1.x", "is not a PEP 440 version"),
+        (("nodejs20.x",), "8.0.0-rc.1", None),
+        (("python3.12",), "2.75.0-post1", None),
+    ],
+)
+def test_a_version_its_layers_scheme_cannot_read_is_refused_before_publishing(
+    tmp_path: Path, runtimes: tuple[str, ...], text: str, refused: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from layer_builder.cli.publish import _check_version_scheme
+
+    cfg = SimpleNamespace(compatible_runtimes=runtimes, path=tmp_path / "layer.yml")
+    if refused is None:
+        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
+        return
+    with pytest.raises(ArgumentError, match=f"^--version: '{text}' {refused}, the version order"):
+        _check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]

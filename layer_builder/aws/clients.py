@@ -237,7 +237,17 @@ class LayerVersionRef:
 
     version: int
     arn: str
-    description: str = ""  # as ListLayerVersions reports it (carries our content marker)
+    description: str = ""  # as ListLayerVersions reports it (carries our release marker)
+    # CompatibleRuntimes / CompatibleArchitectures / LicenseInfo as listed; None: not known.
+    runtimes: tuple[str, ...] | None = None
+    architectures: tuple[str, ...] | None = None
+    license_info: str | None = None
+
+    def metadata(self) -> tuple[frozenset[str], frozenset[str], str] | None:
+        """(runtimes, architectures, license) compared as sets; None when not listed."""
+        if self.runtimes is None or self.architectures is None:
+            return None
+        return frozenset(self.runtimes), frozenset(self.architectures), self.license_info or ""
 
 
 class Aws:
@@ -421,7 +431,12 @@ class LambdaApi:
             out = self._client.list_layer_versions(**kwargs)
         refs = [
             LayerVersionRef(
-                int(v["Version"]), str(v["LayerVersionArn"]), str(v.get("Description") or "")
+                int(v["Version"]),
+                str(v["LayerVersionArn"]),
+                str(v.get("Description") or ""),
+                tuple(str(r) for r in v.get("CompatibleRuntimes") or ()),
+                tuple(str(a) for a in v.get("CompatibleArchitectures") or ()),
+                str(v.get("LicenseInfo") or ""),
             )
             for v in out.get("LayerVersions") or []
         ]
@@ -460,7 +475,14 @@ class LambdaApi:
                 CompatibleArchitectures=list(architectures),
                 LicenseInfo=license_info,
             )
-        return LayerVersionRef(int(out["Version"]), str(out["LayerVersionArn"]), description)
+        return LayerVersionRef(
+            int(out["Version"]),
+            str(out["LayerVersionArn"]),
+            description,
+            tuple(runtimes),
+            tuple(architectures),
+            license_info,
+        )
 
     def delete_version(self, layer_name: str, version: int) -> None:
         """DeleteLayerVersion (a version already gone is fine: the call is idempotent)."""

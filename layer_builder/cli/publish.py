@@ -63,12 +63,8 @@ def publish_and_register(
     registry_dir: Path,
     target: tuple[str, str, list[str]],
 ) -> int:
-    from layer_builder.registry.files import registry_lock
-
     refuse_standin(built, args)
-    # A dry run writes nothing, so it neither waits for nor blocks another run.
-    lock = contextlib.nullcontext() if args.dry_run else registry_lock(registry_dir)
-    with lock, _interrupts() as interrupt:
+    with _registry_lock(args, registry_dir), _interrupts() as interrupt:
         return _publish_locked(
             cfg, version, built, args, ui, registry_dir=registry_dir, target=target,
             interrupt=interrupt,
@@ -132,6 +128,7 @@ def _publish_locked(
     from layer_builder.registry.writer import write_release
 
     account, partition, regions = target
+    _check_version_scheme(cfg, version)
     if not args.dry_run:
         # A registry that cannot be written is found before anything is published.
         check_output_dir(registry_dir, "--registry")
@@ -163,9 +160,11 @@ def _publish_locked(
             interrupt=interrupt,
         )
     _result_table(ui, result)
+    # Interrupted is interrupted, whatever got done and with --allow-partial too: the
+    # registry is not written and latest.json does not move; the same command finishes.
     interrupted = interrupt.is_set()
     registry_info: dict[str, Any] | None = None
-    if interrupted and not result.complete:
+    if interrupted:
         ui.info("registry not written: interrupted")
     elif not args.dry_run and (result.complete or args.allow_partial):
         manifests = [m for _, m in built]
@@ -208,18 +207,34 @@ def _publish_locked(
                 "interrupted": interrupted,
             }
         )
-    if interrupted and not result.complete:
+    if interrupted:
         done = [r for r in result.results if r.ok]
         raise Interrupted(
             [f"{r.region} ({r.layer_name})" for r in result.failed],
             f"interrupted: {len(done)} of {len(result.results)} done; not done: "
-            + "; ".join(failed_lines(result.failed))
+            + ("; ".join(failed_lines(result.failed)) or "the registry")
             + "; run the same command again to finish (nothing will be duplicated)",
         )
     if not result.complete:
         # The reasons are in the table (and --json); the error line names what to re-run.
         raise PublishIncomplete([f"{r.region} ({r.layer_name})" for r in result.failed])
     return 0
+
+
+def _check_version_scheme(cfg: LayerConfig, version: ReleaseVersion) -> None:
+    """The registry orders a layer's releases by its ecosystem's scheme (PEP 440 for
+    Python, SemVer for Node): a version that scheme cannot read is refused before publishing,
+    not when the links are written."""
+    from layer_builder.registry.versions import scheme_for_runtimes, version_key
+
+    scheme = scheme_for_runtimes(cfg.compatible_runtimes)
+    try:
+        version_key(version.text, scheme)
+    except ArgumentError as exc:
+        raise ArgumentError(
+            f"--version: {exc}, the version order of {cfg.path}'s layer (runtimes "
+            f"{', '.join(cfg.compatible_runtimes)}); nothing was published"
+        ) from None
 
 
 def _result_table(ui: UI, result: PublishResult) -> None:
@@ -246,10 +261,23 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
     built = _load_built(cfg, version, archs, Path(args.dist), args)
-    target = resolve_publish_target(cfg, args.regions)
-    return publish_and_register(
-        cfg, version, built, args, ui, registry_dir=Path(args.registry or "registry"), target=target
-    )
+    registry_dir = Path(args.registry or "registry")
+    # The lock before the first AWS call: a second run on this registry waits (or gives up,
+    # exit 2) before it asks AWS anything; publish_and_register re-enters it.
+    with _registry_lock(args, registry_dir):
+        target = resolve_publish_target(cfg, args.regions)
+        return publish_and_register(
+            cfg, version, built, args, ui, registry_dir=registry_dir, target=target
+        )
+
+
+def _registry_lock(
+    args: argparse.Namespace, registry_dir: Path
+) -> contextlib.AbstractContextManager[None]:
+    from layer_builder.registry.files import registry_lock
+
+    # A dry run writes nothing, so it neither waits for nor blocks another run.
+    return contextlib.nullcontext() if args.dry_run else registry_lock(registry_dir)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,13 @@ up on a task that passes its ``region_timeout`` even if its thread is stuck in a
 one hung region cannot hang the release. The workers are daemon threads, never joined:
 the process exits as soon as the result is printed, even with a thread stuck in a call.
 
-``interrupt`` (set by the CLI's SIGINT/SIGTERM handler) stops starting tasks; the tasks
-already running get ``interrupt_grace`` seconds to finish their current calls, and the
-rest are reported as not done.
+Two passes: first every region's layer history is listed (the survey, reads only), and a
+version anywhere that claims this release with another zip is refused (ArtifactError, exit
+2) before any region writes; then every region publishes, starting from its survey.
+
+``interrupt`` (set by the CLI's SIGINT/SIGTERM handler) stops everything: no task starts,
+and no running task starts another call (every step checks it); the calls in flight get
+``interrupt_grace`` seconds to finish, and the rest are reported as not done.
 """
 
 from __future__ import annotations
@@ -22,22 +26,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from layer_builder.aws.clients import Aws, LambdaApi, Timeouts
+from layer_builder.aws.clients import Aws, LambdaApi, LayerVersionRef, Timeouts
 from layer_builder.config import LayerConfig
-from layer_builder.errors import ArgumentError
+from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import (
+    SETTLE_CAP,
     Deadline,
     LayerPlan,
     RegionPublisher,
     RetryPolicy,
     plan_layers,
 )
+from layer_builder.publish.reconcile import conflicts
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (region, layer name)
+Events = queue.Queue[tuple[str, Key, float, RegionResult | None]]
 #: Seconds the tasks running when an interrupt arrives get to finish their calls.
 INTERRUPT_GRACE = 5.0
 NOT_STARTED = "interrupted before it started"
@@ -97,16 +104,19 @@ def publish_all(
     n_attempts = attempts if attempts is not None else cfg.publish.attempts
     if timeout <= 0 or n_attempts < 1:
         raise ArgumentError("region_timeout must be > 0 and attempts >= 1")
+    interrupt = interrupt or threading.Event()
+    timeouts = socket_timeouts(aws, timeout)
     publisher = RegionPublisher(
         account=account,
         partition=partition,
         dry_run=dry_run,
         retry=RetryPolicy(attempts=n_attempts),
-        sleep=sleep,
+        settle=settle_seconds(timeouts),
+        # Waits end at an interrupt: a region in a backoff or settling stops at once.
+        sleep=(lambda seconds: _wait(interrupt, seconds)) if sleep is time.sleep else sleep,
         clock=clock,
         rng=rng or random.Random(),
     )
-    timeouts = socket_timeouts(aws, timeout)
     apis = {region: aws.lambda_api(region, timeouts) for region in regions}
     tasks = [(region, plan) for region in regions for plan in plans]
     workers = max(1, min(max_workers or cfg.publish.max_workers, len(tasks)))
@@ -119,11 +129,58 @@ def publish_all(
     )
     runner = _FanOut(aws, publisher, apis, timeouts, timeout, clock)
     runner.records = dict(records or {})
-    runner.interrupt = interrupt or threading.Event()
+    runner.interrupt = interrupt
     runner.interrupt_grace = interrupt_grace
-    results = runner.run(tasks, workers, progress, on_start)
+    # Pass 1, reads only: every region's history, and the release's conflicts in any of them.
+    runner.surveying = True
+    runner.run(tasks, workers, None, None)
+    # A snapshot: a survey thread stuck past its deadline must not add an unchecked listing.
+    runner.surveyed = dict(runner.listings)
+    _refuse_conflicts(plans, runner.surveyed)
+    if interrupt.is_set():
+        results = [_failed((r, p.layer_name), p, NOT_STARTED) for r, p in tasks]
+    else:
+        runner.surveying = False
+        results = runner.run(tasks, workers, progress, on_start)
     ordered = tuple(sorted(results, key=lambda r: (r.region, r.layer_name)))
     return PublishResult(account=account, partition=partition, results=ordered, dry_run=dry_run)
+
+
+def _wait(event: threading.Event, seconds: float) -> None:
+    event.wait(seconds)
+
+
+def settle_seconds(timeouts: Timeouts) -> float:
+    """How long a region looks for a version whose PublishLayerVersion answer was lost.
+
+    The client waited ``timeouts.read`` for the answer; a commit later than as long again
+    after that is not waited for (the next run of the layer deletes it). At most
+    :data:`SETTLE_CAP`, so a request that never reached Lambda costs a bounded wait.
+    """
+    return min(SETTLE_CAP, max(1.0, timeouts.read))
+
+
+def _refuse_conflicts(
+    plans: Sequence[LayerPlan], listings: Mapping[Key, tuple[LayerVersionRef, ...]]
+) -> None:
+    """ArtifactError naming both digests and where, when AWS holds this release with
+    another zip (whatever the registry says): before any region writes."""
+    for plan in plans:
+        found: dict[str, list[str]] = {}
+        for (region, name), listing in sorted(listings.items()):
+            if name != plan.layer_name:
+                continue
+            for ref, marker in conflicts(listing, plan):
+                found.setdefault(marker.sha, []).append(f"{region} version {ref.version}")
+        if found:
+            where = "; ".join(f"sha256 {sha} in {', '.join(at)}" for sha, at in found.items())
+            raise ArtifactError(
+                f"{plan.layer_name} {plan.release.text} already exists in AWS with other "
+                f"content ({where}), but {plan.zip_path} has sha256 {plan.sha256}: a released "
+                "version can only be finished with the same zip. Rebuild it identically (same "
+                "SOURCE_DATE_EPOCH and dependency versions; compare the build manifests) or "
+                "release a new version. Nothing was published."
+            )
 
 
 class _FanOut:
@@ -144,41 +201,55 @@ class _FanOut:
         self.timeouts = timeouts
         self.timeout = timeout
         self.clock = clock
-        self.events: queue.Queue[tuple[str, Key, float, RegionResult | None]] = queue.Queue()
         self.cancels: dict[Key, threading.Event] = {}
         self.records: dict[str, LayerRecord] = {}
         self.interrupt = threading.Event()
         self.interrupt_grace = INTERRUPT_GRACE
+        self.surveying = False  # pass 1: list only, into ``listings``
+        self.listings: dict[Key, tuple[LayerVersionRef, ...]] = {}
+        self.surveyed: dict[Key, tuple[LayerVersionRef, ...]] = {}  # checked: pass 2 reads
 
-    def _worker(self, work: queue.Queue[tuple[Key, LayerPlan] | None]) -> None:
+    def _worker(self, work: queue.Queue[tuple[Key, LayerPlan] | None], events: Events,
+                cancels: dict[Key, threading.Event], surveying: bool) -> None:  # fmt: skip
+        # The pass's own queue and flags: a thread of pass 1 stuck past its deadline must
+        # not report into pass 2.
         while (item := work.get()) is not None:
             key, plan = item
             if self.interrupt.is_set():
-                self.events.put(("skipped", key, self.clock(), None))
+                events.put(("skipped", key, self.clock(), None))
                 continue
-            self._task(key, plan)
+            self._task(key, plan, events, cancels[key], surveying)
 
-    def _task(self, key: Key, plan: LayerPlan) -> None:
-        cancel = self.cancels[key]
+    def _task(self, key: Key, plan: LayerPlan, events: Events, cancel: threading.Event,
+              surveying: bool) -> None:  # fmt: skip
         if cancel.is_set():
             return
         region = key[0]
         # Everything inside the try: a task whose thread died without a "done" event would
         # keep run() waiting for it for ever (it never started, so no deadline covers it).
         try:
-            deadline = Deadline(self.timeout, self.clock, cancel)
-            self.events.put(("start", key, self.clock(), None))
-            result = self.publisher.publish(
-                self.apis[region],
-                plan,
-                deadline=deadline,
-                s3=lambda: self.aws.s3_api(region, self.timeouts),
-                record=self.records.get(plan.layer_name),
-            )
+            deadline = Deadline(self.timeout, self.clock, cancel, self.interrupt)
+            events.put(("start", key, self.clock(), None))
+            if surveying:
+                listing, error = self.publisher.survey(self.apis[region], plan, deadline=deadline)
+                if listing is not None:
+                    self.listings[key] = listing
+                # Only the event matters in pass 1: a failed survey leaves the region to
+                # list (and refuse a conflict) itself in pass 2.
+                result = _failed(key, plan, error or "surveyed")
+            else:
+                result = self.publisher.publish(
+                    self.apis[region],
+                    plan,
+                    deadline=deadline,
+                    s3=lambda: self.aws.s3_api(region, self.timeouts),
+                    record=self.records.get(plan.layer_name),
+                    listing=self.surveyed.get(key),
+                )
         except Exception as exc:  # a bug: log it with its traceback, fail this task only
             log.exception("%s %s: unexpected error", region, plan.layer_name)
             result = _failed(key, plan, f"unexpected error: {exc!r}")
-        self.events.put(("done", key, self.clock(), result))
+        events.put(("done", key, self.clock(), result))
 
     def run(
         self,
@@ -189,6 +260,7 @@ class _FanOut:
     ) -> list[RegionResult]:
         plans = {(region, plan.layer_name): plan for region, plan in tasks}
         self.cancels = {key: threading.Event() for key in plans}
+        events: Events = queue.Queue()
         pending = set(plans)
         started: dict[Key, float] = {}
         results: list[RegionResult] = []
@@ -199,8 +271,8 @@ class _FanOut:
             work.put(None)  # one stop marker per worker
             # Daemon threads: never joined, so a thread stuck in a call cannot hold the
             # process after the result is printed.
-            threading.Thread(target=self._worker, args=(work,), daemon=True,
-                             name="publish").start()  # fmt: skip
+            threading.Thread(target=self._worker, daemon=True, name="publish",
+                             args=(work, events, self.cancels, self.surveying)).start()  # fmt: skip
 
         def finish(result: RegionResult) -> None:
             pending.discard((result.region, result.layer_name))
@@ -214,6 +286,8 @@ class _FanOut:
                 now = self.clock()
                 if self.interrupt.is_set() and grace_end is None:
                     grace_end = now + self.interrupt_grace
+                    # Every running task stops before its next call (Deadline.check sees
+                    # the interrupt); the calls in flight get the grace to finish.
                 if grace_end is not None and now >= grace_end:
                     for key in sorted(pending):
                         self.cancels[key].set()
@@ -241,7 +315,7 @@ class _FanOut:
                 elif not self.interrupt.is_set():
                     waits.append(0.2)  # notice an interrupt soon even with nothing started
                 try:
-                    kind, key, at, result = self.events.get(timeout=max(0.0, min(waits)))
+                    kind, key, at, result = events.get(timeout=max(0.0, min(waits)))
                 except queue.Empty:
                     continue
                 if key not in pending:

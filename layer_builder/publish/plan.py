@@ -5,10 +5,13 @@ a version recorded with another ``code_sha256`` is refused here (exit 2, nothing
 published); the versions it records name what to check first in each region; and the
 versions every document of the runtime records are never deleted as duplicates.
 
-Every version this tool publishes carries a short content marker in its ``Description``
-(``[sha256:<first 12 hex digits>]``). ``ListLayerVersions`` returns descriptions, so one
-listing shows which versions anywhere in the layer's history hold a given zip, without a
-``GetLayerVersion`` per version.
+Every version this tool publishes ends its ``Description`` with a release marker,
+``[<canonical> <version> sha256:<64 hex digits>]``: which release (layer and version) and
+which zip it holds. ``ListLayerVersions`` returns descriptions, so the listing the plan reads
+anyway shows, without a ``GetLayerVersion`` per version, which versions anywhere in the
+layer's history hold a given zip, and whether this release already exists there with other
+bytes (a conflict, refused before any write). Versions published before the release marker
+carry ``[sha256:<first 12 hex digits>]`` (content only); they are still read.
 """
 
 from __future__ import annotations
@@ -25,19 +28,64 @@ from layer_builder.registry.files import RegistryState
 
 #: Lambda's limit on a layer version's Description.
 MAX_DESCRIPTION = 256
-MARKER_RE = re.compile(r"\[sha256:([0-9a-f]{12})\]")
+#: A marker at the end of a Description: the release (optional) and the zip's sha256.
+MARKER_RE = re.compile(
+    r"\[(?:(?P<canonical>[^\s\[\]]+) (?P<release>[^\s\[\]]+) )?"
+    r"sha256:(?P<sha>[0-9a-f]{64}|[0-9a-f]{12})\]\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a version's Description says it holds."""
+
+    sha: str  # hex: the whole digest, or its first 12 digits (markers from before releases)
+    canonical: str | None = None
+    release: str | None = None
+
+    def holds(self, sha256_hex: str) -> bool:
+        """Whether the marker names this zip (a 12-digit marker: by prefix)."""
+        return sha256_hex == self.sha if len(self.sha) == 64 else sha256_hex.startswith(self.sha)
+
+    def claims(self, canonical: str, release: str) -> bool:
+        """Whether the marker says the version belongs to this release."""
+        return (self.canonical, self.release) == (canonical, release)
+
+
+def parse_marker(description: str) -> Marker | None:
+    """The marker ending ``description``, or None (a version we did not publish)."""
+    m = MARKER_RE.search(description or "")
+    if m is None:
+        return None
+    return Marker(m["sha"], m["canonical"], m["release"])
 
 
 def content_marker(sha256_hex: str) -> str:
-    """The marker naming a zip's content in a version's Description."""
+    """The content-only marker of versions published before the release marker."""
     return f"[sha256:{sha256_hex[:12]}]"
 
 
-def marked_description(description: str, sha256_hex: str) -> str:
-    """``description`` with the content marker appended, shortened to fit Lambda's limit."""
-    marker = content_marker(sha256_hex)
+def release_marker(canonical: str, release: str, sha256_hex: str) -> str:
+    """The marker naming the release and the zip in a version's Description."""
+    return f"[{canonical} {release} sha256:{sha256_hex}]"
+
+
+def marked_description(
+    description: str, sha256_hex: str, canonical: str | None = None, release: str | None = None
+) -> str:
+    """``description`` with the marker appended (the release marker when ``canonical`` and
+    ``release`` are given), the text shortened to fit Lambda's limit."""
+    if canonical and release:
+        marker = release_marker(canonical, release, sha256_hex)
+    else:
+        marker = content_marker(sha256_hex)
     room = MAX_DESCRIPTION - len(marker) - 1
-    text = description if len(description) <= room else description[: room - 3] + "..."
+    if room < 0:
+        raise ArtifactError(
+            f"{canonical} {release}: the release marker is {len(marker)} characters, more "
+            f"than a layer Description holds ({MAX_DESCRIPTION}); shorten the canonical name"
+        )
+    text = description if len(description) <= room else description[: max(0, room - 3)] + "..."
     return f"{text} {marker}" if text else marker
 
 
@@ -71,6 +119,9 @@ class LayerRecord:
     protected: Mapping[str, frozenset[int]] = field(default_factory=dict)
     # False when some document could not be read: then no duplicate is deleted.
     deletes_allowed: bool = True
+    # code_sha256 -> {region: version} of every zip the runtime's documents record for this
+    # name (this release's and others'): their unrecorded newer duplicates are deleted too.
+    contents: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def recorded(self, region: str) -> int | None:
         return self.versions.get(region)
@@ -126,10 +177,15 @@ def registry_records(
         )
     own_layers = {name: (sha, regions) for name, sha, regions in document_layers(own or {})}
     protected: dict[str, dict[str, set[int]]] = {}
+    contents: dict[str, dict[str, dict[str, int]]] = {}
     for doc in [*([own] if own else []), *state.others.values()]:
-        for name, _, regions in document_layers(doc):
+        for name, code, regions in document_layers(doc):
             for region, version in regions.items():
                 protected.setdefault(name, {}).setdefault(region, set()).add(version)
+                if isinstance(code, str) and code:
+                    # The lowest recorded version of a zip is the one others converge on.
+                    held = contents.setdefault(name, {}).setdefault(code, {})
+                    held[region] = min(version, held.get(region, version))
     publishing = {m.layer_name for _, m in layers}
     for name, (sha, _) in own_layers.items():
         if sha is None and name not in publishing:
@@ -157,5 +213,6 @@ def registry_records(
             versions=dict(regions),
             protected={r: frozenset(v) for r, v in protected.get(m.layer_name, {}).items()},
             deletes_allowed=not state.unreadable,
+            contents=contents.get(m.layer_name, {}),
         )
     return records

@@ -1,13 +1,18 @@
 """Publish one layer in one region, idempotently, converging with other runs.
 
-Per region: look for a version that already holds this zip anywhere in the layer's
-history (:func:`~layer_builder.publish.reconcile.find_holders`: the registry's record for
-this release, and the content marker every version we publish carries in its
-Description); reuse the lowest-numbered one, or PublishLayerVersion (from the zip bytes,
-or a staged S3 object for big zips) and look again, so that a racing run or a late commit
-converges on the same lowest version. Then the permissions are made to match the config
-exactly, and newer duplicates of the zip that no registry document records are deleted.
-Every retry after an unclear failure looks again before it publishes again.
+Per region: list the layer's whole history and look for a version that already holds this
+zip with this run's metadata (:func:`~layer_builder.publish.reconcile.find_holders`: the
+registry's record for this release, and the release marker every version we publish carries
+in its Description); reuse the lowest-numbered one, or PublishLayerVersion (from the zip
+bytes, or a staged S3 object for big zips) and look again, so that a racing run or a late
+commit converges on the same lowest version. Then the permissions are made to match the
+config exactly, and newer duplicates that no registry document records are deleted: of this
+zip, and of every zip the registry records for the layer.
+
+After a PublishLayerVersion whose answer was lost, the version may still appear: the
+region keeps looking for it for a bounded settle time (:data:`SETTLE_CAP`, at most the
+call's own read timeout) before it publishes again, and before it finishes it waits out
+the settle time and looks once more, so a late commit is found and deleted by this run.
 
 Artifact checks (:func:`plan_layers`) run before anything touches AWS.
 """
@@ -22,12 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import AwsCallError, LambdaApi, LayerVersionRef, S3Api, Statement
-from layer_builder.errors import ArgumentError, LayerBuilderError
+from layer_builder.errors import ArgumentError, ArtifactError, LayerBuilderError
 from layer_builder.model import RegionResult, RegionStatus
-from layer_builder.publish.plan import LayerRecord
-from layer_builder.publish.reconcile import Holders, find_holders, permission_changes
+from layer_builder.publish.plan import LayerRecord, parse_marker
+from layer_builder.publish.reconcile import (
+    Holders,
+    conflicts,
+    describe_metadata,
+    find_holders,
+    list_history,
+    permission_changes,
+    recorded_duplicates,
+)
 from layer_builder.publish.zips import (  # re-exported: the publisher's historical home
     S3_KEY_PREFIX,
     LayerPlan,
@@ -36,6 +48,7 @@ from layer_builder.publish.zips import (  # re-exported: the publisher's histori
 )
 
 __all__ = [
+    "SETTLE_CAP",
     "S3_KEY_PREFIX",
     "Deadline",
     "DeadlineExceeded",
@@ -47,6 +60,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The longest a region keeps looking for a version whose PublishLayerVersion answer was
+#: lost (the settle time is the call's read timeout, at most this): see docs/release-engineers.md.
+SETTLE_CAP = 30.0
+#: Seconds between two looks while settling (one ListLayerVersions each, a fifteenth of the
+#: region's throttle budget).
+SETTLE_POLL = 1.0
+#: Of the region's budget, what settling leaves for the last look and the deletes.
+SETTLE_MARGIN = 1.0
 
 # --------------------------------------------------------------------------- retry and time
 
@@ -68,6 +90,14 @@ class DeadlineExceeded(LayerBuilderError):
     """A region ran out of time, or the fan-out gave up on it."""
 
 
+class StepInterrupted(DeadlineExceeded):
+    """SIGINT/SIGTERM arrived: the region starts no further call."""
+
+
+class ReleaseConflict(ArtifactError):
+    """This release already exists in AWS with another zip."""
+
+
 class Deadline:
     """A wall-clock budget for one (region, architecture), cancellable from outside."""
 
@@ -76,17 +106,22 @@ class Deadline:
         seconds: float,
         clock: Callable[[], float] = time.monotonic,
         cancelled: threading.Event | None = None,
+        interrupted: threading.Event | None = None,
     ) -> None:
         self.seconds = seconds
         self._clock = clock
         self._end = clock() + seconds
         self.cancelled = cancelled or threading.Event()
+        self.interrupted = interrupted or threading.Event()
 
     def remaining(self) -> float:
         return self._end - self._clock()
 
     def check(self, before: str) -> None:
-        """Raise DeadlineExceeded instead of starting ``before`` when time is up."""
+        """Raise DeadlineExceeded instead of starting ``before`` when time is up, or
+        :class:`Interrupted` after SIGINT/SIGTERM: nothing new starts in any region."""
+        if self.interrupted.is_set():
+            raise StepInterrupted(f"interrupted before {before}")
         if self.cancelled.is_set() or self.remaining() <= 0:
             raise DeadlineExceeded(f"region_timeout of {self.seconds:g} s exceeded before {before}")
 
@@ -99,6 +134,11 @@ class _State:
     """What one region's attempts have learnt so far; survives between retries."""
 
     holders: Holders | None = None  # None: look (again) before deciding anything
+    listing: tuple[LayerVersionRef, ...] | None = None  # the last whole-history listing
+    surveyed: tuple[LayerVersionRef, ...] | None = None  # the fan-out's listing, used once
+    in_doubt_since: float | None = None  # a lost publish answer, not yet found in a listing
+    settle_until: float | None = None  # until then a lost publish may still land
+    settle_slept: float = 0.0  # of the settle time, spent waiting (bounds it under a fake clock)
     published: LayerVersionRef | None = None  # the version our PublishLayerVersion returned
     target: LayerVersionRef | None = None  # the winner: the version the registry records
     status: RegionStatus = "failed"
@@ -118,6 +158,7 @@ class RegionPublisher:
     partition: str
     dry_run: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    settle: float = SETTLE_CAP  # seconds to look for a version whose publish answer was lost
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
@@ -130,35 +171,59 @@ class RegionPublisher:
         deadline: Deadline,
         s3: Callable[[], S3Api] | None = None,
         record: LayerRecord | None = None,
+        listing: tuple[LayerVersionRef, ...] | None = None,
     ) -> RegionResult:
-        """Run the attempts; never raises for AWS trouble, returns a failed result instead."""
+        """Run the attempts; never raises for AWS trouble, returns a failed result instead.
+
+        ``listing``: the layer's history as the fan-out's survey read it (conflicts already
+        refused); without it the first look lists and refuses a conflict itself.
+        """
         region = api.region
         record = record or LayerRecord(plan.layer_name)
         start = self.clock()
-        state = _State()
+        state = _State(surveyed=listing)
+        error = self._retrying(lambda: self._attempt(api, plan, state, deadline, s3, record),
+                               deadline, region, plan.layer_name)  # fmt: skip
+        return self._result(plan, region, state, start, error)
+
+    def survey(
+        self, api: LambdaApi, plan: LayerPlan, *, deadline: Deadline
+    ) -> tuple[tuple[LayerVersionRef, ...] | None, str | None]:
+        """The layer's whole history in this region (with retries), or (None, the error)."""
+        out: list[tuple[LayerVersionRef, ...]] = []
+        error = self._retrying(
+            lambda: out.append(list_history(api, plan.layer_name, deadline.check)),
+            deadline, api.region, plan.layer_name,
+        )  # fmt: skip
+        return (out[0] if out else None), error
+
+    def _retrying(
+        self, step: Callable[[], None], deadline: Deadline, region: str, name: str
+    ) -> str | None:
+        """Run ``step`` with region-level retries; the error that ended it, or None."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._attempt(api, plan, state, deadline, s3, record)
-                return self._result(plan, region, state, start)
+                step()
+                return None
             except AwsCallError as exc:
                 error: str = str(exc)
                 if not exc.retryable or attempt >= self.retry.attempts:
                     if exc.retryable:
                         error += f" (gave up after {attempt} attempts)"
-                    return self._result(plan, region, state, start, error)
+                    return error
                 delay = self.retry.delay(attempt, self.rng)
                 if deadline.remaining() <= delay:
-                    error += (
+                    return error + (
                         f" (no time left to retry within region_timeout {deadline.seconds:g} s)"
                     )
-                    return self._result(plan, region, state, start, error)
-                name = plan.layer_name
                 log.info("%s %s: %s; retry %d in %.2f s", region, name, exc, attempt + 1, delay)
                 self.sleep(delay)
-            except LayerBuilderError as exc:  # deadline, credentials
-                return self._result(plan, region, state, start, str(exc))
+                if deadline.interrupted.is_set():
+                    return "interrupted before a retry"
+            except LayerBuilderError as exc:  # deadline, interrupt, conflict, credentials
+                return str(exc)
 
     def _result(
         self, plan: LayerPlan, region: str, state: _State, start: float, error: str | None = None
@@ -178,26 +243,38 @@ class RegionPublisher:
             deleted=tuple(state.deleted),
         )
 
-    def _arn(self, region: str, name: str) -> Callable[[int], str]:
-        return lambda v: aws_facts.layer_arn(self.partition, region, self.account, name, v)
-
     def _look(self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline,
               record: LayerRecord) -> Holders:  # fmt: skip
+        if state.surveyed is not None:
+            listing, state.surveyed = state.surveyed, None
+        else:
+            first = state.listing is None
+            listing = list_history(api, plan.layer_name, deadline.check)
+            found = conflicts(listing, plan) if first else []
+            if found:
+                # The fan-out could not survey this region: refuse here, before any write.
+                ref, marker = found[0]
+                raise ReleaseConflict(
+                    f"{plan.layer_name} {plan.release.text} already exists in {api.region} "
+                    f"(version {ref.version}) with sha256 {marker.sha}, but {plan.zip_path} has "
+                    f"{plan.sha256}: nothing was published in this region"
+                )
+        state.listing = listing
         holders = find_holders(
-            api,
-            plan.layer_name,
-            marker=plan.marker,
-            code_sha256=plan.code_sha256,
-            recorded=record.recorded(api.region),
-            arn_of=self._arn(api.region, plan.layer_name),
-            check=deadline.check,
+            api, listing, plan, recorded=record.recorded(api.region), check=deadline.check
         )
+        for ref in holders.other_metadata:
+            note = (f"not reused: version {ref.version} holds this zip with other metadata "
+                    f"({describe_metadata(ref)})")  # fmt: skip
+            if note not in state.actions:
+                state.actions.append(note)
         ours = state.published
         if ours is not None:
             # Our own version holds the zip (Lambda answered with it), listed yet or not.
             others = tuple(h for h in holders.versions if h.version != ours.version)
             versions = sorted((*others, ours), key=lambda r: r.version)
-            holders = Holders(tuple(versions), holders.verified | {ours.version})
+            holders = Holders(tuple(versions), holders.verified | {ours.version},
+                              holders.other_metadata)  # fmt: skip
         return holders
 
     def _attempt(
@@ -219,6 +296,21 @@ class RegionPublisher:
                     state.status = "planned-new"
                     state.actions.append("publish")
                     return
+                if state.in_doubt_since is not None:
+                    if self._settle_wait(state, deadline):
+                        # Our lost publish may still land: look again before publishing again.
+                        state.holders = None
+                        continue
+                    state.actions.append(
+                        f"publish answer lost: not listed within the settle time "
+                        f"({self.settle:g} s); publishing again"
+                    )
+                    state.in_doubt_since = None
+                if holders.other_metadata and not any(
+                    a.startswith("published beside") for a in state.actions
+                ):
+                    beside = ", ".join(str(r.version) for r in holders.other_metadata)
+                    state.actions.append(f"published beside version(s) {beside}")
                 # Until the answer is in, the publish may have happened server-side: a
                 # retry must look again before it publishes again.
                 state.holders = None
@@ -227,6 +319,9 @@ class RegionPublisher:
                 except AwsCallError as exc:
                     if exc.ambiguous:
                         state.ambiguous_publish = True
+                        state.in_doubt_since = self.clock()
+                        state.settle_until = state.in_doubt_since + self.settle
+                        state.settle_slept = 0.0
                     else:
                         state.holders = holders  # definitely rejected: the listing holds
                     raise
@@ -241,8 +336,18 @@ class RegionPublisher:
                 deadline.check("GetLayerVersion")
                 if api.code_sha256(name, winner.version) != plan.code_sha256:
                     # A marker that lies (or a collision): that version does not count.
-                    state.holders = Holders(holders.versions[1:], holders.verified)
+                    state.holders = Holders(holders.versions[1:], holders.verified,
+                                            holders.other_metadata)  # fmt: skip
                     continue
+            if state.in_doubt_since is not None and state.published is None:
+                waited = self.clock() - state.in_doubt_since
+                state.actions.append(
+                    f"publish answer lost: found version {winner.version} after {waited:.1f} s "
+                    f"(settle time {self.settle:g} s)"
+                )
+                # Not cleared: the version found may be a racing run's, with ours still to
+                # land. The delete step waits out the settle time before its last look.
+                state.in_doubt_since = None
             state.target = winner
         target = state.target
         ours = state.published is not None and state.published.version == target.version
@@ -259,6 +364,24 @@ class RegionPublisher:
             self._reconcile_permission(api, plan, state, deadline, created=ours)
         if not state.deletes_done:
             self._delete_duplicates(api, plan, state, deadline, record)
+
+    def _settle_wait(self, state: _State, deadline: Deadline) -> bool:
+        """Wait one poll of the settle time after a lost publish answer; False when it is
+        over (by the clock, or by the time slept: an injected sleep must not spin)."""
+        if state.settle_until is None:
+            return False
+        left = min(
+            state.settle_until - self.clock(),
+            self.settle - state.settle_slept,
+            deadline.remaining() - SETTLE_MARGIN,  # never at the cost of the region
+        )
+        if left <= 0:
+            return False
+        deadline.check("ListLayerVersions")
+        pause = min(SETTLE_POLL, left)
+        self.sleep(pause)
+        state.settle_slept += pause
+        return True
 
     def _publish(
         self, api: LambdaApi, plan: LayerPlan, deadline: Deadline, s3: Callable[[], S3Api] | None
@@ -301,7 +424,12 @@ class RegionPublisher:
         else:
             deadline.check("GetLayerVersionPolicy")
             present = api.policy(plan.layer_name, version)
-        changes = permission_changes(present, plan.statements, plan.statement_id)
+        # "public" (the default id) is ours only on a version we published (it carries our
+        # marker); on a version adopted from elsewhere it is someone else's.
+        ours = created or parse_marker(state.target.description) is not None
+        changes = permission_changes(
+            present, plan.statements, plan.statement_id, public_is_ours=ours
+        )
         if self.dry_run:
             if not changes.empty:
                 state.status = "planned-heal-permission"
@@ -325,24 +453,29 @@ class RegionPublisher:
         self, api: LambdaApi, plan: LayerPlan, state: _State, deadline: Deadline,
         record: LayerRecord,
     ) -> None:  # fmt: skip
-        """Delete newer versions holding the same zip that no registry document records."""
+        """Delete newer versions holding the same zip that no registry document records,
+        and unrecorded newer duplicates of every zip the registry records for the layer."""
         assert state.target is not None and state.holders is not None
         region = api.region
         if state.ambiguous_publish and not self.dry_run:
-            # An earlier publish of ours went unanswered: it may have landed since we looked.
+            # An earlier publish of ours went unanswered: it may land until the settle time
+            # is over. Wait that out, then look once more, so this run deletes it.
+            while self._settle_wait(state, deadline):
+                pass
             state.holders = self._look(api, plan, state, deadline, record)
-        for ref in state.holders.versions:
-            if ref.version <= state.target.version or record.is_protected(region, ref.version):
-                continue
-            if ref.version in state.deleted:
-                continue  # deleted by an earlier attempt, before a throttled call
+        candidates = [(ref, plan.code_sha256) for ref in state.holders.versions
+                      if ref.version > state.target.version]  # fmt: skip
+        candidates += recorded_duplicates(state.listing or (), record, region, plan)
+        for ref, code in candidates:
+            if record.is_protected(region, ref.version) or ref.version in state.deleted:
+                continue  # recorded somewhere, or deleted by an earlier attempt
             if self.dry_run:
                 state.actions.append(f"delete duplicate {ref.version}")
                 continue
-            if ref.version not in state.holders.verified:
+            if code != plan.code_sha256 or ref.version not in state.holders.verified:
                 deadline.check("GetLayerVersion")
-                if api.code_sha256(plan.layer_name, ref.version) != plan.code_sha256:
-                    continue  # only ever delete a version proven to hold this very zip
+                if api.code_sha256(plan.layer_name, ref.version) != code:
+                    continue  # only ever delete a version proven to hold that very zip
             deadline.check("DeleteLayerVersion")
             try:
                 api.delete_version(plan.layer_name, ref.version)

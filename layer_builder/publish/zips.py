@@ -14,7 +14,12 @@ from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig, PermissionConfig, Template
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, ReleaseVersion
-from layer_builder.publish.plan import content_marker, marked_description
+from layer_builder.publish.plan import (
+    content_marker,
+    marked_description,
+    parse_marker,
+    release_marker,
+)
 
 S3_KEY_PREFIX = "layer-builder"
 
@@ -41,6 +46,7 @@ class LayerPlan:
     statement_id: str = "public"  # the config's: statements with this id (or id-*) are ours
     s3_bucket: Template | None = None  # set only when the zip goes through S3
     zip_bytes: bytes | None = field(default=None, repr=False)  # set for direct uploads
+    canonical: str = ""  # the release's layer ("aws-layer:python"), named in the marker
 
     @property
     def use_s3(self) -> bool:
@@ -48,12 +54,21 @@ class LayerPlan:
 
     @property
     def marker(self) -> str:
-        return content_marker(self.sha256)
+        """The release marker (content only when the plan names no canonical)."""
+        if not self.canonical:
+            return content_marker(self.sha256)
+        return release_marker(self.canonical, self.release.text, self.sha256)
 
     @property
     def marked_description(self) -> str:
-        """The Description published: the build's, plus the content marker."""
-        return marked_description(self.description, self.sha256)
+        """The Description published: the build's, plus the release marker."""
+        return marked_description(
+            self.description, self.sha256, self.canonical or None, self.release.text
+        )
+
+    def metadata(self) -> tuple[frozenset[str], frozenset[str], str]:
+        """(runtimes, architectures, license) as a listed version's ``metadata()``."""
+        return frozenset(self.runtimes), frozenset(self.architectures), self.license_info or ""
 
     def bucket_for(self, region: str) -> str:
         assert self.s3_bucket is not None
@@ -161,9 +176,25 @@ def plan_layers(
                 statement_id=cfg.publish.permission.statement_id,
                 s3_bucket=cfg.publish.s3_bucket if use_s3 else None,
                 zip_bytes=data,
+                canonical=cfg.canonical,
             )
         )
+    for plan in plans:
+        _check_marker(plan)
     return sorted(plans, key=lambda p: p.layer_name)
+
+
+def _check_marker(plan: LayerPlan) -> None:
+    """The published Description must read back as this release and zip, or every later
+    run would miss its own versions (a canonical with a space or a bracket would)."""
+    marker = parse_marker(plan.marked_description)
+    if marker is None or not (
+        marker.claims(plan.canonical, plan.release.text) and marker.holds(plan.sha256)
+    ):
+        raise ArtifactError(
+            f"{plan.manifest_path}: canonical {plan.canonical!r} cannot be named in the "
+            "release marker of a layer version's Description (no spaces or brackets)"
+        )
 
 
 def _check_bucket(

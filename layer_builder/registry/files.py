@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -50,12 +51,72 @@ _held: dict[tuple[str, int], int] = {}
 _held_lock = threading.Lock()
 
 
+def lock_dir() -> Path:
+    """The directory of this user's registry locks: one only this user can create entries in.
+
+    ``$XDG_RUNTIME_DIR/layer-builder`` (a per-user directory the login manager makes, mode
+    0700), else ``$HOME/.cache/layer-builder/locks``; only without a home directory the shared
+    temporary directory, where :func:`_checked_lock_dir` refuses a directory someone else
+    created. Never a fixed name in a directory everyone can write to, opened blindly: another
+    user could plant the name as a symlink and make a root publish truncate any file.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime):
+        return Path(runtime) / "layer-builder"
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home) and home != "/":
+        return Path(home) / ".cache" / "layer-builder" / "locks"
+    return Path(tempfile.gettempdir()) / f"layer-builder-locks-{os.geteuid()}"
+
+
 def lock_path(root: Path) -> Path:
     """Where the lock of ``root`` lives: outside the checkout (nothing for git to see), and
     by the root's absolute path, so it exists before the root does."""
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    base = Path(tempfile.gettempdir()) / f"layer-builder-locks-{os.getuid()}"
-    return base / f"registry-{key}.lock"
+    return lock_dir() / f"registry-{key}.lock"
+
+
+def _checked_lock_dir(root: Path, directory: Path) -> None:
+    """Create ``directory`` (0700) and make sure nobody else can have planted anything in
+    it: a real directory (not a symlink), owned by this user, writable by nobody else."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise RegistryError(
+            f"{root}: cannot create the lock directory {directory}: {exc}"
+        ) from None
+    problem = None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory (a symbolic link or a file)"
+    elif st.st_uid != os.geteuid():
+        problem = f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if problem:
+        raise RegistryError(
+            f"{root}: the registry lock directory {directory} {problem}; someone else may "
+            "have planted it: remove it (or set XDG_RUNTIME_DIR to a directory of yours) and "
+            "run this command again (nothing was published)"
+        )
+
+
+def _open_lock(root: Path, path: Path) -> int:
+    """Open (create) the lock file without following a symlink, and check it is a regular
+    file of this user's."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise RegistryError(f"{root}: cannot open the registry lock {path}: {exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise RegistryError(
+            f"{root}: the registry lock {path} is not a regular file of this user's; remove "
+            "it and run this command again (nothing was published)"
+        )
+    return fd
 
 
 def _holder_text() -> str:
@@ -97,11 +158,8 @@ def registry_lock(
             with _held_lock:
                 _held[key] -= 1
         return
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise RegistryError(f"{root}: cannot create the registry lock {path}: {exc}") from None
+    _checked_lock_dir(root, path.parent)
+    fd = _open_lock(root, path)
     try:
         end = clock() + (LOCK_WAIT_SECONDS if wait is None else wait)
         while True:

@@ -10,11 +10,16 @@ release < ``.postN``. Comparing the text (``beta.10`` < ``beta.9``) gets both wr
 versions always compare without a TypeError: a text with ``-`` before any ``+`` is read as
 SemVer, anything else as PEP 440 (falling back to SemVer for identifiers PEP 440 has no
 word for). Build metadata (``+...``) and PEP 440 local labels do not take part in the order.
+
+A layer's releases are ordered by its ecosystem's scheme only (:func:`scheme_for_runtimes`):
+a Python layer by PEP 440, where ``2.75.0-post1`` and ``2.75.0-1`` are post-releases and
+``2.75.0-rc1`` is ``2.75.0rc1``; a Node layer by SemVer. "auto" is for texts of unknown origin.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from layer_builder.errors import ArgumentError
 
@@ -79,6 +84,29 @@ def pep440_key(text: str) -> Key:
     if dev != _NO_DEV and post == _NO_POST:
         return release, _DEV_OF_RELEASE, (dev,)
     return release, _RELEASE, (post, dev)
+
+
+PEP440, SEMVER, AUTO = "pep440", "semver", "auto"
+
+
+def scheme_for_runtimes(runtimes: Iterable[str]) -> str:
+    """The version scheme of a layer for ``runtimes``: PEP 440 for Python, SemVer for Node,
+    "auto" when the runtimes name neither (or both)."""
+    kinds = {r.rstrip("0123456789.x") for r in runtimes}
+    if kinds == {"python"}:
+        return PEP440
+    if kinds == {"nodejs"}:
+        return SEMVER
+    return AUTO
+
+
+def link_key(text: str, scheme: str) -> Key:
+    """:func:`version_key` under ``scheme``, or under "auto" for a text that is not in that
+    scheme (a link left by an older run): a link target never stops a registry write."""
+    try:
+        return version_key(text, scheme)
+    except ArgumentError:
+        return version_key(text, AUTO)
 
 
 def version_key(text: str, scheme: str = "auto") -> Key:

@@ -36,6 +36,12 @@ from layer_builder.registry.reader import (
     read_version_document,
     schema_error,
 )
+from layer_builder.registry.versions import (
+    is_prerelease,
+    link_key,
+    scheme_for_runtimes,
+    version_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +171,8 @@ def write_release(
             for region in sorted(set(expected_regions) - recorded.get(layer.layer_name, set()))
         )
         hold = _hold_reason(reg, missing, allow_partial_regions)
-        links = _plan_links(runtime_dir, reg.version, hold)
+        scheme = scheme_for_runtimes(reg.compatible_runtimes)
+        links = _plan_links(runtime_dir, reg.version, hold, scheme)
         latest_target = next(link.current for link in links if link.name == LATEST_FILE)
         overrides = {reg.runtime_dir: doc} if latest_target == reg.version.text else {}
         index = collect_index(layers_dir, overrides)
@@ -360,7 +367,8 @@ def _check_own(doc: object, schema_name: str, path: Path) -> None:
 def _hold_reason(
     reg: Registration, missing: tuple[tuple[str, str], ...], allow_partial: bool
 ) -> str | None:
-    if reg.version.is_prerelease and not reg.link_prereleases:
+    scheme = scheme_for_runtimes(reg.compatible_runtimes)
+    if is_prerelease(reg.version.text, scheme) and not reg.link_prereleases:
         return "prerelease (link_prereleases is off)"
     if missing and not allow_partial:
         return f"partial release: {len(missing)} expected region(s) missing"
@@ -384,7 +392,7 @@ def linked_version(link: Path) -> ReleaseVersion | None:
 
 
 def _plan_links(
-    runtime_dir: Path, version: ReleaseVersion, hold: str | None
+    runtime_dir: Path, version: ReleaseVersion, hold: str | None, scheme: str = "auto"
 ) -> tuple[LinkUpdate, ...]:
     names = (LATEST_FILE, f"{version.major}.json", f"{version.major}.{version.minor}.json")
     plan = []
@@ -393,7 +401,7 @@ def _plan_links(
         before = linked.text if linked else None
         if hold:
             plan.append(LinkUpdate(name, before, before, f"kept: {hold}"))
-        elif linked and linked.sort_key() > version.sort_key():
+        elif linked and link_key(linked.text, scheme) > version_key(version.text, scheme):
             # Links only move forward: a patch for an older line never takes latest.
             plan.append(LinkUpdate(name, before, before, f"kept: newer {linked.text} is linked"))
         else:
