@@ -201,7 +201,9 @@ def peak_rss(interval: float = 0.02) -> Iterator[dict[str, float]]:
 def one_round(zip_path: Path) -> dict[str, float]:
     """One smoke pair (bare function, then with the layer) on the host's architecture."""
     with peak_rss() as rss:
-        (report,) = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))
+        # A Node layer gives one report per way of enabling it (-r, then --import): the
+        # first (-r), which is what the shim changes (with --import nothing loaded twice).
+        report = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))[0]
     if report.status != "passed" or report.timings is None or report.baseline is None:
         raise SystemExit(f"{zip_path}: smoke did not pass: {report.phase}: {report.cause}")
     t, b = report.timings, report.baseline

@@ -143,6 +143,10 @@ class BuildManifest:
     #: Python layers: one entry per compatible runtime (empty: no bytecode step ran)
     bytecode: tuple[BytecodeInfo, ...] = ()
     format: int = MANIFEST_FORMAT
+    #: The layer's CycloneDX JSON SBOM (build/sbom.py); None in manifests of older builds.
+    sbom: dict[str, Any] | None = None
+    #: Which commit and CI run built it (provenance.py); None outside CI.
+    provenance: dict[str, str] | None = None
 
     @property
     def extension(self) -> ExtensionInfo | None:
@@ -291,6 +295,10 @@ class Registration:
     # UNIVERSAL or PER_ARCH; None: universal when one layer serves several architectures.
     layout: str | None = None
     base_defaults: dict[str, str] = field(default_factory=dict)  # used only if base.json is absent
+    # Optional document fields (readers that do not know them ignore them):
+    sbom: dict[str, Any] | None = None  # the release's CycloneDX SBOM, written beside it
+    packages: tuple[dict[str, str], ...] = ()  # name, version, purl of every package
+    provenance: dict[str, str] | None = None  # commit, repository, workflow_run, attestation
 
     @property
     def effective_layout(self) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -402,6 +403,13 @@ def test_pin_refuses_wrong_arch_and_leaves_manifest(server: FakeServer, tmp_path
 # ------------------------------------------------------------------ the stand-in binary
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on, for the stand-in's proxy (Relay's 3000 may be taken)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def extensions_api(server: FakeServer) -> str:
     """Script a Lambda Extensions API: register, one INVOKE, then SHUTDOWN."""
     server.route(
@@ -424,7 +432,7 @@ def extensions_api(server: FakeServer) -> str:
 def test_standin_speaks_the_extensions_api(server: FakeServer) -> None:
     api = extensions_api(server)
     proc = subprocess.run(
-        [str(STANDIN_X86), "run", "--mode=proxy"],
+        [str(STANDIN_X86), "run", "--mode=proxy", f"--port={free_port()}"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -446,7 +454,7 @@ def test_standin_fails_when_registration_fails(server: FakeServer) -> None:
     server.route("/2020-01-01/extension/register", Reply(403, b"{}"))
     api = server.base.removeprefix("http://")
     proc = subprocess.run(
-        [str(STANDIN_X86)],
+        [str(STANDIN_X86), "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=10,
@@ -465,14 +473,19 @@ def test_launcher_starts_the_binary(server: FakeServer, tmp_path: Path, dsn: str
     launcher = tmp_path / "sentry-lambda-extension"
     launcher.write_text(script.replace("/opt/relay/relay", str(STANDIN_X86)))
     launcher.chmod(0o755)
-    env = {"AWS_LAMBDA_RUNTIME_API": extensions_api(server), "PATH": "/usr/bin:/bin"}
+    port = str(free_port())
+    env = {
+        "AWS_LAMBDA_RUNTIME_API": extensions_api(server),
+        "PATH": "/usr/bin:/bin",
+        "SENTRY_LAYER_EXTENSION_PORT": port,
+    }
     if dsn:
         env["SENTRY_DSN"] = dsn
     proc = subprocess.run([str(launcher)], capture_output=True, text=True, timeout=10, env=env)
     assert proc.returncode == 0, proc.stderr
     upstream = f"--upstream-dsn={dsn}" if dsn else "--upstream=https://sentry.io/"
     expected = (
-        f"{STANDIN_X86} run --mode=proxy --shutdown-timeout=2 "
+        f"{STANDIN_X86} run --mode=proxy --host=127.0.0.1 --port={port} --shutdown-timeout=2 "
         f"--aws-runtime-api={env['AWS_LAMBDA_RUNTIME_API']} {upstream}"
     )
     assert expected in proc.stdout

@@ -358,7 +358,7 @@ def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.usefixtures("new_york")
 def test_created_at_is_utc_whatever_the_local_time_zone() -> None:
     moment = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
-    assert writer._timestamp(moment) == "2025-01-02T03:04:05.678Z"
+    assert writer.timestamp(moment) == "2025-01-02T03:04:05.678Z"
 
 
 def test_created_at_defaults_to_now(tmp_path: Path) -> None:

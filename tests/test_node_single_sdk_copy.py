@@ -72,8 +72,8 @@ def test_after_require_the_shim_uses_the_commonjs_copy(tmp_path: Path) -> None:
         "got": ["esm", "esm", "esm"],
     }
     ours = package(tmp_path / "ours")
-    line = nodeshim.apply(tmp_path / "ours")
-    assert "reuses the preloaded SDK (2 imports of @sentry/* packages)" in line
+    line, changed = nodeshim.apply(tmp_path / "ours")
+    assert changed and "reuses the preloaded SDK (2 imports of @sentry/* packages)" in line
     assert run(ours, "-r", "./preload.cjs") == {"copies": ["cjs"], "got": ["cjs", "cjs", "cjs"]}
 
 
@@ -96,6 +96,13 @@ def test_rewrite_is_idempotent_and_leaves_other_shims_alone(tmp_path: Path) -> N
     root = tmp_path / "layer"
     package(root)
     nodeshim.apply(root)
-    assert "already reuses" in nodeshim.apply(root)
+    assert nodeshim.apply(root) == (
+        "single SDK copy: the handler shim already reuses the preloaded SDK",
+        True,
+    )
+    (root / nodeshim.SHIM).write_text("import x from 'y';\n")
+    line, changed = nodeshim.apply(root)
+    assert not changed and "has no import of @sentry/* to reuse" in line
     (root / nodeshim.SHIM).unlink()
-    assert "no nodejs/node_modules/@sentry/aws-serverless" in nodeshim.apply(root)
+    line, changed = nodeshim.apply(root)
+    assert not changed and "no nodejs/node_modules/@sentry/aws-serverless" in line

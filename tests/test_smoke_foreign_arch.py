@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from elf_fixtures import make_elf
-from smoke_layers import make_layer
+from smoke_layers import WRAPPER_VIA_EXTENSION, make_layer
 
 from layer_builder.aws.facts import MACHINE_NAME
 from layer_builder.build.extension import load_manifest
@@ -57,7 +57,9 @@ def universal_standin_layer(
             .replace("binary=/opt/relay/relay-aarch64", "binary=/opt/relay/relay-x86_64")
             .replace("binary=@A@", "binary=/opt/relay/relay-aarch64")
         )
-    z = make_layer(path, extensions={"sentry-lambda-extension": launcher})
+    z = make_layer(
+        path, extensions={"sentry-lambda-extension": launcher}, wrapper=WRAPPER_VIA_EXTENSION
+    )
     with zipfile.ZipFile(z, "a") as zf:
         for machine, source in (("x86_64", "x86_64"), ("aarch64", "aarch64")):
             if swap_files:

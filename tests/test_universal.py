@@ -292,34 +292,39 @@ def test_arch_limits_the_universal_layer(
 
 
 def run_launcher(
-    tmp_path: Path, zip_path: Path, machine: str | None
-) -> subprocess.CompletedProcess[str]:
-    """Unzip the layer as /opt would hold it and run its launcher with ``uname -m`` faked.
+    tmp_path: Path, zip_path: Path, machine: str | None, api: str = "127.0.0.1:9001"
+) -> subprocess.Popen[str]:
+    """Unzip the layer as /opt would hold it and start its launcher with ``uname -m`` faked.
 
     The binaries are replaced by scripts that print which one ran: the tiny ELF fixtures
     cannot execute, and what is under test is the launcher's choice.
     """
     opt = tmp_path / f"opt-{machine}"
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(opt)
-    for f in (opt / "relay").iterdir():
-        f.write_text(f'#!/bin/sh\necho "ran {f.name} $*"\n')
-        f.chmod(0o755)
-    launcher = opt / LAUNCHER
-    launcher.write_text(launcher.read_text().replace("/opt/", f"{opt}/"))
-    launcher.chmod(0o755)
+    if not opt.exists():
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(opt)
+        for f in (opt / "relay").iterdir():
+            f.write_text(f'#!/bin/sh\necho "ran {f.name} $*"\n')
+            f.chmod(0o755)
+        launcher = opt / LAUNCHER
+        launcher.write_text(launcher.read_text().replace("/opt/", f"{opt}/"))
+        launcher.chmod(0o755)
     fakebin = tmp_path / f"fakebin-{machine}"
-    fakebin.mkdir()
+    fakebin.mkdir(exist_ok=True)
     if machine is not None:
         uname = fakebin / "uname"
         uname.write_text(f'#!/bin/sh\n[ "$1" = "-m" ] && echo {machine} && exit 0\nexit 2\n')
         uname.chmod(0o755)
         path = f"{fakebin}:/usr/bin:/bin"
     else:
-        path = str(fakebin)  # no uname at all
-    env = {"PATH": path, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
-    return subprocess.run(
-        ["/bin/sh", str(launcher)], env=env, capture_output=True, text=True, timeout=20, check=False
+        path = str(fakebin)  # no uname at all (nor python3 or node)
+    env = {"PATH": path, "AWS_LAMBDA_RUNTIME_API": api}
+    return subprocess.Popen(
+        ["/bin/sh", str(opt / LAUNCHER)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -333,21 +338,51 @@ def test_launcher_picks_the_binary_by_machine(
     zip_path = Path(data["layers"][0]["zip"])
 
     for machine, binary in (("x86_64", "relay-x86_64"), ("aarch64", "relay-aarch64")):
-        ran = run_launcher(tmp_path, zip_path, machine)
-        assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.strip() == (
-            f"ran {binary} run --mode=proxy --shutdown-timeout=2 "
+        out, err = run_launcher(tmp_path, zip_path, machine).communicate(timeout=20)
+        assert out.strip() == (
+            f"ran {binary} run --mode=proxy --host=127.0.0.1 --port=3000 --shutdown-timeout=2 "
             "--aws-runtime-api=127.0.0.1:9001 --upstream=https://sentry.io/"
-        )
+        ), err
+    # The first line tells the layer's SDK set-up where the binaries run and listen.
+    with zipfile.ZipFile(zip_path) as zf:
+        second = zf.read(LAUNCHER).decode().splitlines()[1]
+    assert second == "# sentry-layer-extension: machines=x86_64,aarch64 proxy=127.0.0.1:3000"
 
-    for machine in ("riscv64", None):  # an unknown machine, and no uname at all
-        ran = run_launcher(tmp_path, zip_path, machine)
-        assert ran.returncode == 1 and ran.stdout == ""
-        shown = machine or "unknown"
-        assert ran.stderr.strip() == (
-            f"sentry-lambda-extension: no extension binary for machine '{shown}' in this layer "
-            "(it has: x86_64, aarch64); use a layer built for this architecture"
-        )
+
+def test_launcher_stands_aside_on_a_machine_it_has_no_binary_for(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_pip: FakeInstall,
+    binaries: dict[str, Path],
+) -> None:
+    """Exiting would fail the function's init (Extension.Crash); instead the launcher registers
+    for SHUTDOWN only, so Lambda never waits for it in an invocation, and exits 0 on it."""
+    from layer_builder.smoke.api import serve_api
+
+    data, _ = built_ok(capsys, tmp_path, binaries, "x86_64")
+    zip_path = Path(data["layers"][0]["zip"])
+    with serve_api("h") as api:
+        proc = run_launcher(tmp_path, zip_path, "aarch64", api.address)
+        assert api.wait(lambda: any(e.idle for e in api.extensions.values()), 10), proc.poll()
+        (ext,) = api.registered()
+        assert (ext.name, ext.events) == ("sentry-lambda-extension", ("SHUTDOWN",))
+        api.invoke(b"{}", 5)  # not for it: it stays idle, an invocation never waits for it
+        assert ext.idle and ext.received == []
+        api.shutdown("spindown", 2)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert ext.received == ["SHUTDOWN"] and out == ""
+    assert err.splitlines()[0] == (
+        "sentry-lambda-extension: no extension binary for machine 'aarch64' in this layer "
+        "(it has: x86_64); standing aside, the SDK sends to Sentry directly"
+    )
+
+    # Without any interpreter to stand aside with (no uname either), it says why it fails.
+    out, err = run_launcher(tmp_path, zip_path, None).communicate(timeout=20)
+    assert out == "" and err.splitlines()[-1] == (
+        "sentry-lambda-extension: no python3 or node interpreter to stand aside with; "
+        "the function cannot start"
+    )
 
 
 # ------------------------------------------------------------------------ build once

@@ -150,11 +150,12 @@ def test_extra_arms_without_a_machine_binary_are_tolerated(
     # A fallback for unknown machines (a script of the runtime's own language), an arm that
     # only echoes, and a multi-line arm for two machine names.
     launcher = member(layer, LAUNCHER).replace(
-        b"    *)\n",
-        b"    armv8l|arm64)\n        binary=/opt/" + ARM.encode() + b"\n        ;;\n"
+        b"\nesac\n",
+        b"\n    armv8l|arm64)\n        binary=/opt/" + ARM.encode() + b"\n        ;;\n"
         b"    i686) echo 'no binary here' >&2 ;;\n"
         b'    riscv64) binary="/opt/fallback/extension.py" ;;\n'
-        b"    *)\n",
+        b"esac\n",
+        1,
     )
     assert launcher != member(layer, LAUNCHER)
     fallback = b"#!/usr/bin/env python3\nprint('fallback')\n"

@@ -35,6 +35,7 @@ EXPRESSIONS = {
     "matrix.layer": "sentry-python",
     "needs.resolve.outputs.layer": "sentry-python",
     "needs.resolve.outputs.version": "2.75.0",
+    "needs.build.outputs.attestation": "https://github.com/getsentry/layer-builder/attestations/1",
 }
 #: Variables the runner defines, as they may appear in a command line.
 RUNNER_VARS = {"RUNNER_TEMP": "/tmp/runner-temp"}

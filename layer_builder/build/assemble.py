@@ -30,6 +30,8 @@ from layer_builder.build.extension import (
     resolve_binary,
 )
 from layer_builder.build.launcher import ResolvedExtension, layer_files
+from layer_builder.build.lock import Lock
+from layer_builder.build.sbom import layer_sbom, read_pip_report
 from layer_builder.build.verify import neutrality_error
 from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
@@ -42,6 +44,7 @@ from layer_builder.model import (
     BytecodeInfo,
     ReleaseVersion,
 )
+from layer_builder.provenance import provenance_from_env
 
 log = logging.getLogger(__name__)
 
@@ -221,10 +224,22 @@ def _copy_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True)
 
 
-def _install(cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress) -> None:
-    say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+def _copy_pip_report(src: Path, dest: Path) -> None:
+    # The SBOM of a tree copied from another install reads that install's pip report.
+    if sdk.pip_report_path(src).exists():
+        shutil.copyfile(sdk.pip_report_path(src), sdk.pip_report_path(dest))
+
+
+def _install(
+    cfg: LayerConfig, sdk_version: str, arch: str, dest: Path, say: Progress, lock: Lock | None
+) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    sdk.install_sdk(cfg, sdk_version, arch, dest)
+    if lock is not None:
+        say(f"{arch}: installing {cfg.sdk.package} {sdk_version} from {lock.describe()}")
+        lock.install(arch, dest)
+    else:
+        say(f"{arch}: installing {cfg.sdk.package} {sdk_version}")
+        sdk.install_sdk(cfg, sdk_version, arch, dest)
 
 
 # --------------------------------------------------------------------------- the build
@@ -238,8 +253,12 @@ def build_release(
     *,
     epoch: int | None = None,
     progress: Progress | None = None,
+    lock: Lock | None = None,
 ) -> list[BuiltLayer]:
     """Build every layer of a release into ``out_dir``: the universal zip, or one per arch.
+
+    ``lock`` (from :func:`layer_builder.build.lock.for_build`): install exactly what it
+    lists, hash-checked, instead of resolving the SDK's dependencies afresh.
 
     ``plan`` comes from :func:`plan_extension`, called before any install, so a bad pin or
     binary costs seconds and writes nothing. Raises :class:`ArchitectureError` (exit 2) when
@@ -257,7 +276,7 @@ def build_release(
             start = time.monotonic()
             root = work / "layer"
             # Installed once, for the first architecture's platform; verified neutral below.
-            _install(cfg, sdk_version, archs[0], root, say)
+            _install(cfg, sdk_version, archs[0], root, say, lock)
             elves = elf_files(root)
             if elves:
                 raise neutrality_error(f"{cfg.sdk.package} {sdk_version}", elves)
@@ -271,15 +290,17 @@ def build_release(
             start = time.monotonic()
             root = work / f"layer-{arch}"
             if shared is None:
-                _install(cfg, sdk_version, arch, root, say)
+                _install(cfg, sdk_version, arch, root, say, lock)
                 if not elf_files(root) and not cpu_specific_packages(root):
                     # Architecture-neutral (no native file, nothing npm picked by CPU): the
                     # other architectures get this same tree instead of a second install.
                     shared = work / "sdk"
                     _copy_tree(root, shared)
+                    _copy_pip_report(root, shared)
             else:
                 say(f"{arch}: {cfg.sdk.package} {sdk_version} is architecture-neutral: reused")
                 _copy_tree(shared, root)
+                _copy_pip_report(shared, root)
             ext = plan.extension_for((arch,), PER_ARCH)
             built.append(
                 _finish(cfg, version, (arch,), root, ext, out_dir, epoch, say, start, sdk_version)
@@ -311,8 +332,11 @@ def _finish(
         for f in ext.files:
             _place(root, f)
     packages = sdk.bundled_packages(root)
+    rewritten: list[str] = []
     if cfg.single_sdk_copy and (root / "nodejs").is_dir():
-        say(f"{label}: {nodeshim.apply(root)}")
+        line, changed = nodeshim.apply(root)
+        say(f"{label}: {line}")
+        rewritten += [nodeshim.SHIM] if changed else []
     compiled: tuple[BytecodeInfo, ...] = ()
     if cfg.bytecode and (root / "python").is_dir():
         # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
@@ -334,6 +358,20 @@ def _finish(
     say(f"{label}: {result.file_count:,} files, {result.unzipped_size / 1e6:.1f} MB unzipped, "
         f"{result.zip_size / 1e6:.1f} MB zipped")  # fmt: skip
 
+    bom = layer_sbom(
+        root=root,
+        family=cfg.family,
+        layer_name=layer_name,
+        version=version.text,
+        zip_sha256=result.sha256,
+        packages=packages,
+        extensions=ext.infos if ext else (),
+        own_files=[c.dest for c in cfg.files]
+        + [f.path for f in (ext.files if ext else ())]
+        + rewritten,
+        epoch=epoch,
+        pip_report=read_pip_report(sdk.pip_report_path(root)),
+    )
     manifest = BuildManifest(
         layer_name=layer_name,
         canonical=cfg.canonical,
@@ -356,6 +394,8 @@ def _finish(
         packages=packages,
         needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
         bytecode=compiled,
+        sbom=bom,
+        provenance=provenance_from_env(os.environ),
     )
     mpath = zip_path.with_name(zip_path.name + ".json")
     tmp_manifest = mpath.with_name(mpath.name + ".tmp")

@@ -67,17 +67,18 @@ def rewrite(source: str) -> tuple[str, int]:
     return _PRELUDE.format(marker=MARKER, ids=json.dumps(ids)) + body, count
 
 
-def apply(root: Path) -> str:
-    """Rewrite the layer's handler shim in place; return the line the build prints."""
+def apply(root: Path) -> tuple[str, bool]:
+    """Rewrite the layer's handler shim in place; return the line the build prints and
+    whether the shim is now ours (the SBOM lists it as a file layer-builder wrote)."""
     shim = root / SHIM
     if not shim.is_file():
-        return f"single SDK copy: no {SHIM} in this SDK version; left as npm installed it"
+        return f"single SDK copy: no {SHIM} in this SDK version; left as npm installed it", False
     text = shim.read_text(encoding="utf-8")
     if MARKER in text:
-        return "single SDK copy: the handler shim already reuses the preloaded SDK"
+        return "single SDK copy: the handler shim already reuses the preloaded SDK", True
     new, count = rewrite(text)
     if not count:
-        return f"single SDK copy: {SHIM} has no import of @sentry/* to reuse; left as it was"
+        return f"single SDK copy: {SHIM} has no import of @sentry/* to reuse; left as it was", False
     # A new file, not a write through: the tree may share this file by hard link with
     # another architecture's tree or the install it was copied from.
     tmp = shim.with_name(shim.name + ".tmp")
@@ -85,5 +86,6 @@ def apply(root: Path) -> str:
     os.replace(tmp, shim)
     return (
         f"single SDK copy: the handler shim reuses the preloaded SDK ({count} imports of "
-        "@sentry/* packages)"
+        "@sentry/* packages)",
+        True,
     )

@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from layer_builder import proc
@@ -39,12 +40,13 @@ def python_version_for(runtimes: tuple[str, ...]) -> str:
 
 
 def pip_install_command(
-    requirement: str,
+    requirement: str | Sequence[str],
     target: Path,
     arch: str,
     python_version: str,
     *,
     find_links: Path | None = None,
+    report: Path | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -67,11 +69,44 @@ def pip_install_command(
         cmd += ["--platform", tag.format(m=aws_facts.MACHINE_NAME[arch])]
     if find_links is not None:
         cmd += ["--find-links", str(find_links)]
-    return [*cmd, requirement]
+    if report is not None:
+        # What pip installed, with each wheel's URL and sha256: the SBOM's hashes.
+        cmd += ["--report", str(report)]
+    return [*cmd, *([requirement] if isinstance(requirement, str) else requirement)]
+
+
+def install_python_locked(cfg: LayerConfig, arch: str, layer_root: Path, lock: Path) -> None:
+    """pip install exactly what ``lock`` lists (``--require-hashes``: every wheel must match
+    its recorded sha256; ``--no-deps``: nothing the lock does not list)."""
+    target = layer_root / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    pyver = python_version_for(cfg.compatible_runtimes)
+    args = ["--require-hashes", "--no-deps", "-r", str(lock)]
+    proc.run(
+        pip_install_command(args, target, arch, pyver, report=pip_report_path(layer_root)),
+        what=f"pip install from {lock.name} (hash-checked) for {arch}",
+    )
+    normalise_python_tree(target)
+
+
+def pip_resolve_command(
+    requirement: str, target: Path, arch: str, python_version: str, report: Path
+) -> list[str]:
+    """What ``lock`` runs: the build's install, resolved but not installed (``--dry-run``),
+    reporting every wheel it would install with its URL and sha256."""
+    cmd = pip_install_command(requirement, target, arch, python_version, report=report)
+    return [*cmd[:-1], "--dry-run", "--ignore-installed", cmd[-1]]
+
+
+def pip_report_path(layer_root: Path) -> Path:
+    """Where the install into ``layer_root`` leaves pip's installation report: beside the
+    tree, never in it (the SBOM reads the wheels' URLs and sha256 from it)."""
+    return layer_root.with_name(layer_root.name + ".pip-report.json")
 
 
 def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:
     target = layer_root / "python"
+    report = pip_report_path(layer_root)
     target.mkdir(parents=True, exist_ok=True)
     pyver = python_version_for(cfg.compatible_runtimes)
     if cfg.sdk.source == "path":
@@ -86,12 +121,16 @@ def install_python_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root
             if not built:
                 raise InstallError(f"building a wheel from {cfg.sdk.path} produced no wheel")
             proc.run(
-                pip_install_command(str(built[0]), target, arch, pyver, find_links=Path(wheels)),
+                pip_install_command(
+                    str(built[0]), target, arch, pyver, find_links=Path(wheels), report=report
+                ),
                 what=f"pip install of {built[0].name}",
             )
     else:
         proc.run(
-            pip_install_command(f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver),
+            pip_install_command(
+                f"{cfg.sdk.package}=={sdk_version}", target, arch, pyver, report=report
+            ),
             what=f"pip install of {cfg.sdk.package}=={sdk_version} for {arch}",
         )
     normalise_python_tree(target)
@@ -140,6 +179,13 @@ def normalise_python_tree(target: Path) -> None:
 def install_node_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path) -> None:
     target = layer_root / "nodejs"
     target.mkdir(parents=True, exist_ok=True)
+    write_node_package_json(cfg, sdk_version, target)
+    run_npm("install", cfg, sdk_version, arch, target)
+
+
+def write_node_package_json(cfg: LayerConfig, sdk_version: str, target: Path) -> None:
+    """The layer's ``package.json``: the SDK as its one dependency (``lock`` writes the
+    same, so a locked build's ``npm ci`` finds the lock in step with it)."""
     manifest = {
         "name": "sentry-lambda-layer",
         "private": True,
@@ -147,10 +193,27 @@ def install_node_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: 
         "dependencies": {cfg.sdk.package: sdk_version},
     }
     (target / "package.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def install_node_locked(
+    cfg: LayerConfig, sdk_version: str, arch: str, layer_root: Path, lock: Path
+) -> None:
+    """``npm ci`` from ``lock``: exactly the versions it records, each tarball checked
+    against its ``integrity``; npm refuses a lock out of step with package.json."""
+    target = layer_root / "nodejs"
+    target.mkdir(parents=True, exist_ok=True)
+    write_node_package_json(cfg, sdk_version, target)
+    shutil.copyfile(lock, target / "package-lock.json")
+    run_npm("ci", cfg, sdk_version, arch, target)
+
+
+def run_npm(verb: str, cfg: LayerConfig, sdk_version: str, arch: str, target: Path) -> None:
+    extra = ["--package-lock-only"] if verb == "lock" else []
     proc.run(
         [
             "npm",
-            "install",
+            "install" if verb == "lock" else verb,
+            *extra,
             "--omit=dev",
             "--ignore-scripts",
             "--no-audit",
@@ -161,9 +224,11 @@ def install_node_sdk(cfg: LayerConfig, sdk_version: str, arch: str, layer_root: 
             "--loglevel=error",
         ],
         cwd=target,
-        what=f"npm install of {cfg.sdk.package}@{sdk_version} for {arch}",
+        what=f"npm {verb} of {cfg.sdk.package}@{sdk_version} for {arch}",
         env={"npm_config_update_notifier": "false"},
     )
+    if verb == "lock":
+        return
     if not (target / "node_modules" / cfg.sdk.package / "package.json").exists():
         raise InstallError(f"npm install did not produce nodejs/node_modules/{cfg.sdk.package}")
 

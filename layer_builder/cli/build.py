@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from layer_builder.build.assemble import BuiltLayer, build_release, plan_extension
+from layer_builder.build.lock import LockMode, for_build
 from layer_builder.build.verify import VerifyError, VerifyReport, verify_zip
 from layer_builder.build.zipper import resolve_source_date_epoch
 from layer_builder.cli.output import UI, mb
@@ -19,8 +20,16 @@ from layer_builder.cli.paths import check_output_dir, output_dir
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArtifactError
 from layer_builder.model import ReleaseVersion
+from layer_builder.provenance import provenance_from_env
 
 # ------------------------------------------------------------------------------- build
+
+
+def lock_mode(args: argparse.Namespace) -> LockMode:
+    """``--locked`` / ``--no-lock`` / neither, as a lock mode."""
+    if getattr(args, "locked", False):
+        return "require"
+    return "off" if getattr(args, "no_lock", False) else "auto"
 
 
 def build_layers(
@@ -33,6 +42,7 @@ def build_layers(
     *,
     extension_manifest: Path | None = None,
     explicit_archs: bool = False,
+    lock_mode: LockMode = "auto",
 ) -> list[BuiltLayer]:
     """Build the release's layers: one universal zip, or one per architecture (per-arch).
 
@@ -44,6 +54,13 @@ def build_layers(
     # --out must be (or become) a writable directory: checked before minutes of work.
     check_output_dir(out, "--out")
     overrides = parse_extension_file_args(extension_files, archs)
+    # The lock is checked before anything else is: a stale one is exit 2 in a second.
+    lock = for_build(cfg, version, lock_mode)
+    provenance_from_env(os.environ)  # malformed GITHUB_* variables: exit 2 before any install
+    if lock is None and lock_mode != "off" and cfg.sdk.source != "path":
+        ui.note(
+            f"{cfg.path}: no lock file; dependencies resolved afresh (see `layer-builder lock`)"
+        )
     # Resolved once, before any install: a bad SOURCE_DATE_EPOCH costs nothing, and every
     # layer gets the same timestamp.
     epoch = resolve_source_date_epoch()
@@ -77,7 +94,9 @@ def build_layers(
             else f"{cfg.path.stem} {version.text} per architecture ({served})"
         )
         with ui.status(f"building {what}"):
-            staged = build_release(cfg, version, plan, staging, epoch=epoch, progress=ui.info)
+            staged = build_release(
+                cfg, version, plan, staging, epoch=epoch, progress=ui.info, lock=lock
+            )
         # Every zip gets the same static checks `verify` runs, before anyone publishes it.
         for layer in staged:
             started = time.monotonic()
@@ -150,7 +169,14 @@ def cmd_build(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     built = build_layers(
-        cfg, version, archs, Path(args.out), args.extension_file, ui, explicit_archs=bool(args.arch)
+        cfg,
+        version,
+        archs,
+        Path(args.out),
+        args.extension_file,
+        ui,
+        explicit_archs=bool(args.arch),
+        lock_mode=lock_mode(args),
     )
     if args.json:
         ui.emit_json(

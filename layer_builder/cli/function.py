@@ -99,12 +99,15 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         metavar="R",
         help=f"0 to 1 (default: keep the function's value, else {DEFAULT_TRACES_SAMPLE_RATE})",
     )
-    command(
-        "update",
-        "move to the newest layer version; change nothing else",
-        "Replace our attached layer with the newest version for the function's region and "
-        "architecture. Handler and environment are left alone, except a Node preload of ours, "
-        "switched to the form (-r or --import) Sentry uses for that layer version.",
+    _release_arg(p)
+    _release_arg(
+        command(
+            "update",
+            "move to the newest layer version; change nothing else",
+            "Replace our attached layer with the newest version for the function's region and "
+            "architecture. Handler and environment are left alone, except a Node preload of ours, "
+            "switched to the form (-r or --import) Sentry uses for that layer version.",
+        )
     )
     command(
         "disable",
@@ -116,10 +119,33 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
     )
 
 
+def _release_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--version",
+        dest="release_version",
+        default=None,
+        metavar="V",
+        help="attach release V instead of the newest (refused, with the reason, when V is "
+        "yanked); a registry directory only",
+    )
+
+
+class _Pinned:
+    """A registry whose "latest" is one chosen release (``--version V``)."""
+
+    def __init__(self, registry: Any, version: str) -> None:
+        self._registry, self._version = registry, version
+
+    def latest(self, canonical: str) -> Any:
+        return self._registry.release(canonical, self._version)
+
+
 def run(args: argparse.Namespace, ui: UI) -> int:
     """Execute ``function SUBCOMMAND``; returns the exit code (errors raise)."""
     with open_registry(args.registry, allow_http=args.allow_http) as registry:
-        tool = FunctionInstrumenter(registry)
+        version = getattr(args, "release_version", None)
+        # Yanked releases: latest() skips them; release() refuses one asked for by name.
+        tool = FunctionInstrumenter(_Pinned(registry, version) if version else registry)
         where = {"region": args.region, "canonical": args.canonical}
         if args.function_command == "status":
             _show_status(ui, tool.status(args.function, **where), args.json)

@@ -89,6 +89,14 @@ def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./regi
         help="regions x architectures published at once (default: the config's max_workers)",
     )
     p.add_argument(
+        "--attestation",
+        default=None,
+        type=_https_url,
+        metavar="URL",
+        help="the zip's build attestation (e.g. actions/attest-build-provenance's "
+        "attestation-url), recorded in the registry's provenance",
+    )
+    p.add_argument(
         "--allow-standin",
         action="store_true",
         help="for testing against your own emulator: publish zips that carry the sandbox's "
@@ -104,6 +112,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _https_url(text: str) -> str:
+    if not text.startswith("https://") or len(text) <= len("https://"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an https:// URL")
+    return text
 
 
 def _region_name(text: str) -> str:
@@ -122,6 +136,18 @@ def _arch_arg(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def _build_args(p: argparse.ArgumentParser) -> None:
     _arch_arg(p, "build only this architecture (repeatable; default: all configured)")
+    locking = p.add_mutually_exclusive_group()
+    locking.add_argument(
+        "--locked",
+        action="store_true",
+        help="require the config's lock file (see `layer-builder lock`): a missing or stale "
+        "lock is an error (default: use it when it exists)",
+    )
+    locking.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="ignore the lock file and resolve the SDK's dependencies afresh",
+    )
     p.add_argument(
         "--extension-file",
         action="append",
@@ -312,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(name) for name in _EXTRA_COMMANDS.values()]
+    # One module may add several commands (yank and unyank): import and add each once.
+    return [importlib.import_module(name) for name in dict.fromkeys(_EXTRA_COMMANDS.values())]
 
 
 #: command name -> module implementing it
@@ -320,6 +347,9 @@ _EXTRA_COMMANDS: dict[str, str] = {
     "craft": "layer_builder.craft",
     "function": "layer_builder.cli.function",
     "smoke": "layer_builder.cli.smoke",
+    "lock": "layer_builder.cli.lock",
+    "yank": "layer_builder.cli.yank",
+    "unyank": "layer_builder.cli.yank",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
-from layer_builder.cli.build import build_layers, build_table, phase_lines
+from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_lines
 from layer_builder.cli.output import UI, failed_lines
 from layer_builder.cli.paths import check_input_dir, check_output_dir
 from layer_builder.config import LayerConfig, load_config
@@ -122,6 +122,8 @@ def _publish_locked(
     target: tuple[str, str, list[str]],
     interrupt: threading.Event,
 ) -> int:
+    from layer_builder.build.sbom import release_sbom
+    from layer_builder.provenance import with_attestation
     from layer_builder.publish.fanout import publish_all
     from layer_builder.publish.plan import registry_records
     from layer_builder.registry.files import preflight_release
@@ -171,6 +173,8 @@ def _publish_locked(
         layers = sorted(
             result.layers(manifests), key=lambda layer: layer.architectures[0] != "x86_64"
         )
+        bom, packages = release_sbom(cfg.family, manifests)
+        built_by = next((m.provenance for m in manifests if m.provenance), None)
         reg = Registration(
             runtime_dir=cfg.registry.runtime_dir,
             canonical=cfg.canonical,
@@ -182,6 +186,9 @@ def _publish_locked(
             link_prereleases=cfg.registry.link_prereleases,
             layout=cfg.layout,
             base_defaults=dict(cfg.registry.base),
+            sbom=bom,
+            packages=packages,
+            provenance=with_attestation(built_by, getattr(args, "attestation", None)),
         )
         created = not registry_dir.exists()
         written = write_release(
@@ -325,6 +332,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
             ui,
             extension_manifest=standin,
             explicit_archs=bool(args.arch),
+            lock_mode=lock_mode(args),
         )
         build_table(ui, built_layers)
         for line in phase_lines(built_layers):

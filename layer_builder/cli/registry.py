@@ -28,6 +28,14 @@ def add_read_options(registry_commands: Any) -> None:
         registry_commands.choices[name].add_argument(
             "--allow-http", action="store_true", help=ALLOW_HTTP_HELP
         )
+    registry_commands.choices["latest"].add_argument(
+        "--version",
+        dest="release_version",
+        default=None,
+        metavar="V",
+        help="the ARN of release V instead of the newest (refused, with the reason, when V "
+        "is yanked); a registry directory only",
+    )
     registry_commands.choices["show"].add_argument(
         "--version",
         dest="show_version",
@@ -35,6 +43,12 @@ def add_read_options(registry_commands: Any) -> None:
         metavar="V",
         help="print this release's document (<runtime>/<V>.json) instead of the latest; "
         "a registry directory only",
+    )
+    registry_commands.choices["show"].add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the release's CycloneDX SBOM (the file its document's `sbom` names) "
+        "instead of the document; a registry directory only",
     )
 
 
@@ -53,7 +67,7 @@ def open_registry(location: str | None, *, allow_http: bool = False) -> Any:
 def cmd_registry(args: argparse.Namespace, ui: UI) -> int:
     with open_registry(args.registry, allow_http=getattr(args, "allow_http", False)) as client:
         if args.registry_command == "latest":
-            release = client.latest(args.canonical)
+            release = client.release(args.canonical, getattr(args, "release_version", None))
             arn = release.arn(args.region, args.arch)
             if getattr(args, "json", False):
                 ui.emit_json(
@@ -76,5 +90,9 @@ def cmd_registry(args: argparse.Namespace, ui: UI) -> int:
             doc = client.version_document(args.canonical, version)
         else:
             doc = client.document(args.canonical) if args.canonical else client.index()
+        if getattr(args, "sbom", False):
+            if not args.canonical:
+                raise RegistryError("registry show --sbom: name the CANONICAL entry too")
+            doc = client.sbom(args.canonical, doc)
     ui.emit_json(doc)
     return 0

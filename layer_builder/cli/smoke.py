@@ -25,9 +25,12 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
         description="Run each layer zip in an emulated Lambda execution environment: the "
         "layer at /opt (private mount namespace), the Extensions and Runtime APIs on "
         "loopback, the runtime's client, the SDK enabled as users enable it, a fake Sentry. "
-        "Passes when every extension registers and exits on SHUTDOWN within 2 s, every "
-        "invocation is answered, the raised error reaches Sentry and no process is left; "
-        "reports what the layer adds to a cold start.",
+        "Passes when every file in /opt/extensions is executable and registers under its "
+        "name, init ends with the runtime and every extension in Next, every invocation is "
+        "answered and every extension back in Next, each raised error reaches Sentry as one "
+        "event (through the extension where it runs), every extension exits on SHUTDOWN "
+        "within 2 s and no process is left; Node layers run with -r and with --import. "
+        "Reports what the layer adds to a cold start.",
         epilog="Exit codes: 0 every runnable layer passed (other architectures without "
         "qemu-user are skipped), 2 a layer failed (the phase is named; logs with -v).",
     )
@@ -134,6 +137,8 @@ def _describe(ui: UI, r: Any) -> None:
         ui.info(f"{name} ({r.architecture}): skipped: {r.cause}")
         return
     ui.info(f"{name} ({r.architecture}, {r.runtime}): {r.status.upper()}")
+    if r.enable:
+        ui.info(f"  SDK enabled with {r.enable}")
     if r.mount:
         ui.info(f"  environment: {r.mount}")
     for e in r.extensions:
@@ -155,7 +160,10 @@ def _describe(ui: UI, r: Any) -> None:
     for i in r.invocations:
         what = i.outcome + (f" {i.error_type}" if i.error_type else "")
         ui.info(f"  invocation {i.number}: {what} ({_ms(i.duration_ms)})")
-    types = [", ".join(e["exceptions"]) or "(no exception)" for e in r.sentry_events]
+    types = [
+        (", ".join(e["exceptions"]) or "(no exception)") + f" ({e['path']})"
+        for e in r.sentry_events
+    ]
     ui.info(f"  Sentry received {len(types)} event(s)" + (f": {'; '.join(types)}" if types else ""))
     t = r.timings
     if t is not None and t.init_ms is not None:

@@ -175,6 +175,13 @@ def registry_records(
             f"{state.version_path}: recorded for account {own.get('account_number')}, these "
             f"credentials are for {account}; use the account the release was published with"
         )
+    if own is not None and isinstance(own.get("yanked"), dict):
+        # Publishing would make its versions public again (permissions match the config).
+        raise RegistryError(
+            f"{state.version_path}: {own.get('sdk_version')} is yanked "
+            f"({own['yanked'].get('reason', '')}); run `layer-builder unyank "
+            f"{own.get('canonical')} {own.get('sdk_version')}` first. Nothing was published."
+        )
     own_layers = {name: (sha, regions) for name, sha, regions in document_layers(own or {})}
     protected: dict[str, dict[str, set[int]]] = {}
     contents: dict[str, dict[str, dict[str, int]]] = {}

@@ -51,6 +51,8 @@ LEGACY_INDEX_FILE = "index.json"
 STATIC_INDEX_FILE = "aws-lambda-layers.json"
 VERSION_SCHEMA = "version.schema.json"
 INDEX_SCHEMA = "index.schema.json"
+#: The optional field `layer-builder yank` sets on a version document: ``reason``, ``at``.
+YANKED = "yanked"
 #: (connect, read) seconds for each request to a registry served over HTTP.
 TIMEOUT: tuple[float, float] = (5.0, 30.0)
 DEFAULT_TTL = 300.0
@@ -161,6 +163,49 @@ def collect_index(
     if sources is not None:
         sources.update(owner)
     return index
+
+
+def yank_info(doc: Mapping[str, Any]) -> dict[str, str] | None:
+    """The document's ``yanked`` field (``reason``, ``at``), or None when it is not yanked."""
+    value = doc.get(YANKED)
+    return value if isinstance(value, dict) else None
+
+
+def yanked_message(doc: Mapping[str, Any]) -> str:
+    """``<canonical> <version> was yanked at <at>: <reason>``, for error lines."""
+    info = yank_info(doc) or {}
+    return (
+        f"{doc.get('canonical')} {doc.get('sdk_version')} was yanked at "
+        f"{info.get('at', '?')}: {info.get('reason', '')}"
+    )
+
+
+def newest_not_yanked(runtime_dir: Path, canonical: str) -> tuple[Path, Document] | None:
+    """The newest release document of ``canonical`` in ``runtime_dir`` that is not yanked
+    (prereleases left out), or None."""
+    from layer_builder.errors import ArgumentError
+    from layer_builder.model import ReleaseVersion
+
+    best: tuple[Any, Path, Document] | None = None
+    for path in runtime_dir.glob("*.json"):
+        if path.is_symlink() or path.name == "base.json" or path.name.startswith("."):
+            continue
+        try:
+            version = ReleaseVersion.parse(path.stem, what=str(path))
+        except ArgumentError:
+            continue
+        if version.is_prerelease:
+            continue
+        try:
+            doc = read_version_document(path)
+        except RegistryError as exc:
+            log.warning("%s", exc)
+            continue
+        if doc["canonical"] != canonical or yank_info(doc) is not None:
+            continue
+        if best is None or version.sort_key() > best[0]:
+            best = (version.sort_key(), path, doc)
+    return (best[1], best[2]) if best else None
 
 
 # --- the client -------------------------------------------------------------------------
@@ -303,10 +348,48 @@ class RegistryClient:
             raise RegistryError(f"{path}: canonical is {doc['canonical']!r}, not {canonical!r}")
         return doc
 
+    def sbom(self, canonical: str, doc: Mapping[str, Any]) -> Document:
+        """The CycloneDX SBOM the version document ``doc`` of ``canonical`` names; a
+        registry directory only (the API server does not serve it)."""
+        where = f"{canonical} {doc.get('sdk_version')}"
+        if self._root is None:
+            raise RegistryError(
+                f"{self.source}: the SBOM of {where} can only be read from a registry directory"
+            )
+        self.document(canonical)  # finds the runtime directory
+        rel = doc.get("sbom")
+        if not isinstance(rel, str):
+            raise RegistryError(
+                f"{where}: its document names no SBOM (published by an older layer-builder); "
+                "its `packages`, if any, list what it holds"
+            )
+        # The schema keeps `sbom` below the document's directory (no "..", no leading "/").
+        return read_json_mapping(self._sources[canonical][0] / rel)
+
     def latest(self, canonical: str) -> LayerRelease:
-        """The latest release of ``canonical``."""
+        """The latest release of ``canonical`` that is not yanked.
+
+        ``latest.json`` never points at a yanked release when `layer-builder yank` wrote the
+        registry; one that does (moved by hand or by another tool) is skipped for the newest
+        release that is not yanked, read from the directory. Over HTTP the API server serves
+        the latest release only, so a yanked one there is a RegistryError saying so.
+        """
         doc = self.document(canonical)
-        return LayerRelease.from_document(doc, source=self._source_of(canonical))
+        if yank_info(doc) is None:
+            return LayerRelease.from_document(doc, source=self._source_of(canonical))
+        if self._root is None:
+            raise RegistryError(
+                f"{self.source}: {yanked_message(doc)}; the registry serves no other release "
+                "of it (the API server serves the latest only)"
+            )
+        found = newest_not_yanked(self._sources[canonical][0], canonical)
+        if found is None:
+            raise RegistryError(
+                f"{self._source_of(canonical)}: {yanked_message(doc)}; no release of it is "
+                "left that is not yanked"
+            )
+        log.warning("%s; using %s instead", yanked_message(doc), found[0].name)
+        return LayerRelease.from_document(found[1], source=str(found[0]))
 
     def release(self, canonical: str, version: str | None = None) -> LayerRelease:
         """The release ``version`` of ``canonical`` (the latest when None)."""
@@ -314,6 +397,12 @@ class RegistryClient:
             return self.latest(canonical)
         doc = self.version_document(canonical, version)
         path = self._sources[canonical][0] / f"{version}.json"
+        if yank_info(doc) is not None:
+            instead = self.latest(canonical).sdk_version
+            raise RegistryError(
+                f"{path}: {yanked_message(doc)}; use {instead} (the newest release not "
+                "yanked), or `layer-builder unyank` it first"
+            )
         return LayerRelease.from_document(doc, source=str(path))
 
     def layer_arn(self, canonical: str, region: str, arch: str = "x86_64") -> str:

@@ -46,6 +46,9 @@ from layer_builder.registry.versions import (
 log = logging.getLogger(__name__)
 
 BASE_FILE = "base.json"
+#: Where a release's SBOM goes, inside its runtime directory (a directory: every *.json
+#: file beside the version documents would be taken for one).
+SBOM_DIR = "sbom"
 #: base.json's fields, in the order the real registry writes them.
 BASE_KEYS = ("name", "repo_url", "main_docs_url", "created_at")
 
@@ -162,7 +165,7 @@ def write_release(
         base = _new_base(reg, clock()) if base_created else _read_base(base_path)
         existing = read_version_document(version_path) if version_path.exists() else None
         doc, replaced = _build_document(base, reg, existing, version_path)
-        _check_own(doc, VERSION_SCHEMA, version_path)
+        check_own(doc, VERSION_SCHEMA, version_path)
 
         recorded = {e["layer_name"]: {r["region"] for r in e["regions"]} for e in doc["layers"]}
         missing = tuple(
@@ -171,15 +174,19 @@ def write_release(
             for region in sorted(set(expected_regions) - recorded.get(layer.layer_name, set()))
         )
         hold = _hold_reason(reg, missing, allow_partial_regions)
+        if isinstance(doc.get("yanked"), dict):
+            # A re-run for a yanked release records its regions but never links it again:
+            # only `unyank` does.
+            hold = "yanked (see `layer-builder unyank`)"
         scheme = scheme_for_runtimes(reg.compatible_runtimes)
-        links = _plan_links(runtime_dir, reg.version, hold, scheme)
+        links = plan_links(runtime_dir, reg.version, hold, scheme)
         latest_target = next(link.current for link in links if link.name == LATEST_FILE)
         overrides = {reg.runtime_dir: doc} if latest_target == reg.version.text else {}
         index = collect_index(layers_dir, overrides)
         # Beside aws-lambda-layers/, never inside: the API server opens <entry>/latest.json
         # for every entry there, and a file breaks its scan.
         index_path = root / STATIC_INDEX_FILE
-        _check_own(index, INDEX_SCHEMA, index_path)
+        check_own(index, INDEX_SCHEMA, index_path)
         legacy = legacy_index(layers_dir)
 
         # Write order keeps every state readable: the version file exists before any
@@ -188,15 +195,20 @@ def write_release(
         written: list[Path] = []
         runtime_dir.mkdir(parents=True, exist_ok=True)
         if base_created:
-            _write_if_changed(base_path, render_document(base), written)
-        _write_if_changed(version_path, render_document(doc), written)
+            write_if_changed(base_path, render_document(base), written)
+        if reg.sbom is not None:
+            # Before the document that names it: a reader never finds a dangling `sbom`.
+            (runtime_dir / SBOM_DIR).mkdir(exist_ok=True)
+            sbom_text = json.dumps(reg.sbom, indent=2, ensure_ascii=False) + "\n"
+            write_if_changed(runtime_dir / sbom_relpath(reg.version.text), sbom_text, written)
+        write_if_changed(version_path, render_document(doc), written)
         for link in links:
             if link.current == reg.version.text:
-                _link_if_changed(runtime_dir / link.name, version_name, written)
-        _write_if_changed(index_path, render_index(index), written)
+                link_if_changed(runtime_dir / link.name, version_name, written)
+        write_if_changed(index_path, render_index(index), written)
         if legacy is not None:
             legacy.unlink()
-            _fsync_dir(layers_dir)
+            fsync_dir(layers_dir)
             log.warning("%s: removed (older layer-builder versions wrote it there)", legacy)
 
     for name, region, old, new in replaced:
@@ -217,9 +229,14 @@ def write_release(
     )
 
 
+def sbom_relpath(version: str) -> str:
+    """The SBOM file of release ``version``, relative to its version document."""
+    return f"{SBOM_DIR}/{version}.cdx.json"
+
+
 def _new_base(reg: Registration, created: datetime) -> Document:
     fields = dict(reg.base_defaults)
-    fields.setdefault("created_at", _timestamp(created))
+    fields.setdefault("created_at", timestamp(created))
     ordered = {k: fields[k] for k in BASE_KEYS if k in fields}
     ordered.update((k, fields[k]) for k in sorted(fields) if k not in ordered)
     return ordered
@@ -233,7 +250,7 @@ def _read_base(path: Path) -> Document:
     return base
 
 
-def _timestamp(moment: datetime) -> str:
+def timestamp(moment: datetime) -> str:
     # The registry's spelling: 2021-02-11T11:45:36.000Z (UTC, milliseconds).
     utc = moment.astimezone(timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
@@ -258,6 +275,12 @@ def _build_document(
         "compatible_architectures": list(primary["compatible_architectures"]),
         "layers": layers,
     }
+    if reg.packages:
+        ours["packages"] = [dict(p) for p in reg.packages]
+    if reg.sbom is not None:
+        ours["sbom"] = sbom_relpath(reg.version.text)
+    if reg.provenance:
+        ours["provenance"] = dict(reg.provenance)
     # base.json first, as craft merges it; our fields win over anything base.json holds.
     doc: Document = {k: v for k, v in base.items() if k not in ours}
     doc.update(ours)
@@ -356,7 +379,7 @@ def _recorded_layers(doc: Document) -> Iterator[tuple[str, _Recorded]]:
     yield name, (archs, None, regions)
 
 
-def _check_own(doc: object, schema_name: str, path: Path) -> None:
+def check_own(doc: object, schema_name: str, path: Path) -> None:
     problem = schema_error(doc, schema_name)
     if problem:
         raise SchemaViolation(
@@ -391,10 +414,17 @@ def linked_version(link: Path) -> ReleaseVersion | None:
         return None
 
 
-def _plan_links(
+def link_names(version: ReleaseVersion) -> tuple[str, str, str]:
+    """The links ``version`` may take: latest, ``<major>.json``, ``<major>.<minor>.json``."""
+    return LATEST_FILE, f"{version.major}.json", f"{version.major}.{version.minor}.json"
+
+
+def plan_links(
     runtime_dir: Path, version: ReleaseVersion, hold: str | None, scheme: str = "auto"
 ) -> tuple[LinkUpdate, ...]:
-    names = (LATEST_FILE, f"{version.major}.json", f"{version.major}.{version.minor}.json")
+    """Where each of ``version``'s links points after recording it: at it, unless ``hold``
+    says why not, or a newer version is linked (links only move forward)."""
+    names = link_names(version)
     plan = []
     for name in names:
         linked = linked_version(runtime_dir / name)
@@ -419,7 +449,7 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
-def _write_if_changed(path: Path, text: str, written: list[Path]) -> None:
+def write_if_changed(path: Path, text: str, written: list[Path]) -> None:
     data = text.encode("utf-8")
     if not path.is_symlink() and path.is_file() and path.read_bytes() == data:
         return
@@ -437,11 +467,11 @@ def _write_if_changed(path: Path, text: str, written: list[Path]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     written.append(path)
 
 
-def _link_if_changed(link: Path, target: str, written: list[Path]) -> None:
+def link_if_changed(link: Path, target: str, written: list[Path]) -> None:
     if link.is_symlink() and os.readlink(link) == target:
         return
     tmp = _temp_name(link)
@@ -452,11 +482,11 @@ def _link_if_changed(link: Path, target: str, written: list[Path]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(link.parent)
+    fsync_dir(link.parent)
     written.append(link)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every platform can open a directory.
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -45,12 +46,39 @@ def _ms(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round((b - a) * 1000, 1)
 
 
+#: The line that names an error: Node's ``Error: ...`` / ``TypeError [CODE]: ...``, Python's
+#: final traceback line ``ValueError: ...`` / ``pkg.mod.Error: ...``.
+_ERROR_LINE = re.compile(
+    r"^(?:Uncaught )?(?:[A-Za-z_][\w.]*\.)?(?:[A-Z]\w*)?(?:Error|Exception|Exit|Interrupt)"
+    r"(?: \[[A-Z0-9_]+\])?: \S"
+)
+
+
+def error_line(text: str) -> str | None:
+    """The line of a process's output that names its error, or None.
+
+    Python prints the exception last in a traceback (the last such line wins); Node prints
+    its ``Error: ...`` line once, before the stack and the ``Node.js vNN`` footer (the first
+    wins after a Node ``throw`` marker).
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    found = [line for line in lines if _ERROR_LINE.match(line)]
+    if not found:
+        return None
+    return found[-1] if "Traceback (most recent call last):" in lines else found[0]
+
+
 def _tail(path: Path, lines: int = 3) -> str:
+    """The error line of a log (else its last lines), short enough for one error line."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text[-lines:] if line.strip())[:400]
+    named = error_line(text)
+    if named:
+        return named[:400]
+    last = text.strip().splitlines()
+    return " | ".join(line.strip() for line in last[-lines:] if line.strip())[:400]
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -98,11 +126,16 @@ class _Run:
 
     def start_extensions(self, base_env: Mapping[str, str]) -> None:
         ext_dir = self.env.layer_dir / "extensions"
-        files = (
-            sorted(p.name for p in ext_dir.iterdir() if p.is_file() and os.access(p, os.X_OK))
-            if ext_dir.is_dir()
-            else []
-        )
+        entries = sorted(p for p in ext_dir.iterdir() if p.is_file()) if ext_dir.is_dir() else []
+        # Lambda starts every file in /opt/extensions; one it cannot execute fails the init.
+        stuck = [p.name for p in entries if not os.access(p, os.X_OK)]
+        if stuck:
+            raise SmokeFailed(
+                "extension init",
+                f"{', '.join(stuck)} in /opt/extensions is not executable: Lambda cannot start "
+                "it (Extension.LaunchError: permission denied); give it mode 0755 or move it out",
+            )
+        files = [p.name for p in entries]
         for name in files:
             self.reports[name] = ExtensionReport(file=name)
             argv = [f"{self.env.opt}/extensions/{name}"]
@@ -114,8 +147,26 @@ class _Run:
     def wait_registered(self) -> None:
         deadline = self.t0 + self.limits.init_s
         files = set(self.extensions)
-        why = self._await(lambda: files <= {e.name for e in self.api.extensions.values()}, deadline)
+        api = self.api
+        # Done when every file registered, or as many registrations as files came in (one
+        # under another name cannot be told apart from a late one otherwise).
+        why = self._await(
+            lambda: (
+                files <= {e.name for e in api.extensions.values()}
+                or len(api.extensions) >= len(files)
+            ),
+            deadline,
+        )
         registered = {e.name: e for e in self.api.registered()}
+        strangers = sorted(set(registered) - files)
+        if strangers:
+            missing = sorted(files - set(registered))
+            raise SmokeFailed(
+                "extension init",
+                f"an extension registered as {', '.join(strangers)}, which is no file in "
+                f"/opt/extensions (files not registered: {', '.join(missing) or 'none'}); "
+                "Lambda expects the file name as Lambda-Extension-Name",
+            )
         for name, report in self.reports.items():
             ext = registered.get(name)
             if ext is not None:
@@ -123,15 +174,9 @@ class _Run:
                 report.registered_ms = _ms(self.t0, ext.registered_at)
         if why == "timeout":
             missing = sorted(files - set(registered))
-            extra = sorted(set(registered) - files)
-            hint = (
-                f" (registered names: {', '.join(extra)}; Lambda expects the file name)"
-                if extra
-                else ""
-            )
             raise SmokeFailed(
                 "extension init",
-                f"{', '.join(missing)} did not register within {self.limits.init_s:g} s{hint}",
+                f"{', '.join(missing)} did not register within {self.limits.init_s:g} s",
             )
         self._check_extension_errors("extension init")  # init/error says more than the exit
         if why is not None:
@@ -148,6 +193,10 @@ class _Run:
         api = self.api
         why = self._await(lambda: api.ready() or api.runtime.init_error is not None, deadline)
         if api.runtime.init_error is not None:
+            # The runtime exits by itself after reporting (awslambdaric flushes the SDK on
+            # its way out, which sends the init error to Sentry too): let it, briefly.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.runtime.wait(timeout=self.limits.shutdown_s)
             err = api.runtime.init_error
             raise SmokeFailed(
                 "runtime init", f"{err.get('errorType')}: {err.get('errorMessage', '')}"[:500]

@@ -74,6 +74,7 @@ class ZipReport:
     architecture: str
     status: str  # "passed" | "failed" | "skipped"
     runtime: str | None = None
+    enable: str | None = None  # how the SDK was enabled (the Python wrapper, NODE_OPTIONS=...)
     mount: str | None = None
     phase: str | None = None
     cause: str | None = None

@@ -1,9 +1,11 @@
 """Smoke-test one layer zip: which architectures can run here, the runs, the verdict.
 
-For each architecture the zip serves that this machine can run, the function runs twice in
-fresh environments: once bare (empty ``/opt``, the handler called directly) for the cold-start
-comparison, then with the layer and the SDK enabled as users enable it, against the fake
-Sentry. Only the run with the layer decides pass or fail.
+For each architecture a function with the zip attached can have (every Lambda architecture
+for a universal layer: Sentry attaches it whatever the function's architecture) that this
+machine can run, the function runs in fresh environments: once bare (empty ``/opt``, the
+handler called directly) for the cold-start comparison, then with the layer and the SDK
+enabled as Sentry enables it (Node: once with ``-r``, once with ``--import``), against the
+fake Sentry. Only the runs with the layer decide pass or fail.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layer_builder.aws.facts import ELF_MACHINE, MACHINE_NAME
+from layer_builder.aws.facts import ARCHITECTURES, ELF_MACHINE, MACHINE_NAME
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.smoke import runtimes
@@ -31,6 +34,10 @@ log = logging.getLogger(__name__)
 
 _LOG_LINES = 200
 _SENTRY_WAIT_S = 5.0
+EXTENSION_NAME = "sentry-lambda-extension"
+#: The first line of the layer's extension launcher (extensions/relay-launcher.sh.j2).
+LAUNCHER_MARKER = "# sentry-layer-extension:"
+EXTENSION_PORT_ENV = "SENTRY_LAYER_EXTENSION_PORT"
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ class SmokeOptions:
             raise ArgumentError(f"--function: {self.function_dir} is not a directory")
         if self.function_dir is None and self.invocations < 2:
             raise ArgumentError(
-                "--invocations: the sample function needs at least 2 (one returns, one raises)"
+                "--invocations: the sample function needs at least 2 (the first raises, the "
+                "second returns; the default 3 raises again on the third)"
             )
 
 
@@ -61,12 +69,20 @@ def host_architecture() -> str:
 
 
 def zip_architectures(zip_path: Path) -> list[str]:
-    """What the zip serves: its build manifest, else the ELF files in it, else the host's."""
+    """The architectures of the functions the zip can be attached to.
+
+    Its build manifest: a universal layer goes to every Lambda architecture (Sentry's
+    integration attaches it whatever the function's architecture, also where it carries no
+    extension binary), a per-arch layer to its own. Without a manifest: the ELF files in it,
+    else the host's.
+    """
     manifest = zip_path.with_name(zip_path.name + ".json")
     if manifest.is_file():
         try:
             data = json.loads(manifest.read_text())
             archs = data.get("architectures") or [data["architecture"]]
+            if data.get("layout") == "universal":
+                archs = list(ARCHITECTURES)
             return sorted({str(a) for a in archs}, key=lambda a: a != "x86_64")
         except (ValueError, KeyError, TypeError):
             log.debug("%s: no architecture in the manifest; looking at the ELF files", manifest)
@@ -95,8 +111,10 @@ def _events(options: SmokeOptions) -> list[bytes]:
 
 
 def _sample_check(events: list[bytes]):  # type: ignore[no-untyped-def]
+    """The sample raises on odd invocations (the cold one first) and answers on even ones."""
+
     def check(number: int, inv: Invocation) -> str | None:
-        if number % 2 == 0:
+        if number % 2 == 1:
             got = (inv.error or {}).get("errorType")
             return (
                 None
@@ -125,20 +143,80 @@ def _accept_any(number: int, inv: Invocation) -> str | None:
     return None  # the user's function: any answer is its own business (load errors aside)
 
 
-def _sentry_check(sentry: FakeSentry):  # type: ignore[no-untyped-def]
+def _sentry_check(sentry: FakeSentry, expected: str, work: Path):  # type: ignore[no-untyped-def]
+    """Every invocation that raised: exactly one event naming its request id and exception.
+
+    ``expected`` is the way the events must come (``extension`` or ``direct``). Only the
+    sandbox stand-in is known to mark what it forwards, so with another extension (real
+    Relay) the path is reported but not required.
+    """
+
     def after(record: RunRecord) -> None:
+        path = expected if expected == "direct" or _standin_registered(work) else None
         for inv in record.invocations:
             if inv.outcome != "error" or not inv.error_type:
                 continue
-            if not sentry.wait_for_exception(inv.error_type, _SENTRY_WAIT_S):
+            if not sentry.wait_for_event(inv.request_id, inv.error_type, _SENTRY_WAIT_S):
                 seen = [t for e in sentry.events() for t in e.exception_types]
                 raise SmokeFailed(
                     "sentry",
-                    f"the {inv.error_type} raised by invocation {inv.number} did not reach "
-                    f"Sentry within {_SENTRY_WAIT_S:g} s (events received: {seen or 'none'})",
+                    f"the {inv.error_type} raised by invocation {inv.number} "
+                    f"(request {inv.request_id}) did not reach Sentry within "
+                    f"{_SENTRY_WAIT_S:g} s (events received: {seen or 'none'})",
+                )
+        for inv in record.invocations:
+            if inv.outcome != "error" or not inv.error_type:
+                continue
+            found = sentry.events_for(inv.request_id, inv.error_type)
+            if len(found) != 1:
+                raise SmokeFailed(
+                    "sentry",
+                    f"invocation {inv.number} raised once but Sentry received {len(found)} "
+                    f"events for it",
+                )
+            if path is not None and found[0].path != path:
+                how = (
+                    "through the extension's local address"
+                    if path == "extension"
+                    else "directly (no extension forwards on this machine)"
+                )
+                raise SmokeFailed(
+                    "sentry",
+                    f"the event of invocation {inv.number} came {found[0].path}, not {how}",
                 )
 
     return after
+
+
+def expected_path(layer_dir: Path, machine: str) -> str:
+    """How the layer's SDK sends on ``machine``: what the extension launcher's first line says."""
+    launcher = layer_dir / "extensions" / EXTENSION_NAME
+    try:
+        lines = launcher.read_text(errors="replace").splitlines()[:20]
+    except OSError:
+        return "direct"
+    for line in lines:
+        if line.startswith(LAUNCHER_MARKER):
+            fields = dict(w.split("=", 1) for w in line[len(LAUNCHER_MARKER) :].split() if "=" in w)
+            return "extension" if machine in fields.get("machines", "").split(",") else "direct"
+    return "direct"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _lang_bin(work: Path, runtime: runtimes.Runtime) -> Path:
+    """Lambda's /var/lang/bin (first on PATH there): the runtime's interpreter, for extensions."""
+    lang = work / "lang-bin"
+    lang.mkdir(exist_ok=True)
+    name = "python3" if runtime.name == "python" else "node"
+    link = lang / name
+    if not link.exists():
+        link.symlink_to(runtime.tools[0])
+    return lang
 
 
 def _read_logs(record: RunRecord, prefix: str) -> dict[str, str]:
@@ -159,6 +237,7 @@ def _one_run(
     work: Path,
     sentry: FakeSentry,
     foreign: runtimes.Foreign | None = None,
+    enable: str = "require",
 ) -> tuple[RunRecord, str]:
     """One fresh environment: the unpacked layer (``layer_dir``) or the bare function (None)."""
     task = work / "task"
@@ -170,13 +249,21 @@ def _one_run(
             runtime = runtimes.start_spec(
                 runtime_name, work, env.opt, task, handler, layer_dir is not None
             )
+            if runtime_name == "node":
+                runtimes.node_enable(runtime, enable if layer_dir is not None else None)
             base = runtimes.lambda_env(
                 api=api.address, task_root=task, handler=runtime.env["_HANDLER"], dsn=sentry.dsn
             )
-            base["PATH"] = env.path_prefix + base["PATH"]
+            base["PATH"] = f"{env.path_prefix}{_lang_bin(work, runtime)}:{base['PATH']}"
+            # Relay listens on 127.0.0.1:3000 in Lambda; here other runs may be going on, so
+            # each gets its own port (the launcher and the SDK set-up both honour this).
+            base[EXTENSION_PORT_ENV] = str(_free_port())
             events = _events(options)
             check = _accept_any if options.function_dir else _sample_check(events)
-            after = _sentry_check(sentry) if layer_dir is not None else None
+            after = None
+            if layer_dir is not None:
+                machine = foreign.machine if foreign else runtimes.host_machine()
+                after = _sentry_check(sentry, expected_path(layer_dir, machine), work)
             record = run_environment(
                 env, api, runtime, base, events, work, options.limits, check, after
             )
@@ -185,12 +272,25 @@ def _one_run(
         env.close()
 
 
+def _standin_registered(work: Path) -> bool:
+    """The extension that runs is the sandbox stand-in (it says so first thing in its log)."""
+    log_path = work / f"extension-{EXTENSION_NAME}.log"
+    try:
+        with open(log_path, errors="replace") as f:
+            return "SANDBOX STAND-IN" in f.readline()
+    except OSError:
+        return False
+
+
 def _sentry_summary(sentry: FakeSentry) -> list[dict[str, Any]]:
-    return [{"type": i.type, "exceptions": i.exception_types} for i in sentry.events()]
+    return [
+        {"type": i.type, "exceptions": i.exception_types, "path": i.path} for i in sentry.events()
+    ]
 
 
 def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
-    """Smoke-test ``zip_path`` for every architecture it serves; one report each."""
+    """Smoke-test ``zip_path`` for every architecture it can be attached to; one report per
+    architecture (and, for Node, per way Sentry enables the SDK: ``-r`` and ``--import``)."""
     if not zip_path.is_file():
         raise ArgumentError(f"{zip_path}: no such file")
     host = host_architecture()
@@ -198,9 +298,9 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
     if options.architectures:
         listed = [a for a in listed if a in options.architectures]
     archs = sorted(listed, key=lambda a: a != host)
-    reports = []
-    # One unpacked tree serves every architecture's run (it is mounted read-only); the host's
-    # run comes first because playing another machine puts qemu shims into the tree.
+    reports: list[ZipReport] = []
+    # One unpacked tree serves every architecture's run (it is mounted read-only); each run
+    # starts by putting back the files an earlier run shimmed or stubbed (environment.prepare).
     with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp:
         layer_dir = Path(tmp) / "layer"
         for arch in archs:
@@ -214,7 +314,7 @@ def smoke_zip(zip_path: Path, options: SmokeOptions) -> list[ZipReport]:
                     continue
             if not layer_dir.exists():
                 unpack_layer(zip_path, layer_dir)
-            reports.append(_smoke_arch(zip_path, layer_dir, arch, options, foreign))
+            reports.extend(_smoke_arch(zip_path, layer_dir, arch, options, foreign))
     return sorted(reports, key=lambda r: listed.index(r.architecture))
 
 
@@ -224,32 +324,40 @@ def _smoke_arch(
     arch: str,
     options: SmokeOptions,
     foreign: runtimes.Foreign | None = None,
-) -> ZipReport:
-    report = ZipReport(str(zip_path), arch, "failed")
+) -> list[ZipReport]:
+    out = []
     with tempfile.TemporaryDirectory(prefix="layer-builder-smoke-") as tmp, fake_sentry() as sentry:
         work = Path(tmp)
         runtime_name = runtimes.detect(layer_dir, options.runtime)
-        report.runtime = runtime_name
+        baseline, baseline_note, bare_logs = None, None, {}
         if options.baseline:
             (work / "bare").mkdir()
             bare, _ = _one_run(None, options, runtime_name, work / "bare", sentry)
-            report.baseline = bare.timings
-            report.logs.update(_read_logs(bare, "bare/"))
+            baseline, bare_logs = bare.timings, _read_logs(bare, "bare/")
             if bare.failure is not None:
-                report.baseline = None
-                report.baseline_note = (
+                baseline = None
+                baseline_note = (
                     f"no comparison: the function without the layer failed ({bare.failure})"
                 )
-        (work / "layer").mkdir()
-        sentry.items.clear()
-        record, label = _one_run(layer_dir, options, runtime_name, work / "layer", sentry, foreign)
-        report.mount = label
-        report.logs.update(_read_logs(record, ""))
-        report.extensions, report.invocations = record.extensions, record.invocations
-        report.timings = record.timings
-        report.sentry_events = _sentry_summary(sentry)
-        if record.failure is not None:
-            report.phase, report.cause = record.failure.phase, record.failure.cause
-        else:
-            report.status = "passed"
-    return report
+        for enable in runtimes.enable_modes(runtime_name):
+            report = ZipReport(str(zip_path), arch, "failed", runtime=runtime_name)
+            report.enable = runtimes.enable_label(runtime_name, enable)
+            report.baseline, report.baseline_note = baseline, baseline_note
+            report.logs.update(bare_logs)
+            run_dir = work / f"layer-{enable}"
+            run_dir.mkdir()
+            sentry.items.clear()
+            record, label = _one_run(
+                layer_dir, options, runtime_name, run_dir, sentry, foreign, enable
+            )
+            report.mount = label
+            report.logs.update(_read_logs(record, ""))
+            report.extensions, report.invocations = record.extensions, record.invocations
+            report.timings = record.timings
+            report.sentry_events = _sentry_summary(sentry)
+            if record.failure is not None:
+                report.phase, report.cause = record.failure.phase, record.failure.cause
+            else:
+                report.status = "passed"
+            out.append(report)
+    return out

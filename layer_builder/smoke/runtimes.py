@@ -5,8 +5,10 @@ Python runs Lambda's own runtime client, ``awslambdaric``, on this interpreter w
 the layer's ``/opt/python`` directories, and a runtime directory holding only the runtime
 client, so nothing from the machine running the smoke test can stand in for something the
 layer forgot. Node runs our small runtime loop (``node_runtime.js``) with ``NODE_PATH`` as
-Lambda sets it. The SDK is enabled the way users enable it: the Python wrapper handler with
-``SENTRY_INITIAL_HANDLER``, or ``NODE_OPTIONS=-r @sentry/aws-serverless/awslambda-auto``.
+Lambda sets it, and with Lambda's ES module resolution (``node_esm_node_path.js``). The SDK
+is enabled the way Sentry enables it: the Python wrapper handler with
+``SENTRY_INITIAL_HANDLER``; ``NODE_OPTIONS=-r @sentry/aws-serverless/awslambda-auto`` or
+``--import`` of the same (one run each).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from layer_builder.smoke.api import ACCOUNT_ID, FUNCTION_NAME, REGION
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / "samples"
 NODE_RUNTIME = HERE / "node_runtime.js"
+NODE_ESM_NODE_PATH = HERE / "node_esm_node_path.js"
 PYTHON_WRAPPER = "sentry_sdk.integrations.init_serverless_sdk.sentry_lambda_handler"
 NODE_PRELOAD = "@sentry/aws-serverless/awslambda-auto"
 SAMPLE_HANDLER = "smoke_sample.handler"
@@ -179,6 +182,35 @@ def node(work: Path, opt: str, task_root: Path, user_handler: str, with_layer: b
         env,
         (exe,),
     )
+
+
+#: The ways Sentry enables the Node SDK: `-r` (CommonJS), `--import` (ESM; v10 layers).
+NODE_ENABLE = {"require": "-r", "import": "--import"}
+
+
+def enable_modes(name: str) -> tuple[str, ...]:
+    """The ways a layer of runtime ``name`` is enabled; each gets a run of its own."""
+    return tuple(NODE_ENABLE) if name == "node" else ("wrapper",)
+
+
+def enable_label(name: str, mode: str) -> str:
+    if name == "node":
+        return f"NODE_OPTIONS={NODE_ENABLE[mode]} {NODE_PRELOAD}"
+    return f"_HANDLER={PYTHON_WRAPPER}"
+
+
+def node_enable(runtime: Runtime, mode: str | None) -> None:
+    """Set NODE_OPTIONS: Lambda's ES module resolution, then the preload (None: no layer).
+
+    Lambda's Node.js (18 and later) also searches the ``NODE_PATH`` folders when it resolves
+    an ES module's bare specifier, after the usual ``node_modules`` lookup from the importer
+    (an ``--import`` in NODE_OPTIONS is resolved from the working directory, /var/task);
+    plain Node does not, so a resolve hook registered first does the same here.
+    """
+    options = [f"--import={NODE_ESM_NODE_PATH.as_uri()}"]
+    if mode is not None:
+        options.append(f"{NODE_ENABLE[mode]} {NODE_PRELOAD}")
+    runtime.env["NODE_OPTIONS"] = " ".join(options)
 
 
 def start_spec(

@@ -1,9 +1,11 @@
 """A fake Sentry on loopback: the DSN of the smoke function points here.
 
 It accepts what an SDK sends (envelopes on ``/api/<project>/envelope/``, the old
-``/api/<project>/store/``), decompresses them, and records every item. The runner then
-asks which exception types arrived, which is the one thing the smoke test needs to know:
-that an error raised by the user's handler reached Sentry through the layer's SDK.
+``/api/<project>/store/``), decompresses them, and records every item with the way it came:
+``extension`` when a forwarding extension marked the request (the sandbox stand-in adds
+``Via: 1.1 sentry-lambda-extension ...``; a proxy adds ``X-Forwarded-For``), else ``direct``.
+The runner then asks, per invocation that raised, which events name its request id and
+exception type, and by which path they arrived.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class SentryItem:
 
     type: str
     payload: dict[str, Any] | None
+    path: str = "direct"  # "extension" when a forwarding extension marked the request
 
     @property
     def exception_types(self) -> list[str]:
@@ -40,6 +43,27 @@ class SentryItem:
             return []
         values = (self.payload.get("exception") or {}).get("values") or []
         return [str(v.get("type")) for v in values if isinstance(v, dict) and v.get("type")]
+
+    @property
+    def request_ids(self) -> set[str]:
+        """The Lambda request ids the event names as its own (``aws_request_id`` in the
+        Python SDK's ``extra.lambda``, the Node SDK's ``contexts["aws.lambda"]``); breadcrumbs,
+        which may name earlier invocations, are not looked at."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "aws_request_id" and isinstance(value, str):
+                        found.add(value)
+                    elif key != "breadcrumbs":
+                        walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(self.payload)
+        return found
 
 
 @dataclass
@@ -65,14 +89,23 @@ class FakeSentry:
         with self._cond:
             return [i for i in self.items if i.type == "event"]
 
-    def wait_for_exception(self, exc_type: str, timeout: float) -> bool:
-        """Wait until an event naming ``exc_type`` arrived (SDKs may flush just after)."""
-
-        def arrived() -> bool:
-            return any(exc_type in i.exception_types for i in self.items if i.type == "event")
-
+    def events_for(self, request_id: str, exc_type: str) -> list[SentryItem]:
+        """Error events naming ``exc_type`` raised by the invocation ``request_id``."""
         with self._cond:
-            return self._cond.wait_for(arrived, timeout=timeout)
+            return [
+                i
+                for i in self.items
+                if i.type == "event"
+                and exc_type in i.exception_types
+                and request_id in i.request_ids
+            ]
+
+    def wait_for_event(self, request_id: str, exc_type: str, timeout: float) -> bool:
+        """Wait until that invocation's event arrived (SDKs may flush just after answering)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: bool(self.events_for(request_id, exc_type)), timeout=timeout
+            )
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
@@ -88,7 +121,15 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     return body
 
 
-def parse_envelope(body: bytes) -> list[SentryItem]:
+def request_path(headers: Any) -> str:
+    """How a request came: through a forwarding extension, or straight from the SDK."""
+    via = headers.get("Via", "") or ""
+    if "sentry-lambda-extension" in via or headers.get("X-Forwarded-For"):
+        return "extension"
+    return "direct"
+
+
+def parse_envelope(body: bytes, path: str = "direct") -> list[SentryItem]:
     """Items of a Sentry envelope: a header line, then per item a header line and a payload.
 
     The payload is ``length`` bytes when the item header says so, else up to the newline.
@@ -111,7 +152,7 @@ def parse_envelope(body: bytes) -> list[SentryItem]:
         except ValueError:
             data = None  # attachments and other binary items
         items.append(
-            SentryItem(str(header.get("type", "")), data if isinstance(data, dict) else None)
+            SentryItem(str(header.get("type", "")), data if isinstance(data, dict) else None, path)
         )
     return items
 
@@ -123,12 +164,13 @@ def _handler_for(sentry: FakeSentry) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = read_body(self)
+            path = request_path(self.headers)
             try:
                 body = _decompress(body, self.headers.get("Content-Encoding", ""))
                 if self.path.rstrip("/").endswith("/store"):
-                    items = [SentryItem("event", json.loads(body))]
+                    items = [SentryItem("event", json.loads(body), path)]
                 else:
-                    items = parse_envelope(body)
+                    items = parse_envelope(body, path)
             except Exception as exc:  # a malformed upload is recorded, never fatal
                 log.debug("fake Sentry: cannot decode %s: %s", self.path, exc)
                 sentry.undecodable += 1
