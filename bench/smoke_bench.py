@@ -135,7 +135,11 @@ def _kind(pid: int) -> str | None:
     is_runtime = b"awslambdaric" in text or Path(argv[0].decode(errors="replace")).name == "node"
     if not is_runtime:
         return None
-    with_layer = b"SENTRY_INITIAL_HANDLER=" in environ or b"NODE_OPTIONS=" in environ
+    # The layer's runtime has the wrapper handler (Python) or the SDK's preload (Node); the
+    # bare one may have NODE_OPTIONS of its own (the smoke's ESM resolution helper).
+    with_layer = (
+        b"SENTRY_INITIAL_HANDLER=" in environ or b"@sentry/aws-serverless/awslambda-auto" in environ
+    )
     return "runtime" if with_layer else "bare_runtime"
 
 
