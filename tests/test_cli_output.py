@@ -232,3 +232,24 @@ def test_failed_regions_are_grouped_by_layer_and_reason() -> None:
         "interrupted before it started",
         "eu-west-1 L: AccessDenied",
     ]
+
+
+def test_a_dry_runs_permission_heal_is_said_and_counted_as_a_reuse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from layer_builder.cli.output import region_line
+
+    heal = region_result(
+        region="eu-west-1", arch="x86_64", layer_name="L", status="planned-heal-permission",
+        version=7,
+    )  # fmt: skip
+    assert region_line(heal) == (
+        "eu-west-1       L: would reuse version 7 and add its permission statements (0.0 s)"
+    )
+    ui = UI(terminal=False, width=100)
+    ui.publish_summary(
+        PublishResult(account=ACCOUNT, partition="aws", results=[heal], dry_run=True)
+    )
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("L "))
+    assert row.split()[1:4] == ["1/1", "0", "1"], out  # regions ok, would publish, would reuse

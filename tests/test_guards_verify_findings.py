@@ -132,7 +132,8 @@ def test_a_library_for_neither_machine_of_a_universal_layer(tmp_path: Path) -> N
 def test_an_arch_a_universal_layer_does_not_serve_comes_first(tmp_path: Path) -> None:
     z = two_machine_layer(tmp_path, **{"extensions/notes.txt": (0o644, b"hello\n")})
     assert problems(z, "riscv64") == [
-        f"{z}: extensions/notes.txt is not executable (mode 0755); Lambda would not start it",
+        f"{z}: extensions/notes.txt is not executable (it needs mode 0755); "
+        "Lambda would not start it",
         f"{z}: serves x86_64, arm64, not riscv64",
     ]
 

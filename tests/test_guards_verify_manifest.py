@@ -74,7 +74,7 @@ def test_a_format_1_entry_does_not_stop_the_next_one(layer: tuple[Path, Path]) -
     rewrite(zip_path, manifest_path, **{ARM: (0o100644, arm)})
     x86, arm_entry = json.loads(manifest_path.read_text())["extensions"]
     edit_manifest(manifest_path, extensions=[{**x86, "path": ""}, arm_entry])
-    assert _findings(zip_path) == [f": {ARM} is not executable (mode 0755)"]
+    assert _findings(zip_path) == [f": {ARM} is not executable (it needs mode 0755)"]
 
 
 def test_a_missing_binary_does_not_stop_the_next_one(layer: tuple[Path, Path]) -> None:
@@ -86,7 +86,7 @@ def test_a_missing_binary_does_not_stop_the_next_one(layer: tuple[Path, Path]) -
     edit_manifest(manifest_path, extensions=[{**x86, "path": "relay/gone"}, arm_entry])
     assert _findings(zip_path) == [
         ": the x86_64 extension relay/gone is missing",
-        f": {ARM} is not executable (mode 0755)",
+        f": {ARM} is not executable (it needs mode 0755)",
     ]
 
 

@@ -112,7 +112,7 @@ def test_binaries_and_launcher_disagreements_word_for_word(
     wrong = make_elf("x86_64", payload=b"q")
     cases = [
         ({"relay/relay-aarch64": (0o100644, arm)},
-         ["relay/relay-aarch64 is not executable (mode 0755)"]),
+         ["relay/relay-aarch64 is not executable (it needs mode 0755)"]),
         ({LAUNCHER: (0o100755, launcher.replace(b"/opt/relay/relay-aarch64", b"/opt/x"))},
          [f"{LAUNCHER} never starts /opt/relay/relay-aarch64; the arm64 extension would not "
           "run", f"{LAUNCHER}: execs /opt/x, which is not in the layer"]),

@@ -7,6 +7,7 @@ build (exit 2) before anything is installed, naming the command that updates it.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,15 @@ def test_a_stale_or_missing_lock_stops_the_build_before_any_install(
     assert "locks tinysdk 1.0.0, this build needs 1.0.1" in err
     assert "run `layer-builder lock tiny.yml --version 1.0.1`" in err
     assert len(index.requests) == before and not (tmp_path / "dist").exists()
+    # From another directory the command names the config so that it works from there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    try:
+        code, _, err = run(capsys, "build", str(config.resolve()), "--version", "1.0.1")
+    finally:
+        os.chdir(tmp_path)
+    assert code == 2 and f"run `layer-builder lock {config.resolve()} --version 1.0.1`" in err
 
     # --no-lock builds it anyway; `lock` brings the lock up to date, and then it builds.
     assert run(capsys, "build", str(config), "--version", "1.0.1", "--no-lock", "-q")[0] == 0

@@ -267,3 +267,22 @@ def test_the_standin_forwards_chunked_and_gzipped_envelopes_with_via(tmp_path: P
     (item,) = sentry.events()
     assert (item.exception_types, item.path, item.request_ids) == (["E"], "extension", {"r"})
     assert f"stand-in: listening on 127.0.0.1:{port}" in out
+
+
+def test_every_failed_run_says_why_in_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two failing layers: the closing error line names the first; each report block names
+    its own reason, so the second's is not hidden behind "(and 1 more)"."""
+    zips = []
+    for name, word in (("one", "first"), ("two", "second")):
+        script = f"#!/bin/sh\necho 'the {word} extension gives up' >&2\nexit 1\n"
+        zips.append(
+            make_layer(tmp_path / f"{name}.zip", extensions={"sentry-lambda-extension": script})
+        )
+    argv = ["smoke", *map(str, zips), "--arch", host_architecture(), "--no-baseline"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("error: ") == 1 and "(and 1 more)" in err
+    for word in ("first", "second"):
+        assert "extension init failed: " in out and f"the {word} extension gives up" in out, out

@@ -89,7 +89,7 @@ def test_non_executable_extension_is_refused(
     z = write_zip(tree, tmp_path / "layer.zip").path
     code, _, err = verify(capsys, str(z))
     assert code == 2
-    assert "extensions/sentry-lambda-extension is not executable (mode 0755)" in err
+    assert "extensions/sentry-lambda-extension is not executable (it needs mode 0755)" in err
 
 
 def test_wrong_root_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,12 +116,13 @@ def test_without_a_manifest_what_the_launcher_execs_must_be_there_and_executable
     layer.write_bytes(original)
     rewrite(layer, {ARM: (0o100644, member(layer, ARM))})
     assert errors(capsys, layer) == [
-        f"error: {layer}:{LAUNCHER}: execs /opt/{ARM}, which is not executable (mode 0755)"
+        f"error: {layer}:{LAUNCHER}: execs /opt/{ARM}, which is not executable (it needs mode 0755)"
     ]
     layer.write_bytes(original)
     rewrite(layer, {LAUNCHER: (0o100644, member(layer, LAUNCHER))})
     assert errors(capsys, layer) == [
-        f"error: {layer}: {LAUNCHER} is not executable (mode 0755); Lambda would not start it"
+        f"error: {layer}: {LAUNCHER} is not executable (it needs mode 0755); "
+        "Lambda would not start it"
     ]
 
 

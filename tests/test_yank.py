@@ -327,9 +327,12 @@ def test_yank_and_unyank_order_a_python_layer_by_pep_440(
     assert os.readlink(links / "latest.json") == "2.75.0.json"
     assert os.readlink(links / "2.75.json") == "2.75.0.json"
 
-    code, _, err = run(
+    code, out, err = run(
         capsys, "unyank", "aws-layer:python", "2.75.0-post1", "--registry", str(root)
     )
     assert code == 0, err
+    # Links move back onto the release; its permissions are not the registry's to restore.
+    assert "unyank does not restore permissions" in out
+    assert "re-run `layer-builder publish CONFIG --version 2.75.0-post1`" in out
     assert os.readlink(links / "latest.json") == "2.75.0-post1.json"
     assert os.readlink(links / "2.75.json") == "2.75.0-post1.json"

@@ -58,12 +58,14 @@ def lock_files(cfg: LayerConfig) -> list[Path]:
     return [node_lock_path(cfg)]
 
 
-def update_command(cfg: LayerConfig, sdk_version: str) -> str:
+def update_command(cfg: LayerConfig, sdk_version: str, *, portable: bool = False) -> str:
     """The command that (re)writes ``cfg``'s lock, with the config's path relative to the
-    working directory when it is below it (the lock's header must not name a home dir)."""
+    working directory when it is below it. Outside it, the path as given (it works from
+    anywhere), or with ``portable`` (a lock's header, committed: it must name no machine's
+    directories) only the config's file name."""
     shown = os.path.relpath(cfg.path) if cfg.path.is_absolute() else str(cfg.path)
     if shown.startswith(".."):
-        shown = cfg.path.name
+        shown = cfg.path.name if portable else os.path.abspath(cfg.path)
     return f"layer-builder lock {shown} --version {sdk_version}"
 
 
@@ -177,7 +179,7 @@ def write_locks(cfg: LayerConfig, version: ReleaseVersion) -> list[WrittenLock]:
             "packages of an SDK from the package index)"
         )  # fmt: skip
     sdk_version = cfg.sdk_version(version)
-    header = f"# Written by `{update_command(cfg, version.text)}`; do not edit.\n"
+    header = f"# Written by `{update_command(cfg, version.text, portable=True)}`; do not edit.\n"
     written = []
     with tempfile.TemporaryDirectory(prefix="layer-builder-lock-") as tmp:
         work = Path(tmp)

@@ -248,7 +248,7 @@ def _check_layout(
         if _is_extension(e.name) and not e.is_dir and e.mode != 0o100755:
             found.add(
                 Severity.NO_START,
-                f"{e.name} is not executable (mode 0755); Lambda would not start it",
+                f"{e.name} is not executable (it needs mode 0755); Lambda would not start it",
             )
     if manifest is not None and manifest.extensions and EXTENSION_ENTRY not in names:
         found.add(Severity.NO_START, f"{EXTENSION_ENTRY} is missing")
@@ -340,7 +340,7 @@ def _check_launchers(
             elif names[target].mode != 0o100755:
                 found.add(
                     Severity.NO_START,
-                    f"execs /opt/{target}, which is not executable (mode 0755)",
+                    f"execs /opt/{target}, which is not executable (it needs mode 0755)",
                     member=name,
                 )
         for arm in launcher.arms:
@@ -427,7 +427,7 @@ def _check_extension_binaries(
             found.add(Severity.NO_START, f"the {ext.architecture} extension {ext.path} is missing")
             continue
         if names[ext.path].mode != 0o100755:
-            found.add(Severity.NO_START, f"{ext.path} is not executable (mode 0755)")
+            found.add(Severity.NO_START, f"{ext.path} is not executable (it needs mode 0755)")
         data = zf.read(ext.path)
         try:
             check_elf(data, ext.architecture, what=f"{path}:{ext.path}")

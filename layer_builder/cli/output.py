@@ -309,7 +309,10 @@ class UI:
         title = "dry run: nothing was published" if result.dry_run else "published layers"
         rows = []
         for layer_name, results in sorted(_by_layer(result.results).items()):
-            counts = {s: sum(1 for r in results if r.status == s) for s in _STATUS_ORDER}
+            counts = {
+                s: sum(1 for r in results if _COUNTED_AS.get(r.status, r.status) == s)
+                for s in _STATUS_ORDER
+            }
             rows.append(
                 [
                     layer_name,
@@ -360,6 +363,8 @@ class UI:
 
 
 _STATUS_ORDER = ("new", "reused", "planned-new", "planned-reuse", "failed")
+# A dry run's reuse that would also add the permission counts as a reuse in the table.
+_COUNTED_AS = {"planned-heal-permission": "planned-reuse"}
 _STATUS_TITLES = {
     "new": "published",
     "reused": "reused",
@@ -381,6 +386,7 @@ def region_line(r: RegionResult) -> str:
         "reused": f"reused {version} (already published)",
         "planned-new": "would publish a new version",
         "planned-reuse": f"would reuse {version}",
+        "planned-heal-permission": f"would reuse {version} and add its permission statements",
         "failed": f"FAILED: {r.error or 'no reason given'}",
     }.get(r.status, r.status)
     return f"{r.region:<15} {r.layer_name}: {what} ({r.seconds:.1f} s)"

@@ -137,6 +137,9 @@ def _describe(ui: UI, r: Any) -> None:
         ui.info(f"{name} ({r.architecture}): skipped: {r.cause}")
         return
     ui.info(f"{name} ({r.architecture}, {r.runtime}): {r.status.upper()}")
+    if r.status == "failed":
+        # Each failed run says why where it is shown; the closing error line names only one.
+        ui.info(f"  {r.phase} failed: {r.cause}")
     if r.enable:
         ui.info(f"  SDK enabled with {r.enable}")
     if r.mount:

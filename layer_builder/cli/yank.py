@@ -91,6 +91,14 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     for link in result.links:
         arrow = f"{link.previous or '-'} -> {link.current or '(removed)'}"
         ui.info(f"  {link.name}: {arrow if link.moved else link.current or '-'} ({link.reason})")
+    if not result.yanked and result.document_changed:
+        # Links moved back onto the release, but its layer versions are as the yank left
+        # them: private again if it revoked their permissions.
+        ui.note(
+            f"unyank does not restore permissions: if `yank --revoke-permissions` removed "
+            f"them, re-run `layer-builder publish CONFIG --version {args.version}` so the "
+            "layer versions are public again"
+        )
     data: dict[str, Any] = result.to_dict()
     failed: list[str] = []
     if aws is not None:
