@@ -1,104 +1,345 @@
-"""What a layer adds to a Lambda cold start: best of several smoke runs, against the bare function.
+"""What a layer adds to a Lambda cold start, against the bare function and against the same SDK
+laid out as upstream's build scripts lay it out, interleaved in one run.
 
-    python bench/smoke_bench.py ZIP... [--runs 5]
+    python bench/smoke_bench.py [--layer python|node ...] [--rounds 10] [--json]
+    python bench/smoke_bench.py --zip OURS.zip --zip UPSTREAM.zip ...   # zips built elsewhere
 
-Each run is ``layer-builder smoke``'s pair of fresh emulated environments: the sample
-function alone (empty ``/opt``, handler called directly), then with the layer (extensions
-from ``/opt/extensions``, the SDK enabled as users enable it, a fake Sentry). For each phase
-the best (lowest) figure over the runs is kept, since on a shared machine noise only ever
-adds time. Printed per zip: init (extension registration, runtime init, total), the cold
-(first) and warm (fastest later, returning) invocation, the cold start (init + cold
-invocation), and the layer's cost: milliseconds added and the ratio to the bare function.
+For each reference layer (``configs/sentry-python.yml`` 2.75.0, ``configs/sentry-node.yml``
+10.75.2, the sandbox stand-in as each architecture's extension) it builds two zips from the
+same config and SDK version: **ours** (the config as it is: bytecode for every runtime with an
+interpreter here, ...) and **upstream-style** (every optimisation of the config turned off:
+the plain pip tree without bytecode, the npm tree as is). Then, ``--rounds`` times, each
+zip gets ``layer-builder smoke``'s pair of fresh emulated environments (the bare function
+alone, then the function with the layer), in alternating order (ABBA) so drift of a shared
+machine hits both alike. Per layout it prints the median and the spread (25th-75th
+percentile) of: the cold start and what the layer adds to it (against the bare function of
+the same pair), the warm invocation and what the layer adds, the init split (extensions
+registered, runtime init, first invocation), the peak RSS of the runtime (with the layer and
+bare) and of the extensions, the unzipped size and the file count; and the ratio of ours to
+upstream-style for the added cold start, the warm invocation and the size.
 
-To measure the reference layers, build them first with the stand-in extension, e.g.:
-
-    layer-builder build configs/sentry-python.yml --version 2.75.0 --out /tmp/b \\
-        --extension-file x86_64=extensions/standin/sentry-standin-x86_64 \\
-        --extension-file arm64=extensions/standin/sentry-standin-aarch64
-
-The stand-in registers and waits for events as Relay does, but does not start a proxy, so
-the extension figures are a floor for Relay's, not Relay's.
+Peak RSS is each process's ``VmHWM`` (kernel-kept peak) read from ``/proc`` every 20 ms
+while it runs, so it is exact unless a process grows in its last 20 ms. The stand-in
+extension registers and waits for events as Relay does but starts no proxy: its figures are
+a floor for Relay's, not Relay's. Only the host's architecture runs (qemu would measure the
+emulator).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import statistics
 import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from layer_builder.smoke.report import Timings  # noqa: E402
+from layer_builder.build.assemble import build_release, plan_extension  # noqa: E402
+from layer_builder.config import LayerConfig, load_config  # noqa: E402
+from layer_builder.model import ReleaseVersion  # noqa: E402
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip  # noqa: E402
 
-FIELDS = ("extensions_init_ms", "runtime_init_ms", "init_ms", "cold_invoke_ms", "warm_invoke_ms")
+STANDIN = ROOT / "extensions" / "standin"
+EXTENSIONS = {
+    "x86_64": STANDIN / "sentry-standin-x86_64",
+    "arm64": STANDIN / "sentry-standin-aarch64",
+}
+LAYERS = {
+    "python": (ROOT / "configs" / "sentry-python.yml", "2.75.0"),
+    "node": (ROOT / "configs" / "sentry-node.yml", "10.75.2"),
+}
+OURS, UPSTREAM = "ours", "upstream-style"
+#: Per-round figures, in milliseconds or MB; "added" ones are against the bare function.
+TIMES = (
+    "cold_start_ms",
+    "added_cold_start_ms",
+    "warm_invoke_ms",
+    "added_warm_invoke_ms",
+    "extensions_init_ms",
+    "runtime_init_ms",
+    "cold_invoke_ms",
+    "bare_cold_start_ms",
+)
+MEMORY = ("runtime_rss_mb", "bare_runtime_rss_mb", "extensions_rss_mb")
 
 
-def best(samples: list[Timings]) -> dict[str, float]:
-    out = {f: min(getattr(t, f) for t in samples if getattr(t, f) is not None) for f in FIELDS}
-    out["cold_start_ms"] = min(t.cold_start_ms for t in samples if t.cold_start_ms is not None)
+# ----------------------------------------------------------------------------- layouts
+
+
+def upstream_style(cfg: LayerConfig) -> LayerConfig:
+    """The same config with every cold-start optimisation off: the layout upstream's build
+    scripts produce (pip's tree without bytecode; npm's tree as is)."""
+    return dataclasses.replace(cfg, bytecode=False, single_sdk_copy=False)
+
+
+def build_pair(cfg: LayerConfig, version: str, out: Path) -> dict[str, Path]:
+    """Ours and the upstream-style zip of one config and version, from the same inputs (the
+    same config, SDK version, extension binaries and SOURCE_DATE_EPOCH)."""
+    release = ReleaseVersion.parse(version)
+    archs = cfg.select_architectures(None)
+    overrides = {a: EXTENSIONS[a] for a in archs} if cfg.extension is not None else {}
+    plan = plan_extension(cfg, archs, overrides=overrides)
+    zips = {}
+    for label, variant in ((OURS, cfg), (UPSTREAM, upstream_style(cfg))):
+        (layer,) = build_release(variant, release, plan, out / label, epoch=315532800)
+        zips[label] = layer.zip_path
+    return zips
+
+
+def static_figures(zip_path: Path) -> dict[str, float]:
+    with zipfile.ZipFile(zip_path) as zf:
+        files = [i for i in zf.infolist() if not i.is_dir()]
+    return {
+        "zip_mb": zip_path.stat().st_size / 1e6,
+        "unzipped_mb": sum(i.file_size for i in files) / 1e6,
+        "files": len(files),
+    }
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid of every process on the machine."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            out[int(entry)] = int(stat[stat.rindex(")") + 2 :].split()[1])
     return out
 
 
-def bench(zip_path: Path, runs: int) -> dict[str, Any]:
-    host = host_architecture()
-    layer: list[Timings] = []
-    bare: list[Timings] = []
-    for n in range(runs):
-        # The host's architecture only: figures through qemu-user measure the emulator.
-        # A Node layer gives one report per way of enabling it (-r, --import): the first.
-        report = smoke_zip(zip_path, SmokeOptions(architectures=(host,)))[0]
-        if report.status != "passed" or report.timings is None or report.baseline is None:
-            raise SystemExit(
-                f"{zip_path}: run {n + 1} did not pass: {report.phase}: {report.cause}"
-            )
-        layer.append(report.timings)
-        bare.append(report.baseline)
-        print(f"  run {n + 1}/{runs}: {report.summary()}", file=sys.stderr)
-    with_layer, without = best(layer), best(bare)
-    return {
-        "zip": zip_path.name,
-        "runtime": report.runtime,
-        "runs": runs,
-        "with_layer": with_layer,
-        "bare": without,
-        "added_cold_start_ms": with_layer["cold_start_ms"] - without["cold_start_ms"],
-        "added_warm_invoke_ms": with_layer["warm_invoke_ms"] - without["warm_invoke_ms"],
-        "cold_start_ratio": with_layer["cold_start_ms"] / without["cold_start_ms"],
+def _kind(pid: int) -> str | None:
+    """``runtime`` / ``bare_runtime`` / ``extension`` for a smoke process, None otherwise."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    text = b" ".join(argv)
+    if b"/relay/" in text or b"/extensions/" in text:
+        return "extension"
+    is_runtime = b"awslambdaric" in text or Path(argv[0].decode(errors="replace")).name == "node"
+    if not is_runtime:
+        return None
+    # The layer's runtime has the wrapper handler (Python) or the SDK's preload (Node); the
+    # bare one may have NODE_OPTIONS of its own (the smoke's ESM resolution helper).
+    with_layer = (
+        b"SENTRY_INITIAL_HANDLER=" in environ or b"@sentry/aws-serverless/awslambda-auto" in environ
+    )
+    return "runtime" if with_layer else "bare_runtime"
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@contextmanager
+def peak_rss(interval: float = 0.02) -> Iterator[dict[str, float]]:
+    """Peak RSS (MB) of the runtime with the layer, the bare runtime and the extensions
+    (summed per tick: they run side by side) among this process's descendants."""
+    peaks: dict[str, float] = {"runtime_rss_mb": 0.0, "bare_runtime_rss_mb": 0.0,
+                               "extensions_rss_mb": 0.0}  # fmt: skip
+    stop = threading.Event()
+    me = os.getpid()
+    kinds: dict[int, str | None] = {}
+
+    def tick() -> None:
+        parents = _children()
+        mine, frontier = set(), [me]
+        while frontier:
+            p = frontier.pop()
+            for child, parent in parents.items():
+                if parent == p and child not in mine:
+                    mine.add(child)
+                    frontier.append(child)
+        ext = 0
+        for pid in mine:
+            if pid not in kinds or kinds[pid] is None:
+                kinds[pid] = _kind(pid)
+            kind = kinds[pid]
+            if kind is None:
+                continue
+            mb = _hwm_kb(pid) / 1024
+            if kind == "extension":
+                ext += mb
+            else:
+                peaks[f"{kind}_rss_mb"] = max(peaks[f"{kind}_rss_mb"], mb)
+        peaks["extensions_rss_mb"] = max(peaks["extensions_rss_mb"], ext)
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            tick()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ----------------------------------------------------------------------------- rounds
+
+
+def one_round(zip_path: Path) -> dict[str, float]:
+    """One smoke pair (bare function, then with the layer) on the host's architecture."""
+    with peak_rss() as rss:
+        # A Node layer gives one report per way of enabling it (-r, then --import): the
+        # first (-r), which is what the shim changes (with --import nothing loaded twice).
+        report = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))[0]
+    if report.status != "passed" or report.timings is None or report.baseline is None:
+        raise SystemExit(f"{zip_path}: smoke did not pass: {report.phase}: {report.cause}")
+    t, b = report.timings, report.baseline
+    figures = {
+        "cold_start_ms": t.cold_start_ms,
+        "added_cold_start_ms": report.added_cold_ms,
+        "warm_invoke_ms": t.warm_invoke_ms,
+        "added_warm_invoke_ms": report.added_warm_ms,
+        "extensions_init_ms": t.extensions_init_ms,
+        "runtime_init_ms": t.runtime_init_ms,
+        "cold_invoke_ms": t.cold_invoke_ms,
+        "bare_cold_start_ms": b.cold_start_ms,
+        **rss,
     }
+    return {k: float(v) for k, v in figures.items() if v is not None}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return {"median": statistics.median(values), "p25": q[0], "p75": q[2],
+            "min": min(values), "max": max(values)}  # fmt: skip
+
+
+def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
+    samples: dict[str, list[dict[str, float]]] = {label: [] for label in zips}
+    labels = list(zips)
+    for n in range(rounds):
+        order = labels if n % 2 == 0 else labels[::-1]  # ABBA: drift hits both alike
+        for label in order:
+            samples[label].append(one_round(zips[label]))
+        last = {lb: samples[lb][-1]["added_cold_start_ms"] for lb in labels}
+        shown = ", ".join(f"{lb} {ms:.0f} ms" for lb, ms in last.items())
+        print(f"  round {n + 1}/{rounds}: added cold start {shown}", file=sys.stderr)
+    out: dict[str, Any] = {"rounds": rounds, "layouts": {}}
+    for label in labels:
+        keys = [k for k in (*TIMES, *MEMORY) if all(k in s for s in samples[label])]
+        out["layouts"][label] = {
+            "zip": zips[label].name,
+            **static_figures(zips[label]),
+            **{k: spread([s[k] for s in samples[label]]) for k in keys},
+        }
+    if OURS in zips and UPSTREAM in zips:
+        ours, up = out["layouts"][OURS], out["layouts"][UPSTREAM]
+        out["same_zip"] = zips[OURS].read_bytes() == zips[UPSTREAM].read_bytes()
+        out["ratio_ours_to_upstream"] = {
+            k: ours[k]["median"] / up[k]["median"]
+            for k in ("added_cold_start_ms", "warm_invoke_ms", "cold_start_ms")
+            if up[k]["median"] > 0
+        } | {"zip_mb": ours["zip_mb"] / up["zip_mb"]}
+        # Paired: each round's ours / upstream-style, which ran back to back under the same
+        # load; its median and quartiles show what the machine's noise does to one ratio.
+        pairs = list(zip(samples[OURS], samples[UPSTREAM], strict=True))
+        out["paired_ratio"] = {
+            k: spread([a[k] / b[k] for a, b in pairs])
+            for k in ("added_cold_start_ms", "warm_invoke_ms")
+        }
+        out["rounds_ours_faster"] = sum(
+            a["added_cold_start_ms"] < b["added_cold_start_ms"] for a, b in pairs
+        )
+    return out
+
+
+def _row(label: str, d: dict[str, Any]) -> str:
+    def f(key: str, digits: int = 0) -> str:
+        if key not in d:
+            return "-"
+        s = d[key]
+        return f"{s['median']:.{digits}f} ({s['p25']:.{digits}f}-{s['p75']:.{digits}f})"
+
+    return (
+        f"| {label} | {f('added_cold_start_ms')} | {f('cold_start_ms')} "
+        f"| {f('bare_cold_start_ms')} | {f('extensions_init_ms')} | {f('runtime_init_ms')} "
+        f"| {f('cold_invoke_ms')} "
+        f"| {f('warm_invoke_ms', 1)} | {f('added_warm_invoke_ms', 1)} | {f('runtime_rss_mb')} "
+        f"| {f('bare_runtime_rss_mb')} | {f('extensions_rss_mb', 1)} "
+        f"| {d['zip_mb']:.1f} / {d['unzipped_mb']:.1f} | {d['files']:,} |"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("zips", nargs="+", type=Path)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--layer", action="append", choices=sorted(LAYERS))
+    parser.add_argument(
+        "--zip",
+        action="append",
+        type=Path,
+        default=[],
+        help="measure these zips instead of building (the first is 'ours')",
+    )
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = []
-    for z in args.zips:
-        print(f"{z.name}: {args.runs} runs", file=sys.stderr)
-        results.append(bench(z, args.runs))
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="smoke-bench-") as tmp:
+        if args.zip:
+            pairs = {"zips": {(OURS if i == 0 else UPSTREAM if i == 1 else z.stem): z
+                              for i, z in enumerate(args.zip)}}  # fmt: skip
+        else:
+            pairs = {}
+            for name in args.layer or sorted(LAYERS, reverse=True):
+                config, version = LAYERS[name]
+                print(f"{name}: building ours and upstream-style {version}", file=sys.stderr)
+                pairs[name] = build_pair(load_config(config), version, Path(tmp) / name)
+        for name, zips in pairs.items():
+            print(f"{name}: {args.rounds} rounds", file=sys.stderr)
+            results[name] = bench_layer(zips, args.rounds)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(
-        "| layer | ext. registered | runtime init | init | cold invoke | warm invoke "
-        "| cold start | bare cold start | added cold | ratio | added warm |"
-    )
-    print("|" + " --- |" * 11)
-    for r in results:
-        w, b = r["with_layer"], r["bare"]
-        print(
-            f"| {r['zip']} | {w['extensions_init_ms']:.0f} | {w['runtime_init_ms']:.0f} "
-            f"| {w['init_ms']:.0f} | {w['cold_invoke_ms']:.0f} | {w['warm_invoke_ms']:.1f} "
-            f"| {w['cold_start_ms']:.0f} | {b['cold_start_ms']:.0f} "
-            f"| {r['added_cold_start_ms']:.0f} | {r['cold_start_ratio']:.1f}x "
-            f"| {r['added_warm_invoke_ms']:.1f} |"
+    print("| layer | added cold start | cold start | bare cold start | ext. registered "
+          "| runtime init | first invocation | warm | added warm | runtime RSS MB "
+          "| bare RSS MB | ext. RSS MB | MB zip / unzipped | files |")  # fmt: skip
+    print("|" + " --- |" * 15)
+    for name, r in results.items():
+        for label, d in r["layouts"].items():
+            print(_row(f"{name} {label}", d))
+    print(f"(ms unless said; median (25th-75th percentile) of {args.rounds} rounds)")
+    for name, r in results.items():
+        ratio = r.get("ratio_ours_to_upstream")
+        if not ratio:
+            continue
+        medians = ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
+        print(f"{name}: ours / upstream-style, ratio of medians: {medians}")
+        paired = ", ".join(
+            f"{k} {v['median']:.2f}x ({v['p25']:.2f}-{v['p75']:.2f})"
+            for k, v in r["paired_ratio"].items()
         )
-    print("(milliseconds, best of each phase over the runs)")
+        faster = f"ours faster in {r['rounds_ours_faster']} of {r['rounds']} rounds"
+        print(f"{name}: paired per round: {paired}; {faster}")
+        if r["same_zip"]:
+            print(f"{name}: both layouts are the same zip (no optimisation applies): "
+                  "their difference is this machine's noise")  # fmt: skip
     return 0
 
 

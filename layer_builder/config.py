@@ -180,6 +180,11 @@ class LayerConfig:
     publish: PublishConfig
     registry: RegistryConfig
     layout: str = UNIVERSAL
+    #: ``optimize.bytecode``: compile python/ for each runtime (default for python layers)
+    bytecode: bool = False
+    #: ``optimize.single_sdk_copy``: the Node handler shim reuses the preloaded SDK (default
+    #: for node layers)
+    single_sdk_copy: bool = False
 
     @property
     def universal(self) -> bool:
@@ -357,6 +362,7 @@ _TOP = {
     "publish": False,
     "registry": True,
     "layout": False,
+    "optimize": False,
 }
 
 
@@ -432,7 +438,32 @@ def load_config(path: str | Path) -> LayerConfig:
         publish=_publish(r, data.get("publish") or {}, layout),
         registry=_registry(r, data["registry"]),
         layout=layout,
+        **_optimize(r, data.get("optimize") or {}, family),
     )
+
+
+#: ``optimize`` keys: the family each applies to (on by default there), and what it does.
+_OPTIMIZE = {
+    "bytecode": ("python", "only a python layer carries bytecode"),
+    "single_sdk_copy": ("node", "only a node layer has the SDK's handler shim"),
+}
+
+
+def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, bool]:
+    """``optimize.bytecode`` (python layers: precompiled ``__pycache__``) and
+    ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK);
+    each defaults to true for its family."""
+    d = r.mapping(value, "optimize", dict.fromkeys(_OPTIMIZE, False))
+    out = {}
+    for key, (owner, why) in _OPTIMIZE.items():
+        if key not in d:
+            out[key] = family == owner
+            continue
+        on = r.typed(d[key], f"optimize.{key}", bool, "true or false")
+        if on and family != owner:
+            raise r.fail(f"optimize.{key}", why)
+        out[key] = on
+    return out
 
 
 def _runtimes(r: _Reader, value: Any, family: Family) -> tuple[str, ...]:

@@ -108,6 +108,20 @@ class ExtensionInfo:
 
 
 @dataclass(frozen=True)
+class BytecodeInfo:
+    """Whether a Python layer carries precompiled bytecode for one of its runtimes."""
+
+    runtime: str  # python3.12
+    compiled: bool
+    cache_tag: str = ""  # cpython-312: the files are __pycache__/<module>.cpython-312.pyc
+    python: str = ""  # the exact interpreter version that compiled them (bytes depend on it)
+    invalidation_mode: str = ""  # checked-hash
+    files: int = 0  # modules compiled
+    not_compiled: tuple[str, ...] = ()  # paths under python/ this version cannot compile
+    reason: str = ""  # without bytecode: why, and how to provide the interpreter
+
+
+@dataclass(frozen=True)
 class BuildManifest:
     """What ``build`` records beside each zip (``<zip>.json``); what ``publish`` reads.
 
@@ -136,6 +150,8 @@ class BuildManifest:
     source_date_epoch: int
     packages: tuple[BundledPackage, ...] = ()
     needs_s3_upload: bool = False
+    #: Python layers: one entry per compatible runtime (empty: no bytecode step ran)
+    bytecode: tuple[BytecodeInfo, ...] = ()
     format: int = MANIFEST_FORMAT
     #: The layer's CycloneDX JSON SBOM (build/sbom.py); None in manifests of older builds.
     sbom: dict[str, Any] | None = None
@@ -182,6 +198,10 @@ class BuildManifest:
                     "compatible_runtimes": tuple(data["compatible_runtimes"]),
                     "extensions": tuple(ExtensionInfo(**e) for e in data.get("extensions", ())),
                     "packages": tuple(BundledPackage(**p) for p in data.get("packages", ())),
+                    "bytecode": tuple(
+                        BytecodeInfo(**{**b, "not_compiled": tuple(b.get("not_compiled", ()))})
+                        for b in data.get("bytecode", ())
+                    ),
                 }
             )
         except (KeyError, TypeError) as exc:

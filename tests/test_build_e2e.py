@@ -55,7 +55,12 @@ BINARIES = {
 
 
 def build_python(
-    workdir: Path, *, umask: int, tz: str, archs: tuple[str, ...] = ("x86_64", "arm64")
+    workdir: Path,
+    *,
+    umask: int,
+    tz: str,
+    archs: tuple[str, ...] = ("x86_64", "arm64"),
+    seed: str = "0",
 ) -> Path:
     """The universal Python layer serving ``archs`` (the stand-in as each one's extension)."""
     workdir.mkdir(parents=True)
@@ -74,6 +79,7 @@ def build_python(
         cwd=workdir,
         umask=umask,
         tz=tz,
+        extra_env={"PYTHONHASHSEED": seed},
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -86,8 +92,10 @@ def build_python(
 @pytest.fixture(scope="module")
 def python_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("pybuild")
-    first = build_python(base / "a", umask=0o022, tz="UTC")
-    second = build_python(base / "deep" / "other-dir", umask=0o077, tz="Pacific/Chatham")
+    first = build_python(base / "a", umask=0o022, tz="UTC", seed="1")
+    second = build_python(
+        base / "deep" / "other-dir", umask=0o077, tz="Pacific/Chatham", seed="random"
+    )
     return first, second
 
 
@@ -111,7 +119,14 @@ def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
     assert ext.external_attr >> 16 == 0o100755
     wrapper = infos["python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"]
     assert wrapper.external_attr >> 16 == 0o100644
-    assert not any(n.endswith(".pyc") or "__pycache__" in n for n in infos)
+    # Bytecode only in __pycache__, for the runtimes the manifest says were compiled.
+    manifest = json.loads(python_zips[0].with_name(python_zips[0].name + ".json").read_text())
+    tags = {b["cache_tag"] for b in manifest["bytecode"] if b["compiled"]}
+    assert tags, "no runtime of the layer got bytecode on this machine"
+    pycs = [n for n in infos if n.endswith(".pyc")]
+    assert {n.rsplit(".", 2)[1] for n in pycs} == tags
+    assert all("/__pycache__/" in n for n in pycs)
+    assert len(pycs) == len(tags) * sum(n.endswith(".py") for n in infos)
     assert not any(n.endswith("direct_url.json") for n in infos)
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
     # The wrapper is ours, not the SDK's own module.
@@ -264,6 +279,46 @@ def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     )
     assert node.returncode == 0, node.stderr
     assert node.stdout.strip() == "function"
+
+    # With `-r` (CommonJS preload), the handler shim the preload redirects _HANDLER to reuses
+    # that copy of the SDK: no ES module of @sentry/core loads (npm's tree loads 235 more).
+    (tmp_path / "count-esm.mjs").write_text(COUNT_ESM)
+    (tmp_path / "probe.mjs").write_text(PROBE_SHIM)
+    preload = opt / "nodejs/node_modules/@sentry/aws-serverless/build/npm/cjs/awslambda-auto.js"
+    node = subprocess.run(
+        ["node", "--import", "./count-esm.mjs", "-r", str(preload), "probe.mjs"],
+        env={**os.environ, "LAMBDA_TASK_ROOT": str(task), "_HANDLER": "index.handler",
+             "SENTRY_DSN": "http://key@127.0.0.1:9/1"},
+        capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert node.returncode == 0, node.stderr
+    got = json.loads(node.stdout.strip().splitlines()[-1])
+    assert got == {"redirected": True, "esm_core_modules": 0, "handler": "function"}
+
+
+#: Counts the ES modules Node loads (a loader hook reporting each URL back to the main thread).
+COUNT_ESM = """\
+import { register } from 'node:module';
+import { MessageChannel } from 'node:worker_threads';
+const { port1, port2 } = new MessageChannel();
+globalThis.esmLoaded = [];
+port1.on('message', (url) => globalThis.esmLoaded.push(url));
+port1.unref();
+register('data:text/javascript,' + encodeURIComponent(
+  'let port; export function initialize(d) { port = d.port; } ' +
+  'export async function load(url, context, next) { ' +
+  'port.postMessage(url); return next(url, context); }'),
+  { data: { port: port2 }, transferList: [port2] });
+"""
+#: Loads the handler the way Lambda does after the preload (from _HANDLER, the shim).
+PROBE_SHIM = """\
+const shim = process.env._HANDLER.replace(/\\.handler$/, '.mjs');
+const { handler } = await import(shim);
+await new Promise((resolve) => setTimeout(resolve, 50));
+const core = globalThis.esmLoaded.filter((u) => u.includes('/@sentry/core/build/esm/')).length;
+console.log(JSON.stringify({ redirected: shim.endsWith('/run-lambda-handler.mjs'),
+                             esm_core_modules: core, handler: typeof handler }));
+"""
 
 
 def test_a_failed_build_overwrites_nothing(tmp_path: Path) -> None:

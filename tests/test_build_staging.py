@@ -33,6 +33,9 @@ sdk:
 registry:
   runtime_dir: python
 layout: per-arch
+# The tree is what is under test here; bytecode would add files only where 3.12 is installed.
+optimize:
+  bytecode: false
 """
 
 

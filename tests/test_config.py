@@ -136,6 +136,21 @@ CASES = [
         "registry.runtime_dir: missing required key",
     ),
     (
+        "layout: per-arch",
+        "layout: per-arch\noptimize:\n  bytecode: sometimes",
+        "optimize.bytecode: expected true or false, got a string",
+    ),
+    (
+        "layout: per-arch",
+        "layout: per-arch\noptimize: {single_sdk_copy: true}",
+        "optimize.single_sdk_copy: only a node layer has the SDK's handler shim",
+    ),
+    (
+        "layout: per-arch",
+        "layout: per-arch\noptimize: {bytcode: false}",
+        "optimize.bytcode: unknown key; did you mean 'bytecode'?",
+    ),
+    (
         "license: MIT",
         "license: [MIT",
         "invalid YAML: line 4, column 10: expected ',' or ']', but got ':'",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build import sdk
+from layer_builder.build import bytecode, nodeshim, sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
@@ -37,7 +37,13 @@ from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
-from layer_builder.model import PER_ARCH, UNIVERSAL, BuildManifest, ReleaseVersion
+from layer_builder.model import (
+    PER_ARCH,
+    UNIVERSAL,
+    BuildManifest,
+    BytecodeInfo,
+    ReleaseVersion,
+)
 from layer_builder.provenance import provenance_from_env
 
 log = logging.getLogger(__name__)
@@ -326,6 +332,15 @@ def _finish(
         for f in ext.files:
             _place(root, f)
     packages = sdk.bundled_packages(root)
+    rewritten: list[str] = []
+    if cfg.single_sdk_copy and (root / "nodejs").is_dir():
+        line, changed = nodeshim.apply(root)
+        say(f"{label}: {line}")
+        rewritten += [nodeshim.SHIM] if changed else []
+    compiled: tuple[BytecodeInfo, ...] = ()
+    if cfg.bytecode and (root / "python").is_dir():
+        # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
+        compiled = bytecode.compile_tree(root, cfg.compatible_runtimes, say=say)
 
     zipping = time.monotonic()
     say(f"{label}: zipping")
@@ -351,7 +366,9 @@ def _finish(
         zip_sha256=result.sha256,
         packages=packages,
         extensions=ext.infos if ext else (),
-        own_files=[c.dest for c in cfg.files] + [f.path for f in (ext.files if ext else ())],
+        own_files=[c.dest for c in cfg.files]
+        + [f.path for f in (ext.files if ext else ())]
+        + rewritten,
         epoch=epoch,
         pip_report=read_pip_report(sdk.pip_report_path(root)),
     )
@@ -376,6 +393,7 @@ def _finish(
         source_date_epoch=epoch,
         packages=packages,
         needs_s3_upload=result.zip_size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES,
+        bytecode=compiled,
         sbom=bom,
         provenance=provenance_from_env(os.environ),
     )

@@ -5,7 +5,8 @@ expects (``python/`` or ``nodejs/`` at the root), the Python wrapper in place, t
 launcher executable, every architecture's extension binary present, executable and built for
 that architecture, every other ELF file in the layer for an architecture the layer serves, no
 ELF file at all under ``python/`` or ``nodejs/`` of a universal layer, sizes within Lambda's
-limits, no path that escapes ``/opt``, and the markers of a reproducible build.
+limits, no path that escapes ``/opt``, the markers of a reproducible build, and every
+``__pycache__/*.pyc`` matching the source beside it.
 
 Every check runs and every problem is reported, most serious for Lambda first (see
 :class:`Severity`), so one run of ``verify`` shows everything there is to fix.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
+from layer_builder.build import pyc
 from layer_builder.build.launchmap import MACHINE_ARCH, read_launcher
 from layer_builder.build.zipcheck import ZipEntryInfo, ZipInspection, inspect_zip
 from layer_builder.elf import check_elf, detect_arch, read_elf_header
@@ -185,6 +187,7 @@ def verify_zip(path: Path, *, arch: str | None = None) -> VerifyReport:
             _check_extension_binaries(path, zf, names, manifest, found)
         listed = {e.path for e in manifest.extensions} if manifest is not None else set()
         _check_launchers(zf, names, heads, listed, found)
+        _check_bytecode(zf, names, found)
 
     if inspection.unzipped_size > aws_facts.MAX_UNZIPPED_BYTES:
         found.add(
@@ -505,3 +508,17 @@ def _check_extension_binaries(
             f"{EXTENSION_ENTRY} must be a launcher script that picks the binary "
             "by machine (uname -m) in a universal layer",
         )
+
+
+def _check_bytecode(zf: zipfile.ZipFile, names: dict[str, ZipEntryInfo], found: _Findings) -> None:
+    """Every ``__pycache__`` file matches the source beside it (its recorded hash), so no
+    bytecode can stand in for a source edited after the build."""
+    for name in sorted(names):
+        if names[name].is_dir or not name.endswith(".pyc") or pyc.source_of(name) is None:
+            continue
+        src = pyc.source_of(name)
+        assert src is not None
+        source = zf.read(src[0]) if src[0] in names and not names[src[0]].is_dir else None
+        why = pyc.check(name, zf.read(name), source)
+        if why is not None:
+            found.add(Severity.NOT_AS_BUILT, why, member=name)

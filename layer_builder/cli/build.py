@@ -124,6 +124,14 @@ def phase_lines(built: list[BuiltLayer]) -> list[str]:
         for name, version in sorted({(e.name, e.version) for e in m.extensions}):
             archs = ", ".join(e.architecture for e in m.extensions if e.name == name) or "-"
             lines.append(f"{m.layer_name}: extension {name} {version} ({archs})")
+        with_code = [i.runtime for i in m.bytecode if i.compiled]
+        without = [i.runtime for i in m.bytecode if not i.compiled]
+        if m.bytecode:
+            # Which runtimes start from bytecode; the fix for the others was said above.
+            lines.append(
+                f"{m.layer_name}: bytecode for {', '.join(with_code) or 'no runtime'}"
+                + (f"; none for {', '.join(without)} (no interpreter)" if without else "")
+            )
         spent = ", ".join(f"{phase} {b.phases[phase]:.1f}" for phase in PHASES if phase in b.phases)
         total = sum(b.phases.values())
         lines.append(f"{m.layer_name}: {total:.1f} s ({spent})")

@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="static checks of built layer zips",
         description="Check built layer zips: layout, wrapper, extension mode and ELF "
-        "architecture, size limits, unsafe paths, determinism markers. Every problem is "
+        "architecture, size limits, unsafe paths, determinism markers, bytecode matching "
+        "its sources. Every problem is "
         "reported, one per line, most serious for Lambda first.",
     )
     p.add_argument("zips", nargs="+", metavar="ZIP", help="layer zip(s) to check")
