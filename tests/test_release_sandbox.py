@@ -74,6 +74,9 @@ def test_sandbox_is_labelled(
     proc, _ = sandbox_release
     assert "SANDBOX" in proc.stderr and "STAND-IN" in proc.stderr
     assert "nothing reaches AWS" in proc.stderr
+    # The label is one line, even where CI=true fits output to 100 columns.
+    (label,) = [line for line in proc.stderr.splitlines() if "nothing reaches AWS" in line]
+    assert label.startswith("SANDBOX: ") and len(label) <= 100
 
 
 def test_sandbox_zip_is_named_a_standin_by_verify(
