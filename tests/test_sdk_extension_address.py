@@ -138,13 +138,11 @@ def node_dsn(tmp_path: Path, launcher: str | None, machine: str, **env: str) -> 
     if launcher is not None:
         (opt / "extensions").mkdir(exist_ok=True)
         (opt / "extensions/sentry-lambda-extension").write_text(launcher)
-    fakebin = tmp_path / f"bin-{machine}"
-    fakebin.mkdir(exist_ok=True)
-    (fakebin / "uname").write_text(f"#!/bin/sh\necho {machine}\n")
-    (fakebin / "uname").chmod(0o755)
+    # os.machine() answers ``machine`` through smoke's hook, as in an emulated run.
+    hook = ROOT / "layer_builder/smoke/node_esm_node_path.js"
     proc = subprocess.run(
-        ["node", "-e", f"console.log(require({str(helper)!r}).sdkDsn({DSN!r}))"],
-        env={"PATH": f"{fakebin}:/usr/bin:/bin", **env},
+        ["node", "-r", str(hook), "-e", f"console.log(require({str(helper)!r}).sdkDsn({DSN!r}))"],
+        env={"PATH": "/usr/bin:/bin", "LAYER_BUILDER_SMOKE_MACHINE": machine, **env},
         capture_output=True,
         text=True,
         timeout=30,

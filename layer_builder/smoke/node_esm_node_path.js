@@ -10,6 +10,13 @@
 
 const { register } = require('node:module');
 
+// The machine this run plays (qemu-user runs the extensions; Node itself is the host's): what
+// `os.machine()` answers on that machine, as the PATH shim does for `uname -m`.
+if (process.env.LAYER_BUILDER_SMOKE_MACHINE) {
+  const played = process.env.LAYER_BUILDER_SMOKE_MACHINE;
+  require('node:os').machine = () => played;
+}
+
 const hook = `
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

@@ -258,6 +258,8 @@ def _one_run(
             # Relay listens on 127.0.0.1:3000 in Lambda; here other runs may be going on, so
             # each gets its own port (the launcher and the SDK set-up both honour this).
             base[EXTENSION_PORT_ENV] = str(_free_port())
+            if foreign is not None:
+                base["LAYER_BUILDER_SMOKE_MACHINE"] = foreign.machine  # os.machine() in Node
             events = _events(options)
             check = _accept_any if options.function_dir else _sample_check(events)
             after = None
