@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput, write_layer
-from smoke_layers import make_layer
-from test_bad_input_config import VALID
 
 from layer_builder.config import LayerConfig
 from layer_builder.model import ReleaseVersion
+from tests.helpers.bad_input import VALID, BadInput
+from tests.helpers.layers import write_layer
+from tests.helpers.smoke_layers import make_layer
 
 Argv = Callable[[Path], list[str]]
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput, write_layer
-from registry_docs import document, write_version
-from smoke_layers import make_layer
-from test_bad_input_config import VALID
 
 from layer_builder.config import LayerConfig
 from layer_builder.model import ReleaseVersion
+from tests.helpers.bad_input import VALID, BadInput
+from tests.helpers.layers import write_layer
+from tests.helpers.registry_docs import document, write_version
+from tests.helpers.smoke_layers import make_layer
 
 ARN = "arn:aws:lambda:eu-west-1:943013980633:layer:SentryPythonServerlessSDK:12"
 
@@ -121,7 +121,7 @@ def test_publish_with_nothing_listening_is_one_line_and_publishes_nothing(
 def test_craft_publish_with_nothing_listening_is_one_line(
     tmp_path: Path, fake_credentials: None, bad_input: BadInput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_bad_input_documents import CRAFT
+    from tests.helpers.bad_input import CRAFT
 
     dist = tmp_path / "dist"
     dist.mkdir()

@@ -8,29 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import BadInput
 
 from layer_builder.config import load_config
 from layer_builder.model import ReleaseVersion
-
-VALID = """\
-name: "SentryPythonServerlessSDK"
-description: "Sentry Python SDK {{ version }}"
-license: MIT
-canonical: "aws-layer:python"
-runtime: python
-compatible_runtimes: [python3.12]
-architectures: [x86_64]
-sdk:
-  package: sentry-sdk
-  version: "{{ version }}"
-publish:
-  regions: [us-east-1]
-  max_workers: 64
-  region_timeout: 600
-registry:
-  runtime_dir: python
-"""
+from tests.helpers.bad_input import VALID, BadInput
 
 
 def _sub(old: str, new: str) -> str:

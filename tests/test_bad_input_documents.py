@@ -10,23 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput
+
+from tests.helpers.bad_input import CRAFT, BadInput
 
 EXTENSIONS = Path(__file__).resolve().parent.parent / "extensions"
 RELAY = (EXTENSIONS / "relay.yml").read_text()
-
-CRAFT = """\
-minVersion: 2.0.0
-targets:
-  - name: github
-  - name: aws-lambda-layer
-    includeNames: /^layer-.*\\.zip$/
-    layerName: TestLayer
-    compatibleRuntimes:
-      - name: python
-        versions: [python3.12, python3.13]
-    license: MIT
-"""
 
 
 def _first_key(text: str) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BadInput
-from registry_docs import document, write_version
+
+from tests.helpers.bad_input import BadInput
+from tests.helpers.registry_docs import document, write_version
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BadInput
-from smoke_layers import make_layer
 
 from layer_builder.aws.facts import MAX_UNZIPPED_BYTES
+from tests.helpers.bad_input import BadInput
+from tests.helpers.smoke_layers import make_layer
 
 
 def _text(path: Path) -> Path:

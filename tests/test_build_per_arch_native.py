@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elf_fixtures import make_elf, write_elf
 
 from layer_builder.cli import main
 from layer_builder.elf import read_elf_header
+from tests.helpers.elf_fixtures import make_elf, write_elf
 
 pytestmark = [
     pytest.mark.slow,

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elf_fixtures import write_elf
 
 from layer_builder.build import assemble, sdk
 from layer_builder.cli import build as cli_build
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
+from tests.helpers.elf_fixtures import write_elf
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ["install", "assemble", "zip", "verify"]

@@ -13,12 +13,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf
 
 from layer_builder.build import sdk
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.errors import InstallError
+from tests.helpers.elf_fixtures import make_elf
 
 CONFIG = """\
 name: "Staged{{ arch_suffix }}"

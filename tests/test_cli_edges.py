@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elf_fixtures import make_elf, write_elf
 
 from layer_builder.build import sdk
 from layer_builder.build.zipper import write_zip
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
+from tests.helpers.elf_fixtures import make_elf, write_elf
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = b"#!/bin/sh\nexec /opt/relay/relay run --mode=proxy\n"
@@ -377,7 +377,7 @@ def test_a_failed_build_leaves_no_empty_out_directory(
 def test_registry_show_prints_the_document_with_or_without_json(
     flag: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from test_registry import registration, write
+    from tests.helpers.registrations import registration, write
 
     write(tmp_path / "registry", registration("2.75.0"))
     argv = ["registry", "show", "aws-layer:python", "--registry", str(tmp_path / "registry")]

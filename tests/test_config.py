@@ -10,35 +10,7 @@ from layer_builder.cli import main
 from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
 from layer_builder.model import ReleaseVersion
-
-VALID = """\
-name: "TestLayer{{ arch_suffix }}"
-description: "Test SDK {{ version }} ({{ arch }})"
-license: MIT
-canonical: "aws-layer:python"
-runtime: python
-compatible_runtimes: [python3.12, python3.13]
-architectures: [x86_64, arm64]
-sdk:
-  package: sentry-sdk
-files:
-  - from: wrapper.py
-    to: python/wrapper.py
-publish:
-  regions: all
-  permission:
-    principal: "*"
-registry:
-  runtime_dir: python
-layout: per-arch
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "wrapper.py").write_text("# wrapper\n")
-    path = tmp_path / "layer.yml"
-    path.write_text(text)
-    return path
+from tests.helpers.configs import VALID, write
 
 
 def test_valid_config_loads_into_typed_objects(tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf
 
 from layer_builder import craft
 from layer_builder.cli import main
 from layer_builder.errors import ArtifactError, ConfigError
 from layer_builder.model import BuildManifest, ReleaseVersion
+from tests.helpers.elf_fixtures import make_elf
 
 REPO = Path(__file__).resolve().parent.parent
 V = ReleaseVersion.parse("10.2.3")
@@ -375,7 +375,7 @@ def test_publish_end_to_end(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from faultproxy import FaultProxy, Faults
+    from tests.helpers.faultproxy import FaultProxy, Faults
 
     config = python_config(tmp_path, unique_name + "v{{{major}}}")
     make_zip(tmp_path / "dist" / "layer-10.2.3.zip")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from elf_fixtures import NOT_ELF, make_elf, write_elf
 
 from layer_builder.elf import check_elf, detect_arch, elf_machine, read_elf_header
 from layer_builder.errors import ArchitectureError, UserError
+from tests.helpers.elf_fixtures import NOT_ELF, make_elf, write_elf
 
 STANDIN = Path(__file__).resolve().parent.parent / "extensions" / "standin"
 

@@ -8,13 +8,10 @@ import platform
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from elf_fixtures import NOT_ELF, make_elf, write_elf
-from test_download import FakeServer, Reply
 
 from layer_builder.build.extension import (
     ExtensionManifest,
@@ -31,6 +28,9 @@ from layer_builder.errors import (
     DownloadError,
 )
 from layer_builder.sandbox.standin import serve_standin
+from tests.helpers.elf_fixtures import NOT_ELF, write_elf
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.manifests import BASE, ELF, SHA, template_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSIONS = REPO / "extensions"
@@ -39,46 +39,6 @@ needs_x86_64 = pytest.mark.skipif(
     platform.system() != "Linux" or platform.machine() != "x86_64",
     reason="runs the x86_64 stand-in binary",
 )
-ELF = {arch: make_elf(arch, payload=arch.encode()) for arch in ("x86_64", "arm64")}
-SHA = {arch: hashlib.sha256(data).hexdigest() for arch, data in ELF.items()}
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    srv = FakeServer()
-    yield srv
-    srv.close()
-
-
-def write_manifest(tmp_path: Path, text: str, *, launcher: bool = True) -> Path:
-    if launcher:
-        (tmp_path / "launch.sh.j2").write_text('#!/bin/sh\nexec {{ binary }} run "$@"\n')
-    path = tmp_path / "ext.yml"
-    path.write_text(text)
-    return path
-
-
-def template_manifest(tmp_path: Path, server: FakeServer, pins: dict[str, str]) -> Path:
-    files = "".join(
-        f"  {arch}:\n    file: relay-Linux-{'aarch64' if arch == 'arm64' else arch}\n"
-        f"    sha256: {sha}   # a comment that stays\n"
-        for arch, sha in pins.items()
-    )
-    return write_manifest(
-        tmp_path,
-        f"""\
-# header comment
-name: sentry-lambda-extension
-version: "1.0.0"
-source:
-  url: "{server.base}/relay/{{{{ version }}}}/relay-Linux-{{{{ machine }}}}"
-allow_http: true
-files:
-{files}install_path: relay/relay
-launcher:
-  template: launch.sh.j2
-""",
-    )
 
 
 # ------------------------------------------------------------------------------ manifests
@@ -110,14 +70,6 @@ def test_unpinned_relay_refuses_to_build(monkeypatch: pytest.MonkeyPatch) -> Non
     )
     with pytest.raises(ConfigError, match=r"files\.arm64: no arm64 binary .*--extension-file"):
         resolve_extension(manifest, "arm64")
-
-
-BASE = """\
-name: ext
-version: "1.0"
-source: {registry: "https://r.example"}
-files: {x86_64: {file: f, sha256: NOT-PINNED}}
-"""
 
 
 @pytest.mark.parametrize(

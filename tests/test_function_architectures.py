@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry_docs import write_version
-from test_function import (  # noqa: F401  (lam, role, world: fixtures)
+from tests.helpers.function import (  # noqa: F401  (lam, role, world: fixtures)
     ACCOUNT,
     DSN,
     REGION,
@@ -26,6 +25,7 @@ from test_function import (  # noqa: F401  (lam, role, world: fixtures)
     run,
     world,
 )
+from tests.helpers.registry_docs import write_version
 
 
 def upstream_node_document(version: str, layer_arn: str, runtimes: list[str]) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_function import (  # noqa: F401  (lam, role, world: fixtures)
+
+from layer_builder.consumer.instrumentation import node_options_with, node_preload
+from tests.helpers.function import (  # noqa: F401  (lam, role, world: fixtures)
     DSN,
     World,
     fn_cmd,
@@ -21,8 +23,6 @@ from test_function import (  # noqa: F401  (lam, role, world: fixtures)
     run,
     world,
 )
-
-from layer_builder.consumer.instrumentation import node_options_with, node_preload
 
 REQUIRE = "-r @sentry/aws-serverless/awslambda-auto"
 IMPORT = "--import @sentry/aws-serverless/awslambda-auto"

@@ -17,7 +17,10 @@ import json
 from typing import Any
 
 import pytest
-from test_function import (  # noqa: F401  (lam, role, world: fixtures)
+
+from layer_builder.consumer import instrumentation as instr
+from layer_builder.registry.reader import LayerRelease, ReleaseLayer
+from tests.helpers.function import (  # noqa: F401  (lam, role, world: fixtures)
     ACCOUNT,
     DSN,
     REGION,
@@ -29,9 +32,6 @@ from test_function import (  # noqa: F401  (lam, role, world: fixtures)
     run,
     world,
 )
-
-from layer_builder.consumer import instrumentation as instr
-from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 
 OTHER_DSN = "https://fedcba9876543210fedcba9876543210@o2.ingest.sentry.io/77"
 AUTO = "--import @sentry/aws-serverless/awslambda-auto"  # for a layer not named like Sentry's

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_config import VALID, write
 
 from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
 from layer_builder.model import ReleaseVersion
+from tests.helpers.configs import VALID, write
 
 # One architecture, so the name renders without an arch suffix and its length is exact.
 ONE_ARCH = VALID.replace("[x86_64, arm64]", "[x86_64]")

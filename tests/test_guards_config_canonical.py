@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
-from test_config import VALID, write
 
 from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
+from tests.helpers.configs import VALID, write
 
 PYTHON_ENTRY = 'canonical: "aws-layer:python"'
 NODE = (

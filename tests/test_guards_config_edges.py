@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_config import VALID, write
 
 from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
 from layer_builder.model import ReleaseVersion
+from tests.helpers.configs import VALID, write
 
 UNIVERSAL = VALID.replace("layout: per-arch\n", "").replace(
     '"TestLayer{{ arch_suffix }}"', '"TestLayer"'

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from test_config import VALID, write
 
 from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
+from tests.helpers.configs import VALID, write
 
 ARCHS = "architectures: [x86_64, arm64]"
 RUNTIMES = "compatible_runtimes: [python3.12, python3.13]"

@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from test_config import VALID, write
 
 from layer_builder.config import FileCopy, PermissionConfig, load_config
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
+from tests.helpers.configs import VALID, write
 
 V = ReleaseVersion.parse("2.75.0")
 PRINCIPAL = '  principal: "*"'

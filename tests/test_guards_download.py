@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 import requests
-from test_download import FakeServer, Reply
-from test_extension import ELF, SHA, template_manifest
 
 from layer_builder.build.extension import load_manifest
 from layer_builder.build.launcher import resolve_extension
 from layer_builder.download import fetch, fetch_json, make_session
 from layer_builder.errors import DownloadError
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.manifests import ELF, SHA, template_manifest
 
 BLOB = b"the pinned bytes\n" * 8
 BLOB_SHA = hashlib.sha256(BLOB).hexdigest()

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import urllib3.util.retry
-from test_download import FakeServer, Reply, Request
 
 from layer_builder import download
 from layer_builder.download import (
@@ -25,6 +24,7 @@ from layer_builder.download import (
     normalize_sha256,
 )
 from layer_builder.errors import ChecksumError, DownloadError
+from tests.helpers.http_server import FakeServer, Reply, Request
 
 MIB = 1024 * 1024
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import urllib3.util.retry
-from test_download import FakeServer, Reply
 
 from layer_builder.download import fetch, make_session, redact
 from layer_builder.errors import DownloadError
+from tests.helpers.http_server import FakeServer, Reply
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ x86_64 or aarch64 (a big-endian binary was accepted by a mutant the older tests 
 from __future__ import annotations
 
 import pytest
-from elf_fixtures import make_elf
 
 from layer_builder.elf import check_elf, detect_arch, read_elf_header
 from layer_builder.errors import ArchitectureError
+from tests.helpers.elf_fixtures import make_elf
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from test_extension import BASE, write_manifest
 
 from layer_builder.build.extension import DEFAULT_REGISTRY, ArchFile, load_manifest
 from layer_builder.errors import ConfigError
+from tests.helpers.manifests import BASE, write_manifest
 
 LAUNCH = "launcher: {template: launch.sh.j2}\ninstall_path: relay/relay\n"
 FILES = "files: {x86_64: {file: f, sha256: NOT-PINNED}}"

@@ -8,28 +8,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from test_extension import write_manifest
 
-from layer_builder.build.extension import load_manifest, resolve_binary
+from layer_builder.build.extension import resolve_binary
 from layer_builder.build.launcher import layer_files, render_launcher
 from layer_builder.errors import ConfigError
-
-TEMPLATE = (
-    "{% for b in binaries %}{{ b.arch }} {{ b.machine }} {{ b.path }}\n{% endfor %}"
-    "{{ architectures|join(',') }} {{ layout }} [{{ arch }}] {{ version }} {{ name }} {{ label }}"
-    " {{ mode }}\n"
-)
-MANIFEST = (
-    "name: ext\nversion: '1.0'\nlabel: stand-in\nsource: {}\n"
-    "files: {x86_64: {file: f}, arm64: {file: g}}\ninstall_path: relay/relay\n"
-    "launcher: {template: launch.sh.j2, vars: {mode: proxy}}\n"
-)
-
-
-def manifest(tmp_path: Path, template: str = TEMPLATE):  # type: ignore[no-untyped-def]
-    (tmp_path / "launch.sh.j2").write_text(template)
-    return load_manifest(write_manifest(tmp_path, MANIFEST, launcher=False))
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.manifests import manifest
 
 
 def test_universal_launcher_variables(tmp_path: Path) -> None:

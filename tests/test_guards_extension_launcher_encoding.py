@@ -7,9 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
-from test_guards_extension_launcher import manifest
 
 from layer_builder.build.launcher import render_launcher
+from tests.helpers.manifests import manifest
 
 
 def test_a_utf8_template_renders_under_an_ascii_locale(

@@ -10,9 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from test_download import FakeServer, Reply
-from test_extension import ELF, SHA, write_manifest
 
 from layer_builder.build.extension import file_url, load_manifest, parse_extension_file_args, pin
 from layer_builder.build.launcher import render_launcher, resolve_extension
@@ -23,6 +20,9 @@ from layer_builder.errors import (
     ConfigError,
     DownloadError,
 )
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.manifests import ELF, SHA, write_manifest
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from test_download import FakeServer, Reply
-from test_extension import ELF, SHA, write_manifest
 
 from layer_builder.build import extension
 from layer_builder.build.extension import (
@@ -24,6 +21,9 @@ from layer_builder.build.extension import (
     resolve_binary,
 )
 from layer_builder.errors import ArgumentError, ConfigError, DownloadError
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.manifests import ELF, SHA, write_manifest
 
 TWO_ARCHS = """\
 name: ext

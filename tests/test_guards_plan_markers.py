@@ -122,10 +122,9 @@ def test_a_marker_holds_its_zip_and_claims_its_release_exactly() -> None:
 
 
 def test_a_canonical_the_marker_cannot_carry_is_refused_before_publishing() -> None:
-    from publisher_fakes import make_plan
-
     from layer_builder.errors import ArtifactError
     from layer_builder.publish.zips import _check_marker
+    from tests.helpers.publisher_fakes import make_plan
 
     _check_marker(make_plan(canonical="aws-layer:python"))
     for bad in ("aws layer", "aws-[layer]"):

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ConfigFactory
-from publisher_fakes import publish_layers
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Aws
@@ -20,6 +18,8 @@ from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
 from layer_builder.publish import plan_layers
 from layer_builder.publish.publisher import LayerPlan, RegionPublisher
+from tests.helpers.layers import ConfigFactory
+from tests.helpers.publisher_fakes import publish_layers
 
 V = ReleaseVersion.parse("2.75.0")
 MakeLayers = Callable[..., list[tuple[Path, BuildManifest]]]

@@ -6,7 +6,12 @@ changed without any moto-backed test noticing quickly enough to run per mutant."
 from __future__ import annotations
 
 import pytest
-from publisher_fakes import (
+
+from layer_builder.aws.clients import Statement
+from layer_builder.model import RegionResult
+from layer_builder.publish.plan import LayerRecord
+from layer_builder.publish.publisher import RegionPublisher
+from tests.helpers.publisher_fakes import (
     ACCOUNT,
     CODE,
     MARKER,
@@ -23,11 +28,6 @@ from publisher_fakes import (
     server_error,
     throttled,
 )
-
-from layer_builder.aws.clients import Statement
-from layer_builder.model import RegionResult
-from layer_builder.publish.plan import LayerRecord
-from layer_builder.publish.publisher import RegionPublisher
 
 DESCRIPTION = f"Guard layer 2.75.0 {MARKER}"
 PUBLIC = Statement("public")

@@ -9,7 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from publisher_fakes import (
+
+from layer_builder.aws.clients import Statement
+from layer_builder.config import Template
+from layer_builder.model import RegionResult
+from layer_builder.publish.publisher import Deadline, DeadlineExceeded, RegionPublisher, RetryPolicy
+from tests.helpers.publisher_fakes import (
     ACCOUNT,
     CODE,
     MARKER,
@@ -26,11 +31,6 @@ from publisher_fakes import (
     make_plan,
     throttled,
 )
-
-from layer_builder.aws.clients import Statement
-from layer_builder.config import Template
-from layer_builder.model import RegionResult
-from layer_builder.publish.publisher import Deadline, DeadlineExceeded, RegionPublisher, RetryPolicy
 
 LIST_ERROR = "ListLayerVersions in eu-west-1: TooManyRequestsException: scripted"
 

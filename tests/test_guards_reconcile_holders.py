@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from publisher_fakes import METADATA, make_plan
-
 from layer_builder.aws.clients import LayerVersionRef
 from layer_builder.publish.reconcile import Holders, find_holders, list_history
+from tests.helpers.publisher_fakes import METADATA, make_plan
 
 SHA = "Zm9vYmFyMTIzNDU2Nzg5MA=="  # CodeSha256 of the zip being published
 OTHER = "b3RoZXIgemlwIGNvbnRlbnQ="

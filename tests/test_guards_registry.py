@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_server import ApiServer
-from registry_docs import arn, document, write_version
 
 from layer_builder.registry.reader import RegistryClient
+from tests.helpers.api_server import ApiServer
+from tests.helpers.registry_docs import arn, document, write_version
 
 PY = "SentryPythonServerlessSDK"
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import requests
-from registry_docs import arn, document, write_version
-from test_download import FakeServer, Reply
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry import reader
 from layer_builder.registry.reader import RegistryClient, read_json_mapping, read_version_document
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.registry_docs import arn, document, write_version
 
 PY = "SentryPythonServerlessSDK"
 

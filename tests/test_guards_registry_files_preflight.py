@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_registry import registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry import files
 from layer_builder.registry.files import preflight_release
+from tests.helpers.registrations import registration, rt, write
 
 
 def files_under(root: Path) -> list[str]:

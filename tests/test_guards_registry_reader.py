@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_docs import arn, document, write_version
-from test_download import FakeServer, Reply
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.reader import RegistryClient, read_json_mapping, runtime_dirs
+from tests.helpers.http_server import FakeServer, Reply
+from tests.helpers.registry_docs import arn, document, write_version
 
 PY = "SentryPythonServerlessSDK"
 

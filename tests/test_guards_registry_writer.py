@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_registry import ACCOUNT, BASE, layer, registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.model import UNIVERSAL, PublishedLayer, Registration
 from layer_builder.registry import writer
 from layer_builder.registry.files import clean_stray_temps
 from layer_builder.registry.writer import SchemaViolation, write_release
+from tests.helpers.registrations import ACCOUNT, BASE, layer, registration, rt, write
 
 X86, ARM = "SentryPythonServerlessSDK", "SentryPythonServerlessSDKArm64"
 

@@ -9,13 +9,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ConfigFactory, write_layer
-from test_verify import layer_tree, verify
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.model import ReleaseVersion
+from tests.helpers.layers import ConfigFactory, write_layer
+from tests.helpers.verify import layer_tree, verify
 
 
 def test_unzipped_size_exactly_at_the_limit_passes_and_one_byte_over_is_refused(

@@ -11,14 +11,21 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf, write_elf
-from test_guards_verify_universal import edit_manifest, rewrite, verify_err
-from test_universal import FakeInstall, build, ext_args, write_config
 
 from layer_builder.build import sdk
 from layer_builder.build.verify import VerifyError, verify_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.errors import ArtifactError
+from tests.helpers.elf_fixtures import make_elf, write_elf
+from tests.helpers.universal import (
+    FakeInstall,
+    build,
+    edit_manifest,
+    ext_args,
+    rewrite,
+    verify_err,
+    write_config,
+)
 
 LAUNCHER = "extensions/sentry-lambda-extension"
 

@@ -9,12 +9,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf, write_elf
-from test_guards_verify_universal import LAUNCHER, edit_manifest, rewrite
-from test_universal import FakeInstall, build, ext_args, write_config
 
 from layer_builder.build import sdk
 from layer_builder.build.verify import VerifyError, verify_zip
+from tests.helpers.elf_fixtures import make_elf, write_elf
+from tests.helpers.universal import (
+    LAUNCHER,
+    FakeInstall,
+    build,
+    edit_manifest,
+    ext_args,
+    rewrite,
+    write_config,
+)
 
 ARM = "relay/relay-aarch64"
 X86 = "relay/relay-x86_64"

@@ -8,10 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf
 
 from layer_builder.build.verify import VerifyError, verify_zip
 from layer_builder.errors import ArtifactError
+from tests.helpers.elf_fixtures import make_elf
 
 DIR, FILE, EXE = 0o40755, 0o100644, 0o100755
 SHARED = "is a shared library (ET_DYN without a program interpreter or the PIE flag), not an "

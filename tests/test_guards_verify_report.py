@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_verify import layer_tree, verify
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.cli import main
+from tests.helpers.verify import layer_tree, verify
 
 NO_ARCH_NOTE = "no build manifest beside the zip and no --arch: architecture not checked"
 
@@ -145,8 +145,8 @@ SHARED_LIBRARY = (
 def test_what_a_launcher_starts_must_be_an_executable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], launcher_size: int | None, refused: bool
 ) -> None:
-    from elf_fixtures import make_elf
-    from test_verify import LAUNCHER
+    from tests.helpers.elf_fixtures import make_elf
+    from tests.helpers.verify import LAUNCHER
 
     tree = layer_tree(tmp_path / "t")
     relay = tree / "relay" / "relay"  # not executable itself, but the launcher execs it
@@ -164,7 +164,7 @@ def test_what_a_launcher_starts_must_be_an_executable(
 
 
 def test_a_library_for_another_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from elf_fixtures import make_elf
+    from tests.helpers.elf_fixtures import make_elf
 
     tree = layer_tree(tmp_path / "t")
     (tree / "python" / "_x.so").write_bytes(make_elf("arm64", kind="shared"))

@@ -5,74 +5,23 @@ real tiny ELF binaries), then one thing at a time is changed."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from elf_fixtures import make_elf, write_elf
-from test_universal import FakeInstall, build, ext_args, write_config
 
-from layer_builder.build import sdk
 from layer_builder.build.verify import neutrality_error, verify_zip
 from layer_builder.cli import main
 from layer_builder.errors import ArtifactError
-
-LAUNCHER = "extensions/sentry-lambda-extension"
-
-
-@pytest.fixture
-def built(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Path]:
-    """A good universal layer: (zip, manifest)."""
-    monkeypatch.setattr(sdk, "install_sdk", FakeInstall())
-    (tmp_path / "bin").mkdir()
-    binaries = {
-        "x86_64": write_elf(tmp_path / "bin" / "relay-x86", "x86_64", payload=b"x86" * 20),
-        "arm64": write_elf(tmp_path / "bin" / "relay-arm", "arm64", payload=b"arm" * 20),
-    }
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
-    zip_path = Path(data["layers"][0]["zip"])
-    return zip_path, zip_path.with_name(zip_path.name + ".json")
-
-
-def rewrite(zip_path: Path, manifest_path: Path, **changes: tuple[int, bytes]) -> None:
-    """Rewrite members (name -> (mode, content)) keeping order and markers; the manifest is
-    updated to the new zip, so only the change itself is a finding."""
-    with zipfile.ZipFile(zip_path) as zf:
-        members = [(i, zf.read(i)) for i in zf.infolist()]
-    with zipfile.ZipFile(zip_path, "w") as out:
-        for info, data in members:
-            if info.filename in changes:
-                mode, data = changes[info.filename]
-                info.external_attr = mode << 16
-            out.writestr(info, data, compress_type=info.compress_type)
-    manifest = json.loads(manifest_path.read_text())
-    digest = hashlib.sha256(zip_path.read_bytes()).digest()
-    manifest.update(
-        sha256=digest.hex(),
-        code_sha256=base64.b64encode(digest).decode(),
-        zip_size=zip_path.stat().st_size,
-    )
-    manifest_path.write_text(json.dumps(manifest))
-
-
-def edit_manifest(manifest_path: Path, **fields: Any) -> None:
-    manifest = json.loads(manifest_path.read_text())
-    manifest.update(fields)
-    manifest_path.write_text(json.dumps(manifest))
-
-
-def verify_err(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
-    assert main(["verify", *args]) == 2
-    return capsys.readouterr().err.splitlines()
+from tests.helpers.elf_fixtures import make_elf
+from tests.helpers.universal import (
+    LAUNCHER,
+    edit_manifest,
+    rewrite,
+    verify_err,
+)
 
 
 def test_the_good_layer_passes(

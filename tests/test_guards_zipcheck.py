@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_guards_zip import _Unseekable, _zip_by_hand
 
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.errors import ArtifactError
+from tests.helpers.zips import _Unseekable, _zip_by_hand
 
 
 def _info(name: str, date: tuple[int, int, int, int, int, int], system: int = 3) -> zipfile.ZipInfo:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ConfigFactory
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Statement
@@ -20,6 +19,7 @@ from layer_builder.config import PermissionConfig
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, ReleaseVersion
 from layer_builder.publish.zips import LayerPlan, permission_statements, plan_layers
+from tests.helpers.layers import ConfigFactory
 
 V = ReleaseVersion.parse("2.75.0")
 Manifests = list[tuple[Path, BuildManifest]]

@@ -16,9 +16,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from smoke_layers import build, smoke
 
 from layer_builder.smoke.runner import host_architecture
+from tests.helpers.smoke_layers import build, smoke
 
 pytestmark = pytest.mark.slow
 

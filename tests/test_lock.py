@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
 
 from layer_builder.build.lock import for_build, lock_files
 from layer_builder.cli import main
 from layer_builder.config import load_config
 from layer_builder.model import ReleaseVersion
+from tests.helpers.package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from smoke_layers import make_layer
 
 from layer_builder.cli import main
 from layer_builder.cli.output import UI, fit_line
+from tests.helpers.smoke_layers import make_layer
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lines-ci-100.txt"
 DEEP = "/home/runner/work/sentry-layers/sentry-layers/build-output/artifacts/python/3.13/dist"

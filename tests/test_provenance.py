@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from package_index import write_tiny_config
 
 from layer_builder.build import sdk
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError
 from layer_builder.provenance import provenance_from_env
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.package_index import write_tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "0123456789abcdef0123456789abcdef01234567"

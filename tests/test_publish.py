@@ -17,9 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FAKE_ACCOUNT, ConfigFactory, write_layer
-from faultproxy import FaultProxy, Faults
-from publisher_fakes import publish_layers
 
 from layer_builder.aws import facts as aws_facts
 from layer_builder.aws.clients import Aws, AwsCallError, LayerVersionRef, translate
@@ -29,6 +26,9 @@ from layer_builder.model import BuildManifest, PublishResult, RegionResult, Rele
 from layer_builder.publish import resolve_regions
 from layer_builder.publish.plan import marked_description
 from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy, plan_layers
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.layers import FAKE_ACCOUNT, ConfigFactory, write_layer
+from tests.helpers.publisher_fakes import publish_layers
 
 V = ReleaseVersion.parse("2.75.0")
 Manifests = list[tuple[Path, BuildManifest]]

@@ -10,11 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
-from faultproxy import FaultProxy, Faults
 
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, ReleaseVersion
+from tests.helpers.faultproxy import FaultProxy, Faults
 
 V = ReleaseVersion.parse("3.1.0")
 REGIONS = "us-east-1,eu-west-1,ap-southeast-2"

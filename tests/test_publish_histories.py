@@ -9,68 +9,26 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from conftest import FAKE_ACCOUNT, write_layer
-from faultproxy import FaultProxy, Faults
 
-from layer_builder.aws.clients import parse_policy
-from layer_builder.cli import main
 from layer_builder.config import LayerConfig, load_config
-from layer_builder.model import BuildManifest, ReleaseVersion
-
-OLD = ReleaseVersion.parse("2.74.0")
-NEW = ReleaseVersion.parse("2.75.0")
-REGIONS = ["ap-southeast-2", "eu-west-1", "us-east-1"]
-PUBLISH_CFG = "max_workers: 8\nregion_timeout: 20\nattempts: 2\n"
-WRITES = ("PublishLayerVersion", "AddLayerVersionPermission", "DeleteLayerVersion",
-          "RemoveLayerVersionPermission")  # fmt: skip
-
-
-def run_cli(
-    capsys: pytest.CaptureFixture[str],
-    cfg: LayerConfig,
-    version: ReleaseVersion,
-    dist: Path,
-    registry: Path,
-    *extra: str,
-) -> tuple[int, dict[str, Any] | None, str]:
-    code = main(
-        ["publish", str(cfg.path), "--version", version.text, "--dist", str(dist),
-         "--registry", str(registry), "--regions", ",".join(REGIONS), "--json", *extra]
-    )  # fmt: skip
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
-
-
-def lambda_client(endpoint: str, region: str) -> Any:
-    return boto3.client("lambda", region_name=region, endpoint_url=endpoint)
-
-
-def versions(endpoint: str, region: str, name: str) -> list[int]:
-    out = lambda_client(endpoint, region).list_layer_versions(LayerName=name)
-    return sorted(v["Version"] for v in out["LayerVersions"])
-
-
-def recorded(registry: Path, version: ReleaseVersion) -> dict[str, int]:
-    doc = json.loads((registry / f"aws-lambda-layers/python/{version.text}.json").read_text())
-    return {r["region"]: int(r["version"]) for r in doc["regions"]}
-
-
-Env = tuple[LayerConfig, Path, Path, str]
-
-
-@pytest.fixture
-def env(aws_env: str, make_config: Callable[..., LayerConfig], tmp_path: Path) -> Env:
-    cfg = make_config(publish=PUBLISH_CFG, architectures="[x86_64]")
-    return cfg, tmp_path / "dist", tmp_path / "registry", aws_env
-
-
-def build(cfg: LayerConfig, dist: Path, version: ReleaseVersion, extra: bytes = b"") -> Path:
-    manifest_path, _ = write_layer(dist, cfg, version, "x86_64", extra)
-    return manifest_path
+from layer_builder.model import BuildManifest
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.histories import (
+    NEW,
+    OLD,
+    REGIONS,
+    Env,
+    build,
+    lambda_client,
+    policy,
+    publish_by_hand,
+    recorded,
+    run_cli,
+    versions,
+)
+from tests.helpers.layers import FAKE_ACCOUNT
 
 
 def test_finishing_an_older_release_after_a_newer_one_adds_only_the_missing_region(
@@ -197,13 +155,6 @@ def _rewrite(cfg: LayerConfig, text: str) -> LayerConfig:
     return load_config(cfg.path)
 
 
-def _policy(endpoint: str, region: str, name: str, version: int) -> set[tuple[str, str, Any]]:
-    text = lambda_client(endpoint, region).get_layer_version_policy(
-        LayerName=name, VersionNumber=version
-    )["Policy"]
-    return {(s.statement_id, s.principal, s.organization_id) for s in parse_policy(text)}
-
-
 def test_permission_drift_is_reconciled_both_ways(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,7 +162,7 @@ def test_permission_drift_is_reconciled_both_ways(
     build(cfg, dist, NEW)
     name = cfg.layer_name(NEW, "x86_64")
     assert run_cli(capsys, cfg, NEW, dist, registry)[0] == 0
-    assert _policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}
+    assert policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}
 
     org = "o-abcdef1234"
     # The same config file (the zips' names follow it), now organization-only.
@@ -226,7 +177,7 @@ def test_permission_drift_is_reconciled_both_ways(
         == ["reuse 1", "remove permission public", f"add permission public (* in {org})"]
         for r in plan["results"]
     )
-    assert _policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}  # dry run
+    assert policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}  # dry run
     # The human output names the same plan, region by region.
     assert f"plan: eu-west-1 {name}: reuse 1; remove permission public; add permission" in err
 
@@ -234,7 +185,7 @@ def test_permission_drift_is_reconciled_both_ways(
     code, _, err = run_cli(capsys, org_cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
-        assert _policy(endpoint, region, name, 1) == {("public", "*", org)}
+        assert policy(endpoint, region, name, 1) == {("public", "*", org)}
         assert versions(endpoint, region, name) == [1]
 
     # organization only -> public: and back.
@@ -242,7 +193,7 @@ def test_permission_drift_is_reconciled_both_ways(
     code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
-        assert _policy(endpoint, region, name, 1) == {("public", "*", None)}
+        assert policy(endpoint, region, name, 1) == {("public", "*", None)}
 
     # Someone else's statement on the version is not ours to remove.
     client = lambda_client(endpoint, "us-east-1")
@@ -252,7 +203,7 @@ def test_permission_drift_is_reconciled_both_ways(
     )  # fmt: skip
     org_cfg = _rewrite(cfg, public_text + f"  permission:\n    organization_id: {org}\n")
     assert run_cli(capsys, org_cfg, NEW, dist, registry)[0] == 0
-    assert _policy(endpoint, "us-east-1", name, 1) == {
+    assert policy(endpoint, "us-east-1", name, 1) == {
         ("public", "*", org), ("partner", "210987654321", None)
     }  # fmt: skip
 
@@ -324,22 +275,6 @@ def test_access_denied_fails_its_region_at_once(
     assert data is not None and all("AccessDenied" in r["error"] for r in data["results"])
 
 
-def _publish_by_hand(endpoint: str, region: str, manifest_path: Path) -> int:
-    """What another machine's run leaves behind: a marked version, no permission, no record."""
-    from layer_builder.publish.plan import marked_description
-
-    m = BuildManifest.load(manifest_path)
-    out = lambda_client(endpoint, region).publish_layer_version(
-        LayerName=m.layer_name,
-        Content={"ZipFile": m.zip_path(manifest_path).read_bytes()},
-        Description=marked_description(m.description, m.sha256, m.canonical, m.version),
-        CompatibleRuntimes=list(m.compatible_runtimes),
-        CompatibleArchitectures=list(m.architectures),
-        LicenseInfo=m.license,
-    )
-    return int(out["Version"])
-
-
 def test_duplicates_converge_on_the_lowest_version_and_unrecorded_ones_are_deleted(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -347,7 +282,7 @@ def test_duplicates_converge_on_the_lowest_version_and_unrecorded_ones_are_delet
     manifest_path = build(cfg, dist, NEW)
     name = cfg.layer_name(NEW, "x86_64")
     for region in REGIONS:
-        assert [_publish_by_hand(endpoint, region, manifest_path) for _ in range(2)] == [1, 2]
+        assert [publish_by_hand(endpoint, region, manifest_path) for _ in range(2)] == [1, 2]
     # Another version's document records version 2 in us-east-1: that one must stay.
     other = registry / "aws-lambda-layers/python"
     other.mkdir(parents=True)
@@ -371,4 +306,4 @@ def test_duplicates_converge_on_the_lowest_version_and_unrecorded_ones_are_delet
         "ap-southeast-2": [1], "eu-west-1": [1], "us-east-1": [1, 2]
     }  # fmt: skip
     assert recorded(registry, NEW) == {r: 1 for r in REGIONS}
-    assert all(_policy(endpoint, r, name, 1) == {("public", "*", None)} for r in REGIONS)
+    assert all(policy(endpoint, r, name, 1) == {("public", "*", None)} for r in REGIONS)

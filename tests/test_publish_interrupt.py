@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy, Faults
-from test_publish_histories import NEW, build, versions
 
 from layer_builder.aws.clients import Aws
 from layer_builder.config import LayerConfig
 from layer_builder.publish import resolve_regions
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.histories import NEW, build, versions
 
 
 def _publish(cfg: LayerConfig, dist: Path, registry: Path, endpoint: str) -> subprocess.Popen[str]:

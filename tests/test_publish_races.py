@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy, Faults
-from test_publish_histories import NEW, REGIONS, build, recorded, versions
 
 from layer_builder.config import LayerConfig
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.histories import NEW, REGIONS, build, recorded, versions
 
 Env = tuple[LayerConfig, Path, Path, str]
 

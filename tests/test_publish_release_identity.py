@@ -8,24 +8,24 @@ from __future__ import annotations
 import json
 
 import pytest
-from faultproxy import FaultProxy, Faults
-from test_publish_histories import (
+
+from layer_builder.model import BuildManifest
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.histories import (
     NEW,
     OLD,
     REGIONS,
     WRITES,
     Env,
-    _policy,
-    _publish_by_hand,
     build,
     env,  # noqa: F401
     lambda_client,
+    policy,
+    publish_by_hand,
     recorded,
     run_cli,
     versions,
 )
-
-from layer_builder.model import BuildManifest
 
 
 def _writes(proxy: FaultProxy) -> int:
@@ -112,8 +112,8 @@ def test_a_hand_published_version_with_our_bytes_and_other_metadata_is_never_ado
     for region in REGIONS:
         assert versions(endpoint, region, m.layer_name) == [1, 2]  # never deleted
         with pytest.raises(lambda_client(endpoint, region).exceptions.ResourceNotFoundException):
-            _policy(endpoint, region, m.layer_name, 1)  # never shared
-        assert _policy(endpoint, region, m.layer_name, 2) == {("public", "*", None)}
+            policy(endpoint, region, m.layer_name, 1)  # never shared
+        assert policy(endpoint, region, m.layer_name, 2) == {("public", "*", None)}
     assert recorded(registry, NEW) == {r: 2 for r in REGIONS}
 
 
@@ -137,7 +137,7 @@ def test_a_partner_statement_named_like_ours_is_left_alone(
     code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
-        assert _policy(endpoint, region, name, 1) == {
+        assert policy(endpoint, region, name, 1) == {
             ("public", "*", None), ("public-partner", "210987654321", None)
         }  # fmt: skip
 
@@ -153,7 +153,7 @@ def test_a_later_release_deletes_unrecorded_duplicates_of_recorded_zips(
     assert run_cli(capsys, cfg, OLD, dist, registry)[0] == 0
     # A late commit of 2.74.0 after that run ended: private, unrecorded, marked as ours.
     for region in REGIONS:
-        assert _publish_by_hand(endpoint, region, old_manifest) == 2
+        assert publish_by_hand(endpoint, region, old_manifest) == 2
     code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert data is not None

@@ -11,14 +11,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy, Faults
-from publisher_fakes import CODE, MARKER, NAME, REGION, FakeLambda, RecordingDeadline, make_plan
-from test_publish_histories import NEW, REGIONS, build, recorded, run_cli, versions
 
 from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.histories import NEW, REGIONS, build, recorded, run_cli, versions
+from tests.helpers.publisher_fakes import (
+    CODE,
+    MARKER,
+    NAME,
+    REGION,
+    FakeLambda,
+    RecordingDeadline,
+    make_plan,
+)
 
 
 def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run(
@@ -63,7 +71,7 @@ def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run
 
 
 def test_a_lost_publish_that_never_lands_is_waited_for_then_published_once_more() -> None:
-    from publisher_fakes import TickClock, server_error
+    from tests.helpers.publisher_fakes import TickClock, server_error
 
     api = FakeLambda()
     # Lambda never got it: the answer is lost and nothing was published.

@@ -6,14 +6,14 @@ import os
 
 import boto3
 import pytest
-from conftest import FAKE_ACCOUNT
-from faultproxy import FaultProxy, Faults
 
 from layer_builder.aws.clients import Aws, RetrySettings
 from layer_builder.aws.facts import partition_of_region
 from layer_builder.errors import ArgumentError, CredentialsError
 from layer_builder.publish import check_credentials, parse_regions_arg, resolve_regions
 from layer_builder.sandbox.emulator import SANDBOX_ACCOUNT, sandbox_aws
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.layers import FAKE_ACCOUNT
 
 
 def _moto_regions(region: str = "us-east-1") -> dict[str, str]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_docs import arn, document, write_version
 
 from layer_builder.cli import main
 from layer_builder.errors import RegistryError
 from layer_builder.registry.reader import LayerRelease, RegistryClient
+from tests.helpers.registry_docs import arn, document, write_version
 
 ACCOUNT = "943013980633"
 PY = "SentryPythonServerlessSDK"

@@ -8,11 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_registry import link_of, registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_path, registry_lock
 from layer_builder.registry.reader import STATIC_INDEX_FILE
+from tests.helpers.registrations import link_of, registration, rt, write
 
 
 def test_a_hand_edited_document_is_kept_byte_for_byte_and_non_ascii_stays_literal(

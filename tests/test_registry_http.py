@@ -18,14 +18,14 @@ from threading import Thread
 from typing import Any
 
 import pytest
-from api_server import ApiServer
-from registry_docs import arn, document, write_version
 
 from layer_builder.cli import main
 from layer_builder.errors import RegistryError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
 from layer_builder.registry.reader import RegistryClient
 from layer_builder.registry.writer import write_release
+from tests.helpers.api_server import ApiServer
+from tests.helpers.registry_docs import arn, document, write_version
 
 PY = "SentryPythonServerlessSDK"
 SECRET = "s3cr3t-T0KEN-4242"

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy
-from test_publish_histories import NEW, Env, build, env, run_cli  # noqa: F401
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_dir, lock_path, registry_lock
+from tests.helpers.faultproxy import FaultProxy
+from tests.helpers.histories import NEW, Env, build, env, run_cli  # noqa: F401
 
 NOBODY = 65534
 

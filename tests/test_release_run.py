@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from conftest import FAKE_ACCOUNT, ConfigFactory
 
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish.release import ReleaseRequest, run_release
 from layer_builder.publish.target import PublishTarget
+from tests.helpers.layers import FAKE_ACCOUNT, ConfigFactory
 
 V = ReleaseVersion.parse("2.75.0")
 TARGET = PublishTarget(FAKE_ACCOUNT, "aws", ("eu-west-1",))

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_server import ApiServer
-from elf_fixtures import write_elf
-from package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
-from registry_docs import arn as layer_arn
-from registry_docs import document, write_version
 
 from layer_builder.build.sbom import layer_sbom, release_sbom, validation_error
 from layer_builder.cli import main
 from layer_builder.model import BuildManifest, BundledPackage, ExtensionInfo
 from layer_builder.registry.reader import RegistryClient
+from tests.helpers.api_server import ApiServer
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
+from tests.helpers.registry_docs import arn as layer_arn
+from tests.helpers.registry_docs import document, write_version
 
 REPO = Path(__file__).resolve().parent.parent
 RELAY = REPO / "extensions" / "relay.yml"

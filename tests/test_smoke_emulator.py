@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from smoke_layers import extension, make_layer
 
 from layer_builder.cli import main
 from layer_builder.errors import ArgumentError
@@ -27,6 +26,7 @@ from layer_builder.smoke.api import serve_api
 from layer_builder.smoke.lifecycle import Limits
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip, zip_architectures
 from layer_builder.smoke.sentry import parse_envelope
+from tests.helpers.smoke_layers import extension, make_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Limits(init_s=3.0, timeout_s=5.0)

@@ -16,8 +16,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import make_elf
-from smoke_layers import WRAPPER_VIA_EXTENSION, make_layer
 
 from layer_builder.aws.facts import MACHINE_NAME
 from layer_builder.build.extension import load_manifest
@@ -26,6 +24,8 @@ from layer_builder.model import UNIVERSAL
 from layer_builder.smoke import environment
 from layer_builder.smoke.lifecycle import Limits
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
+from tests.helpers.elf_fixtures import make_elf
+from tests.helpers.smoke_layers import WRAPPER_VIA_EXTENSION, make_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = ROOT / "extensions" / "standin"

@@ -15,12 +15,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from smoke_layers import extension, make_layer, standin_layer
 
 from layer_builder.cli import main
 from layer_builder.smoke import environment, runner
 from layer_builder.smoke.lifecycle import Limits, error_line
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
+from tests.helpers.smoke_layers import extension, make_layer, standin_layer
 
 FAST = Limits(init_s=3.0, timeout_s=4.0)
 HOST_MACHINE = os.uname().machine

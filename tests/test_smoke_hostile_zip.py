@@ -16,11 +16,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from smoke_layers import extension, make_layer
 
 from layer_builder.aws.facts import MAX_UNZIPPED_BYTES
 from layer_builder.cli import main
 from layer_builder.smoke import environment
+from tests.helpers.smoke_layers import extension, make_layer
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:

@@ -8,10 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from elf_fixtures import write_elf
-from smoke_layers import build, cli, smoke
 
 from layer_builder.smoke.runner import host_architecture
+from tests.helpers.elf_fixtures import write_elf
+from tests.helpers.smoke_layers import build, cli, smoke
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = host_architecture()

@@ -14,92 +14,23 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from elf_fixtures import make_elf, write_elf
 
 from layer_builder import proc
 from layer_builder.build import sdk
 from layer_builder.cli import main
-from layer_builder.config import LayerConfig, load_config
+from layer_builder.config import load_config
 from layer_builder.errors import ArtifactError
-from layer_builder.model import ReleaseVersion
+from tests.helpers.elf_fixtures import make_elf, write_elf
+from tests.helpers.universal import RELAY, REPO, FakeInstall, V, build, ext_args, write_config
 
-REPO = Path(__file__).resolve().parent.parent
-RELAY = REPO / "extensions" / "relay.yml"
-V = ReleaseVersion.parse("3.2.1")
 LAUNCHER = "extensions/sentry-lambda-extension"
 REGIONS = "us-east-1,eu-west-1"
-
-
-def write_config(tmp_path: Path, *, layout: str = "universal", name: str | None = None) -> Path:
-    path = tmp_path / "uni.yml"
-    path.write_text(
-        textwrap.dedent(f"""\
-            name: "{name or "Uni" + uuid.uuid4().hex[:8]}{{{{ arch_suffix }}}}"
-            description: "Universal test {{{{ version }}}} ({{{{ arch }}}})"
-            license: MIT
-            layout: {layout}
-            canonical: "aws-layer:python"
-            runtime: python
-            compatible_runtimes: [python3.12, python3.13]
-            architectures: [x86_64, arm64]
-            sdk:
-              package: tiny
-            extension: {RELAY}
-            publish:
-              max_workers: 8
-              region_timeout: 20
-              attempts: 2
-            registry:
-              runtime_dir: python
-            """),
-        encoding="utf-8",
-    )
-    return path
-
-
-class FakeInstall:
-    """Stands in for pip: a pure-Python package, plus a native library when ``native``."""
-
-    def __init__(self, native: bool = False) -> None:
-        self.native = native
-        self.calls: list[str] = []
-
-    def __call__(self, cfg: LayerConfig, sdk_version: str, arch: str, root: Path) -> None:
-        self.calls.append(arch)
-        pkg = root / "python" / "tiny"
-        pkg.mkdir(parents=True, exist_ok=True)
-        (pkg / "__init__.py").write_text(f"VERSION = {sdk_version!r}\n")
-        if self.native:
-            (pkg / "_speedups.so").write_bytes(make_elf(arch, kind="shared"))
-
-
-@pytest.fixture
-def binaries(tmp_path: Path) -> dict[str, Path]:
-    (tmp_path / "bin").mkdir()
-    return {
-        "x86_64": write_elf(tmp_path / "bin" / "relay-x86", "x86_64", payload=b"x86" * 20),
-        "arm64": write_elf(tmp_path / "bin" / "relay-arm", "arm64", payload=b"arm" * 20),
-    }
-
-
-def ext_args(binaries: dict[str, Path], *archs: str) -> list[str]:
-    return [a for arch in archs for a in ("--extension-file", f"{arch}={binaries[arch]}")]
-
-
-def build(
-    capsys: pytest.CaptureFixture[str], config: Path, out: Path, *args: str
-) -> tuple[int, dict[str, Any] | None, str]:
-    code = main(["build", str(config), "--version", V.text, "--out", str(out), "--json", *args])
-    captured = capsys.readouterr()
-    return code, (json.loads(captured.out) if captured.out.strip() else None), captured.err
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_guards_verify_universal import built  # noqa: F401  (a fixture)
 
 from layer_builder.build.launchmap import MachineArm, read_launcher
 from layer_builder.cli import main
+from tests.helpers.universal import built  # noqa: F401  (a fixture)
 
 LAUNCHER = "extensions/sentry-lambda-extension"
 X86, ARM = "relay/relay-x86_64", "relay/relay-aarch64"

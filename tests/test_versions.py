@@ -132,7 +132,7 @@ def test_the_scheme_follows_the_layers_runtimes(runtimes: tuple[str, ...], schem
 
 
 def test_a_python_post_release_spelled_with_a_dash_takes_the_links(tmp_path: Path) -> None:
-    from test_registry import registration, write
+    from tests.helpers.registrations import registration, write
 
     root = tmp_path / "registry"
     for text in ("2.75.0", "2.75.0-post1", "2.75.0-rc1"):

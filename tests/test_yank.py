@@ -13,15 +13,15 @@ from typing import Any
 
 import boto3
 import pytest
-from api_server import ApiServer
-from faultproxy import FaultProxy, Faults
-from registry_docs import arn as layer_arn
-from registry_docs import document, write_version
 
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, ReleaseVersion
 from layer_builder.registry.reader import RegistryClient
+from tests.helpers.api_server import ApiServer
+from tests.helpers.faultproxy import FaultProxy, Faults
+from tests.helpers.registry_docs import arn as layer_arn
+from tests.helpers.registry_docs import document, write_version
 
 REGIONS = "us-east-1,eu-west-1"
 RELEASES = ("2.73.0", "2.74.0", "2.75.0")

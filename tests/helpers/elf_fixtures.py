@@ -1,8 +1,8 @@
 """Tiny ELF files for tests: a valid header and one program header, nothing to execute.
 
-Usage (the tests directory is on ``sys.path``)::
+Usage ::
 
-    from elf_fixtures import make_elf
+    from tests.helpers.elf_fixtures import make_elf
     make_elf("arm64")                       # 64-bit little-endian ET_EXEC for aarch64
     make_elf("x86_64", executable=False)    # ET_REL: a relocatable object, not runnable
     make_elf("x86_64", kind="shared")       # ET_DYN without interpreter or PIE flag: a .so
