@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from layer_builder.build.extension import (
     load_manifest,
@@ -20,11 +17,6 @@ ELF = {arch: make_elf(arch, payload=arch.encode()) for arch in ("x86_64", "arm64
 SHA = {arch: hashlib.sha256(data).hexdigest() for arch, data in ELF.items()}
 
 
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    srv = FakeServer()
-    yield srv
-    srv.close()
 
 
 def write_manifest(tmp_path: Path, text: str, *, launcher: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the publisher's unit-level guards (tests/test_guards_publisher_*.py).
+"""In-memory stand-ins for the publisher's unit tests (tests/unit/publish/).
 
 ``FakeLambda`` keeps one region's layer versions the way Lambda does (numbers start at 1,
 only grow, are never reused; listings newest first, in pages) and records every call, so a

@@ -22,6 +22,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+from tests.helpers.paths import REPO as ROOT
+
 WRAPPER_PATH = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 
 WRAPPER = textwrap.dedent("""\
@@ -135,7 +137,7 @@ def make_layer(
     return path
 
 
-STANDIN_DIR = Path(__file__).resolve().parent.parent / "extensions" / "standin"
+STANDIN_DIR = ROOT / "extensions" / "standin"
 
 
 def standin_layer(path: Path, machines: list[str], archs: list[str]) -> Path:
@@ -158,7 +160,6 @@ def standin_layer(path: Path, machines: list[str], archs: list[str]) -> Path:
     return z
 
 
-ROOT = Path(__file__).resolve().parent.parent
 MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 

@@ -18,9 +18,7 @@ from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import ReleaseVersion
 from tests.helpers.elf_fixtures import make_elf, write_elf
-
-REPO = Path(__file__).resolve().parent.parent
-
+from tests.helpers.paths import REPO
 
 RELAY = REPO / "extensions" / "relay.yml"
 
