@@ -365,10 +365,11 @@ def test_a_file_where_the_checkout_should_be(tmp_path: Path) -> None:
 def test_unknown_canonicals_name_what_is_known(two_releases: Path) -> None:
     client = RegistryClient(two_releases)
     assert refusal(lambda: client.latest("aws-layer:pyton")) == (
-        f"{registry}: no layer 'aws-layer:pyton' in the registry; did you mean 'aws-layer:python'?"
+        f"{two_releases}: no layer 'aws-layer:pyton' in the registry; "
+        "did you mean 'aws-layer:python'?"
     )
     assert refusal(lambda: client.latest("ruby")) == (
-        f"{registry}: no layer 'ruby' in the registry; known: aws-layer:python"
+        f"{two_releases}: no layer 'ruby' in the registry; known: aws-layer:python"
     )
 
 
@@ -499,7 +500,7 @@ def test_runtimes_without_latest_are_listed_after_every_known_canonical(checkout
     client = RegistryClient(checkout)
     assert sorted(client.index()) == ["aws-layer:node", "aws-layer:python"]
     assert refusal(lambda: client.latest("ruby")) == (
-        f"{registry}: no layer 'ruby' in the registry; known: aws-layer:node, aws-layer:python "
+        f"{checkout}: no layer 'ruby' in the registry; known: aws-layer:node, aws-layer:python "
         "(java/, ruby/ has no latest.json)"
     )
 
