@@ -94,7 +94,7 @@ LAUNCHER = "extensions/sentry-lambda-extension"
 
 
 @pytest.fixture
-def built(
+def universal_layer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Path, Path]:
     """A good universal layer: (zip, manifest)."""

@@ -1,3 +1,3 @@
 """Fixtures shared by the build tests: a universal layer built through the CLI."""
 
-from tests.helpers.universal import binaries, built  # noqa: F401  (fixtures)
+from tests.helpers.universal import binaries, universal_layer  # noqa: F401  (fixtures)

@@ -22,9 +22,9 @@ X86, ARM = "relay/relay-x86_64", "relay/relay-aarch64"
 
 
 @pytest.fixture
-def layer(built: tuple[Path, Path]) -> Path:
+def layer(universal_layer: tuple[Path, Path]) -> Path:
     """The good universal layer's zip (its build manifest beside it)."""
-    return built[0]
+    return universal_layer[0]
 
 
 def rewrite(zip_path: Path, changes: dict[str, tuple[int, bytes] | None]) -> None:

@@ -11,34 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from layer_builder.build import sdk
 from layer_builder.build.verify import VerifyError, neutrality_error, verify_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.cli import main
 from layer_builder.errors import ArtifactError
-from tests.helpers.elf_fixtures import make_elf, write_elf
+from tests.helpers.elf_fixtures import make_elf
 from tests.helpers.universal import (
     LAUNCHER,
-    FakeInstall,
-    build,
     edit_manifest,
-    ext_args,
     rewrite,
     verify_err,
-    write_config,
 )
 
 
 def test_the_good_layer_passes(
-    built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["verify", str(built[0])]) == 0, capsys.readouterr().err
+    assert main(["verify", str(universal_layer[0])]) == 0, capsys.readouterr().err
 
 
 def test_manifest_disagreements_word_for_word(
-    built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = built
+    zip_path, manifest_path = universal_layer
     good = json.loads(manifest_path.read_text())
     x86, arm = good["extensions"]
     cases = [
@@ -57,9 +52,9 @@ def test_manifest_disagreements_word_for_word(
 
 
 def test_binaries_and_launcher_disagreements_word_for_word(
-    built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = built
+    zip_path, manifest_path = universal_layer
     original = (zip_path.read_bytes(), manifest_path.read_text())
     with zipfile.ZipFile(zip_path) as zf:
         launcher, arm = zf.read(LAUNCHER), zf.read("relay/relay-aarch64")
@@ -111,9 +106,9 @@ def test_neutrality_error_lists_three_and_counts_the_rest() -> None:
 
 
 def test_without_a_manifest_the_binaries_tell_the_architectures(
-    built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = built
+    zip_path, manifest_path = universal_layer
     manifest_path.unlink()
     assert main(["verify", str(zip_path), "--json"]) == 0, capsys.readouterr().err
     (report,) = json.loads(capsys.readouterr().out)["zips"]
@@ -132,23 +127,6 @@ def test_without_a_manifest_the_binaries_tell_the_architectures(
 
 
 
-@pytest.fixture
-def uni(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Path]:
-    """A good universal layer built through the CLI: (zip, manifest)."""
-    monkeypatch.setattr(sdk, "install_sdk", FakeInstall())
-    (tmp_path / "bin").mkdir()
-    binaries = {
-        "x86_64": write_elf(tmp_path / "bin" / "relay-x86", "x86_64", payload=b"x86" * 20),
-        "arm64": write_elf(tmp_path / "bin" / "relay-arm", "arm64", payload=b"arm" * 20),
-    }
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
-    zip_path = Path(data["layers"][0]["zip"])
-    return zip_path, zip_path.with_name(zip_path.name + ".json")
 
 
 def layer(tmp_path: Path, files: dict[str, tuple[int, bytes]]) -> Path:
@@ -287,9 +265,9 @@ def test_a_directory_is_not_a_layer_zip(tmp_path: Path) -> None:
 
 
 def test_a_missing_launcher_is_reported_with_what_it_would_start(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     with zipfile.ZipFile(zip_path) as zf:
         members = [(i, zf.read(i)) for i in zf.infolist() if i.filename != LAUNCHER]
     with zipfile.ZipFile(zip_path, "w") as out:
@@ -308,9 +286,9 @@ def test_a_missing_launcher_is_reported_with_what_it_would_start(
 
 
 def test_a_zip_changed_after_its_build_names_both_digests(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     actual = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     edit_manifest(manifest_path, sha256="ab" * 32)
     assert verify_err(capsys, str(zip_path)) == [
@@ -320,16 +298,16 @@ def test_a_zip_changed_after_its_build_names_both_digests(
 
 
 def test_an_arch_the_manifest_does_not_claim_lists_every_claimed_one(
-    uni: tuple[Path, Path],
+    universal_layer: tuple[Path, Path],
 ) -> None:
-    zip_path, _ = uni
+    zip_path, _ = universal_layer
     with pytest.raises(VerifyError, match="built for") as exc:
         verify_zip(zip_path, arch="riscv64")
     assert str(exc.value) == f"{zip_path}: built for x86_64, arm64, not riscv64"
 
 
-def test_the_stand_in_extension_is_noted(uni: tuple[Path, Path]) -> None:
-    zip_path, manifest_path = uni
+def test_the_stand_in_extension_is_noted(universal_layer: tuple[Path, Path]) -> None:
+    zip_path, manifest_path = universal_layer
     extensions = json.loads(manifest_path.read_text())["extensions"]
     edit_manifest(
         manifest_path, extensions=[{**e, "source": "sandbox stand-in"} for e in extensions]
@@ -340,9 +318,9 @@ def test_the_stand_in_extension_is_noted(uni: tuple[Path, Path]) -> None:
 
 
 def test_a_manifest_entry_without_architecture_leaves_both_unlisted(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     x86 = json.loads(manifest_path.read_text())["extensions"][0]
     edit_manifest(manifest_path, extensions=[{**x86, "architecture": "", "path": ""}])
     assert verify_err(capsys, str(zip_path)) == [
@@ -352,9 +330,9 @@ def test_a_manifest_entry_without_architecture_leaves_both_unlisted(
 
 
 def test_entries_after_a_format_1_entry_are_still_checked(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     x86, arm = json.loads(manifest_path.read_text())["extensions"]
     edit_manifest(manifest_path, extensions=[{**x86, "path": ""}, {**arm, "sha256": "0" * 64}])
     assert verify_err(capsys, str(zip_path)) == [
@@ -364,9 +342,9 @@ def test_entries_after_a_format_1_entry_are_still_checked(
 
 
 def test_entries_after_a_missing_binary_are_still_checked(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     x86, arm = json.loads(manifest_path.read_text())["extensions"]
     edit_manifest(
         manifest_path, extensions=[{**x86, "path": "relay/gone"}, {**arm, "sha256": "0" * 64}]
@@ -379,9 +357,9 @@ def test_entries_after_a_missing_binary_are_still_checked(
 
 
 def test_a_binary_for_neither_machine_is_reported_once(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     with zipfile.ZipFile(zip_path) as zf:
         x86 = zf.read("relay/relay-x86_64")
     rewrite(zip_path, manifest_path, **{"relay/relay-x86_64": (0o100755, make_elf("i386"))})
@@ -394,9 +372,9 @@ def test_a_binary_for_neither_machine_is_reported_once(
 
 
 def test_a_one_architecture_universal_layer_may_start_its_binary_directly(
-    uni: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    universal_layer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path, manifest_path = uni
+    zip_path, manifest_path = universal_layer
     x86 = json.loads(manifest_path.read_text())["extensions"][0]
     direct = b"#!/bin/sh\nexec /opt/relay/relay-x86_64\n"
     rewrite(
@@ -419,23 +397,6 @@ ARM = "relay/relay-aarch64"
 X86 = "relay/relay-x86_64"
 
 
-@pytest.fixture
-def universal_layer(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Path]:
-    """A good universal layer: (zip, manifest)."""
-    monkeypatch.setattr(sdk, "install_sdk", FakeInstall())
-    (tmp_path / "bin").mkdir()
-    binaries = {
-        "x86_64": write_elf(tmp_path / "bin" / "relay-x86", "x86_64", payload=b"x86" * 20),
-        "arm64": write_elf(tmp_path / "bin" / "relay-arm", "arm64", payload=b"arm" * 20),
-    }
-    code, data, err = build(
-        capsys, write_config(tmp_path), tmp_path / "out", *ext_args(binaries, "x86_64", "arm64")
-    )
-    assert code == 0 and data is not None, err
-    zip_path = Path(data["layers"][0]["zip"])
-    return zip_path, zip_path.with_name(zip_path.name + ".json")
 
 
 def _drop(zip_path: Path, manifest_path: Path, *names: str) -> None:
