@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from layer_builder import cli
 from layer_builder.consumer import instrumentation
+from tests.helpers.cli import run_cli
 from tests.helpers.registry_docs import Shape, document, write_version
 
 ACCOUNT = "123456789012"  # moto's
@@ -121,9 +121,8 @@ def world(lam: Callable[[str], Any], role: str, tmp_path: Path) -> World:
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     """``cli.main(argv)``: exit code, parsed --json stdout (or None), stderr."""
-    code = cli.main(list(argv))
-    out = capsys.readouterr()
-    return code, (json.loads(out.out) if "--json" in argv and out.out else None), out.err
+    code, out, err = run_cli(capsys, *argv)
+    return code, (json.loads(out) if "--json" in argv and out else None), err
 
 
 def fn_cmd(world: World, verb: str, name: str, *extra: str) -> list[str]:

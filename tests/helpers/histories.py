@@ -11,9 +11,9 @@ import boto3
 import pytest
 
 from layer_builder.aws.clients import parse_policy
-from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, ReleaseVersion
+from tests.helpers.cli import run_cli
 from tests.helpers.layers import write_layer
 
 NEW = ReleaseVersion.parse("2.75.0")
@@ -25,7 +25,7 @@ REGIONS = ["ap-southeast-2", "eu-west-1", "us-east-1"]
 PUBLISH_CFG = "max_workers: 8\nregion_timeout: 20\nattempts: 2\n"
 
 
-def run_cli(
+def run_publish(
     capsys: pytest.CaptureFixture[str],
     cfg: LayerConfig,
     version: ReleaseVersion,
@@ -33,11 +33,11 @@ def run_cli(
     registry: Path,
     *extra: str,
 ) -> tuple[int, dict[str, Any] | None, str]:
-    code = main(
-        ["publish", str(cfg.path), "--version", version.text, "--dist", str(dist),
-         "--registry", str(registry), "--regions", ",".join(REGIONS), "--json", *extra]
+    """``publish`` of this release to REGIONS with --json: exit code, document, stderr."""
+    code, out, err = run_cli(
+        capsys, "publish", str(cfg.path), "--version", version.text, "--dist", str(dist),
+        "--registry", str(registry), "--regions", ",".join(REGIONS), "--json", *extra,
     )  # fmt: skip
-    out, err = capsys.readouterr()
     return code, (json.loads(out) if out.strip() else None), err
 
 

@@ -16,12 +16,12 @@ behind a launcher carrying the real launcher's first line.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
+from tests.helpers.cli import run_subprocess
 from tests.helpers.paths import REPO as ROOT
 
 WRAPPER_PATH = "python/sentry_sdk/integrations/init_serverless_sdk/__init__.py"
@@ -163,28 +163,13 @@ def standin_layer(path: Path, machines: list[str], archs: list[str]) -> Path:
 MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 
-def cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``layer-builder ARGS`` in a subprocess, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "layer_builder", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-
-
 def build(config: str, version: str, out: Path, archs: list[str]) -> Path:
     """Build a reference config (real pip/npm install) with the stand-in for ``archs``."""
     args = ["build", str(ROOT / "configs" / config), "--version", version, "--out", str(out)]
     for arch in archs:
         binary = STANDIN_DIR / f"sentry-standin-{MACHINES[arch]}"
         args += ["--arch", arch, "--extension-file", f"{arch}={binary}"]
-    proc = cli(*args, "--json", cwd=out.parent)
+    proc = run_subprocess(*args, "--json", cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     (layer,) = json.loads(proc.stdout)["layers"]
     return Path(layer["zip"])
@@ -192,5 +177,5 @@ def build(config: str, version: str, out: Path, archs: list[str]) -> Path:
 
 def smoke(*args: str, cwd: Path) -> tuple[int, dict[str, object], str]:
     """``layer-builder smoke ARGS --json``: exit code, document, stderr."""
-    proc = cli("smoke", *args, "--json", cwd=cwd)
+    proc = run_subprocess("smoke", *args, "--json", cwd=cwd)
     return proc.returncode, json.loads(proc.stdout), proc.stderr

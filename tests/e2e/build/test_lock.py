@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from layer_builder.build.lock import for_build, lock_files
-from layer_builder.cli import main
 from layer_builder.config import load_config
 from layer_builder.model import ReleaseVersion
+from tests.helpers.cli import run_cli
 from tests.helpers.package_index import PackageIndex, make_wheel, sha256_of, write_tiny_config
 from tests.helpers.paths import REPO
 
@@ -36,16 +36,12 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     index.close()
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def build(
     capsys: pytest.CaptureFixture[str], config: Path, out: Path, *extra: str
 ) -> tuple[bytes, dict[str, Any]]:
-    code, _, err = run(capsys, "build", str(config), "--version", "1.0.0", "--out", str(out),
+    code, _, err = run_cli(capsys, "build", str(config), "--version", "1.0.0", "--out", str(out),
                        "-q", *extra)  # fmt: skip
     assert code == 0, err
     (zip_path,) = out.glob("*.zip")
@@ -62,7 +58,7 @@ def test_locked_build_ignores_a_newer_dependency_and_refuses_a_tampered_wheel(
     world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, wheels, index = world
-    code, out, err = run(capsys, "lock", str(config), "--version", "1.0.0", "--json")
+    code, out, err = run_cli(capsys, "lock", str(config), "--version", "1.0.0", "--json")
     assert code == 0, err
     locks = {Path(entry["path"]).name: entry for entry in json.loads(out)["locks"]}
     assert sorted(locks) == ["tiny.lock.arm64.txt", "tiny.lock.x86_64.txt"]
@@ -72,7 +68,7 @@ def test_locked_build_ignores_a_newer_dependency_and_refuses_a_tampered_wheel(
         digest = sha256_of(wheels / f"{name}-1.0.0-py3-none-any.whl")
         assert f"{name}==1.0.0 \\\n    --hash=sha256:{digest}\n" in text
     # Locking again with the index unchanged rewrites nothing.
-    code, out, _ = run(capsys, "lock", str(config), "--version", "1.0.0", "--json")
+    code, out, _ = run_cli(capsys, "lock", str(config), "--version", "1.0.0", "--json")
     assert code == 0 and not any(e["changed"] for e in json.loads(out)["locks"])
 
     today, manifest = build(capsys, config, tmp_path / "today")
@@ -89,7 +85,9 @@ def test_locked_build_ignores_a_newer_dependency_and_refuses_a_tampered_wheel(
     # links, as a compromised index would): refused by the lock's hash, nothing written.
     make_wheel(wheels, "tinydep", "1.0.0", payload="STOLEN = True\n")
     out_dir = tmp_path / "tampered"
-    code, _, err = run(capsys, "build", str(config), "--version", "1.0.0", "--out", str(out_dir))
+    code, _, err = run_cli(
+        capsys, "build", str(config), "--version", "1.0.0", "--out", str(out_dir)
+    )
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: pip install from tiny.lock.") and "HASH" in last.upper()
@@ -101,10 +99,10 @@ def test_a_stale_or_missing_lock_stops_the_build_before_any_install(
     world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, wheels, index = world
-    assert run(capsys, "lock", str(config), "--version", "1.0.0")[0] == 0
+    assert run_cli(capsys, "lock", str(config), "--version", "1.0.0")[0] == 0
     make_wheel(wheels, "tinysdk", "1.0.1", requires=["tinydep>=1.0"])
     before = len(index.requests)
-    code, _, err = run(capsys, "build", str(config), "--version", "1.0.1", "--out", "dist")
+    code, _, err = run_cli(capsys, "build", str(config), "--version", "1.0.1", "--out", "dist")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: ") and "tiny.lock." in err
     assert "locks tinysdk 1.0.0, this build needs 1.0.1" in err
@@ -115,22 +113,22 @@ def test_a_stale_or_missing_lock_stops_the_build_before_any_install(
     elsewhere.mkdir()
     os.chdir(elsewhere)
     try:
-        code, _, err = run(capsys, "build", str(config.resolve()), "--version", "1.0.1")
+        code, _, err = run_cli(capsys, "build", str(config.resolve()), "--version", "1.0.1")
     finally:
         os.chdir(tmp_path)
     assert code == 2 and f"run `layer-builder lock {config.resolve()} --version 1.0.1`" in err
 
     # --no-lock builds it anyway; `lock` brings the lock up to date, and then it builds.
-    assert run(capsys, "build", str(config), "--version", "1.0.1", "--no-lock", "-q")[0] == 0
-    assert run(capsys, "lock", str(config), "--version", "1.0.1")[0] == 0
-    assert run(capsys, "build", str(config), "--version", "1.0.1", "--locked", "-q")[0] == 0
+    assert run_cli(capsys, "build", str(config), "--version", "1.0.1", "--no-lock", "-q")[0] == 0
+    assert run_cli(capsys, "lock", str(config), "--version", "1.0.1")[0] == 0
+    assert run_cli(capsys, "build", str(config), "--version", "1.0.1", "--locked", "-q")[0] == 0
 
     # --locked (the release workflow) refuses a config without its lock.
     for lock in tmp_path.glob("tiny.lock.*.txt"):
         lock.unlink()
-    code, _, err = run(capsys, "build", str(config), "--version", "1.0.1", "--locked")
+    code, _, err = run_cli(capsys, "build", str(config), "--version", "1.0.1", "--locked")
     assert code == 2 and "lock file missing" in err and "layer-builder lock" in err
-    code, out, _ = run(capsys, "build", str(config), "--version", "1.0.1", "--out", "plain")
+    code, out, _ = run_cli(capsys, "build", str(config), "--version", "1.0.1", "--out", "plain")
     assert code == 0 and "no lock file; dependencies resolved afresh" in out
 
 
@@ -167,7 +165,7 @@ def test_a_node_lock_for_another_version_stops_the_build(
         "packages": {"": {"dependencies": {"@sentry/aws-serverless": "10.1.0"}}},
     }
     (tmp_path / "node.package-lock.json").write_text(json.dumps(lock))
-    code, _, err = run(capsys, "build", "node.yml", "--version", "10.2.0", "--out", "dist")
+    code, _, err = run_cli(capsys, "build", "node.yml", "--version", "10.2.0", "--out", "dist")
     assert code == 2 and err.startswith(
         "error: node.package-lock.json: locks @sentry/aws-serverless"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_subprocess
 from tests.helpers.paths import REPO as ROOT
 
 PY_CONFIG = ROOT / "configs" / "sentry-python.yml"
@@ -27,7 +28,7 @@ PY_VERSION = "2.75.0"
 pytestmark = pytest.mark.slow
 
 
-def run_cli(
+def run_as_user(
     *args: str,
     cwd: Path,
     umask: int = 0o022,
@@ -37,16 +38,7 @@ def run_cli(
     env = {**os.environ, "TZ": tz}
     env.pop("SOURCE_DATE_EPOCH", None)
     env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "layer_builder", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        capture_output=True,
-        preexec_fn=lambda: os.umask(umask),
-        check=False,
-        timeout=900,
-    )
+    return run_subprocess(*args, cwd=cwd, env=env, umask=umask)
 
 
 BINARIES = {
@@ -67,7 +59,7 @@ def build_python(
     workdir.mkdir(parents=True)
     arch_args = [a for arch in archs for a in ("--arch", arch)] if len(archs) < 2 else []
     ext_args = [a for arch in archs for a in ("--extension-file", f"{arch}={BINARIES[arch]}")]
-    proc = run_cli(
+    proc = run_as_user(
         "build",
         str(PY_CONFIG),
         "--version",
@@ -136,7 +128,7 @@ def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
 
 
 def test_verify_accepts_the_built_layer(python_zips: tuple[Path, Path], tmp_path: Path) -> None:
-    proc = run_cli("verify", str(python_zips[0]), "--json", cwd=tmp_path)
+    proc = run_as_user("verify", str(python_zips[0]), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (report,) = json.loads(proc.stdout)["zips"]
     assert report["family"] == "python" and report["architectures"] == ["x86_64", "arm64"]
@@ -204,7 +196,7 @@ def test_arm64_only_layer_says_it_serves_arm64_only(tmp_path: Path) -> None:
 
 
 def test_wrong_architecture_extension_is_refused(tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_as_user(
         "build",
         str(PY_CONFIG),
         "--version",
@@ -228,7 +220,7 @@ def test_wrong_architecture_extension_is_refused(tmp_path: Path) -> None:
 )
 def test_node_layer_builds_and_the_sdk_loads(tmp_path: Path) -> None:
     version = "10.75.2"
-    proc = run_cli(
+    proc = run_as_user(
         "build",
         str(NODE_CONFIG),
         "--version",
@@ -329,7 +321,7 @@ def test_a_failed_build_overwrites_nothing(tmp_path: Path) -> None:
     earlier = out / f"sentry-python-{PY_VERSION}.zip"
     earlier.write_bytes(b"an earlier, good zip")
     # ...and a build whose arm64 extension is wrong fails before writing anything.
-    proc = run_cli("build", str(PY_CONFIG), "--version", PY_VERSION, "--out", "out",
+    proc = run_as_user("build", str(PY_CONFIG), "--version", PY_VERSION, "--out", "out",
                    "--extension-file", f"x86_64={STANDIN / 'sentry-standin-x86_64'}",
                    "--extension-file", f"arm64={STANDIN / 'sentry-standin-x86_64'}",
                    cwd=tmp_path)  # fmt: skip

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from layer_builder import craft
-from layer_builder.cli import main
 from layer_builder.errors import ArtifactError, ConfigError
 from layer_builder.model import BuildManifest, ReleaseVersion
+from tests.helpers.cli import run_cli
 from tests.helpers.elf_fixtures import make_elf
 from tests.helpers.paths import REPO
 
@@ -98,10 +98,6 @@ def write_manifest(
     return path
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ----------------------------------------------------------------------------- config

@@ -25,7 +25,7 @@ from tests.helpers.histories import (
     policy,
     publish_by_hand,
     recorded,
-    run_cli,
+    run_publish,
     versions,
 )
 from tests.helpers.layers import FAKE_ACCOUNT
@@ -40,17 +40,17 @@ def test_finishing_an_older_release_after_a_newer_one_adds_only_the_missing_regi
     build(cfg, dist, NEW)
     with FaultProxy(endpoint, Faults(down_regions={"eu-west-1"})) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run_cli(capsys, cfg, OLD, dist, registry)
+        code, _, err = run_publish(capsys, cfg, OLD, dist, registry)
     assert code == 3, err
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     before = {r: versions(endpoint, r, name) for r in REGIONS}
     assert before == {"ap-southeast-2": [1, 2], "eu-west-1": [1], "us-east-1": [1, 2]}
 
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, OLD, dist, registry)
+        code, data, err = run_publish(capsys, cfg, OLD, dist, registry)
     assert code == 0, err
     # Only the region that missed 2.74.0 gains a version; the others reuse version 1.
     assert {r: versions(endpoint, r, name) for r in REGIONS} == {
@@ -72,14 +72,14 @@ def test_a_rebuilt_zip_for_a_recorded_version_is_refused_before_any_aws_write(
 ) -> None:
     cfg, dist, registry, endpoint = env
     build(cfg, dist, NEW)
-    assert run_cli(capsys, cfg, NEW, dist, registry)[0] == 0
+    assert run_publish(capsys, cfg, NEW, dist, registry)[0] == 0
     doc_before = (registry / f"aws-lambda-layers/python/{NEW.text}.json").read_bytes()
     old_sha = BuildManifest.load(build(cfg, dist, NEW)).code_sha256
     new_sha = BuildManifest.load(build(cfg, dist, NEW, extra=b"other bytes")).code_sha256
     assert old_sha != new_sha
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and old_sha in last and new_sha in last
@@ -139,7 +139,7 @@ def test_a_registry_that_cannot_be_written_is_refused_before_any_aws_write(
     try:
         with FaultProxy(endpoint) as proxy:
             monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-            code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+            code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
     finally:
         undo()
     assert code == 2, err
@@ -161,14 +161,14 @@ def test_permission_drift_is_reconciled_both_ways(
     cfg, dist, registry, endpoint = env
     build(cfg, dist, NEW)
     name = cfg.layer_name(NEW, "x86_64")
-    assert run_cli(capsys, cfg, NEW, dist, registry)[0] == 0
+    assert run_publish(capsys, cfg, NEW, dist, registry)[0] == 0
     assert policy(endpoint, "eu-west-1", name, 1) == {("public", "*", None)}
 
     org = "o-abcdef1234"
     # The same config file (the zips' names follow it), now organization-only.
     public_text = cfg.path.read_text()
     org_cfg = _rewrite(cfg, public_text + f"  permission:\n    organization_id: {org}\n")
-    code, plan, err = run_cli(capsys, org_cfg, NEW, dist, registry, "--dry-run")
+    code, plan, err = run_publish(capsys, org_cfg, NEW, dist, registry, "--dry-run")
     assert code == 0, err
     assert plan is not None
     assert {r["status"] for r in plan["results"]} == {"planned-heal-permission"}
@@ -182,7 +182,7 @@ def test_permission_drift_is_reconciled_both_ways(
     assert f"plan: eu-west-1 {name}: reuse 1; remove permission public; add permission" in err
 
     # public -> organization only: the world-readable statement goes.
-    code, _, err = run_cli(capsys, org_cfg, NEW, dist, registry)
+    code, _, err = run_publish(capsys, org_cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
         assert policy(endpoint, region, name, 1) == {("public", "*", org)}
@@ -190,7 +190,7 @@ def test_permission_drift_is_reconciled_both_ways(
 
     # organization only -> public: and back.
     cfg = _rewrite(cfg, public_text)
-    code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
         assert policy(endpoint, region, name, 1) == {("public", "*", None)}
@@ -202,7 +202,7 @@ def test_permission_drift_is_reconciled_both_ways(
         Principal="210987654321",
     )  # fmt: skip
     org_cfg = _rewrite(cfg, public_text + f"  permission:\n    organization_id: {org}\n")
-    assert run_cli(capsys, org_cfg, NEW, dist, registry)[0] == 0
+    assert run_publish(capsys, org_cfg, NEW, dist, registry)[0] == 0
     assert policy(endpoint, "us-east-1", name, 1) == {
         ("public", "*", org), ("partner", "210987654321", None)
     }  # fmt: skip
@@ -226,7 +226,7 @@ def test_a_standin_zip_is_refused_outside_the_sandbox(
     _standin(manifest_path)
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
         assert code == 2
         last = err.strip().splitlines()[-1]
         assert last.startswith(f"error: {manifest_path}: the zip carries the sandbox stand-in")
@@ -235,7 +235,7 @@ def test_a_standin_zip_is_refused_outside_the_sandbox(
 
         # The testing flag lifts the refusal; what speaks next is the zip check (this test
         # zip has a stand-in manifest but no extension inside).
-        code, _, err = run_cli(capsys, cfg, NEW, dist, registry, "--allow-standin")
+        code, _, err = run_publish(capsys, cfg, NEW, dist, registry, "--allow-standin")
     assert code == 2 and "stand-in" not in err
     assert "extensions/sentry-lambda-extension is missing" in err
 
@@ -252,7 +252,7 @@ def test_an_answer_in_the_wrong_protocol_is_retried_not_a_traceback(
     )  # fmt: skip
     with FaultProxy(endpoint, faults) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert "Traceback" not in err
     assert proxy.count("GetCallerIdentity", fault="json_429") == 1
@@ -268,7 +268,7 @@ def test_access_denied_fails_its_region_at_once(
     build(cfg, dist, NEW)
     with FaultProxy(endpoint, Faults(first={"PublishLayerVersion": "deny"})) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, _ = run_cli(capsys, cfg, NEW, dist, registry)
+        code, data, _ = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 3
     # One call per region: no retry of a refusal.
     assert proxy.count("PublishLayerVersion") == len(REGIONS)
@@ -293,7 +293,7 @@ def test_duplicates_converge_on_the_lowest_version_and_unrecorded_ones_are_delet
     }  # fmt: skip
     (other / "2.74.0.json").write_text(json.dumps(doc))
 
-    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert data is not None
     assert {r["region"]: (r["status"], r["version"]) for r in data["results"]} == {

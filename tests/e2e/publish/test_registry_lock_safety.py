@@ -17,7 +17,7 @@ import pytest
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_dir, lock_path, registry_lock
 from tests.helpers.faultproxy import FaultProxy
-from tests.helpers.histories import NEW, Env, build, run_cli
+from tests.helpers.histories import NEW, Env, build, run_publish
 
 NOBODY = 65534
 
@@ -127,7 +127,7 @@ def test_another_users_planted_lock_cannot_make_a_root_publish_truncate_a_file(
     _as_nobody("ln", "-s", str(victim), str(planted))
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 2, err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: {registry}: the registry lock directory {planted.parent}")

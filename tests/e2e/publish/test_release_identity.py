@@ -22,7 +22,7 @@ from tests.helpers.histories import (
     policy,
     publish_by_hand,
     recorded,
-    run_cli,
+    run_publish,
     versions,
 )
 
@@ -41,7 +41,7 @@ def test_a_rebuilt_zip_after_an_incomplete_run_is_refused_from_what_aws_shows(
     first = BuildManifest.load(build(cfg, dist, NEW))
     with FaultProxy(endpoint, Faults(down_regions={"eu-west-1"})) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 3, err
     assert not (registry / f"aws-lambda-layers/python/{NEW.text}.json").exists()
     # "Re-run all jobs": the release is rebuilt, with other bytes.
@@ -49,8 +49,8 @@ def test_a_rebuilt_zip_after_an_incomplete_run_is_refused_from_what_aws_shows(
     assert rebuilt.sha256 != first.sha256
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, _, err = run_cli(capsys, cfg, NEW, dist, registry)
-        dry_code, _, dry_err = run_cli(capsys, cfg, NEW, dist, registry, "--dry-run")
+        code, _, err = run_publish(capsys, cfg, NEW, dist, registry)
+        dry_code, _, dry_err = run_publish(capsys, cfg, NEW, dist, registry, "--dry-run")
     assert (code, dry_code) == (2, 2), err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: {name} {NEW.text} already exists in AWS with other content")
@@ -71,7 +71,7 @@ def test_the_published_description_names_the_release_and_its_content(
 ) -> None:
     cfg, dist, registry, endpoint = env
     m = BuildManifest.load(build(cfg, dist, NEW))
-    assert run_cli(capsys, cfg, NEW, dist, registry)[0] == 0
+    assert run_publish(capsys, cfg, NEW, dist, registry)[0] == 0
     got = lambda_client(endpoint, "us-east-1").get_layer_version(
         LayerName=m.layer_name, VersionNumber=1
     )
@@ -94,13 +94,13 @@ def test_a_hand_published_version_with_our_bytes_and_other_metadata_is_never_ado
             CompatibleRuntimes=["python3.8"],
             CompatibleArchitectures=["x86_64"],
         )
-    code, plan, err = run_cli(capsys, cfg, NEW, dist, registry, "--dry-run")
+    code, plan, err = run_publish(capsys, cfg, NEW, dist, registry, "--dry-run")
     assert code == 0, err
     assert plan is not None and {r["status"] for r in plan["results"]} == {"planned-new"}
     note = "not reused: version 1 holds this zip with other metadata (runtimes python3.8;"
     assert all(r["actions"][0].startswith(note) for r in plan["results"])
 
-    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert data is not None
     assert {r["region"]: (r["status"], r["version"]) for r in data["results"]} == {
@@ -123,17 +123,17 @@ def test_a_partner_statement_named_like_ours_is_left_alone(
     cfg, dist, registry, endpoint = env
     name = cfg.layer_name(NEW, "x86_64")
     build(cfg, dist, NEW)
-    assert run_cli(capsys, cfg, NEW, dist, registry)[0] == 0
+    assert run_publish(capsys, cfg, NEW, dist, registry)[0] == 0
     for region in REGIONS:
         lambda_client(endpoint, region).add_layer_version_permission(
             LayerName=name, VersionNumber=1, StatementId="public-partner",
             Action="lambda:GetLayerVersion", Principal="210987654321",
         )  # fmt: skip
-    code, plan, err = run_cli(capsys, cfg, NEW, dist, registry, "--dry-run")
+    code, plan, err = run_publish(capsys, cfg, NEW, dist, registry, "--dry-run")
     assert code == 0, err
     assert plan is not None
     assert all(r["actions"] == ["reuse 1"] for r in plan["results"])  # the plan says the same
-    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     for region in REGIONS:
         assert policy(endpoint, region, name, 1) == {
@@ -149,11 +149,11 @@ def test_a_later_release_deletes_unrecorded_duplicates_of_recorded_zips(
     name = cfg.layer_name(OLD, "x86_64")
     old_manifest = build(cfg, dist, OLD)
     build(cfg, dist, NEW)
-    assert run_cli(capsys, cfg, OLD, dist, registry)[0] == 0
+    assert run_publish(capsys, cfg, OLD, dist, registry)[0] == 0
     # A late commit of 2.74.0 after that run ended: private, unrecorded, marked as ours.
     for region in REGIONS:
         assert publish_by_hand(endpoint, region, old_manifest) == 2
-    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert data is not None
     assert {r["region"]: (r["version"], r["deleted"]) for r in data["results"]} == {

@@ -17,7 +17,7 @@ from layer_builder.config import LayerConfig
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
 from tests.helpers.faultproxy import FaultProxy, Faults
-from tests.helpers.histories import NEW, REGIONS, build, recorded, run_cli, versions
+from tests.helpers.histories import NEW, REGIONS, build, recorded, run_publish, versions
 from tests.helpers.publisher_fakes import (
     CODE,
     MARKER,
@@ -48,7 +48,7 @@ def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run
     faults = Faults(first={"PublishLayerVersion": "hold"}, hold_seconds=7.0)
     with FaultProxy(aws_env, faults) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+        code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
         assert code == 0, err
         finished = proxy.holds_finished
         published = proxy.count("PublishLayerVersion")
@@ -64,7 +64,7 @@ def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run
         assert r["actions"][0].endswith(" s (settle time 6 s)")  # reported
     # Nothing lands later, and the same command again only reads.
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
-    code, data, err = run_cli(capsys, cfg, NEW, dist, registry)
+    code, data, err = run_publish(capsys, cfg, NEW, dist, registry)
     assert code == 0, err
     assert data is not None and {r["status"] for r in data["results"]} == {"reused"}
     assert {r: versions(aws_env, r, name) for r in REGIONS} == {r: [1] for r in REGIONS}

@@ -14,11 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
-from layer_builder.cli import main
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, ReleaseVersion
 from layer_builder.registry.reader import RegistryClient
 from tests.helpers.api_server import ApiServer
+from tests.helpers.cli import run_cli
 from tests.helpers.faultproxy import FaultProxy, Faults
 from tests.helpers.registry_docs import arn as layer_arn
 from tests.helpers.registry_docs import document, write_version
@@ -28,10 +28,6 @@ RELEASES = ("2.73.0", "2.74.0", "2.75.0")
 REASON = "breaks handlers that return generators"
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def yank(
@@ -39,7 +35,7 @@ def yank(
 ) -> tuple[int, str, str]:
     """`yank aws-layer:python VERSION --reason REASON --registry REGISTRY [extra]`."""
     argv = ("yank", "aws-layer:python", version, "--reason", REASON, "--registry", str(registry))
-    return run(capsys, *argv, *extra)
+    return run_cli(capsys, *argv, *extra)
 
 
 @pytest.fixture
@@ -55,7 +51,7 @@ def released(
     registry = tmp_path / "registry"
     for text in RELEASES:
         (mpath, _), *_ = make_layers(cfg, ReleaseVersion.parse(text), extra=text.encode())
-        code, _, err = run(
+        code, _, err = run_cli(
             capsys, "publish", str(cfg.path), "--version", text, "--dist", str(mpath.parent),
             "--registry", str(registry), "--regions", REGIONS, "-q",
         )  # fmt: skip
@@ -120,13 +116,13 @@ def test_yank_moves_links_back_revokes_and_readers_skip_it(
     assert all(policy_sids(endpoint, r, a) == ["public"] for r, a in arns(doc(registry, "2.74.0")))
 
     # Readers: `registry latest` gives 2.74.0; asking for 2.75.0 says why not.
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "registry", "latest", "aws-layer:python", "--region", "eu-west-1",
         "--registry", str(registry),
     )  # fmt: skip
     want = dict(arns(doc(registry, "2.74.0")))["eu-west-1"]
     assert code == 0 and out.strip() == want, err
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "registry", "latest", "aws-layer:python", "--region", "eu-west-1",
         "--registry", str(registry), "--version", "2.75.0",
     )  # fmt: skip
@@ -153,14 +149,14 @@ def test_yank_moves_links_back_revokes_and_readers_skip_it(
     assert state(registry) == before
 
     # Publishing the yanked release again is refused before any AWS write.
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "publish", str(cfg.path), "--version", "2.75.0", "--dist",
         str(registry.parent / "dist"), "--registry", str(registry), "--regions", REGIONS,
     )  # fmt: skip
     assert code == 2 and "is yanked" in err and "unyank" in err
 
     # unyank: the links come forward again; the field is gone.
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "unyank", "aws-layer:python", "2.75.0", "--registry", str(registry)
     )
     assert code == 0, err
@@ -192,17 +188,17 @@ def test_function_enable_skips_a_yanked_release_and_refuses_one_named(
         )  # fmt: skip
     dsn = "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/42"
     common = ("--region", "us-east-1", "--registry", str(registry), "--dsn", dsn)
-    code, _, err = run(capsys, "function", "enable", fn, *common, "--version", "2.75.0")
+    code, _, err = run_cli(capsys, "function", "enable", fn, *common, "--version", "2.75.0")
     assert code == 2 and "2.75.0 was yanked" in err and REASON in err
     assert not lam.get_function_configuration(FunctionName=fn).get("Layers")
 
-    code, _, err = run(capsys, "function", "enable", fn, *common)
+    code, _, err = run_cli(capsys, "function", "enable", fn, *common)
     assert code == 0, err
     attached = [x["Arn"] for x in lam.get_function_configuration(FunctionName=fn)["Layers"]]
     assert attached == [dict(arns(doc(registry, "2.74.0")))["us-east-1"]]
 
     # A function that already carries the yanked layer: `update` moves it to 2.74.0.
-    code, _, err = run(capsys, "function", "update", on_yanked, *common[:4])
+    code, _, err = run_cli(capsys, "function", "update", on_yanked, *common[:4])
     assert code == 0, err
     layers = lam.get_function_configuration(FunctionName=on_yanked)["Layers"]
     assert [x["Arn"] for x in layers] == attached
@@ -227,7 +223,7 @@ def test_bad_input_exits_2_and_changes_nothing(
     before = state(registry)
 
     def refused(*argv: str) -> str:
-        code, out, err = run(capsys, *argv, "--registry", str(registry))
+        code, out, err = run_cli(capsys, *argv, "--registry", str(registry))
         assert code == 2, err
         assert err.count("\n") == 1 and err.startswith("error: ")
         return err
@@ -297,13 +293,13 @@ def test_readers_skip_a_yanked_release_another_writer_linked(
             doc["yanked"] = {"reason": REASON, "at": "2026-12-07T10:00:00.000Z"}
         write_version(root, doc, link=version == "2.75.0")
     argv = ("registry", "latest", "aws-layer:python", "--region", "us-east-1")
-    code, out, err = run(capsys, *argv, "--registry", str(root))
+    code, out, err = run_cli(capsys, *argv, "--registry", str(root))
     assert code == 0 and out.strip() == layer_arn("SentryPythonServerlessSDK", 1), err
     assert "2.75.0 was yanked" in caplog.text and "using 2.74.0.json instead" in caplog.text
 
     server = ApiServer(root)
     try:
-        code, out, err = run(capsys, *argv, "--registry", server.url)
+        code, out, err = run_cli(capsys, *argv, "--registry", server.url)
     finally:
         server.close()
     assert code == 2 and out == ""
@@ -327,7 +323,7 @@ def test_yank_and_unyank_order_a_python_layer_by_pep_440(
     assert os.readlink(links / "latest.json") == "2.75.0.json"
     assert os.readlink(links / "2.75.json") == "2.75.0.json"
 
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "unyank", "aws-layer:python", "2.75.0-post1", "--registry", str(root)
     )
     assert code == 0, err

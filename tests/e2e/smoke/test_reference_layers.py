@@ -12,7 +12,7 @@ import pytest
 from layer_builder.smoke.runner import host_architecture
 from tests.helpers.elf_fixtures import write_elf
 from tests.helpers.paths import REPO as ROOT
-from tests.helpers.smoke_layers import build, cli, smoke
+from tests.helpers.smoke_layers import build, run_subprocess, smoke
 
 ARCH = host_architecture()
 
@@ -100,7 +100,7 @@ def test_sandbox_release_does_not_publish_a_layer_that_fails_smoke(tmp_path: Pat
     bad = write_elf(tmp_path / "bad-relay", ARCH)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(tmp_path / "home")
-    proc = cli(
+    proc = run_subprocess(
         "release",
         str(ROOT / "configs/sentry-python.yml"),
         "--version",

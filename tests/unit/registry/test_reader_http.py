@@ -25,6 +25,7 @@ from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
 from layer_builder.registry.reader import RegistryClient
 from layer_builder.registry.writer import write_release
 from tests.helpers.api_server import ApiServer
+from tests.helpers.cli import run_cli
 from tests.helpers.registry_docs import arn, document, write_version
 
 PY = "SentryPythonServerlessSDK"
@@ -60,10 +61,6 @@ def serve() -> Iterator[Callable[..., ApiServer]]:
         assert server.errors == []  # the scan never met an entry that is not a runtime
 
 
-def cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def proxy_to(monkeypatch: pytest.MonkeyPatch, server: ApiServer) -> None:
@@ -85,11 +82,11 @@ def test_registry_latest_through_the_api_route_keeps_the_token_and_never_prints_
     server = serve(registry, token=SECRET, prefix="/registry")
     base = server.url.replace("://", f"://reader:{PASSWORD}@")
     url = f"{base}/?token={SECRET}"
-    code, out, err = cli(capsys, *latest_argv(url, "--arch", "arm64"))
+    code, out, err = run_cli(capsys, *latest_argv(url, "--arch", "arm64"))
     assert (code, out, err) == (0, arn(PY, 12) + "\n", "")
-    code, out, err = cli(capsys, *latest_argv(url, "--json"))
+    code, out, err = run_cli(capsys, *latest_argv(url, "--json"))
     assert code == 0 and json.loads(out)["arn"] == arn(PY, 12)
-    code, out, err = cli(capsys, "registry", "show", "aws-layer:node", "--registry", url)
+    code, out, err = run_cli(capsys, "registry", "show", "aws-layer:node", "--registry", url)
     assert code == 0 and json.loads(out)["sdk_version"] == "8.1.0"
     # Every request went to the API server's route with the query string kept.
     assert server.requests == [f"/registry/aws-lambda-layers?token={SECRET}"] * 3
@@ -124,7 +121,7 @@ def test_errors_never_print_the_token_or_user_info(
     if how != "server error":
         server.failures.clear()
     full = url.replace("://", f"://reader:{PASSWORD}@") + f"?token={token}"
-    code, out, err = cli(capsys, *latest_argv(full))
+    code, out, err = run_cli(capsys, *latest_argv(full))
     assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
     assert re.search(message, err), err
     assert token not in err and SECRET not in err and PASSWORD not in err
@@ -134,9 +131,9 @@ def test_another_writer_moves_latest_and_the_api_reader_follows(
     registry: Path, serve: Callable[..., ApiServer], capsys: Any
 ) -> None:
     server = serve(registry)
-    assert cli(capsys, *latest_argv(server.url))[1] == arn(PY, 12) + "\n"
+    assert run_cli(capsys, *latest_argv(server.url))[1] == arn(PY, 12) + "\n"
     write_version(registry, universal("2.76.0", 13))  # craft adds a version, moves latest.json
-    assert cli(capsys, *latest_argv(server.url))[1] == arn(PY, 13) + "\n"
+    assert run_cli(capsys, *latest_argv(server.url))[1] == arn(PY, 13) + "\n"
 
 
 def test_plain_http_is_refused_off_loopback_unless_allowed(
@@ -149,7 +146,7 @@ def test_plain_http_is_refused_off_loopback_unless_allowed(
         ["registry", "show", "--registry", url],
         ["function", "status", "fn", "--region", "us-east-1", "--registry", url],
     ):
-        code, out, err = cli(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert code == 2 and out == "", argv
         assert err == (
             "error: http://registry.example.test/?...: refusing a plain http:// registry (it "
@@ -160,7 +157,7 @@ def test_plain_http_is_refused_off_loopback_unless_allowed(
         RegistryClient("http://10.0.0.8/registry")
     # Allowed, it is read: the stand-in is reached as an HTTP proxy for the test.test host.
     proxy_to(monkeypatch, server)
-    code, out, err = cli(capsys, *latest_argv(url, "--allow-http"))
+    code, out, err = run_cli(capsys, *latest_argv(url, "--allow-http"))
     assert (code, out) == (0, arn(PY, 12) + "\n"), err
     assert server.requests == [f"http://registry.example.test/aws-lambda-layers?token={SECRET}"]
     # Loopback needs no flag (the tests above), nor does `localhost`; other schemes are
@@ -177,12 +174,12 @@ def test_a_redirect_to_plain_http_is_refused_before_it_is_followed(
     # Any request that reached registry.example.test would arrive here, through the proxy.
     proxy_to(monkeypatch, target)
     hop = serve(registry, redirect=f"http://registry.example.test/aws-lambda-layers?t={SECRET}")
-    code, out, err = cli(capsys, *latest_argv(hop.url))
+    code, out, err = run_cli(capsys, *latest_argv(hop.url))
     assert code == 2 and out == "" and "refusing a plain http:// registry" in err
     assert SECRET not in err and target.requests == [] and len(hop.requests) == 1
     # A redirect that stays on loopback is followed.
     same = serve(registry, redirect=f"{target.url}/aws-lambda-layers")
-    assert cli(capsys, *latest_argv(same.url))[1] == arn(PY, 12) + "\n"
+    assert run_cli(capsys, *latest_argv(same.url))[1] == arn(PY, 12) + "\n"
     assert len(target.requests) == 1
 
 
