@@ -258,16 +258,6 @@ class TopRng:
         return b
 
 
-class TickClock:
-    """A clock that reads ``start``, then moves on by ``step`` at every further reading."""
-
-    def __init__(self, start: float = 100.0, step: float = 0.0) -> None:
-        self.now = start - step
-        self.step = step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 def publish_layers(

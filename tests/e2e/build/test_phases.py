@@ -20,18 +20,13 @@ from layer_builder.build import assemble, sdk
 from layer_builder.cli import build as cli_build
 from layer_builder.cli import main
 from layer_builder.config import LayerConfig
+from tests.helpers.clock import Clock
 from tests.helpers.elf_fixtures import write_elf
 from tests.helpers.paths import REPO
 
 PHASES = ["install", "assemble", "zip", "verify"]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def write_config(tmp_path: Path, layout: str) -> Path:
@@ -58,8 +53,8 @@ def write_config(tmp_path: Path, layout: str) -> Path:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock(1000.0)
     for module in (assemble, cli_build):
         monkeypatch.setattr(module, "time", types.SimpleNamespace(monotonic=fake.monotonic))
 
@@ -104,7 +99,7 @@ def run_build(
 
 
 def test_universal_build_reports_every_phase_in_json(
-    tmp_path: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (layer,) = run_build(tmp_path, "universal", capsys)
     assert sorted(layer["phases"]) == sorted(PHASES)
@@ -112,7 +107,7 @@ def test_universal_build_reports_every_phase_in_json(
 
 
 def test_per_arch_build_reports_phases_per_layer_with_the_shared_install_once(
-    tmp_path: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = run_build(tmp_path, "per-arch", capsys)
     assert sorted(first["phases"]) == sorted(second["phases"]) == sorted(PHASES)
@@ -125,7 +120,7 @@ def test_per_arch_build_reports_phases_per_layer_with_the_shared_install_once(
 
 
 def test_the_summary_shows_the_phases(
-    tmp_path: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bins = tmp_path / "bin"
     bins.mkdir()

@@ -16,6 +16,7 @@ from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from tests.helpers.clock import Clock
 from tests.helpers.faultproxy import FaultProxy, Faults
 from tests.helpers.histories import NEW, REGIONS, build, recorded, run_publish, versions
 from tests.helpers.publisher_fakes import (
@@ -71,13 +72,13 @@ def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run
 
 
 def test_a_lost_publish_that_never_lands_is_waited_for_then_published_once_more() -> None:
-    from tests.helpers.publisher_fakes import TickClock, server_error
+    from tests.helpers.publisher_fakes import server_error
 
     api = FakeLambda()
     # Lambda never got it: the answer is lost and nothing was published.
     api.fail["publish"] = [server_error("PublishLayerVersion")]
     slept: list[float] = []
-    pub = RegionPublisher("123456789012", "aws", settle=3.0, sleep=slept.append, clock=TickClock())
+    pub = RegionPublisher("123456789012", "aws", settle=3.0, sleep=slept.append, clock=Clock(100.0))
     got = pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
     assert (got.status, got.version, got.error) == ("new", 1, None)
     assert got.actions[0] == "publish answer lost: not listed within the settle time (3 s); " \

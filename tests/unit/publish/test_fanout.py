@@ -22,6 +22,7 @@ from layer_builder.publish import plan_layers
 from layer_builder.publish.fanout import socket_timeouts
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import LayerPlan, RegionPublisher
+from tests.helpers.clock import Clock
 from tests.helpers.layers import ConfigFactory
 from tests.helpers.publisher_fakes import publish_layers
 
@@ -32,22 +33,6 @@ ACCOUNT = "123456789012"
 CAP = 5.0
 
 
-class Clock:
-    """Moves on by ``step`` at every read, from any thread, and jumps when told to."""
-
-    def __init__(self, step: float = 0.01) -> None:
-        self.now = 0.0
-        self.step = step
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            self.now += self.step
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 class FakeApi:
@@ -107,7 +92,7 @@ def _once() -> Callable[[RegionResult], None]:
 
 def _run(cfg: Any, manifests: Any, regions: list[str], **kwargs: Any) -> Any:
     kwargs.setdefault("aws", FakeAws())
-    kwargs.setdefault("clock", Clock())
+    kwargs.setdefault("clock", Clock(start=0.01, step=0.01))
     kwargs.setdefault("progress", _once())
     return publish_layers(cfg, V, manifests, regions, account=ACCOUNT, partition="aws", **kwargs)
 
@@ -235,7 +220,7 @@ def test_the_publisher_gets_the_callers_account_and_tools(
 ) -> None:
     cfg = make_config(architectures="[x86_64]")
     seen = _seen_by_publisher(monkeypatch)
-    clock, rng = Clock(), random.Random(5)
+    clock, rng = Clock(start=0.01, step=0.01), random.Random(5)
     sleeps: list[float] = []
     _run(cfg, make_layers(cfg, V), ["eu-west-1"], dry_run=True, clock=clock, rng=rng,
          sleep=sleeps.append)  # fmt: skip
@@ -378,7 +363,7 @@ def test_a_region_given_up_on_reports_the_budget_and_its_late_answer_is_dropped(
 ) -> None:
     cfg = make_config(architectures="[x86_64]")
     manifests = make_layers(cfg, V)
-    clock = Clock()
+    clock = Clock(start=0.01, step=0.01)
 
     def script(self: RegionPublisher, api: Any, plan: Any, *, deadline: Any,
                **_: Any) -> RegionResult:  # fmt: skip
@@ -470,7 +455,7 @@ def test_a_hung_region_is_given_up_on_with_a_monotonic_clock_far_from_zero(
     # time left (a fraction of a second here), not for an absolute reading.
     cfg = make_config(architectures="[x86_64]")
     _stuck(monkeypatch)
-    clock = Clock(step=0.02)
+    clock = Clock(start=0.02, step=0.02)
     clock.now = 500_000.0
     result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=0.1)
     assert [(r.status, r.error) for r in result.results] == [
@@ -483,7 +468,7 @@ def test_an_interrupt_grace_ends_with_a_monotonic_clock_far_from_zero(
 ) -> None:
     cfg = make_config(architectures="[x86_64]")
     _stuck(monkeypatch)
-    clock = Clock(step=0.02)
+    clock = Clock(start=0.02, step=0.02)
     clock.now = 500_000.0
     interrupt = threading.Event()
     result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=100,
@@ -520,7 +505,7 @@ def test_an_interrupt_before_anything_starts_does_not_wait_out_the_grace(
     _seen_by_publisher(monkeypatch)
     interrupt = threading.Event()
     interrupt.set()
-    clock = Clock(step=0.01)
+    clock = Clock(start=0.01, step=0.01)
     regions = ["eu-west-1", "eu-west-2", "eu-west-3", "us-west-2"]
     result = _run(cfg, make_layers(cfg, V), regions, interrupt=interrupt, interrupt_grace=0.3,
                   max_workers=1, clock=clock)  # fmt: skip
@@ -592,7 +577,7 @@ def test_a_region_whose_budget_ends_within_an_interrupts_grace_is_reported_timed
     # for that deadline rather than sleeping through to the end of the grace.
     cfg = make_config(architectures="[x86_64]")
     _stuck(monkeypatch)
-    clock = Clock(step=0.02)
+    clock = Clock(start=0.02, step=0.02)
     clock.now = 500_000.0
     interrupt = threading.Event()
     result = _run(cfg, make_layers(cfg, V), ["eu-west-1"], clock=clock, region_timeout=0.1,
@@ -667,19 +652,6 @@ def test_a_zip_of_exactly_the_direct_upload_limit_goes_direct(
     assert staged.bucket_for("eu-west-1") == "stage-eu-west-1"
 
 
-class SteppingClock:
-    """An injected clock that moves on by ``step`` each time anyone reads it, from any
-    thread: time passes only as the code under test looks at it, never with the wall."""
-
-    def __init__(self, step: float) -> None:
-        self.now = 0.0
-        self.step = step
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            self.now += self.step
-            return self.now
 
 
 HUNG = "eu-west-3"
@@ -693,7 +665,7 @@ def test_the_fan_out_gives_up_on_a_hung_region_at_its_deadline(
 ) -> None:
     cfg = make_config(architectures="[x86_64]")
     manifests = make_layers(cfg, V)
-    clock = SteppingClock(step=0.02)
+    clock = Clock(start=0.02, step=0.02)
     started: dict[str, float] = {}
 
     def publish(

@@ -15,6 +15,7 @@ from layer_builder.config import Template
 from layer_builder.model import RegionResult
 from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import Deadline, DeadlineExceeded, RegionPublisher, RetryPolicy
+from tests.helpers.clock import Clock
 from tests.helpers.publisher_fakes import (
     ACCOUNT,
     CODE,
@@ -26,7 +27,6 @@ from tests.helpers.publisher_fakes import (
     FakeLambda,
     FakeS3,
     RecordingDeadline,
-    TickClock,
     TopRng,
     arn,
     denied,
@@ -39,13 +39,13 @@ DESCRIPTION = f"Guard layer 2.75.0 {MARKER}"
 PUBLIC = Statement("public")
 
 
-def publisher(*, dry_run: bool = False, clock: TickClock | None = None) -> RegionPublisher:
+def publisher(*, dry_run: bool = False, clock: Clock | None = None) -> RegionPublisher:
     return RegionPublisher(
         ACCOUNT,
         "aws",
         dry_run=dry_run,
         sleep=lambda s: None,
-        clock=clock or TickClock(),
+        clock=clock or Clock(100.0),
         rng=TopRng(),
     )
 
@@ -66,7 +66,7 @@ def result(status: str, version: int | None, *actions: str, **more: object) -> R
 def test_a_first_publish_sends_the_zip_and_grants_the_permission() -> None:
     api = FakeLambda()
     deadline = RecordingDeadline()
-    clock = TickClock(start=100.0, step=1.23456)
+    clock = Clock(100.0, step=1.23456)
     got = publisher(clock=clock).publish(api, make_plan(), deadline=deadline)  # type: ignore[arg-type]
 
     assert got == result(
@@ -330,7 +330,7 @@ def test_a_publish_whose_answer_was_lost_is_found_again_and_counts_as_new() -> N
     api = FakeLambda()
     api.lose_answer["publish"] = [server_error("PublishLayerVersion")]
     slept: list[float] = []
-    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=TickClock(), rng=TopRng())
+    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=Clock(100.0), rng=TopRng())
     got = pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
 
     lost = "publish answer lost: found version 1 after 0.0 s (settle time 30 s)"
@@ -493,7 +493,7 @@ def test_the_default_policy_tries_four_times_sleeping_one_two_then_four_seconds(
     api = FakeLambda()
     api.fail["list"] = [throttled("ListLayerVersions")] * 4
     slept: list[float] = []
-    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=TickClock(), rng=TopRng())
+    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=Clock(100.0), rng=TopRng())
     got = pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
 
     assert got == RegionResult(
@@ -507,7 +507,7 @@ def test_each_retry_is_logged_with_its_region_layer_reason_and_delay(
 ) -> None:
     api = FakeLambda()
     api.fail["list"] = [throttled("ListLayerVersions")]
-    pub = RegionPublisher(ACCOUNT, "aws", sleep=lambda s: None, clock=TickClock(), rng=TopRng())
+    pub = RegionPublisher(ACCOUNT, "aws", sleep=lambda s: None, clock=Clock(100.0), rng=TopRng())
     with caplog.at_level("INFO", logger="layer_builder.publish.publisher"):
         pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
 
@@ -518,7 +518,7 @@ def test_an_error_that_cannot_pass_on_retry_fails_the_region_at_once() -> None:
     api = FakeLambda()
     api.fail["list"] = [denied("ListLayerVersions")]
     slept: list[float] = []
-    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=TickClock(), rng=TopRng())
+    pub = RegionPublisher(ACCOUNT, "aws", sleep=slept.append, clock=Clock(100.0), rng=TopRng())
     got = pub.publish(api, make_plan(), deadline=RecordingDeadline())  # type: ignore[arg-type]
 
     assert got == RegionResult(
@@ -573,7 +573,7 @@ def test_a_retry_is_only_slept_for_when_it_fits_before_the_deadline(
         dry_run=True,
         retry=RetryPolicy(base_delay=2.0),
         sleep=waits.append,
-        clock=TickClock(),
+        clock=Clock(100.0),
         rng=TopRng(),
     )
     deadline = Deadline(seconds, clock=lambda: 0.0)
@@ -586,7 +586,7 @@ def test_a_retry_is_only_slept_for_when_it_fits_before_the_deadline(
 def test_a_deadline_reached_stops_the_region_before_its_next_call() -> None:
     api = FakeLambda()
     deadline = RecordingDeadline(seconds=2.5, expire_before="PublishLayerVersion")
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         api,
         make_plan(),
         deadline=deadline,  # type: ignore[arg-type]
@@ -642,7 +642,7 @@ def staged_plan() -> object:
 
 def test_a_big_zip_is_staged_in_the_regions_bucket_published_from_it_and_removed() -> None:
     api, s3, deadline = FakeLambda(), FakeS3(), RecordingDeadline()
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         api,
         staged_plan(),  # type: ignore[arg-type]
         deadline=deadline,
@@ -658,7 +658,7 @@ def test_a_big_zip_is_staged_in_the_regions_bucket_published_from_it_and_removed
 def test_the_staged_object_is_removed_when_the_publish_fails() -> None:
     api, s3 = FakeLambda(), FakeS3()
     api.fail["publish"] = [denied("PublishLayerVersion")]
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         api,
         staged_plan(),  # type: ignore[arg-type]
         deadline=RecordingDeadline(),
@@ -672,7 +672,7 @@ def test_the_staged_object_is_removed_when_the_publish_fails() -> None:
 def test_a_staged_object_that_cannot_be_removed_does_not_fail_the_region() -> None:
     api = FakeLambda()
     s3 = FakeS3(delete_error=denied("DeleteObject"))
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         api,
         staged_plan(),  # type: ignore[arg-type]
         deadline=RecordingDeadline(),
@@ -684,7 +684,7 @@ def test_a_staged_object_that_cannot_be_removed_does_not_fail_the_region() -> No
 
 def test_a_deadline_reached_before_the_upload_uploads_nothing() -> None:
     api, s3 = FakeLambda(), FakeS3()
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         api,
         staged_plan(),  # type: ignore[arg-type]
         deadline=RecordingDeadline(expire_before="PutObject"),
@@ -696,7 +696,7 @@ def test_a_deadline_reached_before_the_upload_uploads_nothing() -> None:
 
 
 def test_a_big_zip_without_an_s3_client_fails_its_region_with_the_reason() -> None:
-    got = RegionPublisher(ACCOUNT, "aws", clock=TickClock()).publish(
+    got = RegionPublisher(ACCOUNT, "aws", clock=Clock(100.0)).publish(
         FakeLambda(),  # type: ignore[arg-type]
         staged_plan(),  # type: ignore[arg-type]
         deadline=RecordingDeadline(),
