@@ -112,6 +112,27 @@ class FakeLambda:
         self.racer_first = 0  # publishes of the same zip that land just before ours
         self.racer_after = 0  # ... and just after ours
         self.hide_published = False  # our published version is not listed yet
+        # A scripted listing (see ``scripted``) instead of the versions above.
+        self.pages: list[list[LayerVersionRef]] | None = None
+        self.shas: dict[int, str] = {}
+        self.scripted_name = NAME
+
+    @classmethod
+    def scripted(
+        cls,
+        pages: list[list[LayerVersionRef]],
+        shas: dict[int, str] | None = None,
+        layer_name: str = "L",
+    ) -> FakeLambda:
+        """A Lambda whose ListLayerVersions answers ``pages`` as given (newest first, markers
+        p1, p2, ...) and whose GetLayerVersion answers ``shas``, both for ``layer_name`` only:
+        for listings the model above cannot make, such as a page boundary shifted by a
+        publish between two pages."""
+        api = cls()
+        api.scripted_name = layer_name
+        api.pages = pages
+        api.shas = dict(shas or {})
+        return api
 
     def add(
         self,
@@ -147,6 +168,12 @@ class FakeLambda:
         self, layer_name: str, marker: str | None = None
     ) -> tuple[list[LayerVersionRef], str | None]:
         self._enter("list", marker)
+        if self.pages is not None:
+            if layer_name != self.scripted_name:
+                return [], None
+            index = int(marker[1:]) if marker else 0
+            following = f"p{index + 1}" if index + 1 < len(self.pages) else None
+            return list(self.pages[index]), following
         if layer_name != NAME:
             return [], None
         newest = [
@@ -160,6 +187,8 @@ class FakeLambda:
 
     def code_sha256(self, layer_name: str, version: int) -> str | None:
         self._enter("get", version)
+        if self.pages is not None:
+            return self.shas.get(version) if layer_name == self.scripted_name else None
         held = self.versions.get(version) if layer_name == NAME else None
         return held.code if held else None
 

@@ -207,7 +207,7 @@ def test_registry_over_http(world: World, http_registry: str, capsys: Any) -> No
 # --- unit: retries, waits, helpers ------------------------------------------------------
 
 
-class FakeLambda:
+class FakeFunctionApi:
     """GetFunctionConfiguration / UpdateFunctionConfiguration with scripted failures."""
 
     def __init__(self, failures: list[str], statuses: list[str]) -> None:
@@ -254,7 +254,7 @@ class FakeRegistry:
         return LayerRelease(canonical, "2.0.0", ACCOUNT, ("python3.12",), (layer,), "fake")
 
 
-def _tool(fake: FakeLambda, sleeps: list[float], **kw: Any) -> FunctionInstrumenter:
+def _tool(fake: FakeFunctionApi, sleeps: list[float], **kw: Any) -> FunctionInstrumenter:
     return FunctionInstrumenter(
         FakeRegistry(),
         lambda_client=lambda region: fake,
@@ -267,7 +267,7 @@ def _tool(fake: FakeLambda, sleeps: list[float], **kw: Any) -> FunctionInstrumen
 
 
 def test_resource_conflict_is_retried_with_backoff() -> None:
-    fake = FakeLambda(
+    fake = FakeFunctionApi(
         ["ResourceConflictException", "ResourceConflictException", "PreconditionFailedException"],
         ["InProgress"],
     )
@@ -285,17 +285,17 @@ def test_resource_conflict_is_retried_with_backoff() -> None:
 
 
 def test_conflict_gives_up_and_failed_update_is_reported() -> None:
-    fake = FakeLambda(["ResourceConflictException"] * 3, [])
+    fake = FakeFunctionApi(["ResourceConflictException"] * 3, [])
     with pytest.raises(FunctionError, match="fn: still busy after 3 attempts"):
         _tool(fake, [], conflict_attempts=3).enable("fn", dsn=DSN)
-    fake = FakeLambda([], ["Successful", "Failed"])
+    fake = FakeFunctionApi([], ["Successful", "Failed"])
     fake.cfg["LastUpdateStatusReason"] = "layer too big"
     with pytest.raises(FunctionError, match="could not apply the change: layer too big"):
         _tool(fake, []).enable("fn", dsn=DSN)
 
 
 def test_update_waits_and_times_out() -> None:
-    fake = FakeLambda([], ["InProgress"] * 10)
+    fake = FakeFunctionApi([], ["InProgress"] * 10)
     with pytest.raises(FunctionError, match="still updating after 5s"):
         _tool(fake, [], settle_timeout=5.0, poll_interval=1.0).disable("fn")
 
@@ -304,7 +304,7 @@ def test_argument_checks() -> None:
     with pytest.raises(ArgumentError, match=r"--traces-sample-rate: '2' is not a number"):
         instrumentation.validate_sample_rate("2")
     assert instrumentation.validate_sample_rate("0.5") == "0.5"
-    tool = _tool(FakeLambda([], []), [])
+    tool = _tool(FakeFunctionApi([], []), [])
     with pytest.raises(ArgumentError, match="contradicts the function ARN's region us-east-1"):
         tool.status(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn", region="eu-west-1")
     with pytest.raises(ArgumentError, match="a version or alias cannot be changed"):
@@ -314,12 +314,12 @@ def test_argument_checks() -> None:
 
 
 def test_other_partitions_get_their_own_arns() -> None:
-    fake = FakeLambda([], [])
+    fake = FakeFunctionApi([], [])
     arn = f"arn:aws-cn:lambda:cn-north-1:{ACCOUNT}:function:fn"
     fake.cfg["FunctionArn"] = arn
     regions: list[str] = []
 
-    def client(region: str) -> FakeLambda:
+    def client(region: str) -> FakeFunctionApi:
         regions.append(region)
         return fake
 
@@ -332,7 +332,7 @@ def test_other_partitions_get_their_own_arns() -> None:
 
 
 def test_node_major_upgrade_replaces_the_old_layer_and_module() -> None:
-    fake = FakeLambda([], [])
+    fake = FakeFunctionApi([], [])
     old_layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:SentryNodeServerlessSDK:40"
     mine = f"arn:aws:lambda:{REGION}:999999999999:layer:Mine:1"
     legacy = "-r @sentry/serverless/dist/awslambda-auto --x"

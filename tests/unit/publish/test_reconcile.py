@@ -5,8 +5,6 @@ page: the lowest holder may be on any page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from layer_builder.aws.clients import LayerVersionRef
 from layer_builder.aws.policy import Statement
 from layer_builder.publish.reconcile import (
@@ -17,7 +15,7 @@ from layer_builder.publish.reconcile import (
     owned,
     permission_changes,
 )
-from tests.helpers.publisher_fakes import METADATA, make_plan
+from tests.helpers.publisher_fakes import METADATA, FakeLambda, make_plan
 
 SHA = "Zm9vYmFyMTIzNDU2Nzg5MA=="  # CodeSha256 of the zip being published
 OTHER = "b3RoZXIgemlwIGNvbnRlbnQ="
@@ -37,27 +35,6 @@ def ref(
     return LayerVersionRef(version, arn(version), description, runtimes, archs, license_info)  # type: ignore[arg-type]
 
 
-@dataclass
-class FakeLambda:
-    """Pages of versions (newest first) and each version's CodeSha256; records every call."""
-
-    pages: list[list[LayerVersionRef]]
-    shas: dict[int, str] = field(default_factory=dict)
-    calls: list[tuple[object, ...]] = field(default_factory=list)
-
-    def list_versions(
-        self, name: str, marker: str | None = None
-    ) -> tuple[list[LayerVersionRef], str | None]:
-        self.calls.append(("list", name, marker))
-        index = int(marker[1:]) if marker else 0
-        following = f"p{index + 1}" if index + 1 < len(self.pages) else None
-        return list(self.pages[index]), following
-
-    def code_sha256(self, name: str, version: int) -> str | None:
-        self.calls.append(("get", name, version))
-        return self.shas.get(version)
-
-
 def run(api: FakeLambda, recorded: int | None) -> tuple[Holders, list[str]]:
     checked: list[str] = []
     listing = list_history(api, "L", checked.append)  # type: ignore[arg-type]
@@ -72,83 +49,85 @@ def run(api: FakeLambda, recorded: int | None) -> tuple[Holders, list[str]]:
 
 
 def test_a_recorded_version_carrying_the_marker_is_trusted_without_a_get() -> None:
-    api = FakeLambda([[ref(7, f"x {FOREIGN}"), ref(5, f"d {MARK}"), ref(4, "old")]])
+    api = FakeLambda.scripted([[ref(7, f"x {FOREIGN}"), ref(5, f"d {MARK}"), ref(4, "old")]])
     holders, checked = run(api, recorded=5)
     assert (holders, checked, api.calls) == (
         Holders((ref(5, f"d {MARK}"),), frozenset({5})),
         ["ListLayerVersions"],
-        [("list", "L", None)],
+        [("list", None)],
     )
 
 
 def test_a_recorded_version_listed_without_the_marker_is_read_and_kept_when_it_matches() -> None:
-    api = FakeLambda([[ref(6, f"n {FOREIGN}"), ref(5, "before markers")]], {5: SHA})
+    api = FakeLambda.scripted([[ref(6, f"n {FOREIGN}"), ref(5, "before markers")]], {5: SHA})
     holders, checked = run(api, recorded=5)
     assert (holders, checked, api.calls) == (
         Holders((ref(5, "before markers"),), frozenset({5})),
         ["ListLayerVersions", "GetLayerVersion"],
-        [("list", "L", None), ("get", "L", 5)],
+        [("list", None), ("get", 5)],
     )
 
 
 def test_a_recorded_version_listed_without_the_marker_and_other_content_is_no_holder() -> None:
-    api = FakeLambda([[ref(6, f"n {FOREIGN}"), ref(5, "before markers")]], {5: OTHER})
+    api = FakeLambda.scripted([[ref(6, f"n {FOREIGN}"), ref(5, "before markers")]], {5: OTHER})
     holders, checked = run(api, recorded=5)
     assert (holders, checked, api.calls) == (
         Holders((), frozenset()),
         ["ListLayerVersions", "GetLayerVersion"],
-        [("list", "L", None), ("get", "L", 5)],
+        [("list", None), ("get", 5)],
     )
 
 
 def test_a_recorded_version_older_than_the_first_page_is_listed_then_read() -> None:
-    api = FakeLambda([[ref(9, f"n {FOREIGN}")], [ref(3, "old")]], {3: SHA})
+    api = FakeLambda.scripted([[ref(9, f"n {FOREIGN}")], [ref(3, "old")]], {3: SHA})
     holders, checked = run(api, recorded=3)
     assert (holders, checked, api.calls) == (
         Holders((ref(3, "old"),), frozenset({3})),
         ["ListLayerVersions", "ListLayerVersions", "GetLayerVersion"],
-        [("list", "L", None), ("list", "L", "p1"), ("get", "L", 3)],
+        [("list", None), ("list", "p1"), ("get", 3)],
     )
 
 
 def test_a_recorded_version_gone_from_a_complete_listing_costs_no_get() -> None:
-    api = FakeLambda([[ref(9, f"n {FOREIGN}"), ref(8, f"m {FOREIGN}")]], {3: SHA})
+    api = FakeLambda.scripted([[ref(9, f"n {FOREIGN}"), ref(8, f"m {FOREIGN}")]], {3: SHA})
     holders, checked = run(api, recorded=3)
     assert (holders, checked, api.calls) == (
         Holders((), frozenset()),
         ["ListLayerVersions"],
-        [("list", "L", None)],
+        [("list", None)],
     )
 
 
 def test_an_unmarked_newest_version_is_read_when_nothing_else_holds_the_zip() -> None:
-    api = FakeLambda([[ref(4, "published before markers"), ref(3, f"x {FOREIGN}")]], {4: SHA})
+    api = FakeLambda.scripted(
+        [[ref(4, "published before markers"), ref(3, f"x {FOREIGN}")]], {4: SHA}
+    )
     holders, checked = run(api, recorded=None)
     assert (holders, checked, api.calls) == (
         Holders((ref(4, "published before markers"),), frozenset({4})),
         ["ListLayerVersions", "GetLayerVersion"],
-        [("list", "L", None), ("get", "L", 4)],
+        [("list", None), ("get", 4)],
     )
 
 
 def test_an_unmarked_newest_version_with_other_content_is_no_holder() -> None:
-    api = FakeLambda([[ref(4, "published before markers")]], {4: OTHER})
+    api = FakeLambda.scripted([[ref(4, "published before markers")]], {4: OTHER})
     holders, _ = run(api, recorded=None)
     assert holders == Holders((), frozenset())
 
 
 def test_a_newest_version_with_another_marker_is_not_read() -> None:
-    api = FakeLambda([[ref(4, f"y {FOREIGN}")]], {4: SHA})
+    api = FakeLambda.scripted([[ref(4, f"y {FOREIGN}")]], {4: SHA})
     holders, checked = run(api, recorded=None)
     assert (holders, checked, api.calls) == (
         Holders((), frozenset()),
         ["ListLayerVersions"],
-        [("list", "L", None)],
+        [("list", None)],
     )
 
 
 def test_an_empty_history_has_no_holder_and_no_winner() -> None:
-    api = FakeLambda([[]])
+    api = FakeLambda.scripted([[]])
     holders, checked = run(api, recorded=None)
     assert (holders.winner, holders, checked) == (
         None,
@@ -158,7 +137,7 @@ def test_an_empty_history_has_no_holder_and_no_winner() -> None:
 
 
 def test_every_page_is_read_and_the_lowest_holder_wins_wherever_it_is() -> None:
-    api = FakeLambda(
+    api = FakeLambda.scripted(
         [
             [ref(9, f"a {FOREIGN}"), ref(8, f"late duplicate {MARK}")],
             [ref(7, f"b {FOREIGN}")],
@@ -174,12 +153,14 @@ def test_every_page_is_read_and_the_lowest_holder_wins_wherever_it_is() -> None:
         Holders((ref(2, f"e {MARK}"), ref(6, f"d {MARK}"), ref(8, f"late duplicate {MARK}")),
                 frozenset()),
         ["ListLayerVersions"] * 4,
-        [("list", "L", None), ("list", "L", "p1"), ("list", "L", "p2"), ("list", "L", "p3")],
+        [("list", None), ("list", "p1"), ("list", "p2"), ("list", "p3")],
     )  # fmt: skip
 
 
 def test_a_page_boundary_shifted_by_a_publish_lists_a_version_once() -> None:
-    api = FakeLambda([[ref(5, f"a {MARK}"), ref(4, "x")], [ref(4, "x"), ref(3, f"b {MARK}")]])
+    api = FakeLambda.scripted(
+        [[ref(5, f"a {MARK}"), ref(4, "x")], [ref(4, "x"), ref(3, f"b {MARK}")]]
+    )
     listing = list_history(api, "L", lambda _: None)  # type: ignore[arg-type]
     assert [r.version for r in listing] == [5, 4, 3]
 
@@ -187,11 +168,11 @@ def test_a_page_boundary_shifted_by_a_publish_lists_a_version_once() -> None:
 def test_a_version_with_the_zip_and_other_metadata_is_no_holder_but_is_named() -> None:
     hand = ref(5, "published by hand", (("python3.8",), ("x86_64",), ""))
     marked_other = ref(4, f"other runtimes {MARK}", (("python3.12",), ("x86_64",), "MIT"))
-    api = FakeLambda([[hand, marked_other, ref(3, f"ours {MARK}")]], {5: SHA})
+    api = FakeLambda.scripted([[hand, marked_other, ref(3, f"ours {MARK}")]], {5: SHA})
     holders, _ = run(api, recorded=None)
     assert holders == Holders((ref(3, f"ours {MARK}"),), frozenset(), (marked_other,))
     # Nothing else holds it: the unmarked newest is read, and still not adopted.
-    api = FakeLambda([[hand]], {5: SHA})
+    api = FakeLambda.scripted([[hand]], {5: SHA})
     holders, checked = run(api, recorded=None)
     assert (holders.winner, holders.other_metadata, checked) == (
         None, (hand,), ["ListLayerVersions", "GetLayerVersion"]
@@ -199,7 +180,9 @@ def test_a_version_with_the_zip_and_other_metadata_is_no_holder_but_is_named() -
 
 
 def test_every_marked_version_of_the_first_page_is_a_holder_lowest_first() -> None:
-    api = FakeLambda([[ref(12, f"c {MARK}"), ref(11, "other"), ref(10, f"a {MARK}")], [ref(1)]])
+    api = FakeLambda.scripted(
+        [[ref(12, f"c {MARK}"), ref(11, "other"), ref(10, f"a {MARK}")], [ref(1)]]
+    )
     holders, _ = run(api, recorded=None)
     assert (holders.winner, holders) == (
         ref(10, f"a {MARK}"),
@@ -208,13 +191,13 @@ def test_every_marked_version_of_the_first_page_is_a_holder_lowest_first() -> No
 
 
 def test_a_recorded_match_and_marked_versions_are_holders_together() -> None:
-    api = FakeLambda([[ref(8, f"c {MARK}"), ref(6, "no marker")]], {6: SHA})
+    api = FakeLambda.scripted([[ref(8, f"c {MARK}"), ref(6, "no marker")]], {6: SHA})
     holders, _ = run(api, recorded=6)
     assert holders == Holders((ref(6, "no marker"), ref(8, f"c {MARK}")), frozenset({6}))
 
 
 def test_the_only_version_of_a_layer_is_read_when_it_carries_no_marker() -> None:
-    api = FakeLambda([[ref(1, "published before markers")]], {1: SHA})
+    api = FakeLambda.scripted([[ref(1, "published before markers")]], {1: SHA})
     holders, _ = run(api, recorded=None)
     assert holders == Holders((ref(1, "published before markers"),), frozenset({1}))
 
