@@ -1,4 +1,6 @@
-"""Test helpers moved from conftest.py."""
+"""The bad-input tables' harness: ``BadInput`` runs a command that must fail with one
+``error:`` line and checks nothing was written (``file_tree`` before and after); ``VALID`` is
+a good layer config and ``CRAFT`` a good craft config for the cases to break."""
 
 from __future__ import annotations
 

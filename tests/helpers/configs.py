@@ -1,4 +1,5 @@
-"""Test helpers moved from test_config.py."""
+"""A valid layer config (``VALID``) for the config tests to break one key at a time, and
+``write`` to put a variant on disk."""
 
 from __future__ import annotations
 

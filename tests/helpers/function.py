@@ -1,4 +1,6 @@
-"""Test helpers moved from test_function.py."""
+"""The `function` commands' world on moto's server: a Lambda client and an execution role
+(fixtures ``lam``, ``role``), a registry with published layers (``world``), and ``run`` for
+``function ...`` with its --json document parsed."""
 
 from __future__ import annotations
 

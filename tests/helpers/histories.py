@@ -1,4 +1,7 @@
-"""Test helpers moved from test_publish_histories.py."""
+"""Publish histories through the CLI against moto: a release's zips (``build``), ``publish``
+with --json (``run_publish``), what Lambda and the registry then hold (``versions``,
+``recorded``, ``policy``), a hand publish, and the ``env`` fixture (moto, config, dist,
+registry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Test helpers moved from test_download.py."""
+"""A scripted HTTP server on loopback: each path answers a queue of ``Reply`` objects and
+every ``Request`` is recorded, for downloads, extension URLs and registry reads."""
 
 from __future__ import annotations
 

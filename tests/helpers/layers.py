@@ -1,4 +1,5 @@
-"""Test helpers moved from conftest.py."""
+"""Layer zips with their build manifests for the publish tests (``write_layer``), the fake
+account moto answers for, and the factory types of conftest's fixtures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Test helpers moved from test_extension.py."""
+"""Extension manifests for the extension and launcher tests: a stand-in binary (``ELF``,
+``SHA``), a manifest written with or without a launcher template, one served by a FakeServer
+(``template_manifest``), and the launcher tests' ``manifest``."""
 
 from __future__ import annotations
 

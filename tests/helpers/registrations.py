@@ -1,4 +1,5 @@
-"""Test helpers moved from test_registry.py."""
+"""Registry writes for the writer, files and versions tests: a registration of a release
+(``registration``), written (``write``) and read back (``rt``, ``link_of``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Test helpers moved from test_universal.py."""
+"""A universal layer built through the CLI with pip replaced by a stand-in (``FakeInstall``)
+and real tiny ELF binaries: ``build``, the ``universal_layer`` fixture (zip, manifest), and
+ways to change one thing in it (``rewrite``, ``edit_manifest``) before ``verify``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test helpers moved from test_verify.py."""
+"""Small layer trees zipped by the real zipper, and ``verify`` run on them through the CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Test helpers moved from test_guards_zip.py."""
+"""Zips written byte by byte, for what the zip writer never makes (data descriptors, extra
+fields in the local header only), and a file object that cannot seek."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 DOS_TIME, DOS_DATE = 0, (0 << 9) | (1 << 5) | 1
 
 
-def _zip_by_hand(
+def zip_by_hand(
     path: Path,
     name: str,
     data: bytes,
@@ -38,7 +39,7 @@ def _zip_by_hand(
     return path
 
 
-class _Unseekable(io.RawIOBase):
+class Unseekable(io.RawIOBase):
     """A write-only stream zipfile cannot seek in, so it writes data descriptors."""
 
     def __init__(self) -> None:

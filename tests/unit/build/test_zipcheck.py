@@ -12,7 +12,7 @@ import pytest
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import write_zip
 from layer_builder.errors import ArtifactError
-from tests.helpers.zips import _Unseekable, _zip_by_hand
+from tests.helpers.zips import Unseekable, zip_by_hand
 
 
 def _info(name: str, date: tuple[int, int, int, int, int, int], system: int = 3) -> zipfile.ZipInfo:
@@ -23,7 +23,7 @@ def _info(name: str, date: tuple[int, int, int, int, int, int], system: int = 3)
 
 
 def test_every_problem_of_a_careless_zip_is_reported(tmp_path: Path) -> None:
-    stream = _Unseekable()  # unseekable: zipfile writes data descriptors
+    stream = Unseekable()  # unseekable: zipfile writes data descriptors
     with warnings.catch_warnings(), zipfile.ZipFile(stream, "w") as zf:
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
         zf.writestr(_info("python/b.py", (2024, 1, 2, 0, 0, 0)), b"b")
@@ -99,11 +99,11 @@ def test_a_broken_local_header_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_one_byte_local_extra_field_counts(tmp_path: Path) -> None:
-    path = _zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", local_extra=b"\x00")
+    path = zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", local_extra=b"\x00")
     assert inspect_zip(path, check_crc=False).entries[0].has_extra is True
 
 
 def test_another_flag_bit_is_not_a_data_descriptor(tmp_path: Path) -> None:
-    path = _zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", flags=0x02)
+    path = zip_by_hand(tmp_path / "x.zip", "python/a.py", b"a\n", flags=0x02)
     entry = inspect_zip(path, check_crc=False).entries[0]
     assert (entry.has_data_descriptor, entry.has_extra) == (False, False)

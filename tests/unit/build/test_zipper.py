@@ -28,7 +28,7 @@ from layer_builder.build import zipper
 from layer_builder.build.zipcheck import inspect_zip
 from layer_builder.build.zipper import Entry, collect_tree, resolve_source_date_epoch, write_zip
 from layer_builder.errors import ArgumentError, ArtifactError, SizeLimitError
-from tests.helpers.zips import _Unseekable, _zip_by_hand
+from tests.helpers.zips import Unseekable, zip_by_hand
 
 # name -> (content, mode); directories are implied by the names.
 TREE: dict[str, tuple[bytes, int]] = {
@@ -385,14 +385,14 @@ def test_any_exec_bit_makes_a_file_executable(tmp_path: Path) -> None:
 
 def test_hand_made_zip_without_extras_is_clean(tmp_path: Path) -> None:
     # The control for the two tests below: the hand-made zip itself passes.
-    inspection = inspect_zip(_zip_by_hand(tmp_path / "ok.zip", "python/a.py", b"x = 1\n"))
+    inspection = inspect_zip(zip_by_hand(tmp_path / "ok.zip", "python/a.py", b"x = 1\n"))
     assert inspection.problems() == []
 
 
 def test_an_extra_field_only_in_the_local_header_is_found(tmp_path: Path) -> None:
     # Info-ZIP's "UT" extended timestamp: 5 bytes of data after a 4-byte field header.
     ut = struct.pack("<HHBI", 0x5455, 5, 1, 1_700_000_000)
-    zip_path = _zip_by_hand(tmp_path / "ut.zip", "python/a.py", b"x = 1\n", local_extra=ut)
+    zip_path = zip_by_hand(tmp_path / "ut.zip", "python/a.py", b"x = 1\n", local_extra=ut)
     with zipfile.ZipFile(zip_path) as zf:
         assert zf.getinfo("python/a.py").extra == b""  # invisible to zipfile
     inspection = inspect_zip(zip_path)
@@ -404,14 +404,14 @@ def test_an_extra_field_only_in_the_local_header_is_found(tmp_path: Path) -> Non
 
 def test_an_extra_field_in_the_central_directory_is_found(tmp_path: Path) -> None:
     ux = struct.pack("<HHBBIBI", 0x7875, 11, 1, 4, 1000, 4, 1000)  # Info-ZIP uid/gid
-    zip_path = _zip_by_hand(tmp_path / "ux.zip", "python/a.py", b"x = 1\n", central_extra=ux)
+    zip_path = zip_by_hand(tmp_path / "ux.zip", "python/a.py", b"x = 1\n", central_extra=ux)
     assert inspect_zip(zip_path).problems() == [
         "extra fields (timestamps, uid/gid) on 1 members, e.g. python/a.py"
     ]
 
 
 def test_data_descriptors_are_found(tmp_path: Path) -> None:
-    stream = _Unseekable()
+    stream = Unseekable()
     with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in ("python/a.py", "python/b.py"):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
