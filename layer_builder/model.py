@@ -163,10 +163,6 @@ class BuildManifest:
         """The first (x86_64 when present) extension binary, or None."""
         return self.extensions[0] if self.extensions else None
 
-    @property
-    def is_universal(self) -> bool:
-        return self.layout == UNIVERSAL
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
