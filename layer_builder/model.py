@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layer_builder.errors import ArgumentError, ArtifactError
+from layer_builder.versions import is_prerelease, version_key
 
 MANIFEST_FORMAT = 2
 
@@ -75,14 +76,10 @@ class ReleaseVersion:
     @property
     def is_prerelease(self) -> bool:
         # A PEP 440 post-release (2.75.0.post1) is a release, not a prerelease.
-        from layer_builder.registry.versions import is_prerelease
-
         return self.prerelease is not None and is_prerelease(self.text)
 
     def sort_key(self) -> Any:
-        # SemVer precedence or PEP 440 order (registry/versions.py), never the text's.
-        from layer_builder.registry.versions import version_key
-
+        # SemVer precedence or PEP 440 order (versions.py), never the text's.
         return version_key(self.text)
 
     def template_vars(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish.target import PublishOptions, PublishTarget, resolve_publish_target
 from layer_builder.registry.writer import WriteResult
+from layer_builder.versions import scheme_for_runtimes, version_key
 
 Built = tuple[Path, BuildManifest]  # (manifest path, manifest)
 ProgressFn = Callable[[RegionResult], None]
@@ -209,8 +210,6 @@ def check_version_scheme(cfg: LayerConfig, version: ReleaseVersion) -> None:
     """The registry orders a layer's releases by its ecosystem's scheme (PEP 440 for
     Python, SemVer for Node): a version that scheme cannot read is refused before publishing,
     not when the links are written."""
-    from layer_builder.registry.versions import scheme_for_runtimes, version_key
-
     scheme = scheme_for_runtimes(cfg.compatible_runtimes)
     try:
         version_key(version.text, scheme)

@@ -36,7 +36,7 @@ from layer_builder.registry.reader import (
     read_version_document,
     schema_error,
 )
-from layer_builder.registry.versions import (
+from layer_builder.versions import (
     is_prerelease,
     link_key,
     scheme_for_runtimes,

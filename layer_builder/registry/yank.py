@@ -39,7 +39,6 @@ from layer_builder.registry.reader import (
     runtime_dirs,
     yank_info,
 )
-from layer_builder.registry.versions import AUTO, is_prerelease, link_key, scheme_for_runtimes
 from layer_builder.registry.writer import (
     LinkUpdate,
     check_own,
@@ -53,6 +52,7 @@ from layer_builder.registry.writer import (
     timestamp,
     write_if_changed,
 )
+from layer_builder.versions import AUTO, is_prerelease, link_key, scheme_for_runtimes
 
 log = logging.getLogger(__name__)
 
