@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layer_builder.errors import ArgumentError, ArtifactError
+from layer_builder.types import Layout
 from layer_builder.versions import is_prerelease, version_key
 
 MANIFEST_FORMAT = 2
 
 #: One layer serves every architecture it carries an extension binary for (the default).
-UNIVERSAL = "universal"
+UNIVERSAL: Layout = "universal"
 #: One layer per architecture, its name suffixed (``-arm64``): for SDK trees with native code.
-PER_ARCH = "per-arch"
-LAYOUTS = (UNIVERSAL, PER_ARCH)
+PER_ARCH: Layout = "per-arch"
+LAYOUTS: tuple[Layout, ...] = (UNIVERSAL, PER_ARCH)
 #: Lambda's architectures in the order documents and manifests list them.
 ARCH_ORDER = ("x86_64", "arm64")
 
@@ -131,7 +132,7 @@ class BuildManifest:
     canonical: str
     version: str
     architectures: tuple[str, ...]
-    layout: str  # UNIVERSAL or PER_ARCH
+    layout: str  # UNIVERSAL or PER_ARCH (a Layout; config reads it as str)
     compatible_runtimes: tuple[str, ...]
     description: str
     license: str

@@ -7,9 +7,9 @@ reference (see ../shared/FACTS.md for the figures we verified).
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Architecture = Literal["x86_64", "arm64"]
+from layer_builder.types import Architecture, Family
+
 ARCHITECTURES: tuple[Architecture, ...] = ("x86_64", "arm64")
 
 #: ELF ``e_machine`` values for each Lambda architecture.
@@ -95,7 +95,7 @@ def layer_arn(partition: str, region: str, account: str, name: str, version: int
     return f"arn:{partition}:lambda:{region}:{account}:layer:{name}:{version}"
 
 
-def runtime_family(runtime: str) -> Literal["python", "node"] | None:
+def runtime_family(runtime: str) -> Family | None:
     """``python`` or ``node`` for a Lambda runtime id, else None."""
     if runtime.startswith("python"):
         return "python"

@@ -34,9 +34,9 @@ import botocore.exceptions as bce
 from layer_builder.aws.clients import Aws, translate
 from layer_builder.aws.facts import REGION_RE
 from layer_builder.consumer import instrumentation as instr
-from layer_builder.consumer.instrumentation import Family
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease
+from layer_builder.types import Family
 
 log = logging.getLogger(__name__)
 
