@@ -23,7 +23,7 @@ from typing import Any
 from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
-from layer_builder.registry.files import clean_stray_temps, registry_lock, same_json
+from layer_builder.registry.files import RegistryLock, clean_stray_temps, holding, same_json
 from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
 from layer_builder.registry.reader import (
     INDEX_SCHEMA,
@@ -132,6 +132,7 @@ def write_release(
     expected_regions: Collection[str] = (),
     allow_partial_regions: bool = False,
     now: Callable[[], datetime] | None = None,
+    lock: RegistryLock | None = None,
 ) -> WriteResult:
     """Record one released version under ``root`` and move the links that should move.
 
@@ -144,6 +145,8 @@ def write_release(
 
     Raises RegistryError (nothing written) when an existing registry file is malformed or
     contradicts this release; SchemaViolation if the built document breaks the schema.
+    ``lock`` is the registry's lock when the caller already holds it (a release does, from
+    before its preflight); without one, the write takes it.
     """
     if root.exists() and not root.is_dir():
         raise RegistryError(f"{root}: the registry root is not a directory")
@@ -157,7 +160,7 @@ def write_release(
     version_path = runtime_dir / version_name
     clock = now or (lambda: datetime.now(timezone.utc))
 
-    with registry_lock(root):
+    with holding(root, lock):
         clean_stray_temps(runtime_dir, layers_dir, root)
         # Everything is read and checked first, so bad input leaves the registry untouched.
         base_path = runtime_dir / BASE_FILE
