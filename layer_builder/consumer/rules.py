@@ -1,8 +1,8 @@
 """What instrumenting a function means, as pure functions of its configuration.
 
-Split from :mod:`.instrumenter`, which talks to Lambda: everything here only looks
-at the data it is given (a function's snapshot and the registry's newest release) and says
-which layers, handler and environment the function should have.
+Split from :mod:`.function`, which reads and updates the function on Lambda: everything
+here only looks at the data it is given (a function's snapshot and the registry's newest
+release) and says which layers, handler and environment the function should have.
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ function's region and architecture, and enables, updates or disables instrumenta
 ``enable`` records what it changed (the original handler, each environment variable's
 value before enabling, ``null`` when it was absent, and a short digest of what it set) in one
 compact JSON environment variable,
-:data:`~layer_builder.consumer.instrumentation.RESTORE_VAR`, on the function itself. It
+:data:`~layer_builder.consumer.rules.RESTORE_VAR`, on the function itself. It
 travels in the same UpdateFunctionConfiguration call as the change, so the record can never
 disagree with the function. ``disable`` takes the function's current state as the truth:
 what the user changed after ``enable`` stays (see
-:func:`~layer_builder.consumer.instrumentation.restored`).
+:func:`~layer_builder.consumer.rules.restored`).
 
 A function gets the layer that serves its architecture (the universal layer, or its
 architecture's entry of a per-architecture release); when none does, nothing is attached.
@@ -33,7 +33,7 @@ import botocore.exceptions as bce
 
 from layer_builder.aws.clients import Aws, translate
 from layer_builder.aws.facts import REGION_RE
-from layer_builder.consumer import instrumentation as instr
+from layer_builder.consumer import rules as instr
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease
 from layer_builder.types import Family
