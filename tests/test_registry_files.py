@@ -12,7 +12,7 @@ from test_registry import link_of, registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_path, registry_lock
-from layer_builder.registry.reader import STATIC_INDEX_FILE
+from layer_builder.registry.layout import STATIC_INDEX_FILE
 
 
 def test_a_hand_edited_document_is_kept_byte_for_byte_and_non_ascii_stays_literal(

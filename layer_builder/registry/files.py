@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.errors import RegistryError
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     LATEST_FILE,
     LAYERS_DIR,
     Document,

@@ -25,7 +25,7 @@ from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
 from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
 from layer_builder.registry.files import RegistryLock, clean_stray_temps, holding, same_json
 from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,

@@ -27,7 +27,7 @@ from layer_builder.errors import ArgumentError, RegistryError
 from layer_builder.model import ReleaseVersion
 from layer_builder.registry.files import clean_stray_temps, registry_lock
 from layer_builder.registry.index import STATIC_INDEX_FILE
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,
