@@ -138,7 +138,7 @@ def _run_locked(
     lock: RegistryLock | None,
 ) -> ReleaseOutcome:
     from layer_builder.publish.fanout import plan_publish, publish_all
-    from layer_builder.publish.plan import registry_records
+    from layer_builder.publish.records import registry_records
     from layer_builder.registry.files import preflight_release
 
     cfg, built, registry = request.config, list(request.built), request.registry
