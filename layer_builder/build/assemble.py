@@ -37,6 +37,7 @@ from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
+from layer_builder.fsutil import write_replacing
 from layer_builder.model import (
     PER_ARCH,
     UNIVERSAL,
@@ -398,9 +399,7 @@ def _finish(
         provenance=provenance_from_env(os.environ),
     )
     mpath = zip_path.with_name(zip_path.name + ".json")
-    tmp_manifest = mpath.with_name(mpath.name + ".tmp")
-    tmp_manifest.write_text(manifest.to_json(), encoding="utf-8")
-    os.replace(tmp_manifest, mpath)
+    write_replacing(mpath, manifest.to_json())
     log.info("built %s (%s bytes)", zip_path, result.zip_size)
     done = time.monotonic()
     phases = {

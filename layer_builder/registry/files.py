@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import socket
 import stat
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.errors import RegistryError
+from layer_builder.fsutil import probe_writable
 from layer_builder.registry.layout import (
     LATEST_FILE,
     LAYERS_DIR,
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: How long a second run waits for the registry lock before it gives up (exit 2).
 LOCK_WAIT_SECONDS = 15.0
 _LOCK_POLL = 0.1
-#: The writer's temporary names: ``.<name>.<12 hex>.tmp`` (see writer._temp_name).
+#: The writer's temporary names: ``.<name>.<12 hex>.tmp`` (see fsutil.temp_beside).
 STRAY_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 
@@ -276,17 +276,12 @@ def _check_writable(directory: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise RegistryError(f"{existing}: expected a directory")
-    probe = existing / f".layer-builder-probe-{secrets.token_hex(6)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
+    refused = probe_writable(existing)
+    if refused is not None:
         raise RegistryError(
-            f"{existing}: the registry is not writable ({exc.strerror}); fix its permissions "
-            "or pass another --registry (nothing was published)"
-        ) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        probe.unlink()
+            f"{existing}: the registry is not writable ({refused.strerror}); fix its "
+            "permissions or pass another --registry (nothing was published)"
+        )
 
 
 def clean_stray_temps(*directories: Path) -> list[Path]:

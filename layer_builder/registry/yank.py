@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.errors import ArgumentError, RegistryError
+from layer_builder.fsutil import fsync_dir
 from layer_builder.model import ReleaseVersion
 from layer_builder.registry.files import clean_stray_temps, registry_lock
 from layer_builder.registry.index import STATIC_INDEX_FILE
@@ -42,7 +43,6 @@ from layer_builder.registry.layout import (
 from layer_builder.registry.writer import (
     LinkUpdate,
     check_own,
-    fsync_dir,
     link_if_changed,
     link_names,
     linked_version,
