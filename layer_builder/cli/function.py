@@ -13,7 +13,8 @@ from typing import Any
 
 from layer_builder.cli.argtypes import path_arg, region_name
 from layer_builder.cli.output import UI
-from layer_builder.cli.registry import ALLOW_HTTP_HELP, DEFAULT_REGISTRY, open_registry
+from layer_builder.cli.paths import DEFAULT_REGISTRY
+from layer_builder.cli.registry import ALLOW_HTTP_HELP, open_registry
 from layer_builder.consumer.function import (
     CANONICALS,
     ChangeResult,

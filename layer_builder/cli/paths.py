@@ -17,6 +17,11 @@ from pathlib import Path
 from layer_builder.errors import ArgumentError
 from layer_builder.fsutil import probe_writable
 
+#: The registry checkout written and read when --registry is not given.
+DEFAULT_REGISTRY = "registry"
+#: Where --sandbox writes its registry instead.
+SANDBOX_REGISTRY = "sandbox/registry"
+
 
 def _first_existing(path: Path) -> tuple[Path, Path | None]:
     """The nearest ancestor-or-self that exists, and the child below it (None if ``path``)."""

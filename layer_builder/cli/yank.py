@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.cli.output import UI
-from layer_builder.cli.registry import DEFAULT_REGISTRY
+from layer_builder.cli.paths import DEFAULT_REGISTRY
 from layer_builder.errors import CredentialsError, PublishIncomplete
 
 
