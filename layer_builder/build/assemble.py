@@ -270,6 +270,7 @@ def build_release(
     sdk_version = cfg.sdk_version(version)
     archs = plan.architectures
     out_dir.mkdir(parents=True, exist_ok=True)
+    job = _Job(cfg, version, sdk_version, out_dir, epoch, say)
     built: list[BuiltLayer] = []
     with tempfile.TemporaryDirectory(prefix="layer-builder-") as tmp:
         work = Path(tmp)
@@ -282,9 +283,7 @@ def build_release(
             if elves:
                 raise neutrality_error(f"{cfg.sdk.package} {sdk_version}", elves)
             ext = plan.extension_for(archs, UNIVERSAL)
-            built.append(
-                _finish(cfg, version, archs, root, ext, out_dir, epoch, say, start, sdk_version)
-            )
+            built.append(_finish(job, archs, root, ext, start=start))
             return built
         shared: Path | None = None
         for arch in archs:
@@ -303,25 +302,33 @@ def build_release(
                 _copy_tree(shared, root)
                 _copy_pip_report(shared, root)
             ext = plan.extension_for((arch,), PER_ARCH)
-            built.append(
-                _finish(cfg, version, (arch,), root, ext, out_dir, epoch, say, start, sdk_version)
-            )
+            built.append(_finish(job, (arch,), root, ext, start=start))
     return built
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every layer of one build shares."""
+
+    cfg: LayerConfig
+    version: ReleaseVersion
+    sdk_version: str
+    out_dir: Path
+    epoch: int
+    say: Progress
+
+
 def _finish(
-    cfg: LayerConfig,
-    version: ReleaseVersion,
+    job: _Job,
     archs: tuple[str, ...],
     root: Path,
     ext: ResolvedExtension | None,
-    out_dir: Path,
-    epoch: int,
-    say: Progress,
+    *,
     start: float,
-    sdk_version: str,
 ) -> BuiltLayer:
     """Add our files and the extension to an installed tree, zip it, write its manifest."""
+    cfg, version, sdk_version, say = job.cfg, job.version, job.sdk_version, job.say
+    out_dir, epoch = job.out_dir, job.epoch
     # Everything since ``start`` was getting the SDK tree: installing it (or reusing a
     # shared, architecture-neutral install) and checking it.
     assembling = time.monotonic()
