@@ -32,9 +32,9 @@ import jinja2.sandbox
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import LAYOUTS, PER_ARCH, UNIVERSAL, ReleaseVersion, sort_architectures
+from layer_builder.types import Family
 from layer_builder.yamlfile import read_yaml
 
-Family = Literal["python", "node"]
 SdkSource = Literal["pypi", "path", "npm"]
 
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")

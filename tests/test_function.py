@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from registry_docs import Shape, document, write_version
 
 from layer_builder import cli
-from layer_builder.consumer import instrumentation
-from layer_builder.consumer.instrumenter import FunctionInstrumenter
+from layer_builder.consumer import rules as instrumentation
+from layer_builder.consumer.function import FunctionInstrumenter
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 

@@ -22,7 +22,7 @@ from test_function import (  # noqa: F401  (lam, role, world: fixtures)
     world,
 )
 
-from layer_builder.consumer.instrumentation import node_options_with, node_preload
+from layer_builder.consumer.rules import node_options_with, node_preload
 
 REQUIRE = "-r @sentry/aws-serverless/awslambda-auto"
 IMPORT = "--import @sentry/aws-serverless/awslambda-auto"

@@ -30,7 +30,7 @@ from test_function import (  # noqa: F401  (lam, role, world: fixtures)
     world,
 )
 
-from layer_builder.consumer import instrumentation as instr
+from layer_builder.consumer import rules as instr
 from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 
 OTHER_DSN = "https://fedcba9876543210fedcba9876543210@o2.ingest.sentry.io/77"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from layer_builder.consumer.instrumentation import (
+from layer_builder.consumer.rules import (
     INITIAL_HANDLER_VAR,
     NODE_OPTIONS_VAR,
     PYTHON_WRAPPER_HANDLER,

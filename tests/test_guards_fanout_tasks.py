@@ -22,8 +22,8 @@ from layer_builder.aws.clients import RetrySettings, Timeouts
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
 from layer_builder.publish.fanout import socket_timeouts
-from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from layer_builder.publish.records import LayerRecord
 
 V = ReleaseVersion.parse("2.75.0")
 MakeLayers = Callable[..., list[tuple[Path, BuildManifest]]]

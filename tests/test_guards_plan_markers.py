@@ -6,15 +6,14 @@ from __future__ import annotations
 import pytest
 
 from layer_builder.model import BuildManifest, ExtensionInfo
-from layer_builder.publish.plan import (
+from layer_builder.publish.markers import (
     Marker,
     content_marker,
-    is_standin,
     marked_description,
     parse_marker,
     release_marker,
-    standin_source,
 )
+from layer_builder.publish.plan import is_standin, standin_source
 from layer_builder.sandbox.standin import standin_digests
 
 SHA = "0123456789abcdef" * 4
@@ -125,7 +124,7 @@ def test_a_canonical_the_marker_cannot_carry_is_refused_before_publishing() -> N
     from publisher_fakes import make_plan
 
     from layer_builder.errors import ArtifactError
-    from layer_builder.publish.zips import _check_marker
+    from layer_builder.publish.plan import _check_marker
 
     _check_marker(make_plan(canonical="aws-layer:python"))
     for bad in ("aws layer", "aws-[layer]"):

@@ -12,7 +12,7 @@ import pytest
 
 from layer_builder.errors import ArtifactError, RegistryError
 from layer_builder.model import BuildManifest
-from layer_builder.publish.plan import LayerRecord, document_layers, registry_records
+from layer_builder.publish.records import LayerRecord, document_layers, registry_records
 from layer_builder.registry.files import RegistryState
 
 ROOT = Path("/reg")

@@ -19,7 +19,8 @@ from layer_builder.aws.clients import Aws
 from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
 from layer_builder.publish import plan_layers
-from layer_builder.publish.publisher import LayerPlan, RegionPublisher
+from layer_builder.publish.plan import LayerPlan
+from layer_builder.publish.publisher import RegionPublisher
 
 V = ReleaseVersion.parse("2.75.0")
 MakeLayers = Callable[..., list[tuple[Path, BuildManifest]]]

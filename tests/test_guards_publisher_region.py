@@ -26,8 +26,8 @@ from publisher_fakes import (
 
 from layer_builder.aws.clients import Statement
 from layer_builder.model import RegionResult
-from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from layer_builder.publish.records import LayerRecord
 
 DESCRIPTION = f"Guard layer 2.75.0 {MARKER}"
 PUBLIC = Statement("public")

@@ -21,8 +21,9 @@ from registry_docs import arn, document, write_version
 from test_download import FakeServer, Reply
 
 from layer_builder.errors import RegistryError
-from layer_builder.registry import reader
-from layer_builder.registry.reader import RegistryClient, read_json_mapping, read_version_document
+from layer_builder.registry import layout, reader
+from layer_builder.registry.layout import read_json_mapping, read_version_document
+from layer_builder.registry.reader import RegistryClient
 
 PY = "SentryPythonServerlessSDK"
 
@@ -138,9 +139,9 @@ def test_a_legacy_index_json_is_logged_as_ignored_and_nothing_else_is(
     layers = registry / "aws-lambda-layers"
     (layers / "index.json").write_text("{}")
     (layers / "README.md").write_text("notes")
-    with caplog.at_level(logging.DEBUG, logger=reader.__name__):
+    with caplog.at_level(logging.DEBUG, logger=layout.__name__):
         RegistryClient(registry).index()
-    assert [r.getMessage() for r in caplog.records if r.name == reader.__name__] == [
+    assert [r.getMessage() for r in caplog.records if r.name == layout.__name__] == [
         f"{layers / 'index.json'}: ignored (written by an older layer-builder)"
     ]
 

@@ -13,7 +13,8 @@ from registry_docs import arn, document, write_version
 from test_download import FakeServer, Reply
 
 from layer_builder.errors import RegistryError
-from layer_builder.registry.reader import RegistryClient, read_json_mapping, runtime_dirs
+from layer_builder.registry.layout import read_json_mapping, runtime_dirs
+from layer_builder.registry.reader import RegistryClient
 
 PY = "SentryPythonServerlessSDK"
 

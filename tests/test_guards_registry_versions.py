@@ -9,7 +9,7 @@ import pytest
 from packaging.version import Version
 
 from layer_builder.errors import ArgumentError
-from layer_builder.registry.versions import compare, is_prerelease, sorted_versions, version_key
+from layer_builder.versions import compare, is_prerelease, sorted_versions, version_key
 
 
 @pytest.mark.parametrize(

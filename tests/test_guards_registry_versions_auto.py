@@ -4,7 +4,7 @@ and a "-" inside a local label or build metadata (after "+") does not make a rel
 
 from __future__ import annotations
 
-from layer_builder.registry.versions import compare, is_prerelease
+from layer_builder.versions import compare, is_prerelease
 
 
 def test_a_pep440_post_release_spelled_with_a_dash_is_a_release_after_its_base() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from layer_builder.registry.versions import compare, sorted_versions
+from layer_builder.versions import compare, sorted_versions
 
 
 @pytest.mark.parametrize(

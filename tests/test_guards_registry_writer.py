@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from test_registry import ACCOUNT, BASE, layer, registration, rt, write
 
+from layer_builder import fsutil
 from layer_builder.errors import RegistryError
 from layer_builder.model import UNIVERSAL, PublishedLayer, Registration
 from layer_builder.registry import writer
@@ -430,7 +431,7 @@ def test_a_failed_create_reports_its_own_error_and_leaves_no_temporary(
             raise PermissionError(13, "Permission denied", str(path))
         return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(writer, "open", read_only, raising=False)
+    monkeypatch.setattr(fsutil, "open", read_only, raising=False)
     with pytest.raises(PermissionError, match=r"Permission denied"):
         write(tmp_path, registration("2.75.0", [("ap-south-1", 2)]))
     monkeypatch.undo()

@@ -19,7 +19,7 @@ from layer_builder.aws.clients import Statement
 from layer_builder.config import PermissionConfig
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, ReleaseVersion
-from layer_builder.publish.zips import LayerPlan, permission_statements, plan_layers
+from layer_builder.publish.plan import LayerPlan, permission_statements, plan_layers
 
 V = ReleaseVersion.parse("2.75.0")
 Manifests = list[tuple[Path, BuildManifest]]

@@ -27,8 +27,9 @@ from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError, CredentialsError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish import resolve_regions
-from layer_builder.publish.plan import marked_description
-from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy, plan_layers
+from layer_builder.publish.markers import marked_description
+from layer_builder.publish.plan import plan_layers
+from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy
 
 V = ReleaseVersion.parse("2.75.0")
 Manifests = list[tuple[Path, BuildManifest]]

@@ -17,8 +17,8 @@ from test_publish_histories import NEW, REGIONS, build, recorded, run_cli, versi
 
 from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig
-from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from layer_builder.publish.records import LayerRecord
 
 
 def test_a_publish_committed_after_the_client_gave_up_is_adopted_by_the_same_run(

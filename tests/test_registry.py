@@ -14,7 +14,8 @@ import pytest
 
 from layer_builder.errors import RegistryError
 from layer_builder.model import PublishedLayer, Registration, ReleaseVersion
-from layer_builder.registry.reader import RegistryClient, schema_error
+from layer_builder.registry.layout import schema_error
+from layer_builder.registry.reader import RegistryClient
 from layer_builder.registry.writer import SchemaViolation, write_release
 
 ACCOUNT = "943013980633"

@@ -12,7 +12,7 @@ from test_registry import link_of, registration, rt, write
 
 from layer_builder.errors import RegistryError
 from layer_builder.registry.files import lock_path, registry_lock
-from layer_builder.registry.reader import STATIC_INDEX_FILE
+from layer_builder.registry.layout import STATIC_INDEX_FILE
 
 
 def test_a_hand_edited_document_is_kept_byte_for_byte_and_non_ascii_stays_literal(
@@ -71,7 +71,7 @@ def test_a_second_holder_is_told_who_holds_the_lock(tmp_path: Path) -> None:
     finally:
         release.set()
         t.join()
-    with registry_lock(root, wait=0.2), registry_lock(root, wait=0):  # re-entrant
+    with registry_lock(root, wait=0.2):
         assert lock_path(root).is_file()
     assert not root.exists()
 
