@@ -299,7 +299,10 @@ def cold_path(interp: Interpreter, python_dir: Path, handler: str) -> tuple[list
     lines = run.stdout.strip().splitlines()
     if run.returncode != 0 or not lines or not lines[-1].startswith("["):
         err = (run.stderr or run.stdout).strip().splitlines()
-        return [], f"importing {handler} failed: {err[-1] if err else 'exit ' + str(run.returncode)}"
+        return (
+            [],
+            f"importing {handler} failed: {err[-1] if err else 'exit ' + str(run.returncode)}",
+        )
     loaded = set(json.loads(lines[-1]))
     provided = [rel for rel in loaded if set(rel[:-3].split("/")) & set(RUNTIME_PROVIDED)]
     loaded |= _static_closure(python_dir, provided)
