@@ -228,12 +228,12 @@ def config(tmp_path: Path, runtime: str, extra: str = "") -> Path:
 
 def test_each_optimisation_is_on_for_its_family_and_can_be_turned_off(tmp_path: Path) -> None:
     python, node = load_config(config(tmp_path, "python")), load_config(config(tmp_path, "node"))
-    assert (python.bytecode, python.single_sdk_copy) == (True, False)
-    assert (node.bytecode, node.single_sdk_copy) == (False, True)
+    assert (python.bytecode, python.single_sdk_copy) == ("cold-path", False)
+    assert (node.bytecode, node.single_sdk_copy) == ("", True)
     plain = load_config(config(tmp_path, "node", "optimize:\n  single_sdk_copy: false\n"))
     assert plain.single_sdk_copy is False
     off = "optimize:\n  bytecode: false\n"
-    assert load_config(config(tmp_path, "python", off)).bytecode is False
+    assert load_config(config(tmp_path, "python", off)).bytecode == ""
     with pytest.raises(
         ConfigError, match="optimize.bytecode: only a python layer carries bytecode"
     ):
