@@ -29,10 +29,12 @@ WRAPPER_DEST = "sentry_sdk/integrations/init_serverless_sdk/__init__.py"
 
 # An SDK shaped like sentry-sdk where it matters: init() tries auto-enabling integrations (one
 # fails, as DidNotEnable does), one for a package Lambda's runtime ships (boto3) that cannot
-# enable at build time, a module only the first event's flush imports, and modules nothing on
-# a cold start imports.
+# enable at build time, a module only the first invocation's error imports (through the
+# bootstrap Lambda's runtime invokes handlers with), one only the flush imports, and modules
+# nothing on a cold start imports.
 SDK = {
     "sentry_sdk/__init__.py": """\
+        import sys
         from sentry_sdk import client
 
         def init(**options):
@@ -42,12 +44,29 @@ SDK = {
                 except ImportError:
                     pass
             client.options = options
+            # As the Lambda integration does: wrap what Lambda's bootstrap invokes.
+            bootstrap = sys.modules.get("bootstrap")
+            if bootstrap is not None:
+                invoke = bootstrap.handle_event_request
+
+                def wrapped(runtime_client, handler, *args):
+                    def sentry_handler(event, context):
+                        try:
+                            return handler(event, context)
+                        except Exception:
+                            from sentry_sdk import capture
+                            raise
+
+                    return invoke(runtime_client, sentry_handler, *args)
+
+                bootstrap.handle_event_request = wrapped
 
         def flush(timeout=None):
             from sentry_sdk import transport
             transport.send()
         """,
     "sentry_sdk/client.py": "options = None\n",
+    "sentry_sdk/capture.py": "EVENTS = []\n",
     "sentry_sdk/transport.py": "def send():\n    return None\n",
     "sentry_sdk/unused.py": "X = 1\n",
     "sentry_sdk/integrations/__init__.py": "",
@@ -67,6 +86,7 @@ SDK = {
 }
 COLD = {
     "sentry_sdk/__init__.py",
+    "sentry_sdk/capture.py",
     "sentry_sdk/client.py",
     "sentry_sdk/transport.py",
     "sentry_sdk/integrations/__init__.py",

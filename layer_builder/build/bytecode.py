@@ -96,8 +96,9 @@ print(json.dumps({"tag": sys.implementation.cache_tag, "failed": failed}))
 
 # Runs under the target interpreter on the built python/ tree, as Lambda runs the layer:
 # imports the wrapper (which calls sentry_sdk.init() with a DSN), then one invocation that
-# raises, then a flush; prints the sources under the tree whose code was loaded (a module
-# that failed with DidNotEnable was compiled all the same). Nothing leaves the machine: the
+# raises, through a stand-in for awslambdaric's bootstrap that the SDK wraps, then a flush;
+# prints the sources under the tree whose code was loaded (a module that failed with
+# DidNotEnable was compiled all the same). Nothing leaves the machine: the
 # DSN is a loopback address and every connect() is refused. argv: root, handler module.
 _COLD_PATH = r"""
 import json, os, socket, sys, tempfile
@@ -125,9 +126,6 @@ os.environ.update({
     "AWS_LAMBDA_FUNCTION_NAME": "probe", "AWS_REGION": "us-east-1",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
 })
-module, _, func = sys.argv[2].rpartition(".")
-import importlib
-handler = getattr(importlib.import_module(module), func)
 class Context(object):
     function_name = "probe"
     function_version = "$LATEST"
@@ -138,13 +136,37 @@ class Context(object):
     log_stream_name = "probe"
     def get_remaining_time_in_millis(self):
         return 300000
-try:
-    handler({"cold_path_probe": True}, Context())
-except RuntimeError:
-    pass
+# Lambda's runtime (awslambdaric) has imported its bootstrap module before the handler, and
+# the SDK's Lambda integration wraps the invocations it runs: the parts of it it uses.
+import types
+bootstrap = types.ModuleType("bootstrap")
+class LambdaRuntimeClient(object):
+    def post_init_error(self, *args, **kwargs):
+        pass
+    def post_invocation_result(self, *args, **kwargs):
+        pass
+    def post_invocation_error(self, *args, **kwargs):
+        pass
+def handle_event_request(lambda_runtime_client, request_handler, invoke_id, event_body,
+                         content_type, client_context_json, cognito_identity_json,
+                         invoked_function_arn, epoch_deadline_time_in_ms, log_sink=None):
+    try:
+        result = request_handler(event_body, Context())
+    except Exception as exc:
+        lambda_runtime_client.post_invocation_error(invoke_id, repr(exc))
+    else:
+        lambda_runtime_client.post_invocation_result(invoke_id, result)
+bootstrap.LambdaRuntimeClient = LambdaRuntimeClient
+bootstrap.handle_event_request = handle_event_request
+sys.modules["bootstrap"] = bootstrap
+module, _, func = sys.argv[2].rpartition(".")
+import importlib
+handler = getattr(importlib.import_module(module), func)
+bootstrap.handle_event_request(LambdaRuntimeClient(), handler, "probe", {"cold_path_probe": 1},
+                               "application/json", None, None, Context.invoked_function_arn, 0)
 sentry_sdk = sys.modules.get("sentry_sdk")
 if sentry_sdk is not None:
-    sentry_sdk.flush(timeout=2)
+    sentry_sdk.flush(timeout=60)  # returns once the queue is empty (sends are refused)
 sys.stdout.write(json.dumps(sorted(loaded)) + "\n")
 sys.stdout.flush()
 os._exit(0)  # the SDK's threads (timeout warning, transport) need not finish
