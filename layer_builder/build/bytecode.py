@@ -335,7 +335,7 @@ def cold_path(interp: Interpreter, python_dir: Path, handler: str) -> tuple[list
         )
     loaded = set(json.loads(lines[-1]))
     provided = [rel for rel in loaded if set(rel[:-3].split("/")) & set(RUNTIME_PROVIDED)]
-    loaded |= _static_closure(python_dir, provided)
+    loaded |= _static_closure(python_dir, provided, loaded)
     return sorted(loaded, key=lambda s: s.encode()), ""
 
 
@@ -374,13 +374,16 @@ def _static_imports(python_dir: Path, rel: str) -> set[str]:
     return found
 
 
-def _static_closure(python_dir: Path, start: list[str]) -> set[str]:
+def _static_closure(python_dir: Path, start: list[str], loaded: set[str]) -> set[str]:
+    """``start`` and what it imports, transitively, except through modules that the run
+    ``loaded`` (their imports ran, or did not run on a cold start)."""
     seen, todo = set(start), list(start)
     while todo:
         for rel in _static_imports(python_dir, todo.pop()):
             if rel not in seen:
                 seen.add(rel)
-                todo.append(rel)
+                if rel not in loaded:
+                    todo.append(rel)
     return seen
 
 
