@@ -6,18 +6,16 @@ from the build machine, byte-identical across builds; ``all`` and ``true`` compi
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ConfigFactory, compile_and_zip
 
 from layer_builder.build import bytecode
 from layer_builder.build.bytecode import Interpreter, compile_tree
-from layer_builder.config import load_config
 from layer_builder.errors import ConfigError
 from layer_builder.smoke.runtimes import PYTHON_WRAPPER
 
@@ -185,20 +183,10 @@ def _build(workdir: Path, umask: int, seed: str) -> bytes:
     """Compile (cold path) and zip the layer in ``workdir`` from a process with that umask,
     hash seed and time zone."""
     make_layer(workdir)
-    script = textwrap.dedent(f"""\
-        import os
-        from pathlib import Path
-        from layer_builder.build.bytecode import compile_tree
-        from layer_builder.build.zipper import write_zip
-        os.umask({umask})
-        root = Path({str(workdir)!r})
-        compile_tree(root, ({RUNTIME!r},), scope="cold-path", handler={PYTHON_WRAPPER!r})
-        write_zip(root, root.parent / (root.name + ".zip"), source_date_epoch=315532800)
-        """)
-    env = {**os.environ, "PYTHONHASHSEED": seed, "TZ": "Asia/Kolkata" if seed == "1" else "UTC"}
+    env = {"PYTHONHASHSEED": seed, "TZ": "Asia/Kolkata" if seed == "1" else "UTC"}
     env[bytecode.env_var(MINOR)] = sys.executable
-    subprocess.run([sys.executable, "-c", script], env=env, check=True)
-    return workdir.with_name(workdir.name + ".zip").read_bytes()
+    call = f"compile_tree(root, ({RUNTIME!r},), scope='cold-path', handler={PYTHON_WRAPPER!r})"
+    return compile_and_zip(workdir, call, umask, env)
 
 
 def test_two_cold_path_builds_are_identical(tmp_path: Path) -> None:
@@ -214,20 +202,6 @@ def test_two_cold_path_builds_are_identical(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- config
 
-CONFIG = """\
-name: "Test"
-description: "Test {{ version }}"
-license: MIT
-canonical: "aws-layer:python"
-runtime: python
-compatible_runtimes: [python3.12]
-architectures: [x86_64]
-sdk:
-  package: sentry-sdk
-registry:
-  runtime_dir: python
-"""
-
 
 @pytest.mark.parametrize(
     ("optimize", "scope"),
@@ -239,10 +213,10 @@ registry:
         ("optimize:\n  bytecode: false\n", ""),
     ],
 )
-def test_bytecode_scope_in_the_config(tmp_path: Path, optimize: str, scope: str) -> None:
-    path = tmp_path / "layer.yml"
-    path.write_text(CONFIG + optimize)
-    assert load_config(path).bytecode == scope
+def test_bytecode_scope_in_the_config(
+    make_config: ConfigFactory, optimize: str, scope: str
+) -> None:
+    assert make_config(extra=optimize).bytecode == scope
 
 
 @pytest.mark.parametrize(
@@ -252,17 +226,8 @@ def test_bytecode_scope_in_the_config(tmp_path: Path, optimize: str, scope: str)
         ("3", "optimize.bytecode: expected true or false, all or cold-path, got a number"),
     ],
 )
-def test_a_bad_bytecode_scope_names_the_key(tmp_path: Path, value: str, message: str) -> None:
-    path = tmp_path / "layer.yml"
-    path.write_text(CONFIG + f"optimize:\n  bytecode: {value}\n")
+def test_a_bad_bytecode_scope_names_the_key(
+    make_config: ConfigFactory, value: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_config(path)
-
-
-def test_a_node_layer_takes_no_bytecode_scope(tmp_path: Path) -> None:
-    path = tmp_path / "layer.yml"
-    text = CONFIG.replace("python3.12", "nodejs22.x").replace("python", "node")
-    path.write_text(text.replace("sentry-sdk", "'@sentry/aws-serverless'") + (
-        "optimize:\n  bytecode: cold-path\n"))  # fmt: skip
-    with pytest.raises(ConfigError, match="optimize.bytecode: only a python layer carries"):
-        load_config(path)
+        make_config(extra=f"optimize:\n  bytecode: {value}\n")
