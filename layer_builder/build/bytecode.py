@@ -12,8 +12,8 @@ Choices, and why:
   reference layer 4.4x the plain zip. Only the modules a cold start compiles get it: found
   per runtime by running that interpreter on the built tree as Lambda runs the layer (the
   wrapper's import with ``init()``, one raising invocation, a flush; isolated, no network),
-  plus what the boto3 integration imports once Lambda's boto3 lets it enable. 168 of 245
-  modules for sentry-sdk 2.75.0 (zip 5.5 instead of 6.5 MB, the same cold start). ``all``
+  plus what the boto3 integration imports once Lambda's boto3 lets it enable. 160 of 245
+  modules for sentry-sdk 2.75.0 (zip 5.4 instead of 6.5 MB, the same cold start). ``all``
   compiles everything. Measurements: docs/cold-start.md.
 
 - **Invalidation mode ``checked-hash``**: the ``.pyc`` records the SipHash of its source and
