@@ -412,8 +412,9 @@ def compile_tree(
     def one(interp: Interpreter) -> tuple[list[str], str, list[list[str]]]:
         chosen, why = files, ""
         if scope == COLD_PATH:
-            found, why = cold_path(interp, python_dir, handler)
-            chosen = files if why else [f for f in files if f in set(found)]
+            cold, why = cold_path(interp, python_dir, handler)
+            wanted = set(cold)
+            chosen = files if why else [f for f in files if f in wanted]
         return chosen, why, _compile_with(interp, python_dir, chosen)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
