@@ -2,21 +2,24 @@
 laid out as upstream's build scripts lay it out, interleaved in one run.
 
     python bench/smoke_bench.py [--layer python|node ...] [--rounds 10] [--json]
+    python bench/smoke_bench.py --layer python --bytecode all   # and the other bytecode scope
     python bench/smoke_bench.py --zip OURS.zip --zip UPSTREAM.zip ...   # zips built elsewhere
 
 For each reference layer (``configs/sentry-python.yml`` 2.75.0, ``configs/sentry-node.yml``
 10.75.2, the sandbox stand-in as each architecture's extension) it builds two zips from the
-same config and SDK version: **ours** (the config as it is: bytecode for every runtime with an
-interpreter here, ...) and **upstream-style** (every optimisation of the config turned off:
-the plain pip tree without bytecode, the npm tree as is). Then, ``--rounds`` times, each
-zip gets ``layer-builder smoke``'s pair of fresh emulated environments (the bare function
-alone, then the function with the layer), in alternating order (ABBA) so drift of a shared
-machine hits both alike. Per layout it prints the median and the spread (25th-75th
-percentile) of: the cold start and what the layer adds to it (against the bare function of
-the same pair), the warm invocation and what the layer adds, the init split (extensions
-registered, runtime init, first invocation), the peak RSS of the runtime (with the layer and
-bare) and of the extensions, the unzipped size and the file count; and the ratio of ours to
-upstream-style for the added cold start, the warm invocation and the size.
+same config and SDK version: **ours** (the config as it is: bytecode of the cold path for every
+runtime with an interpreter here, ...) and **upstream-style** (every optimisation of the config
+turned off: the plain pip tree without bytecode, the npm tree as is); ``--bytecode all`` adds
+the Python layer with that ``optimize.bytecode`` (labelled ``bytecode=all``). Then,
+``--rounds`` times, each zip gets ``layer-builder smoke``'s pair of fresh emulated environments
+(the bare function alone, then the function with the layer), in alternating order (ABBA) so
+drift of a shared machine hits both alike. Per layout it prints the median and the spread
+(25th-75th percentile) of: the cold start and what the layer adds to it (against the bare
+function of the same pair), the warm invocation and what the layer adds, the init split
+(extensions registered, runtime init, first invocation), the peak RSS of the runtime (with the
+layer and bare) and of the extensions, the unzipped size and the file count; and the ratio of
+ours to upstream-style for the added cold start, the warm invocation and the size (and, in
+``ratio_to_upstream``, of every layout to upstream-style).
 
 Peak RSS is each process's ``VmHWM`` (kernel-kept peak) read from ``/proc`` every 20 ms
 while it runs, so it is exact unless a process grows in its last 20 ms. The stand-in
