@@ -180,8 +180,9 @@ class LayerConfig:
     publish: PublishConfig
     registry: RegistryConfig
     layout: str = UNIVERSAL
-    #: ``optimize.bytecode``: compile python/ for each runtime (default for python layers)
-    bytecode: bool = False
+    #: ``optimize.bytecode``: compile python/ for each runtime: ``"cold-path"`` (the modules a
+    #: cold start compiles; the default for python layers), ``"all"``, or ``""`` (none)
+    bytecode: str = ""
     #: ``optimize.single_sdk_copy``: the Node handler shim reuses the preloaded SDK (default
     #: for node layers)
     single_sdk_copy: bool = False
@@ -449,20 +450,34 @@ _OPTIMIZE = {
 }
 
 
-def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, bool]:
-    """``optimize.bytecode`` (python layers: precompiled ``__pycache__``) and
+#: ``optimize.bytecode`` as a word: every module, or those a cold start compiles (the default).
+_BYTECODE = ("all", "cold-path")
+
+
+def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, Any]:
+    """``optimize.bytecode`` (python layers: precompiled ``__pycache__``; ``cold-path`` by
+    default, ``all``, or ``true``/``false``: all or none, as before the cold path) and
     ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK);
-    each defaults to true for its family."""
+    each is on by default for its family."""
     d = r.mapping(value, "optimize", dict.fromkeys(_OPTIMIZE, False))
-    out = {}
+    out: dict[str, Any] = {}
     for key, (owner, why) in _OPTIMIZE.items():
         if key not in d:
             out[key] = family == owner
             continue
-        on = r.typed(d[key], f"optimize.{key}", bool, "true or false")
+        if key == "bytecode" and isinstance(d[key], str):
+            on: Any = r.choice(d[key], "optimize.bytecode", _BYTECODE)
+        else:
+            want = "true or false" + (", all or cold-path" if key == "bytecode" else "")
+            on = r.typed(d[key], f"optimize.{key}", bool, want)
         if on and family != owner:
             raise r.fail(f"optimize.{key}", why)
         out[key] = on
+    bytecode = out["bytecode"]
+    out["bytecode"] = (
+        "" if bytecode is False else bytecode if isinstance(bytecode, str)
+        else "cold-path" if "bytecode" not in d else "all"
+    )  # fmt: skip
     return out
 
 

@@ -116,7 +116,9 @@ class BytecodeInfo:
     invalidation_mode: str = ""  # checked-hash
     files: int = 0  # modules compiled
     not_compiled: tuple[str, ...] = ()  # paths under python/ this version cannot compile
-    reason: str = ""  # without bytecode: why, and how to provide the interpreter
+    reason: str = ""  # without bytecode: why, and how to provide the interpreter (or, with
+    # bytecode for every module where the cold path was asked for: why it was not found)
+    scope: str = ""  # "all" modules, or the "cold-path" ones ("": a manifest before scopes)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,6 +114,7 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
         architectures: str = "[x86_64, arm64]",
         name: str | None = None,
         layout: str = "per-arch",
+        extra: str = "",
     ) -> LayerConfig:
         section = "publish:\n" + textwrap.indent(textwrap.dedent(publish), "  ") if publish else ""
         text = (
@@ -130,12 +133,31 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
               runtime_dir: python
             """)
             + section
+            + extra
         )
         path = tmp_path / f"layer-{uuid.uuid4().hex[:6]}.yml"
         path.write_text(text, encoding="utf-8")
         return load_config(path)
 
     return make
+
+
+def compile_and_zip(workdir: Path, compile_call: str, umask: int, env: dict[str, str]) -> bytes:
+    """Run ``compile_call`` (``compile_tree(root, ...)``) on ``workdir`` and zip it, from a
+    fresh process with that umask and environment (hash seed, TZ, interpreter settings); the
+    zip's bytes."""
+    script = textwrap.dedent(f"""\
+        import os
+        from pathlib import Path
+        from layer_builder.build.bytecode import compile_tree
+        from layer_builder.build.zipper import write_zip
+        os.umask({umask})
+        root = Path({str(workdir)!r})
+        {compile_call}
+        write_zip(root, root.parent / (root.name + ".zip"), source_date_epoch=315532800)
+        """)
+    subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, check=True)
+    return workdir.with_name(workdir.name + ".zip").read_bytes()
 
 
 def write_layer(

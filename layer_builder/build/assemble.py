@@ -46,6 +46,7 @@ from layer_builder.model import (
     ReleaseVersion,
 )
 from layer_builder.provenance import provenance_from_env
+from layer_builder.smoke.runtimes import PYTHON_WRAPPER
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +349,9 @@ def _finish(
     compiled: tuple[BytecodeInfo, ...] = ()
     if cfg.bytecode and (root / "python").is_dir():
         # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
-        compiled = bytecode.compile_tree(root, cfg.compatible_runtimes, say=say)
+        compiled = bytecode.compile_tree(
+            root, cfg.compatible_runtimes, say=say, scope=cfg.bytecode, handler=PYTHON_WRAPPER
+        )
 
     zipping = time.monotonic()
     say(f"{label}: zipping")
