@@ -18,9 +18,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_build_e2e import BINARIES, NODE_CONFIG, run_cli
 
 from layer_builder.build import nodebundle
-from test_build_e2e import BINARIES, NODE_CONFIG, run_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,13 +50,16 @@ def node(code: str, cwd: Path, *flags: str, env: dict[str, str] | None = None) -
 
 #: A package with two entries per format sharing an internal module that holds state.
 SHARED = {
-    "package.json": json.dumps({
-        "name": "shared", "version": "1.0.0",
-        "exports": {
-            ".": {"import": "./esm/a.js", "require": "./cjs/a.js"},
-            "./b": {"import": "./esm/b.js", "require": "./cjs/b.js"},
-        },
-    }),  # fmt: skip
+    "package.json": json.dumps(
+        {
+            "name": "shared",
+            "version": "1.0.0",
+            "exports": {
+                ".": {"import": "./esm/a.js", "require": "./cjs/a.js"},
+                "./b": {"import": "./esm/b.js", "require": "./cjs/b.js"},
+            },
+        }
+    ),  # fmt: skip
     "cjs/state.js": "exports.box = { n: 0 };\n",
     "cjs/a.js": "const s = require('./state.js'); exports.bump = () => ++s.box.n;\n",
     "cjs/b.js": "const s = require('./state.js'); exports.read = () => s.box.n;\n",

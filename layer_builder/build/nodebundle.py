@@ -100,7 +100,9 @@ def apply(root: Path, *, cache: Path | None = None) -> tuple[list[str], list[str
             lines.append(f"bundle: {r['package']} left as installed: {r['skipped']}")
         for fmt in ("cjs", "esm"):
             if r.get(fmt, {}).get("skipped", "nothing to merge") != "nothing to merge":
-                lines.append(f"bundle: {r['package']} ({fmt}) left as installed: {r[fmt]['skipped']}")
+                lines.append(
+                    f"bundle: {r['package']} ({fmt}) left as installed: {r[fmt]['skipped']}"
+                )
         written += [f"{NODE_MODULES}/{f}" for f in r.get("written", [])]
     lines.append(f"bundle: {bundled} of {len(names)} packages bundled per package "
                  f"({files} modules); the others left as npm installed them")  # fmt: skip
