@@ -101,11 +101,6 @@ def test_what_cannot_move_is_left_as_installed(tmp_path: Path) -> None:
         "x.js": "module.exports = 1;\n",
         "data.txt": "hi",
     })  # fmt: skip
-    write(nm / "scanned", {  # ES code can import its CommonJS entry: Node scans its text
-        "package.json": json.dumps({"name": "scanned", "exports": {"default": "./index.js"}}),
-        "index.js": "exports.one = require('./one.js').one;\n",
-        "one.js": "exports.one = 1;\n",
-    })  # fmt: skip
     write(nm / "patterns", {
         "package.json": json.dumps({"name": "patterns", "exports": {"./*": "./lib/*.js"}}),
         "lib/a.js": "module.exports = require('./b.js');\n",
@@ -118,9 +113,35 @@ def test_what_cannot_move_is_left_as_installed(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in nm.rglob("*") if p.is_file()} == before
     text = "\n".join(lines)
     assert "bundle: beside (cjs) left as installed: index.js reads files beside itself" in text
-    assert "bundle: scanned (cjs) left as installed: ES modules can import" in text
     assert "bundle: patterns left as installed: its exports map has patterns" in text
-    assert "plain" not in text.replace("0 of 4 packages", "")
+    assert "plain" not in text.replace("0 of 3 packages", "")
+
+
+#: A CommonJS-only package ES code imports: Node scans the entry's text for named exports,
+#: following its re-exports (here one inside the package, one of another package).
+SCANNED = {
+    "scanned/package.json": json.dumps({"name": "scanned", "exports": {"default": "./index.js"}}),
+    "scanned/index.js": "const one = require('./one.js').one;\n"
+    "const d = 'd';\nmodule.exports = { one, default: d, ...require('./more.js') };\n",
+    "scanned/one.js": "exports.one = 1;\n",
+    "scanned/more.js": "const two = 2;\nmodule.exports = { two, ...require('other') };\n",
+    "other/package.json": json.dumps({"name": "other", "main": "index.js"}),
+    "other/index.js": "exports.three = 3;\n",
+}
+IMPORT_SCANNED = (
+    "import * as ns from 'scanned'; import d from 'scanned';"
+    "console.log(JSON.stringify([Object.keys(ns).sort(), ns.one, ns.two, ns.three, d.default]));"
+)
+
+
+def test_a_commonjs_entry_es_code_imports_keeps_its_named_exports(tmp_path: Path) -> None:
+    write(tmp_path / "nodejs/node_modules", SCANNED)
+    before = node(IMPORT_SCANNED, tmp_path / "nodejs")
+    lines, written = nodebundle.apply(tmp_path)
+    assert f"{nodebundle.NODE_MODULES}/scanned/_layer_bundle.cjs" in written, lines
+    assert node(IMPORT_SCANNED, tmp_path / "nodejs") == before
+    # Both times: its own names, the re-export inside the package and the other package's.
+    assert json.loads(before) == [["default", "one", "three", "two"], 1, 2, 3, "d"]
 
 
 # ----------------------------------------------------------------------------- the layer

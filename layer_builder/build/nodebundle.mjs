@@ -23,7 +23,11 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 
 const [esbuildDir, nodeModules, ...names] = process.argv.slice(2);
-const esbuild = createRequire(path.join(esbuildDir, 'package.json'))('esbuild');
+const toolRequire = createRequire(path.join(esbuildDir, 'package.json'));
+const esbuild = toolRequire('esbuild');
+// The scanner Node uses to find a CommonJS module's named exports for ES importers.
+const lexer = toolRequire('cjs-module-lexer');
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 const CJS_BUNDLE = '_layer_bundle.cjs';
 const CHUNKS = '_layer_chunks';
@@ -101,6 +105,56 @@ function unsafeInputs(inputs, pkgDir, format) {
   return null;
 }
 
+/**
+ * The named exports Node's scan gives ES importers of a CommonJS file: its own, and those of
+ * what it re-exports inside the package (followed as Node follows them); re-exports of other
+ * packages are kept as specifiers. Null when the scan cannot be carried into a stub.
+ */
+function scannedExports(file, pkgDir, seen = new Set()) {
+  const out = { names: new Set(), bare: new Set() };
+  if (seen.has(file)) return out;
+  seen.add(file);
+  const { exports, reexports } = lexer.parse(fs.readFileSync(file, 'utf8'));
+  for (const name of exports) {
+    if (!IDENTIFIER.test(name)) return null;
+    out.names.add(name);
+  }
+  for (const spec of reexports) {
+    if (!spec.startsWith('.')) {
+      out.bare.add(spec);
+      continue;
+    }
+    let target;
+    try {
+      target = createRequire(file).resolve(spec);
+    } catch {
+      return null;
+    }
+    if (!target.startsWith(pkgDir + path.sep) || formatOf(target, pkgDir) !== 'cjs') return null;
+    const sub = scannedExports(target, pkgDir, seen);
+    if (!sub) return null;
+    sub.names.forEach((n) => out.names.add(n));
+    sub.bare.forEach((b) => out.bare.add(b));
+  }
+  return out;
+}
+
+/** The stub of a CommonJS entry: its module from the bundle, and for ES importers the same
+ * named exports as Node's scan of the original found (an annotation that never runs). */
+function cjsStub(spec, key, scanned) {
+  let text = `${HEADER}'use strict';\nconst bundle = require(${JSON.stringify(spec)});\nmodule.exports = bundle[${JSON.stringify(key)}]();\n`;
+  if (scanned && (scanned.names.size || scanned.bare.size)) {
+    const parts = [...[...scanned.names].sort().map((n) => `${n}: null`), ...[...scanned.bare].sort().map((b) => `...require(${JSON.stringify(b)})`)];
+    text += `0 && (module.exports = { ${parts.join(', ')} });\n`;
+  }
+  return text;
+}
+
+function sameScan(a, b) {
+  const eq = (x, y) => x.size === y.size && [...x].every((v) => y.has(v));
+  return eq(a.names, b.names) && eq(a.bare, b.bare);
+}
+
 const COMMON = {
   bundle: true,
   platform: 'node',
@@ -113,7 +167,7 @@ const COMMON = {
   banner: { js: HEADER.trimEnd() },
 };
 
-async function bundleCjs(pkgDir, entries) {
+async function bundleCjs(pkgDir, entries, importable) {
   const dir = commonDir(entries);
   const keys = entries.map((e) => posix(path.relative(pkgDir, e)));
   const contents =
@@ -134,10 +188,19 @@ async function bundleCjs(pkgDir, entries) {
   for (const [i, entry] of entries.entries()) {
     const rel = posix(path.relative(path.dirname(entry), path.join(dir, CJS_BUNDLE)));
     const spec = rel.startsWith('.') ? rel : `./${rel}`;
-    writes.push([
-      entry,
-      `${HEADER}'use strict';\nmodule.exports = require(${JSON.stringify(spec)})[${JSON.stringify(keys[i])}]();\n`,
-    ]);
+    let scanned = null;
+    if (importable.has(entry)) {
+      // ES code can import this entry: Node takes its named exports from a scan of its text.
+      scanned = scannedExports(entry, pkgDir);
+      if (!scanned) return { skipped: `${keys[i]}: its named exports cannot be carried over` };
+    }
+    const text = cjsStub(spec, keys[i], scanned);
+    const again = lexer.parse(text);
+    const got = { names: new Set(again.exports), bare: new Set(again.reexports) };
+    if (!sameScan(got, scanned || { names: new Set(), bare: new Set() })) {
+      return { skipped: `${keys[i]}: the stub's named exports would differ` };
+    }
+    writes.push([entry, text]);
   }
   return { writes, modules: Object.keys(result.metafile.inputs).filter((k) => k !== STDIN).length };
 }
@@ -186,24 +249,20 @@ async function bundlePackage(name) {
   if (!targets) return { package: name, skipped: 'its exports map has patterns' };
   const byFormat = { cjs: [], esm: [] };
   // An ES module importing a CommonJS file gets its named exports from a static scan of that
-  // file's text (cjs-module-lexer): an entry ES code can reach must keep its text.
-  let importable = false;
+  // file's text (cjs-module-lexer): the stub of an entry ES code can reach carries them.
+  const importable = new Set();
   for (const [t, requiredOnly] of targets) {
     const file = path.resolve(pkgDir, t);
     const format = formatOf(file, pkgDir);
     if (format && fs.existsSync(file)) byFormat[format].push(file);
-    if (format === 'cjs' && !requiredOnly) importable = true;
+    if (format === 'cjs' && !requiredOnly) importable.add(file);
   }
   const report = { package: name, version: pj.version };
   const writes = [];
   for (const [format, build] of [['cjs', bundleCjs], ['esm', bundleEsm]]) {
     const entries = byFormat[format].sort();
     if (!entries.length) continue;
-    if (format === 'cjs' && importable) {
-      report.cjs = { skipped: 'ES modules can import its CommonJS entries (named exports by static scan)' };
-      continue;
-    }
-    const r = await build(pkgDir, entries);
+    const r = await build(pkgDir, entries, importable);
     if (!r.skipped && r.modules <= entries.length) r.skipped = 'nothing to merge';
     if (r.skipped) report[format] = { skipped: r.skipped };
     else {
