@@ -3,6 +3,7 @@ laid out as upstream's build scripts lay it out, interleaved in one run.
 
     python bench/smoke_bench.py [--layer python|node ...] [--rounds 10] [--json]
     python bench/smoke_bench.py --layer python --bytecode all   # and the other bytecode scope
+        [--node-enable require|import]   # Node: measure the -r (default) or the --import run
     python bench/smoke_bench.py --zip OURS.zip --zip UPSTREAM.zip ...   # zips built elsewhere
 
 For each reference layer (``configs/sentry-python.yml`` 2.75.0, ``configs/sentry-node.yml``
@@ -51,6 +52,7 @@ from layer_builder.build.assemble import build_release, plan_extension  # noqa: 
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
 from layer_builder.model import ReleaseVersion  # noqa: E402
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip  # noqa: E402
+from layer_builder.smoke.runtimes import NODE_ENABLE  # noqa: E402
 
 STANDIN = ROOT / "extensions" / "standin"
 EXTENSIONS = {
@@ -82,7 +84,7 @@ MEMORY = ("runtime_rss_mb", "bare_runtime_rss_mb", "extensions_rss_mb")
 def upstream_style(cfg: LayerConfig) -> LayerConfig:
     """The same config with every cold-start optimisation off: the layout upstream's build
     scripts produce (pip's tree without bytecode; npm's tree as is)."""
-    return dataclasses.replace(cfg, bytecode="", single_sdk_copy=False)
+    return dataclasses.replace(cfg, bytecode="", single_sdk_copy=False, bundle=False)
 
 
 def build_pair(
@@ -211,12 +213,14 @@ def peak_rss(interval: float = 0.02) -> Iterator[dict[str, float]]:
 # ----------------------------------------------------------------------------- rounds
 
 
-def one_round(zip_path: Path) -> dict[str, float]:
+def one_round(zip_path: Path, node_enable: str = "require") -> dict[str, float]:
     """One smoke pair (bare function, then with the layer) on the host's architecture."""
     with peak_rss() as rss:
-        # A Node layer gives one report per way of enabling it (-r, then --import): the
-        # first (-r), which is what the shim changes (with --import nothing loaded twice).
-        report = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))[0]
+        # A Node layer gives one report per way of enabling it (-r, then --import); the one
+        # --node-enable names is measured (a Python layer has one).
+        reports = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))
+        flag = f"NODE_OPTIONS={NODE_ENABLE[node_enable]} "
+        report = next((r for r in reports if (r.enable or "").startswith(flag)), reports[0])
     if report.status != "passed" or report.timings is None or report.baseline is None:
         raise SystemExit(f"{zip_path}: smoke did not pass: {report.phase}: {report.cause}")
     t, b = report.timings, report.baseline
@@ -240,17 +244,17 @@ def spread(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}  # fmt: skip
 
 
-def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
+def bench_layer(zips: dict[str, Path], rounds: int, node_enable: str = "require") -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {label: [] for label in zips}
     labels = list(zips)
     for n in range(rounds):
         order = labels if n % 2 == 0 else labels[::-1]  # ABBA: drift hits both alike
         for label in order:
-            samples[label].append(one_round(zips[label]))
+            samples[label].append(one_round(zips[label], node_enable))
         last = {lb: samples[lb][-1]["added_cold_start_ms"] for lb in labels}
         shown = ", ".join(f"{lb} {ms:.0f} ms" for lb, ms in last.items())
         print(f"  round {n + 1}/{rounds}: added cold start {shown}", file=sys.stderr)
-    out: dict[str, Any] = {"rounds": rounds, "layouts": {}}
+    out: dict[str, Any] = {"rounds": rounds, "node_enable": node_enable, "layouts": {}}
     for label in labels:
         keys = [k for k in (*TIMES, *MEMORY) if all(k in s for s in samples[label])]
         out["layouts"][label] = {
@@ -331,6 +335,12 @@ def main() -> int:
         default=[],
         help="also measure the Python layer with this optimize.bytecode (interleaved)",
     )
+    parser.add_argument(
+        "--node-enable",
+        choices=sorted(NODE_ENABLE),
+        default="require",
+        help="which way Sentry enables a Node layer to measure: -r (require) or --import",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -347,7 +357,7 @@ def main() -> int:
                 pairs[name] = build_pair(load_config(config), version, Path(tmp) / name, extra)
         for name, zips in pairs.items():
             print(f"{name}: {args.rounds} rounds", file=sys.stderr)
-            results[name] = bench_layer(zips, args.rounds)
+            results[name] = bench_layer(zips, args.rounds, args.node_enable)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -186,6 +186,9 @@ class LayerConfig:
     #: ``optimize.single_sdk_copy``: the Node handler shim reuses the preloaded SDK (default
     #: for node layers)
     single_sdk_copy: bool = False
+    #: ``optimize.bundle``: each npm package with an exports map bundled on its own (default
+    #: for node layers)
+    bundle: bool = False
 
     @property
     def universal(self) -> bool:
@@ -447,6 +450,7 @@ def load_config(path: str | Path) -> LayerConfig:
 _OPTIMIZE = {
     "bytecode": ("python", "only a python layer carries bytecode"),
     "single_sdk_copy": ("node", "only a node layer has the SDK's handler shim"),
+    "bundle": ("node", "only a node layer has npm packages to bundle"),
 }
 
 
@@ -457,8 +461,9 @@ _BYTECODE = ("all", "cold-path")
 def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, Any]:
     """``optimize.bytecode`` (python layers: precompiled ``__pycache__``; ``cold-path`` by
     default, ``all``, or ``true``/``false``: all or none, as before the cold path) and
-    ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK);
-    each is on by default for its family."""
+    ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK) and
+    ``optimize.bundle`` (node layers: each npm package bundled on its own); each is on by
+    default for its family."""
     d = r.mapping(value, "optimize", dict.fromkeys(_OPTIMIZE, False))
     out: dict[str, Any] = {}
     for key, (owner, why) in _OPTIMIZE.items():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build import bytecode, nodeshim, sdk
+from layer_builder.build import bytecode, nodebundle, nodeshim, sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
@@ -346,6 +346,11 @@ def _finish(
         line, changed = nodeshim.apply(root)
         say(f"{label}: {line}")
         rewritten += [nodeshim.SHIM] if changed else []
+    if cfg.bundle and (root / "nodejs").is_dir():
+        lines, written = nodebundle.apply(root)
+        for line in lines:
+            say(f"{label}: {line}")
+        rewritten += [f for f in written if f not in rewritten]
     compiled: tuple[BytecodeInfo, ...] = ()
     if cfg.bytecode and (root / "python").is_dir():
         # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
