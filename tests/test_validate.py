@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ from layer_builder.validate import (
 DOC = "doc.yml"
 
 
-def refused(text: str, *, aliases: bool = False) -> str:
+def refused(text: str) -> str:
     with pytest.raises(ConfigError) as exc:
-        parse_yaml(text, DOC, aliases=aliases)
+        parse_yaml(text, DOC)
     assert exc.value.path == DOC and exc.value.key is None
     return str(exc.value)
 
@@ -54,12 +55,27 @@ def test_the_same_key_in_two_mappings_is_not_a_duplicate() -> None:
     assert parse_yaml("a: {k: 1}\nb: {k: 2}\n", DOC) == {"a": {"k": 1}, "b": {"k": 2}}
 
 
-def test_nesting_is_allowed_up_to_the_limit_and_refused_beyond_it() -> None:
-    def nested(levels: int) -> str:
-        return "[" * levels + "]" * levels
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
 
-    assert parse_yaml(nested(MAX_DEPTH - 1), DOC) is not None
+
+def test_nesting_is_allowed_up_to_the_limit_and_refused_beyond_it() -> None:
+    assert parse_yaml(nested(MAX_DEPTH), DOC) is not None
     assert f"nested deeper than {MAX_DEPTH} levels" in refused(nested(MAX_DEPTH + 1))
+
+
+def test_running_out_of_stack_below_the_limit_is_still_one_error() -> None:
+    # A caller deep in its own stack (or a smaller recursion limit) must not get a traceback.
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 60)
+    try:
+        message = refused(nested(MAX_DEPTH - 4))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert message == "doc.yml: invalid YAML: nested too deeply"
 
 
 def test_aliases_are_refused_unless_asked_for() -> None:
@@ -69,6 +85,14 @@ def test_aliases_are_refused_unless_asked_for() -> None:
         "doc.yml: invalid YAML: line 2, column 8: alias *b (anchors and aliases are not supported)"
     )
     assert parse_yaml(text, DOC, aliases=True) == {"base": {"x": 1}, "other": {"x": 1}}
+
+
+def test_read_yaml_refuses_aliases_unless_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / ".craft.yml"
+    path.write_text("base: &b {x: 1}\nother: *b\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 8: alias \*b"):
+        read_yaml(path)
+    assert read_yaml(path, aliases=True) == {"base": {"x": 1}, "other": {"x": 1}}
 
 
 @pytest.mark.parametrize("number", [".nan", ".inf", "-.inf", ".NaN"])
@@ -108,6 +132,12 @@ def test_read_yaml_refuses_a_file_it_cannot_use(
     with pytest.raises(ConfigError) as exc:
         read_yaml(path, "manifest")
     assert str(exc.value).startswith(expected.format(path=path))
+
+
+def test_read_yaml_calls_it_a_file_unless_told_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        read_yaml(tmp_path / "gone.yml")
+    assert str(exc.value) == f"{tmp_path / 'gone.yml'}: file not found"
 
 
 def test_read_yaml_refuses_a_directory(tmp_path: Path) -> None:
@@ -193,6 +223,7 @@ def test_section_is_a_mapping_that_must_be_there(r: Reader) -> None:
 def test_typed_refuses_a_boolean_for_a_number(r: Reader) -> None:
     assert r.typed(3, "n", int, "a whole number") == 3
     assert r.typed(True, "b", bool, "true or false") is True
+    assert r.typed(True, "b", (int, bool), "a number or a boolean") is True
     assert message_of(r, lambda: r.typed(True, "n", int, "a whole number")) == (
         "n: expected a whole number, got a boolean"
     )
