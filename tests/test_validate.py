@@ -51,6 +51,10 @@ def test_a_duplicate_key_in_a_nested_mapping_is_found_too() -> None:
     assert "line 3, column 3: duplicate key 'k' (lines 2 and 3)" in message
 
 
+def test_a_duplicate_after_an_unhashable_key_is_still_found() -> None:
+    assert "duplicate key 'k' (lines 1 and 1)" in refused("{[1]: a, k: 1, k: 2}\n")
+
+
 def test_the_same_key_in_two_mappings_is_not_a_duplicate() -> None:
     assert parse_yaml("a: {k: 1}\nb: {k: 2}\n", DOC) == {"a": {"k": 1}, "b": {"k": 2}}
 
@@ -61,7 +65,16 @@ def nested(levels: int) -> str:
 
 def test_nesting_is_allowed_up_to_the_limit_and_refused_beyond_it() -> None:
     assert parse_yaml(nested(MAX_DEPTH), DOC) is not None
-    assert f"nested deeper than {MAX_DEPTH} levels" in refused(nested(MAX_DEPTH + 1))
+    assert refused(nested(MAX_DEPTH + 1)) == (
+        f"doc.yml: invalid YAML: line 1, column {MAX_DEPTH + 1}: "
+        f"nested deeper than {MAX_DEPTH} levels"
+    )
+
+
+def test_depth_counts_down_again_after_each_sibling() -> None:
+    # [[0, <63 levels>]]: the scalar 0 closes at depth 3, its sibling then reaches 65.
+    message = refused("[[0, " + nested(MAX_DEPTH - 1) + "]]")
+    assert message.endswith(f"nested deeper than {MAX_DEPTH} levels")
 
 
 def test_running_out_of_stack_below_the_limit_is_still_one_error() -> None:
