@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from layer_builder.build import extension
-from layer_builder.build.extension import load_manifest
+from layer_builder.build.extension import load_manifest, pins
 from layer_builder.build.launcher import render_launcher
 
 MANIFEST = """\
@@ -58,7 +57,7 @@ def test_a_manifest_label_outside_ascii_loads(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("ascii_locale")
 def test_pin_rewrites_a_manifest_with_non_ascii_comments(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, MANIFEST)
-    extension._rewrite_manifest(path, "1.1", {"arm64": "NEW"})
+    pins._rewrite_manifest(path, "1.1", {"arm64": "NEW"})
     expected = MANIFEST.replace('"1.0"', '"1.1"').replace("OLD", "NEW")
     assert path.read_bytes() == expected.encode("utf-8")
 

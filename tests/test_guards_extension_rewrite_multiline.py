@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from layer_builder.build.extension import _rewrite_manifest
+from layer_builder.build.extension.pins import _rewrite_manifest
 from layer_builder.errors import ConfigError
 
 DIGEST = "a" * 64

@@ -9,7 +9,6 @@ failure's carries ``error`` and ``exit_code``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import sys
 from collections.abc import Sequence
@@ -432,9 +431,12 @@ def _aws_failure(exc: Any) -> str:
             for r in session.get_available_regions("lambda", partition)
         }
         if known and exc.region not in known:
-            close = difflib.get_close_matches(exc.region, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "not a region botocore knows"
-            message += f" ({exc.region}: {hint})"
+            from layer_builder.validate import did_you_mean
+
+            hint = did_you_mean(
+                exc.region, sorted(known), sep=": ", otherwise=": not a region botocore knows"
+            )
+            message += f" ({exc.region}{hint})"
     return message
 
 

@@ -19,7 +19,6 @@ the writer.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import logging
 import os
@@ -51,6 +50,7 @@ from layer_builder.registry.layout import (
     yanked_message,
 )
 from layer_builder.registry.release import LayerRelease, ReleaseLayer
+from layer_builder.validate import did_you_mean
 
 __all__ = ["LayerRelease", "RegistryClient", "ReleaseLayer"]  # the reading API, in one place
 
@@ -201,9 +201,8 @@ class RegistryClient:
                 for p in runtime_dir.glob("*.json")
                 if not p.is_symlink() and p.name != "base.json"
             )
-            close = difflib.get_close_matches(version, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known[-5:])}"
-            raise RegistryError(f"{path}: no such version of {canonical}; {hint}")
+            hint = did_you_mean(version, known, otherwise=f"; known: {', '.join(known[-5:])}")
+            raise RegistryError(f"{path}: no such version of {canonical}{hint}")
         doc = read_version_document(path)
         if doc["canonical"] != canonical:
             raise RegistryError(f"{path}: canonical is {doc['canonical']!r}, not {canonical!r}")
@@ -277,13 +276,12 @@ class RegistryClient:
         return str(found[1]) if found else self.source
 
     def _unknown(self, canonical: str, index: Mapping[str, Any]) -> str:
-        close = difflib.get_close_matches(canonical, index, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(index))}"
+        hint = did_you_mean(canonical, index, otherwise=f"; known: {', '.join(sorted(index))}")
         if not index:
-            hint = "it holds no released layer yet"
+            hint = "; it holds no released layer yet"
         if self._unreleased:
             hint += f" ({', '.join(d + '/' for d in self._unreleased)} has no {LATEST_FILE})"
-        return f"no layer {canonical!r} in the registry; {hint}"
+        return f"no layer {canonical!r} in the registry{hint}"
 
     def _read_directory(self) -> dict[str, Document]:
         assert self._root is not None
