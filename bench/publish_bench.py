@@ -269,7 +269,7 @@ def _counted(
     account: str, partition: str, workers: int | None, registry: Path | None = None,
 ) -> tuple[PublishResult, list[str], Manifests]:  # fmt: skip
     """publish_all as the CLI runs it (with the registry's records when given), counted."""
-    from layer_builder.publish.plan import registry_records
+    from layer_builder.publish.records import registry_records
     from layer_builder.registry.files import preflight_release
 
     cfg, manifests = layer(tmp, data, name, version)

@@ -2,21 +2,25 @@
 laid out as upstream's build scripts lay it out, interleaved in one run.
 
     python bench/smoke_bench.py [--layer python|node ...] [--rounds 10] [--json]
+    python bench/smoke_bench.py --layer python --bytecode all   # and the other bytecode scope
+        [--node-enable require|import]   # Node: measure the -r (default) or the --import run
     python bench/smoke_bench.py --zip OURS.zip --zip UPSTREAM.zip ...   # zips built elsewhere
 
 For each reference layer (``configs/sentry-python.yml`` 2.75.0, ``configs/sentry-node.yml``
 10.75.2, the sandbox stand-in as each architecture's extension) it builds two zips from the
-same config and SDK version: **ours** (the config as it is: bytecode for every runtime with an
-interpreter here, ...) and **upstream-style** (every optimisation of the config turned off:
-the plain pip tree without bytecode, the npm tree as is). Then, ``--rounds`` times, each
-zip gets ``layer-builder smoke``'s pair of fresh emulated environments (the bare function
-alone, then the function with the layer), in alternating order (ABBA) so drift of a shared
-machine hits both alike. Per layout it prints the median and the spread (25th-75th
-percentile) of: the cold start and what the layer adds to it (against the bare function of
-the same pair), the warm invocation and what the layer adds, the init split (extensions
-registered, runtime init, first invocation), the peak RSS of the runtime (with the layer and
-bare) and of the extensions, the unzipped size and the file count; and the ratio of ours to
-upstream-style for the added cold start, the warm invocation and the size.
+same config and SDK version: **ours** (the config as it is: bytecode of the cold path for every
+runtime with an interpreter here, ...) and **upstream-style** (every optimisation of the config
+turned off: the plain pip tree without bytecode, the npm tree as is); ``--bytecode all`` adds
+the Python layer with that ``optimize.bytecode`` (labelled ``bytecode=all``). Then,
+``--rounds`` times, each zip gets ``layer-builder smoke``'s pair of fresh emulated environments
+(the bare function alone, then the function with the layer), in alternating order (ABBA) so
+drift of a shared machine hits both alike. Per layout it prints the median and the spread
+(25th-75th percentile) of: the cold start and what the layer adds to it (against the bare
+function of the same pair), the warm invocation and what the layer adds, the init split
+(extensions registered, runtime init, first invocation), the peak RSS of the runtime (with the
+layer and bare) and of the extensions, the unzipped size and the file count; and the ratio of
+ours to upstream-style for the added cold start, the warm invocation and the size (and, in
+``ratio_to_upstream``, of every layout to upstream-style).
 
 Peak RSS is each process's ``VmHWM`` (kernel-kept peak) read from ``/proc`` every 20 ms
 while it runs, so it is exact unless a process grows in its last 20 ms. The stand-in
@@ -48,6 +52,7 @@ from layer_builder.build.assemble import build_release, plan_extension  # noqa: 
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
 from layer_builder.model import ReleaseVersion  # noqa: E402
 from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip  # noqa: E402
+from layer_builder.smoke.runtimes import NODE_ENABLE  # noqa: E402
 
 STANDIN = ROOT / "extensions" / "standin"
 EXTENSIONS = {
@@ -79,18 +84,24 @@ MEMORY = ("runtime_rss_mb", "bare_runtime_rss_mb", "extensions_rss_mb")
 def upstream_style(cfg: LayerConfig) -> LayerConfig:
     """The same config with every cold-start optimisation off: the layout upstream's build
     scripts produce (pip's tree without bytecode; npm's tree as is)."""
-    return dataclasses.replace(cfg, bytecode=False, single_sdk_copy=False)
+    return dataclasses.replace(cfg, bytecode="", single_sdk_copy=False, bundle=False)
 
 
-def build_pair(cfg: LayerConfig, version: str, out: Path) -> dict[str, Path]:
+def build_pair(
+    cfg: LayerConfig, version: str, out: Path, bytecode: tuple[str, ...] = ()
+) -> dict[str, Path]:
     """Ours and the upstream-style zip of one config and version, from the same inputs (the
-    same config, SDK version, extension binaries and SOURCE_DATE_EPOCH)."""
+    same config, SDK version, extension binaries and SOURCE_DATE_EPOCH); and for each scope
+    in ``bytecode`` (a Python layer's other ``optimize.bytecode`` variants) ours with it,
+    labelled ``bytecode=<scope>``."""
     release = ReleaseVersion.parse(version)
     archs = cfg.select_architectures(None)
     overrides = {a: EXTENSIONS[a] for a in archs} if cfg.extension is not None else {}
     plan = plan_extension(cfg, archs, overrides=overrides)
     zips = {}
-    for label, variant in ((OURS, cfg), (UPSTREAM, upstream_style(cfg))):
+    variants = [(OURS, cfg), (UPSTREAM, upstream_style(cfg))]
+    variants += [(f"bytecode={b}", dataclasses.replace(cfg, bytecode=b)) for b in bytecode]
+    for label, variant in variants:
         (layer,) = build_release(variant, release, plan, out / label, epoch=315532800)
         zips[label] = layer.zip_path
     return zips
@@ -202,12 +213,14 @@ def peak_rss(interval: float = 0.02) -> Iterator[dict[str, float]]:
 # ----------------------------------------------------------------------------- rounds
 
 
-def one_round(zip_path: Path) -> dict[str, float]:
+def one_round(zip_path: Path, node_enable: str = "require") -> dict[str, float]:
     """One smoke pair (bare function, then with the layer) on the host's architecture."""
     with peak_rss() as rss:
-        # A Node layer gives one report per way of enabling it (-r, then --import): the
-        # first (-r), which is what the shim changes (with --import nothing loaded twice).
-        report = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))[0]
+        # A Node layer gives one report per way of enabling it (-r, then --import); the one
+        # --node-enable names is measured (a Python layer has one).
+        reports = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))
+        flag = f"NODE_OPTIONS={NODE_ENABLE[node_enable]} "
+        report = next((r for r in reports if (r.enable or "").startswith(flag)), reports[0])
     if report.status != "passed" or report.timings is None or report.baseline is None:
         raise SystemExit(f"{zip_path}: smoke did not pass: {report.phase}: {report.cause}")
     t, b = report.timings, report.baseline
@@ -231,17 +244,17 @@ def spread(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}  # fmt: skip
 
 
-def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
+def bench_layer(zips: dict[str, Path], rounds: int, node_enable: str = "require") -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {label: [] for label in zips}
     labels = list(zips)
     for n in range(rounds):
         order = labels if n % 2 == 0 else labels[::-1]  # ABBA: drift hits both alike
         for label in order:
-            samples[label].append(one_round(zips[label]))
+            samples[label].append(one_round(zips[label], node_enable))
         last = {lb: samples[lb][-1]["added_cold_start_ms"] for lb in labels}
         shown = ", ".join(f"{lb} {ms:.0f} ms" for lb, ms in last.items())
         print(f"  round {n + 1}/{rounds}: added cold start {shown}", file=sys.stderr)
-    out: dict[str, Any] = {"rounds": rounds, "layouts": {}}
+    out: dict[str, Any] = {"rounds": rounds, "node_enable": node_enable, "layouts": {}}
     for label in labels:
         keys = [k for k in (*TIMES, *MEMORY) if all(k in s for s in samples[label])]
         out["layouts"][label] = {
@@ -256,7 +269,10 @@ def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
             k: ours[k]["median"] / up[k]["median"]
             for k in ("added_cold_start_ms", "warm_invoke_ms", "cold_start_ms")
             if up[k]["median"] > 0
-        } | {"zip_mb": ours["zip_mb"] / up["zip_mb"]}
+        } | {
+            "zip_mb": ours["zip_mb"] / up["zip_mb"],
+            "unzipped_mb": ours["unzipped_mb"] / up["unzipped_mb"],
+        }
         # Paired: each round's ours / upstream-style, which ran back to back under the same
         # load; its median and quartiles show what the machine's noise does to one ratio.
         pairs = list(zip(samples[OURS], samples[UPSTREAM], strict=True))
@@ -267,7 +283,21 @@ def bench_layer(zips: dict[str, Path], rounds: int) -> dict[str, Any]:
         out["rounds_ours_faster"] = sum(
             a["added_cold_start_ms"] < b["added_cold_start_ms"] for a, b in pairs
         )
+    if UPSTREAM in zips:
+        # Every layout against upstream-style, ours and any other variant alike.
+        up = out["layouts"][UPSTREAM]
+        out["ratio_to_upstream"] = {
+            label: _ratios(d, up) for label, d in out["layouts"].items() if label != UPSTREAM
+        }
     return out
+
+
+def _ratios(d: dict[str, Any], up: dict[str, Any]) -> dict[str, float]:
+    """A layout's medians and sizes over upstream-style's."""
+    keys = ("added_cold_start_ms", "runtime_init_ms", "warm_invoke_ms")
+    both = [k for k in keys if k in d and k in up and up[k]["median"] > 0]
+    out = {k: d[k]["median"] / up[k]["median"] for k in both}
+    return out | {k: d[k] / up[k] for k in ("zip_mb", "unzipped_mb")}
 
 
 def _row(label: str, d: dict[str, Any]) -> str:
@@ -298,6 +328,19 @@ def main() -> int:
         help="measure these zips instead of building (the first is 'ours')",
     )
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--bytecode",
+        action="append",
+        choices=("all", "cold-path"),
+        default=[],
+        help="also measure the Python layer with this optimize.bytecode (interleaved)",
+    )
+    parser.add_argument(
+        "--node-enable",
+        choices=sorted(NODE_ENABLE),
+        default="require",
+        help="which way Sentry enables a Node layer to measure: -r (require) or --import",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -310,10 +353,11 @@ def main() -> int:
             for name in args.layer or sorted(LAYERS, reverse=True):
                 config, version = LAYERS[name]
                 print(f"{name}: building ours and upstream-style {version}", file=sys.stderr)
-                pairs[name] = build_pair(load_config(config), version, Path(tmp) / name)
+                extra = tuple(args.bytecode) if name == "python" else ()
+                pairs[name] = build_pair(load_config(config), version, Path(tmp) / name, extra)
         for name, zips in pairs.items():
             print(f"{name}: {args.rounds} rounds", file=sys.stderr)
-            results[name] = bench_layer(zips, args.rounds)
+            results[name] = bench_layer(zips, args.rounds, args.node_enable)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -326,6 +370,10 @@ def main() -> int:
             print(_row(f"{name} {label}", d))
     print(f"(ms unless said; median (25th-75th percentile) of {args.rounds} rounds)")
     for name, r in results.items():
+        for label, ratio in r.get("ratio_to_upstream", {}).items():
+            if label != OURS:
+                medians = ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
+                print(f"{name}: {label} / upstream-style, ratio of medians: {medians}")
         ratio = r.get("ratio_ours_to_upstream")
         if not ratio:
             continue

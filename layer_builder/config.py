@@ -18,9 +18,7 @@ per architecture: ``arch`` is that architecture, ``arch_suffix`` ``""`` for x86_
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -32,9 +30,9 @@ import jinja2.sandbox
 from layer_builder.aws import facts as aws_facts
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import LAYOUTS, PER_ARCH, UNIVERSAL, ReleaseVersion, sort_architectures
-from layer_builder.yamlfile import read_yaml
+from layer_builder.types import Family
+from layer_builder.validate import Reader, did_you_mean, read_yaml
 
-Family = Literal["python", "node"]
 SdkSource = Literal["pypi", "path", "npm"]
 
 TEMPLATE_VARS = ("version", "major", "minor", "patch", "arch", "arch_suffix")
@@ -180,11 +178,15 @@ class LayerConfig:
     publish: PublishConfig
     registry: RegistryConfig
     layout: str = UNIVERSAL
-    #: ``optimize.bytecode``: compile python/ for each runtime (default for python layers)
-    bytecode: bool = False
+    #: ``optimize.bytecode``: compile python/ for each runtime: ``"cold-path"`` (the modules a
+    #: cold start compiles; the default for python layers), ``"all"``, or ``""`` (none)
+    bytecode: str = ""
     #: ``optimize.single_sdk_copy``: the Node handler shim reuses the preloaded SDK (default
     #: for node layers)
     single_sdk_copy: bool = False
+    #: ``optimize.bundle``: each npm package with an exports map bundled on its own (default
+    #: for node layers)
+    bundle: bool = False
 
     @property
     def universal(self) -> bool:
@@ -241,54 +243,8 @@ class LayerConfig:
 T = TypeVar("T")
 
 
-class _Reader:
-    """Walks the YAML mapping, recording key paths for error messages."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str | None, message: str) -> ConfigError:
-        return ConfigError(str(self.path), key, message)
-
-    def mapping(self, value: Any, key: str, allowed: Mapping[str, bool]) -> dict[str, Any]:
-        """Check a mapping's keys: ``allowed`` maps each key to whether it is required."""
-        where = key or None
-        if not isinstance(value, dict):
-            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
-        for k in value:
-            if not isinstance(k, str) or k not in allowed:
-                sub = f"{key}.{k}" if key else str(k)
-                raise self.fail(sub, "unknown key" + _did_you_mean(str(k), allowed))
-        for k, required in allowed.items():
-            if required and k not in value:
-                sub = f"{key}.{k}" if key else k
-                raise self.fail(sub, "missing required key")
-        return value
-
-    def typed(self, value: Any, key: str, typ: type[T] | tuple[type, ...], what: str) -> T:
-        if isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
-            raise self.fail(key, f"expected {what}, got a boolean")
-        if not isinstance(value, typ):
-            raise self.fail(key, f"expected {what}, got {_kind(value)}")
-        return value  # type: ignore[return-value]
-
-    def string(self, value: Any, key: str) -> str:
-        s = self.typed(value, key, str, "a string")
-        if not s.strip():
-            raise self.fail(key, "must not be empty")
-        return s
-
-    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
-        items = self.typed(value, key, list, "a list of strings")
-        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(items))
-
-    def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
-        s = self.string(value, key)
-        if s not in choices:
-            raise self.fail(
-                key, f"{s!r} is not one of {', '.join(choices)}" + _did_you_mean(s, choices)
-            )
-        return s
+class _Reader(Reader):
+    """The shared accessors, and Jinja2 templates over a release's version."""
 
     def template(self, value: Any, key: str, extra_vars: tuple[str, ...] = ()) -> Template:
         source = self.string(value, key)
@@ -302,7 +258,7 @@ class _Reader:
                 raise self.fail(
                     key,
                     f"template uses unknown variable {name!r}"
-                    + _did_you_mean(name, allowed)
+                    + did_you_mean(name, allowed)
                     + f" (known: {', '.join(allowed)})",
                 )
         template = Template(source, str(self.path), key)
@@ -310,30 +266,6 @@ class _Reader:
         # naming its key, and not halfway through a build.
         template.render(_SAMPLE_VERSION, "x86_64", **{v: "x" for v in extra_vars})
         return template
-
-    def path_in(self, value: Any, key: str, *, must_exist: bool = True) -> Path:
-        p = (self.path.parent / self.string(value, key)).resolve()
-        if must_exist and not p.exists():
-            raise self.fail(key, f"{p} does not exist")
-        return p
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _check_layer_name(name: str, path: Path, key: str) -> None:
@@ -446,23 +378,39 @@ def load_config(path: str | Path) -> LayerConfig:
 _OPTIMIZE = {
     "bytecode": ("python", "only a python layer carries bytecode"),
     "single_sdk_copy": ("node", "only a node layer has the SDK's handler shim"),
+    "bundle": ("node", "only a node layer has npm packages to bundle"),
 }
 
 
-def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, bool]:
-    """``optimize.bytecode`` (python layers: precompiled ``__pycache__``) and
-    ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK);
-    each defaults to true for its family."""
+#: ``optimize.bytecode`` as a word: every module, or those a cold start compiles (the default).
+_BYTECODE = ("all", "cold-path")
+
+
+def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, Any]:
+    """``optimize.bytecode`` (python layers: precompiled ``__pycache__``; ``cold-path`` by
+    default, ``all``, or ``true``/``false``: all or none, as before the cold path) and
+    ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK) and
+    ``optimize.bundle`` (node layers: each npm package bundled on its own); each is on by
+    default for its family."""
     d = r.mapping(value, "optimize", dict.fromkeys(_OPTIMIZE, False))
-    out = {}
+    out: dict[str, Any] = {}
     for key, (owner, why) in _OPTIMIZE.items():
         if key not in d:
             out[key] = family == owner
             continue
-        on = r.typed(d[key], f"optimize.{key}", bool, "true or false")
+        if key == "bytecode" and isinstance(d[key], str):
+            on: Any = r.choice(d[key], "optimize.bytecode", _BYTECODE)
+        else:
+            want = "true or false" + (", all or cold-path" if key == "bytecode" else "")
+            on = r.typed(d[key], f"optimize.{key}", bool, want)
         if on and family != owner:
             raise r.fail(f"optimize.{key}", why)
         out[key] = on
+    bytecode = out["bytecode"]
+    out["bytecode"] = (
+        "" if bytecode is False else bytecode if isinstance(bytecode, str)
+        else "cold-path" if "bytecode" not in d else "all"
+    )  # fmt: skip
     return out
 
 
@@ -480,7 +428,7 @@ def _runtimes(r: _Reader, value: Any, family: Family) -> tuple[str, ...]:
         key = f"compatible_runtimes[{i}]"
         if rt not in aws_facts.RUNTIME_IDS:
             raise r.fail(
-                key, f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS)
+                key, f"unknown Lambda runtime {rt!r}" + did_you_mean(rt, aws_facts.RUNTIME_IDS)
             )
         if aws_facts.runtime_family(rt) != family:
             raise r.fail(key, f"runtime {rt!r} cannot load a {family} layer")

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layer_builder.errors import ArgumentError, ArtifactError
+from layer_builder.types import Layout
+from layer_builder.versions import is_prerelease, version_key
 
 MANIFEST_FORMAT = 2
 
 #: One layer serves every architecture it carries an extension binary for (the default).
-UNIVERSAL = "universal"
+UNIVERSAL: Layout = "universal"
 #: One layer per architecture, its name suffixed (``-arm64``): for SDK trees with native code.
-PER_ARCH = "per-arch"
-LAYOUTS = (UNIVERSAL, PER_ARCH)
+PER_ARCH: Layout = "per-arch"
+LAYOUTS: tuple[Layout, ...] = (UNIVERSAL, PER_ARCH)
 #: Lambda's architectures in the order documents and manifests list them.
 ARCH_ORDER = ("x86_64", "arm64")
 
@@ -75,14 +77,10 @@ class ReleaseVersion:
     @property
     def is_prerelease(self) -> bool:
         # A PEP 440 post-release (2.75.0.post1) is a release, not a prerelease.
-        from layer_builder.registry.versions import is_prerelease
-
         return self.prerelease is not None and is_prerelease(self.text)
 
     def sort_key(self) -> Any:
-        # SemVer precedence or PEP 440 order (registry/versions.py), never the text's.
-        from layer_builder.registry.versions import version_key
-
+        # SemVer precedence or PEP 440 order (versions.py), never the text's.
         return version_key(self.text)
 
     def template_vars(self) -> dict[str, Any]:
@@ -118,7 +116,9 @@ class BytecodeInfo:
     invalidation_mode: str = ""  # checked-hash
     files: int = 0  # modules compiled
     not_compiled: tuple[str, ...] = ()  # paths under python/ this version cannot compile
-    reason: str = ""  # without bytecode: why, and how to provide the interpreter
+    reason: str = ""  # without bytecode: why, and how to provide the interpreter (or, with
+    # bytecode for every module where the cold path was asked for: why it was not found)
+    scope: str = ""  # "all" modules, or the "cold-path" ones ("": a manifest before scopes)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class BuildManifest:
     canonical: str
     version: str
     architectures: tuple[str, ...]
-    layout: str  # UNIVERSAL or PER_ARCH
+    layout: str  # UNIVERSAL or PER_ARCH (a Layout; config reads it as str)
     compatible_runtimes: tuple[str, ...]
     description: str
     license: str
@@ -162,10 +162,6 @@ class BuildManifest:
     def extension(self) -> ExtensionInfo | None:
         """The first (x86_64 when present) extension binary, or None."""
         return self.extensions[0] if self.extensions else None
-
-    @property
-    def is_universal(self) -> bool:
-        return self.layout == UNIVERSAL
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

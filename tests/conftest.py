@@ -102,6 +102,7 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
         architectures: str = "[x86_64, arm64]",
         name: str | None = None,
         layout: str = "per-arch",
+        extra: str = "",
     ) -> LayerConfig:
         section = "publish:\n" + textwrap.indent(textwrap.dedent(publish), "  ") if publish else ""
         text = (
@@ -120,6 +121,7 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
               runtime_dir: python
             """)
             + section
+            + extra
         )
         path = tmp_path / f"layer-{uuid.uuid4().hex[:6]}.yml"
         path.write_text(text, encoding="utf-8")

@@ -101,6 +101,8 @@ class AwsCallError(LayerBuilderError):
         self.operation = operation
         self.region = region
         self.code = code
+        #: AWS's own message, as it came.
+        self.detail = message
         self.retryable = retryable
         self.ambiguous = ambiguous
         super().__init__(f"{operation} in {region}: {code}: {message}")
@@ -408,6 +410,10 @@ class Aws:
         """S3 staging calls in ``region`` (for zips over the direct-upload limit)."""
         return S3Api(region, self.client("s3", region, timeouts=timeouts))
 
+    def function_api(self, region: str) -> FunctionApi:
+        """A Lambda function's configuration calls in ``region``."""
+        return FunctionApi(region, self.client("lambda", region))
+
 
 def _no_blind_retry(
     response: Any = None, caught_exception: Exception | None = None, **kwargs: Any
@@ -594,6 +600,34 @@ class S3Api:
         """Remove a staged object."""
         with _translated("DeleteObject", self.region):
             self._client.delete_object(Bucket=bucket, Key=key)
+
+
+class FunctionApi:
+    """The calls ``layer-builder function`` makes on one function's configuration, in one
+    region. Failures are :class:`AwsCallError` (its ``code`` says which refusal it was) or
+    :class:`~layer_builder.errors.CredentialsError`; what a code means to the user is the
+    caller's to say."""
+
+    GET = "GetFunctionConfiguration"
+    UPDATE = "UpdateFunctionConfiguration"
+
+    def __init__(self, region: str, client: Any) -> None:
+        self.region = region
+        self._client = client
+
+    def configuration(self, function: str, qualifier: str | None = None) -> dict[str, Any]:
+        """The function's configuration (of ``qualifier``, a version or alias, when given)."""
+        kwargs: dict[str, Any] = {"FunctionName": function}
+        if qualifier:
+            kwargs["Qualifier"] = qualifier
+        with _translated(self.GET, self.region):
+            return cast(dict[str, Any], self._client.get_function_configuration(**kwargs))
+
+    def update_configuration(self, function: str, changes: Mapping[str, Any]) -> None:
+        """Change the function's configuration (``Handler``, ``Layers``, ``Environment``;
+        with ``RevisionId``, only if nobody changed it since it was read)."""
+        with _translated(self.UPDATE, self.region):
+            self._client.update_function_configuration(FunctionName=function, **changes)
 
 
 def _code_in(message: str) -> str:

@@ -7,9 +7,9 @@ reference (see ../shared/FACTS.md for the figures we verified).
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Architecture = Literal["x86_64", "arm64"]
+from layer_builder.types import Architecture, Family
+
 ARCHITECTURES: tuple[Architecture, ...] = ("x86_64", "arm64")
 
 #: ELF ``e_machine`` values for each Lambda architecture.
@@ -58,7 +58,6 @@ OTHER_RUNTIMES = (
 RUNTIME_IDS: tuple[str, ...] = PYTHON_RUNTIMES + NODE_RUNTIMES + OTHER_RUNTIMES
 
 MAX_COMPATIBLE_RUNTIMES = 15
-MAX_COMPATIBLE_ARCHITECTURES = 2
 MAX_LAYERS_PER_FUNCTION = 5
 
 LAYER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -96,7 +95,7 @@ def layer_arn(partition: str, region: str, account: str, name: str, version: int
     return f"arn:{partition}:lambda:{region}:{account}:layer:{name}:{version}"
 
 
-def runtime_family(runtime: str) -> Literal["python", "node"] | None:
+def runtime_family(runtime: str) -> Family | None:
     """``python`` or ``node`` for a Lambda runtime id, else None."""
     if runtime.startswith("python"):
         return "python"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.build import bytecode, nodeshim, sdk
+from layer_builder.build import bytecode, nodebundle, nodeshim, sdk
 from layer_builder.build.extension import (
     LayerFile,
     ResolvedBinary,
@@ -37,6 +37,7 @@ from layer_builder.build.zipper import resolve_source_date_epoch, write_zip
 from layer_builder.config import LayerConfig
 from layer_builder.elf import read_elf_header
 from layer_builder.errors import ArgumentError, ConfigError, SizeLimitError
+from layer_builder.fsutil import write_replacing
 from layer_builder.model import (
     PER_ARCH,
     UNIVERSAL,
@@ -45,6 +46,7 @@ from layer_builder.model import (
     ReleaseVersion,
 )
 from layer_builder.provenance import provenance_from_env
+from layer_builder.smoke.runtimes import PYTHON_WRAPPER
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +271,7 @@ def build_release(
     sdk_version = cfg.sdk_version(version)
     archs = plan.architectures
     out_dir.mkdir(parents=True, exist_ok=True)
+    job = _Job(cfg, version, sdk_version, out_dir, epoch, say)
     built: list[BuiltLayer] = []
     with tempfile.TemporaryDirectory(prefix="layer-builder-") as tmp:
         work = Path(tmp)
@@ -281,9 +284,7 @@ def build_release(
             if elves:
                 raise neutrality_error(f"{cfg.sdk.package} {sdk_version}", elves)
             ext = plan.extension_for(archs, UNIVERSAL)
-            built.append(
-                _finish(cfg, version, archs, root, ext, out_dir, epoch, say, start, sdk_version)
-            )
+            built.append(_finish(job, archs, root, ext, start=start))
             return built
         shared: Path | None = None
         for arch in archs:
@@ -302,25 +303,33 @@ def build_release(
                 _copy_tree(shared, root)
                 _copy_pip_report(shared, root)
             ext = plan.extension_for((arch,), PER_ARCH)
-            built.append(
-                _finish(cfg, version, (arch,), root, ext, out_dir, epoch, say, start, sdk_version)
-            )
+            built.append(_finish(job, (arch,), root, ext, start=start))
     return built
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every layer of one build shares."""
+
+    cfg: LayerConfig
+    version: ReleaseVersion
+    sdk_version: str
+    out_dir: Path
+    epoch: int
+    say: Progress
+
+
 def _finish(
-    cfg: LayerConfig,
-    version: ReleaseVersion,
+    job: _Job,
     archs: tuple[str, ...],
     root: Path,
     ext: ResolvedExtension | None,
-    out_dir: Path,
-    epoch: int,
-    say: Progress,
+    *,
     start: float,
-    sdk_version: str,
 ) -> BuiltLayer:
     """Add our files and the extension to an installed tree, zip it, write its manifest."""
+    cfg, version, sdk_version, say = job.cfg, job.version, job.sdk_version, job.say
+    out_dir, epoch = job.out_dir, job.epoch
     # Everything since ``start`` was getting the SDK tree: installing it (or reusing a
     # shared, architecture-neutral install) and checking it.
     assembling = time.monotonic()
@@ -337,10 +346,17 @@ def _finish(
         line, changed = nodeshim.apply(root)
         say(f"{label}: {line}")
         rewritten += [nodeshim.SHIM] if changed else []
+    if cfg.bundle and (root / "nodejs").is_dir():
+        lines, written = nodebundle.apply(root)
+        for line in lines:
+            say(f"{label}: {line}")
+        rewritten += [f for f in written if f not in rewritten]
     compiled: tuple[BytecodeInfo, ...] = ()
     if cfg.bytecode and (root / "python").is_dir():
         # Last, after our own files (the wrapper): every .py in the zip has its bytecode.
-        compiled = bytecode.compile_tree(root, cfg.compatible_runtimes, say=say)
+        compiled = bytecode.compile_tree(
+            root, cfg.compatible_runtimes, say=say, scope=cfg.bytecode, handler=PYTHON_WRAPPER
+        )
 
     zipping = time.monotonic()
     say(f"{label}: zipping")
@@ -398,9 +414,7 @@ def _finish(
         provenance=provenance_from_env(os.environ),
     )
     mpath = zip_path.with_name(zip_path.name + ".json")
-    tmp_manifest = mpath.with_name(mpath.name + ".tmp")
-    tmp_manifest.write_text(manifest.to_json(), encoding="utf-8")
-    os.replace(tmp_manifest, mpath)
+    write_replacing(mpath, manifest.to_json())
     log.info("built %s (%s bytes)", zip_path, result.zip_size)
     done = time.monotonic()
     phases = {

@@ -30,6 +30,7 @@ from layer_builder import proc
 from layer_builder.build import sdk
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ConfigError, InstallError
+from layer_builder.fsutil import write_replacing
 from layer_builder.model import ReleaseVersion
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,5 @@ def _npm_packages(data: Mapping[str, Any], where: Path) -> tuple[tuple[str, str]
 def _write(path: Path, text: str) -> bool:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_replacing(path, text)
     return True

@@ -38,7 +38,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import time
 import zipfile
@@ -61,6 +60,7 @@ from layer_builder.build.ziptree import (  # re-exported: the tree walk was spli
     iter_tree,
 )
 from layer_builder.errors import ArgumentError, ArtifactError, SizeLimitError
+from layer_builder.fsutil import replacing
 
 logger = logging.getLogger(__name__)
 
@@ -209,28 +209,17 @@ def write_zip(
     batches = _batches(root, iter_tree(root), batch_files, batch_bytes)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits beside the target so os.replace() is an atomic rename.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            writer = _Writer(stream)
-            if workers == 1:
-                for batch in batches:
-                    writer.add(pack(batch))
-            else:
-                with ThreadPoolExecutor(workers, thread_name_prefix="zipper") as pool:
-                    for packed in _packed_in_order(batches, pool, pack, workers):
-                        writer.add(packed)
-            writer.finish()
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp creates 0600; a release artifact is meant to be read by others.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # A release artifact is meant to be read by others: 0644 whatever the umask.
+    with replacing(out, sync_file=True, mode=0o644) as stream:
+        writer = _Writer(stream)
+        if workers == 1:
+            for batch in batches:
+                writer.add(pack(batch))
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="zipper") as pool:
+                for packed in _packed_in_order(batches, pool, pack, workers):
+                    writer.add(packed)
+        writer.finish()
     digest = writer.sha.digest()
     result = ZipResult(
         path=out,

@@ -16,7 +16,7 @@ from typing import Any
 
 from layer_builder.cli.argtypes import path_arg, positive_int
 from layer_builder.cli.output import UI
-from layer_builder.cli.paths import check_output_dir
+from layer_builder.cli.paths import DEFAULT_REGISTRY, check_output_dir
 from layer_builder.cli.publish import publish_and_register, release_request
 from layer_builder.craft import (
     CraftRelease,
@@ -93,10 +93,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     publish.add_argument(
         "--registry",
-        default="registry",
+        default=DEFAULT_REGISTRY,
         type=path_arg,
         metavar="DIR",
-        help="registry checkout to write into (default: ./registry)",
+        help=f"registry checkout to write into (default: ./{DEFAULT_REGISTRY})",
     )
     publish.add_argument(
         "--dry-run",

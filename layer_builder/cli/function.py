@@ -13,14 +13,15 @@ from typing import Any
 
 from layer_builder.cli.argtypes import path_arg, region_name
 from layer_builder.cli.output import UI
-from layer_builder.cli.registry import ALLOW_HTTP_HELP, DEFAULT_REGISTRY, open_registry
-from layer_builder.consumer.instrumentation import DEFAULT_TRACES_SAMPLE_RATE
-from layer_builder.consumer.instrumenter import (
+from layer_builder.cli.paths import DEFAULT_REGISTRY
+from layer_builder.cli.registry import ALLOW_HTTP_HELP, open_registry
+from layer_builder.consumer.function import (
     CANONICALS,
     ChangeResult,
     FunctionInstrumenter,
     FunctionStatus,
 )
+from layer_builder.consumer.rules import DEFAULT_TRACES_SAMPLE_RATE
 from layer_builder.errors import ArgumentError
 
 _VERBS = {"enable": "enabled", "update": "updated", "disable": "disabled"}

@@ -9,7 +9,6 @@ failure's carries ``error`` and ``exit_code``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from layer_builder import __version__
 from layer_builder.aws.facts import ARCHITECTURES
 from layer_builder.cli.argtypes import path_arg, positive_int, region_name
 from layer_builder.cli.output import UI
+from layer_builder.cli.paths import DEFAULT_REGISTRY, SANDBOX_REGISTRY
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
 
@@ -62,7 +62,9 @@ def _config_args(p: argparse.ArgumentParser, version_help: str) -> None:
     )
 
 
-def _publish_args(p: argparse.ArgumentParser, *, registry_default: str = "./registry") -> None:
+def _publish_args(
+    p: argparse.ArgumentParser, *, registry_default: str = f"./{DEFAULT_REGISTRY}"
+) -> None:
     p.add_argument(
         "--regions",
         default=None,
@@ -154,7 +156,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         type=path_arg,
         metavar="DIR|URL",
-        help="registry checkout or http(s) URL to read (default: ./registry)",
+        help=f"registry checkout or http(s) URL to read (default: ./{DEFAULT_REGISTRY})",
     )
 
 
@@ -252,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox",
         action="store_true",
         help="no AWS account needed: publish to a local AWS emulation with fake "
-        "credentials and a stand-in extension; the registry goes to sandbox/registry",
+        f"credentials and a stand-in extension; the registry goes to {SANDBOX_REGISTRY}",
     )
     p.add_argument(
         "--no-smoke",
@@ -260,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not smoke-test the built layers before publishing (see `layer-builder smoke`)",
     )
     _build_args(p)
-    _publish_args(p, registry_default="./registry, or sandbox/registry with --sandbox")
+    _publish_args(p, registry_default=f"./{DEFAULT_REGISTRY}, or {SANDBOX_REGISTRY} with --sandbox")
     _common(p)
 
     reg = sub.add_parser("registry", help="read the registry").add_subparsers(
@@ -429,9 +431,12 @@ def _aws_failure(exc: Any) -> str:
             for r in session.get_available_regions("lambda", partition)
         }
         if known and exc.region not in known:
-            close = difflib.get_close_matches(exc.region, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "not a region botocore knows"
-            message += f" ({exc.region}: {hint})"
+            from layer_builder.validate import did_you_mean
+
+            hint = did_you_mean(
+                exc.region, sorted(known), sep=": ", otherwise=": not a region botocore knows"
+            )
+            message += f" ({exc.region}{hint})"
     return message
 
 

@@ -462,13 +462,6 @@ def _versions(results: Sequence[RegionResult]) -> str:
     return ", ".join(f"{v} ({n})" for v, n in sorted(counts.items()))
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def _env_width() -> int | None:
     try:
         value = int(os.environ.get("COLUMNS", ""))

@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from layer_builder.errors import ArgumentError
+from layer_builder.fsutil import probe_writable
+
+#: The registry checkout written and read when --registry is not given.
+DEFAULT_REGISTRY = "registry"
+#: Where --sandbox writes its registry instead.
+SANDBOX_REGISTRY = "sandbox/registry"
 
 
 def _first_existing(path: Path) -> tuple[Path, Path | None]:
@@ -32,15 +37,12 @@ def _first_existing(path: Path) -> tuple[Path, Path | None]:
 
 def _probe_writable(directory: Path) -> str | None:
     """None if a file can be created in ``directory``, else the reason it cannot."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".layer-builder-probe-", dir=directory)
-    except OSError as exc:
-        if exc.errno == errno.EROFS:
-            return "read-only file system"
-        return exc.strerror or str(exc)
-    os.close(fd)
-    os.unlink(name)
-    return None
+    exc = probe_writable(directory)
+    if exc is None:
+        return None
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or str(exc)
 
 
 def _link_problem(path: Path) -> str | None:

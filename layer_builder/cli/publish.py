@@ -23,7 +23,13 @@ from layer_builder.build.assemble import manifest_paths_for
 from layer_builder.build.verify import verify_zip
 from layer_builder.cli.build import build_layers, build_table, lock_mode, phase_lines
 from layer_builder.cli.output import UI, failed_lines
-from layer_builder.cli.paths import check_input_dir, check_not_a_broken_link, check_output_dir
+from layer_builder.cli.paths import (
+    DEFAULT_REGISTRY,
+    SANDBOX_REGISTRY,
+    check_input_dir,
+    check_not_a_broken_link,
+    check_output_dir,
+)
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.errors import ArgumentError, Interrupted, PublishIncomplete
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
@@ -195,9 +201,9 @@ def cmd_publish(args: argparse.Namespace, ui: UI) -> int:
     version = ReleaseVersion.parse(args.release_version)
     archs = cfg.select_architectures(args.arch)
     check_input_dir(Path(args.dist), "--dist")
-    check_not_a_broken_link(Path(args.registry or "registry"), "--registry")
+    check_not_a_broken_link(Path(args.registry or DEFAULT_REGISTRY), "--registry")
     built = _load_built(cfg, version, archs, Path(args.dist), allow_standin=args.allow_standin)
-    registry_dir = Path(args.registry or "registry")
+    registry_dir = Path(args.registry or DEFAULT_REGISTRY)
     if not args.dry_run:
         check_output_dir(registry_dir, "--registry")
     # The release takes the registry lock before its first AWS call (the regions): a second
@@ -234,7 +240,7 @@ def cmd_release(args: argparse.Namespace, ui: UI) -> int:
     archs = cfg.select_architectures(args.arch)
     out = Path(args.out or ("sandbox/dist" if args.sandbox else "dist"))
     check_output_dir(out, "--out")
-    registry_dir = Path(args.registry or ("sandbox/registry" if args.sandbox else "registry"))
+    registry_dir = Path(args.registry or (SANDBOX_REGISTRY if args.sandbox else DEFAULT_REGISTRY))
     check_not_a_broken_link(registry_dir, "--registry")
     if not args.dry_run:
         # A registry that cannot be written should cost seconds, not a build and a smoke test

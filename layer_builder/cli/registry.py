@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.cli.output import UI
+from layer_builder.cli.paths import DEFAULT_REGISTRY
 from layer_builder.errors import RegistryError
 
-#: The registry read when --registry is not given (where `publish` writes by default).
-DEFAULT_REGISTRY = "registry"
 ALLOW_HTTP_HELP = (
     "accept a plain http:// registry URL on a non-loopback host (refused by default: the "
     "registry decides which layer runs in your functions)"

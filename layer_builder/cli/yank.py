@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.cli.output import UI
-from layer_builder.cli.registry import DEFAULT_REGISTRY
+from layer_builder.cli.paths import DEFAULT_REGISTRY
 from layer_builder.errors import CredentialsError, PublishIncomplete
 
 
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     failed: list[str] = []
     if aws is not None:
         from layer_builder.publish.revoke import revoke_public
-        from layer_builder.registry.reader import LayerRelease, read_version_document
+        from layer_builder.registry.layout import read_version_document
+        from layer_builder.registry.reader import LayerRelease
 
         document = read_version_document(result.version_file)
         release = LayerRelease.from_document(document, source=str(result.version_file))

@@ -1,1 +1,2 @@
-"""Consumers of the registry: instrumentation planning (pure) and the Lambda calls that apply it."""
+"""Consumers of the registry: ``rules`` says what a function should have (pure),
+``function`` reads the function on Lambda and applies it."""

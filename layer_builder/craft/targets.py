@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.aws import facts as aws_facts
-from layer_builder.config import MAX_LICENSE, Template, _did_you_mean, _Reader
+from layer_builder.config import MAX_LICENSE, Template
 from layer_builder.errors import ArgumentError, ConfigError
 from layer_builder.model import ReleaseVersion
-from layer_builder.yamlfile import read_yaml
+from layer_builder.validate import Reader, did_you_mean, read_yaml
 
 TARGET_NAME = "aws-lambda-layer"
 CANONICAL_PREFIX = "aws-layer:"  # craft: canonical = prefix + compatibleRuntimes[].name
@@ -90,7 +90,7 @@ def mustache_to_jinja(source: str, fail: Fail) -> str:
             known = ", ".join("{{{" + v + "}}}" for v in TEMPLATE_VARS)
             raise fail(
                 f"unknown template variable {name!r}"
-                + _did_you_mean(name, TEMPLATE_VARS)
+                + did_you_mean(name, TEMPLATE_VARS)
                 + f" (craft knows {known})"
             )
         return "{{ " + name + " }}"
@@ -106,7 +106,7 @@ def mustache_to_jinja(source: str, fail: Fail) -> str:
 def load_craft_config(path: str | Path) -> tuple[CraftLayerTarget, ...]:
     """The ``aws-lambda-layer`` targets of a craft config; ConfigError naming file and key."""
     path = Path(path)
-    r = _Reader(path)
+    r = Reader(path)
     raw = read_yaml(path, "craft config", aliases=True)
     if not isinstance(raw, dict) or "targets" not in raw:
         raise r.fail("targets", "missing: a craft config lists its release targets there")
@@ -124,7 +124,7 @@ def load_craft_config(path: str | Path) -> tuple[CraftLayerTarget, ...]:
     return tuple(out)
 
 
-def _parse_target(r: _Reader, item: dict[str, Any], key: str) -> CraftLayerTarget:
+def _parse_target(r: Reader, item: dict[str, Any], key: str) -> CraftLayerTarget:
     d = r.mapping(item, key, _TARGET_KEYS)
 
     def failer(sub: str) -> Fail:
@@ -189,7 +189,7 @@ def _check_name(name: str, fail: Fail) -> None:
         )
 
 
-def _check_runtimes(r: _Reader, versions: tuple[str, ...], key: str) -> None:
+def _check_runtimes(r: Reader, versions: tuple[str, ...], key: str) -> None:
     if not versions:
         raise r.fail(key, "list at least one Lambda runtime")
     if len(versions) > aws_facts.MAX_COMPATIBLE_RUNTIMES:
@@ -202,7 +202,7 @@ def _check_runtimes(r: _Reader, versions: tuple[str, ...], key: str) -> None:
         if rt not in aws_facts.RUNTIME_IDS:
             raise r.fail(
                 f"{key}[{j}]",
-                f"unknown Lambda runtime {rt!r}" + _did_you_mean(rt, aws_facts.RUNTIME_IDS),
+                f"unknown Lambda runtime {rt!r}" + did_you_mean(rt, aws_facts.RUNTIME_IDS),
             )
     families = {aws_facts.runtime_family(rt) for rt in versions}
     if None in families or len(families) > 1:

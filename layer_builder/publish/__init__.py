@@ -9,7 +9,8 @@ result with failed regions is returned, not raised; the CLI exits 3 naming them.
 from __future__ import annotations
 
 from layer_builder.publish.fanout import Seams, plan_publish, publish_all
-from layer_builder.publish.publisher import LayerPlan, RetryPolicy, plan_layers
+from layer_builder.publish.plan import LayerPlan, plan_layers
+from layer_builder.publish.publisher import RetryPolicy
 from layer_builder.publish.regions import (
     check_credentials,
     parse_regions_arg,

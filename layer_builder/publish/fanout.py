@@ -31,16 +31,15 @@ from layer_builder.aws.clients import Aws, LambdaApi, LayerVersionRef, Timeouts
 from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
-from layer_builder.publish.plan import LayerRecord
+from layer_builder.publish.plan import LayerPlan, plan_layers
 from layer_builder.publish.publisher import (
     SETTLE_CAP,
     Deadline,
-    LayerPlan,
     RegionPublisher,
     RetryPolicy,
-    plan_layers,
 )
 from layer_builder.publish.reconcile import conflicts
+from layer_builder.publish.records import LayerRecord
 from layer_builder.publish.target import PublishOptions, PublishTarget
 
 log = logging.getLogger(__name__)

@@ -1,92 +1,218 @@
-"""The registry side of the plan, made before the first AWS write.
-
-What the registry already says about this release decides what publishing may do:
-a version recorded with another ``code_sha256`` is refused here (exit 2, nothing
-published); the versions it records name what to check first in each region; and the
-versions every document of the runtime records are never deleted as duplicates.
-
-Every version this tool publishes ends its ``Description`` with a release marker,
-``[<canonical> <version> sha256:<64 hex digits>]``: which release (layer and version) and
-which zip it holds. ``ListLayerVersions`` returns descriptions, so the listing the plan reads
-anyway shows, without a ``GetLayerVersion`` per version, which versions anywhere in the
-layer's history hold a given zip, and whether this release already exists there with other
-bytes (a conflict, refused before any write). Versions published before the release marker
-carry ``[sha256:<first 12 hex digits>]`` (content only); they are still read.
-"""
+"""What to publish: each built zip verified against its manifest and the config, before
+anything touches AWS (:func:`plan_layers`), as one :class:`LayerPlan` per layer name."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping, Sequence
+import base64
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from layer_builder.errors import ArtifactError, RegistryError
-from layer_builder.model import BuildManifest
-from layer_builder.registry.files import RegistryState
-
-#: Lambda's limit on a layer version's Description.
-MAX_DESCRIPTION = 256
-#: A marker at the end of a Description: the release (optional) and the zip's sha256.
-MARKER_RE = re.compile(
-    r"\[(?:(?P<canonical>[^\s\[\]]+) (?P<release>[^\s\[\]]+) )?"
-    r"sha256:(?P<sha>[0-9a-f]{64}|[0-9a-f]{12})\]\s*$"
+from layer_builder.aws import facts as aws_facts
+from layer_builder.aws.clients import Statement
+from layer_builder.config import LayerConfig, PermissionConfig, Template
+from layer_builder.errors import ArgumentError, ArtifactError
+from layer_builder.model import BuildManifest, ReleaseVersion
+from layer_builder.publish.markers import (
+    content_marker,
+    marked_description,
+    parse_marker,
+    release_marker,
 )
+
+S3_KEY_PREFIX = "layer-builder"
+
+
+# --------------------------------------------------------------------------- what to publish
 
 
 @dataclass(frozen=True)
-class Marker:
-    """What a version's Description says it holds."""
+class LayerPlan:
+    """One verified zip and everything needed to publish it anywhere."""
 
-    sha: str  # hex: the whole digest, or its first 12 digits (markers from before releases)
-    canonical: str | None = None
-    release: str | None = None
+    manifest_path: Path
+    zip_path: Path
+    layer_name: str
+    architectures: tuple[str, ...]  # CompatibleArchitectures: what the zip serves
+    description: str
+    license_info: str
+    runtimes: tuple[str, ...]
+    sha256: str  # hex
+    code_sha256: str  # base64, as Lambda reports it
+    size: int
+    statements: tuple[Statement, ...]
+    release: ReleaseVersion
+    statement_id: str = "public"  # the config's: statements with this id (or id-*) are ours
+    s3_bucket: Template | None = None  # set only when the zip goes through S3
+    zip_bytes: bytes | None = field(default=None, repr=False)  # set for direct uploads
+    canonical: str = ""  # the release's layer ("aws-layer:python"), named in the marker
 
-    def holds(self, sha256_hex: str) -> bool:
-        """Whether the marker names this zip (a 12-digit marker: by prefix)."""
-        return sha256_hex == self.sha if len(self.sha) == 64 else sha256_hex.startswith(self.sha)
+    @property
+    def use_s3(self) -> bool:
+        return self.zip_bytes is None
 
-    def claims(self, canonical: str, release: str) -> bool:
-        """Whether the marker says the version belongs to this release."""
-        return (self.canonical, self.release) == (canonical, release)
+    @property
+    def marker(self) -> str:
+        """The release marker (content only when the plan names no canonical)."""
+        if not self.canonical:
+            return content_marker(self.sha256)
+        return release_marker(self.canonical, self.release.text, self.sha256)
 
-
-def parse_marker(description: str) -> Marker | None:
-    """The marker ending ``description``, or None (a version we did not publish)."""
-    m = MARKER_RE.search(description or "")
-    if m is None:
-        return None
-    return Marker(m["sha"], m["canonical"], m["release"])
-
-
-def content_marker(sha256_hex: str) -> str:
-    """The content-only marker of versions published before the release marker."""
-    return f"[sha256:{sha256_hex[:12]}]"
-
-
-def release_marker(canonical: str, release: str, sha256_hex: str) -> str:
-    """The marker naming the release and the zip in a version's Description."""
-    return f"[{canonical} {release} sha256:{sha256_hex}]"
-
-
-def marked_description(
-    description: str, sha256_hex: str, canonical: str | None = None, release: str | None = None
-) -> str:
-    """``description`` with the marker appended (the release marker when ``canonical`` and
-    ``release`` are given), the text shortened to fit Lambda's limit."""
-    if canonical and release:
-        marker = release_marker(canonical, release, sha256_hex)
-    else:
-        marker = content_marker(sha256_hex)
-    room = MAX_DESCRIPTION - len(marker) - 1
-    if room < 0:
-        raise ArtifactError(
-            f"{canonical} {release}: the release marker is {len(marker)} characters, more "
-            f"than a layer Description holds ({MAX_DESCRIPTION}); shorten the canonical name"
+    @property
+    def marked_description(self) -> str:
+        """The Description published: the build's, plus the release marker."""
+        return marked_description(
+            self.description, self.sha256, self.canonical or None, self.release.text
         )
-    text = description if len(description) <= room else description[: max(0, room - 3)] + "..."
-    return f"{text} {marker}" if text else marker
+
+    def metadata(self) -> tuple[frozenset[str], frozenset[str], str]:
+        """(runtimes, architectures, license) as a listed version's ``metadata()``."""
+        return frozenset(self.runtimes), frozenset(self.architectures), self.license_info or ""
+
+    def bucket_for(self, region: str) -> str:
+        assert self.s3_bucket is not None
+        return self.s3_bucket.render(self.release, self.architectures[0], region=region)
+
+    def s3_key(self) -> str:
+        return f"{S3_KEY_PREFIX}/{self.layer_name}/{self.sha256}.zip"
+
+
+def permission_statements(perm: PermissionConfig) -> tuple[Statement, ...]:
+    """The statements a published version must carry."""
+    if perm.accounts:
+        # One statement per account: a statement has a single principal.
+        return tuple(Statement(f"{perm.statement_id}-{a}", a) for a in perm.accounts)
+    return (Statement(perm.statement_id, perm.principal, perm.organization_id),)
+
+
+def _digest(path: Path, keep: bool) -> tuple[str, bytes, bytes | None]:
+    """(hex sha256, raw digest, file bytes if ``keep``), reading the file once."""
+    h = hashlib.sha256()
+    chunks: list[bytes] | None = [] if keep else None
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            if chunks is not None:
+                chunks.append(chunk)
+    return h.hexdigest(), h.digest(), None if chunks is None else b"".join(chunks)
+
+
+def plan_layers(
+    cfg: LayerConfig,
+    version: ReleaseVersion,
+    manifests: Sequence[tuple[Path, BuildManifest]],
+    regions: Sequence[str] = (),
+) -> list[LayerPlan]:
+    """Verify every zip against its manifest and the config; nothing is published on error.
+
+    Raises ArtifactError (missing zip, checksum mismatch, manifest for another version,
+    architecture or layer name) or ArgumentError (a zip needs S3 and no bucket is configured).
+    """
+    if not manifests:
+        raise ArtifactError("no build manifests given: run `layer-builder build` first")
+    plans: list[LayerPlan] = []
+    seen: set[str] = set()
+    statements = permission_statements(cfg.publish.permission)
+    for manifest_path, m in manifests:
+        where = str(manifest_path)
+        if m.layout != cfg.layout:
+            raise ArtifactError(
+                f"{where}: built with layout {m.layout}, {cfg.path} says {cfg.layout}; rebuild"
+            )
+        for arch in m.architectures:
+            if arch not in cfg.architectures:
+                raise ArtifactError(
+                    f"{where}: architecture {arch!r} is not configured in "
+                    f"{cfg.path} ({', '.join(cfg.architectures)})"
+                )
+            if arch in seen:
+                raise ArtifactError(f"{where}: a second zip for {arch}")
+            seen.add(arch)
+        if m.version != version.text:
+            raise ArtifactError(
+                f"{where}: built for version {m.version}, not {version.text}; "
+                "rebuild or pass the matching --version"
+            )
+        expected = cfg.layer_name(version, m.architectures[0])
+        if m.layer_name != expected:
+            raise ArtifactError(
+                f"{where}: layer name {m.layer_name!r} differs from the config's "
+                f"{expected!r}; rebuild with the current config"
+            )
+        zip_path = m.zip_path(manifest_path)
+        if not zip_path.is_file():
+            raise ArtifactError(f"{zip_path}: zip not found (listed in {where}); rebuild it")
+        size = zip_path.stat().st_size
+        # Read the module attribute at call time so the limit can be lowered in tests.
+        use_s3 = m.needs_s3_upload or size > aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES
+        hexdigest, raw, data = _digest(zip_path, keep=not use_s3)
+        if hexdigest != m.sha256:
+            raise ArtifactError(
+                f"{zip_path}: sha256 is {hexdigest}, the manifest {where} says "
+                f"{m.sha256}; the zip changed after the build, rebuild it"
+            )
+        code_sha = base64.b64encode(raw).decode("ascii")
+        if code_sha != m.code_sha256:
+            raise ArtifactError(
+                f"{where}: code_sha256 {m.code_sha256!r} does not match the zip ({code_sha!r})"
+            )
+        if use_s3:
+            _check_bucket(cfg, version, m, size, regions)
+        plans.append(
+            LayerPlan(
+                manifest_path=manifest_path,
+                zip_path=zip_path,
+                layer_name=m.layer_name,
+                architectures=m.architectures,
+                description=m.description,
+                license_info=m.license,
+                runtimes=m.compatible_runtimes,
+                sha256=hexdigest,
+                code_sha256=code_sha,
+                size=size,
+                statements=statements,
+                release=version,
+                statement_id=cfg.publish.permission.statement_id,
+                s3_bucket=cfg.publish.s3_bucket if use_s3 else None,
+                zip_bytes=data,
+                canonical=cfg.canonical,
+            )
+        )
+    for plan in plans:
+        _check_marker(plan)
+    return sorted(plans, key=lambda p: p.layer_name)
+
+
+def _check_marker(plan: LayerPlan) -> None:
+    """The published Description must read back as this release and zip, or every later
+    run would miss its own versions (a canonical with a space or a bracket would)."""
+    marker = parse_marker(plan.marked_description)
+    if marker is None or not (
+        marker.claims(plan.canonical, plan.release.text) and marker.holds(plan.sha256)
+    ):
+        raise ArtifactError(
+            f"{plan.manifest_path}: canonical {plan.canonical!r} cannot be named in the "
+            "release marker of a layer version's Description (no spaces or brackets)"
+        )
+
+
+def _check_bucket(
+    cfg: LayerConfig, version: ReleaseVersion, m: BuildManifest, size: int, regions: Sequence[str]
+) -> None:
+    limit_mb = aws_facts.MAX_DIRECT_UPLOAD_ZIP_BYTES / (1024 * 1024)
+    if cfg.publish.s3_bucket is None:
+        raise ArgumentError(
+            f"{cfg.path}: publish.s3_bucket: {m.zip_file} is {size / 1048576:.1f} MB, over the "
+            f"{limit_mb:g} MB direct-upload limit; set publish.s3_bucket to a bucket per region "
+            "(e.g. 'my-layers-{{ region }}') so the zip can be staged in S3"
+        )
+    buckets = {cfg.publish.s3_bucket.render(version, m.architectures[0], region=r) for r in regions}
+    if len(regions) > 1 and len(buckets) == 1:
+        raise ArgumentError(
+            f"{cfg.path}: publish.s3_bucket: renders to the same bucket for every region; Lambda "
+            "reads the zip only from a bucket in the layer's own region, use {{ region }}"
+        )
 
 
 def standin_source(manifest: BuildManifest) -> str | None:
@@ -106,120 +232,3 @@ def standin_source(manifest: BuildManifest) -> str | None:
 def is_standin(manifest: BuildManifest) -> bool:
     """Whether the zip carries the sandbox's stand-in extension instead of the real one."""
     return standin_source(manifest) is not None
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """What the registry records about one layer (by name) of this release and runtime."""
-
-    layer_name: str
-    code_sha256: str | None = None  # from this release's own document
-    versions: Mapping[str, int] = field(default_factory=dict)  # region -> recorded version
-    # region -> every version any readable document of the runtime records for this name
-    protected: Mapping[str, frozenset[int]] = field(default_factory=dict)
-    # False when some document could not be read: then no duplicate is deleted.
-    deletes_allowed: bool = True
-    # code_sha256 -> {region: version} of every zip the runtime's documents record for this
-    # name (this release's and others'): their unrecorded newer duplicates are deleted too.
-    contents: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-
-    def recorded(self, region: str) -> int | None:
-        return self.versions.get(region)
-
-    def is_protected(self, region: str, version: int) -> bool:
-        return not self.deletes_allowed or version in self.protected.get(region, frozenset())
-
-
-def document_layers(doc: Mapping[str, Any]) -> Iterator[tuple[str, str | None, dict[str, int]]]:
-    """(layer name, code_sha256 or None, {region: version}) for each layer a document records.
-
-    Reads this tool's documents (``layers`` entries, old ones keyed by ``architecture``) and
-    craft's (top-level ``layer_name``/``regions`` only).
-    """
-    seen = set()
-    for entry in doc.get("layers") or []:
-        if not isinstance(entry, Mapping) or "layer_name" not in entry:
-            continue
-        name = str(entry["layer_name"])
-        seen.add(name)
-        yield name, entry.get("code_sha256"), _regions(entry.get("regions"))
-    top = doc.get("layer_name")
-    if isinstance(top, str) and top not in seen:
-        yield top, None, _regions(doc.get("regions"))
-
-
-def _regions(raw: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in raw or []:
-        try:
-            out[str(r["region"])] = int(r["version"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
-
-
-def registry_records(
-    state: RegistryState,
-    layers: Sequence[tuple[Path, BuildManifest]],
-    account: str | None = None,
-) -> dict[str, LayerRecord]:
-    """One LayerRecord per layer name this release publishes.
-
-    Raises ArtifactError when this release's document records a layer with another
-    ``code_sha256`` than the zip about to be published, and RegistryError when it belongs
-    to another account: both before anything is published.
-    """
-    own = state.document
-    if own is not None and account is not None and str(own.get("account_number")) != account:
-        raise RegistryError(
-            f"{state.version_path}: recorded for account {own.get('account_number')}, these "
-            f"credentials are for {account}; use the account the release was published with"
-        )
-    if own is not None and isinstance(own.get("yanked"), dict):
-        # Publishing would make its versions public again (permissions match the config).
-        raise RegistryError(
-            f"{state.version_path}: {own.get('sdk_version')} is yanked "
-            f"({own['yanked'].get('reason', '')}); run `layer-builder unyank "
-            f"{own.get('canonical')} {own.get('sdk_version')}` first. Nothing was published."
-        )
-    own_layers = {name: (sha, regions) for name, sha, regions in document_layers(own or {})}
-    protected: dict[str, dict[str, set[int]]] = {}
-    contents: dict[str, dict[str, dict[str, int]]] = {}
-    for doc in [*([own] if own else []), *state.others.values()]:
-        for name, code, regions in document_layers(doc):
-            for region, version in regions.items():
-                protected.setdefault(name, {}).setdefault(region, set()).add(version)
-                if isinstance(code, str) and code:
-                    # The lowest recorded version of a zip is the one others converge on.
-                    held = contents.setdefault(name, {}).setdefault(code, {})
-                    held[region] = min(version, held.get(region, version))
-    publishing = {m.layer_name for _, m in layers}
-    for name, (sha, _) in own_layers.items():
-        if sha is None and name not in publishing:
-            # The registry write could not record this layer (no zip digest to keep), so
-            # refuse now rather than after every region is published.
-            raise RegistryError(
-                f"{state.version_path}: the layer {name} is recorded without a code_sha256 "
-                f"(a document written by craft); publish {name} in this run too, so its zip "
-                "is recorded. Nothing was published."
-            )
-    records = {}
-    for manifest_path, m in layers:
-        sha, regions = own_layers.get(m.layer_name, (None, {}))
-        if sha is not None and sha != m.code_sha256:
-            raise ArtifactError(
-                f"{state.version_path}: {m.layer_name} {m.version} is recorded with "
-                f"code_sha256 {sha}, but {m.zip_path(manifest_path)} has {m.code_sha256}: a "
-                "recorded version can only be finished with the same zip. Rebuild it "
-                "identically (same SOURCE_DATE_EPOCH and dependency versions; compare the "
-                "build manifests) or release a new version. Nothing was published."
-            )
-        records[m.layer_name] = LayerRecord(
-            layer_name=m.layer_name,
-            code_sha256=sha,
-            versions=dict(regions),
-            protected={r: frozenset(v) for r, v in protected.get(m.layer_name, {}).items()},
-            deletes_allowed=not state.unreadable,
-            contents=contents.get(m.layer_name, {}),
-        )
-    return records

@@ -30,7 +30,8 @@ from typing import Any
 from layer_builder.aws.clients import AwsCallError, LambdaApi, LayerVersionRef, S3Api, Statement
 from layer_builder.errors import ArgumentError, ArtifactError, LayerBuilderError
 from layer_builder.model import RegionResult, RegionStatus
-from layer_builder.publish.plan import LayerRecord, parse_marker
+from layer_builder.publish.markers import parse_marker
+from layer_builder.publish.plan import LayerPlan
 from layer_builder.publish.reconcile import (
     Holders,
     conflicts,
@@ -40,24 +41,7 @@ from layer_builder.publish.reconcile import (
     permission_changes,
     recorded_duplicates,
 )
-from layer_builder.publish.zips import (  # re-exported: the publisher's historical home
-    S3_KEY_PREFIX,
-    LayerPlan,
-    permission_statements,
-    plan_layers,
-)
-
-__all__ = [
-    "SETTLE_CAP",
-    "S3_KEY_PREFIX",
-    "Deadline",
-    "DeadlineExceeded",
-    "LayerPlan",
-    "RegionPublisher",
-    "RetryPolicy",
-    "permission_statements",
-    "plan_layers",
-]
+from layer_builder.publish.records import LayerRecord
 
 log = logging.getLogger(__name__)
 

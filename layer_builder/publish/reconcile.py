@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from layer_builder.aws.clients import LambdaApi, LayerVersionRef, Statement
-from layer_builder.publish.plan import LayerRecord, Marker, parse_marker
-from layer_builder.publish.zips import LayerPlan
+from layer_builder.publish.markers import Marker, parse_marker
+from layer_builder.publish.plan import LayerPlan
+from layer_builder.publish.records import LayerRecord
 
 log = logging.getLogger(__name__)
 

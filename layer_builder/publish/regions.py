@@ -9,13 +9,13 @@ with a did-you-mean rather than as a failed region after it.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Sequence
 
 from layer_builder.aws.clients import Aws, AwsCallError, RegionInfo
 from layer_builder.aws.facts import REGION_RE, partition_of_region
 from layer_builder.errors import ArgumentError
+from layer_builder.validate import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def resolve_regions(
         # a misspelt one in ours would silently publish where it was meant not to.
         if partition_of_region(name) == partition and name not in by_name:
             raise ArgumentError(
-                f"exclude_regions: unknown region {name!r}" + _did_you_mean(name, by_name)
+                f"exclude_regions: unknown region {name!r}" + did_you_mean(name, by_name)
             )
 
     if want_all:
@@ -142,9 +142,4 @@ def _check_region(name: str, partition: str, account: str, by_name: dict[str, Re
             f"--regions: {name} belongs to partition {other}; these credentials are for "
             f"{partition} (publishing there needs that partition's own credentials)"
         )
-    raise ArgumentError(f"--regions: unknown region {name!r}" + _did_you_mean(name, by_name))
-
-
-def _did_you_mean(word: str, choices: Sequence[str] | dict[str, RegionInfo]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    raise ArgumentError(f"--regions: unknown region {name!r}" + did_you_mean(name, by_name))

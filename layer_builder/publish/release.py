@@ -24,7 +24,9 @@ from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish.target import PublishOptions, PublishTarget, resolve_publish_target
+from layer_builder.registry.files import RegistryLock, registry_lock
 from layer_builder.registry.writer import WriteResult
+from layer_builder.versions import scheme_for_runtimes, version_key
 
 Built = tuple[Path, BuildManifest]  # (manifest path, manifest)
 ProgressFn = Callable[[RegionResult], None]
@@ -93,13 +95,14 @@ def refuse_standin(built: Sequence[Built], *, allow: bool) -> None:
 
 
 @contextlib.contextmanager
-def _release_lock(registry: Path, *, dry_run: bool) -> Iterator[None]:
-    """The registry's lock for a release; a dry run writes nothing, so it neither waits for
-    nor blocks another run."""
-    from layer_builder.registry.files import registry_lock
-
-    with contextlib.nullcontext() if dry_run else registry_lock(registry):
-        yield
+def _release_lock(registry: Path, *, dry_run: bool) -> Iterator[RegistryLock | None]:
+    """The registry's lock for a release (None for a dry run: it writes nothing, so it
+    neither waits for nor blocks another run)."""
+    if dry_run:
+        yield None
+        return
+    with registry_lock(registry) as lock:
+        yield lock
 
 
 def run_release(
@@ -116,10 +119,10 @@ def run_release(
     published); failed regions and an interrupt are in the outcome, not raised.
     """
     refuse_standin(request.built, allow=request.allow_standin)
-    with _release_lock(request.registry, dry_run=request.dry_run):
+    with _release_lock(request.registry, dry_run=request.dry_run) as lock:
         target = request.target or resolve_publish_target(request.config, request.regions)
         with (interrupts or _no_interrupts)() as interrupt:
-            return _run_locked(request, target, observer, interrupt)
+            return _run_locked(request, target, observer, interrupt, lock)
 
 
 @contextlib.contextmanager
@@ -132,9 +135,10 @@ def _run_locked(
     target: PublishTarget,
     observer: ReleaseObserver,
     interrupt: threading.Event,
+    lock: RegistryLock | None,
 ) -> ReleaseOutcome:
     from layer_builder.publish.fanout import plan_publish, publish_all
-    from layer_builder.publish.plan import registry_records
+    from layer_builder.publish.records import registry_records
     from layer_builder.registry.files import preflight_release
 
     cfg, built, registry = request.config, list(request.built), request.registry
@@ -165,12 +169,12 @@ def _run_locked(
     written, created = None, False
     if not interrupted and not request.dry_run and (result.complete or request.allow_partial):
         created = not registry.exists()
-        written = _write_registry(request, target, result)
+        written = _write_registry(request, target, result, lock)
     return ReleaseOutcome(result, target, written, created, interrupted)
 
 
 def _write_registry(
-    request: ReleaseRequest, target: PublishTarget, result: PublishResult
+    request: ReleaseRequest, target: PublishTarget, result: PublishResult, lock: RegistryLock | None
 ) -> WriteResult:
     from layer_builder.build.sbom import release_sbom
     from layer_builder.model import Registration
@@ -202,6 +206,7 @@ def _write_registry(
         reg,
         expected_regions=list(target.regions),
         allow_partial_regions=request.allow_partial,
+        lock=lock,
     )
 
 
@@ -209,8 +214,6 @@ def check_version_scheme(cfg: LayerConfig, version: ReleaseVersion) -> None:
     """The registry orders a layer's releases by its ecosystem's scheme (PEP 440 for
     Python, SemVer for Node): a version that scheme cannot read is refused before publishing,
     not when the links are written."""
-    from layer_builder.registry.versions import scheme_for_runtimes, version_key
-
     scheme = scheme_for_runtimes(cfg.compatible_runtimes)
     try:
         version_key(version.text, scheme)

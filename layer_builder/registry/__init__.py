@@ -1,1 +1,2 @@
-"""The release registry: the writer (layout, links, atomic writes) and the reader (dir or HTTP)."""
+"""The release registry: its checkout's names and documents (``layout``), the writer and its lock,
+and the reader (a directory or HTTP)."""

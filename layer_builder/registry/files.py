@@ -15,19 +15,18 @@ import json
 import logging
 import os
 import re
-import secrets
 import socket
 import stat
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from layer_builder.errors import RegistryError
-from layer_builder.registry.reader import (
+from layer_builder.fsutil import probe_writable
+from layer_builder.registry.layout import (
     LATEST_FILE,
     LAYERS_DIR,
     Document,
@@ -41,14 +40,34 @@ log = logging.getLogger(__name__)
 #: How long a second run waits for the registry lock before it gives up (exit 2).
 LOCK_WAIT_SECONDS = 15.0
 _LOCK_POLL = 0.1
-#: The writer's temporary names: ``.<name>.<12 hex>.tmp`` (see writer._temp_name).
+#: The writer's temporary names: ``.<name>.<12 hex>.tmp`` (see fsutil.temp_beside).
 STRAY_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
-# Locks held, by (lock file, thread): the same thread may take one again (craft publishes
-# several runtimes into one root; the writer locks inside the publish's lock). Another
-# thread waits like another process would (flock excludes per open file).
-_held: dict[tuple[str, int], int] = {}
-_held_lock = threading.Lock()
+
+@dataclass
+class RegistryLock:
+    """What :func:`registry_lock` yields: proof, for the block, that this run holds the lock
+    of ``root``. Code that writes under a lock its caller took is handed this instead of taking
+    the lock again (a second take waits for the first, like another process's would)."""
+
+    root: Path
+    held: bool = True
+
+    def require(self, root: Path) -> None:
+        """Raise unless this is the held lock of ``root``: a write never runs unlocked."""
+        if not self.held or lock_path(self.root) != lock_path(root):
+            raise RuntimeError(f"{root}: written without holding its registry lock")
+
+
+@contextlib.contextmanager
+def holding(root: Path, lock: RegistryLock | None) -> Iterator[RegistryLock]:
+    """The block under ``root``'s lock: ``lock`` if the caller holds it, else taken here."""
+    if lock is None:
+        with registry_lock(root) as taken:
+            yield taken
+    else:
+        lock.require(root)
+        yield lock
 
 
 def lock_dir() -> Path:
@@ -132,32 +151,20 @@ def registry_lock(
     wait: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[None]:
-    """Hold the lock of registry ``root`` (re-entrant within one thread).
+) -> Iterator[RegistryLock]:
+    """Hold the lock of registry ``root``; yields the :class:`RegistryLock` to pass on.
 
     Waits up to ``wait`` seconds (default :data:`LOCK_WAIT_SECONDS`) for another run, then
-    raises RegistryError naming the holder (exit 2, nothing published).
+    raises RegistryError naming the holder (exit 2, nothing published). Not re-entrant: a
+    second take, in this process too, waits for the first like another run's would (flock
+    excludes per open file), so code under a lock is handed the held lock instead.
     """
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; releases there run one at a time
-        yield
+        yield from _held_for(root)
         return
     path = lock_path(root)
-    key = (str(path), threading.get_ident())
-    with _held_lock:
-        if _held.get(key):
-            _held[key] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield
-        finally:
-            with _held_lock:
-                _held[key] -= 1
-        return
     _checked_lock_dir(root, path.parent)
     fd = _open_lock(root, path)
     try:
@@ -177,17 +184,21 @@ def registry_lock(
                 sleep(_LOCK_POLL)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (_holder_text() + "\n").encode(), 0)
-        with _held_lock:
-            _held[key] = 1
         try:
-            yield
+            yield from _held_for(root)
         finally:
-            with _held_lock:
-                _held.pop(key, None)
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _held_for(root: Path) -> Iterator[RegistryLock]:
+    lock = RegistryLock(root)
+    try:
+        yield lock
+    finally:
+        lock.held = False
 
 
 @dataclass
@@ -265,17 +276,12 @@ def _check_writable(directory: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise RegistryError(f"{existing}: expected a directory")
-    probe = existing / f".layer-builder-probe-{secrets.token_hex(6)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
+    refused = probe_writable(existing)
+    if refused is not None:
         raise RegistryError(
-            f"{existing}: the registry is not writable ({exc.strerror}); fix its permissions "
-            "or pass another --registry (nothing was published)"
-        ) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        probe.unlink()
+            f"{existing}: the registry is not writable ({refused.strerror}); fix its "
+            "permissions or pass another --registry (nothing was published)"
+        )
 
 
 def clean_stray_temps(*directories: Path) -> list[Path]:

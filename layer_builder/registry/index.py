@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     INDEX_SCHEMA,
     LAYERS_DIR,
     LEGACY_INDEX_FILE,

@@ -9,11 +9,9 @@ file is replaced atomically and every document is checked against the schema shi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -22,10 +20,11 @@ from typing import Any
 
 from layer_builder.aws.facts import ARCHITECTURES, layer_arn, partition_of_region
 from layer_builder.errors import ArgumentError, LayerBuilderError, RegistryError
+from layer_builder.fsutil import fsync_dir, replace_symlink, write_replacing
 from layer_builder.model import UNIVERSAL, Registration, ReleaseVersion, sort_architectures
-from layer_builder.registry.files import clean_stray_temps, registry_lock, same_json
+from layer_builder.registry.files import RegistryLock, clean_stray_temps, holding, same_json
 from layer_builder.registry.index import STATIC_INDEX_FILE, legacy_index
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,
@@ -36,7 +35,7 @@ from layer_builder.registry.reader import (
     read_version_document,
     schema_error,
 )
-from layer_builder.registry.versions import (
+from layer_builder.versions import (
     is_prerelease,
     link_key,
     scheme_for_runtimes,
@@ -132,6 +131,7 @@ def write_release(
     expected_regions: Collection[str] = (),
     allow_partial_regions: bool = False,
     now: Callable[[], datetime] | None = None,
+    lock: RegistryLock | None = None,
 ) -> WriteResult:
     """Record one released version under ``root`` and move the links that should move.
 
@@ -144,6 +144,8 @@ def write_release(
 
     Raises RegistryError (nothing written) when an existing registry file is malformed or
     contradicts this release; SchemaViolation if the built document breaks the schema.
+    ``lock`` is the registry's lock when the caller already holds it (a release does, from
+    before its preflight); without one, the write takes it.
     """
     if root.exists() and not root.is_dir():
         raise RegistryError(f"{root}: the registry root is not a directory")
@@ -157,7 +159,7 @@ def write_release(
     version_path = runtime_dir / version_name
     clock = now or (lambda: datetime.now(timezone.utc))
 
-    with registry_lock(root):
+    with holding(root, lock):
         clean_stray_temps(runtime_dir, layers_dir, root)
         # Everything is read and checked first, so bad input leaves the registry untouched.
         base_path = runtime_dir / BASE_FILE
@@ -440,13 +442,7 @@ def plan_links(
     return tuple(plan)
 
 
-# --- atomic file system operations -------------------------------------------------------
-
-
-def _temp_name(path: Path) -> Path:
-    # A dot name in the same directory: os.replace stays a same-filesystem rename, and
-    # anything listing the registry skips it.
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+# --- writes that skip what is already there -------------------------------------------
 
 
 def write_if_changed(path: Path, text: str, written: list[Path]) -> None:
@@ -455,46 +451,14 @@ def write_if_changed(path: Path, text: str, written: list[Path]) -> None:
         return
     if path.suffix == ".json" and same_json(path, text):
         return  # same content, formatted by hand: keep it byte for byte
-    tmp = _temp_name(path)
-    try:
-        # "x" never clobbers; the mode follows the umask like any file the user creates.
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    # The mode follows the umask like any file the user creates; durable before it counts.
+    write_replacing(path, data, sync_file=True, sync_dir=True)
     written.append(path)
 
 
 def link_if_changed(link: Path, target: str, written: list[Path]) -> None:
     if link.is_symlink() and os.readlink(link) == target:
         return
-    tmp = _temp_name(link)
-    os.symlink(target, tmp)  # relative: the registry stays valid wherever it is checked out
-    try:
-        os.replace(tmp, link)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(link.parent)
+    # Relative: the registry stays valid wherever it is checked out.
+    replace_symlink(link, target, sync_dir=True)
     written.append(link)
-
-
-def fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from layer_builder.errors import ArgumentError, RegistryError
+from layer_builder.fsutil import fsync_dir
 from layer_builder.model import ReleaseVersion
 from layer_builder.registry.files import clean_stray_temps, registry_lock
 from layer_builder.registry.index import STATIC_INDEX_FILE
-from layer_builder.registry.reader import (
+from layer_builder.registry.layout import (
     INDEX_SCHEMA,
     LATEST_FILE,
     LAYERS_DIR,
@@ -39,11 +40,9 @@ from layer_builder.registry.reader import (
     runtime_dirs,
     yank_info,
 )
-from layer_builder.registry.versions import AUTO, is_prerelease, link_key, scheme_for_runtimes
 from layer_builder.registry.writer import (
     LinkUpdate,
     check_own,
-    fsync_dir,
     link_if_changed,
     link_names,
     linked_version,
@@ -53,6 +52,7 @@ from layer_builder.registry.writer import (
     timestamp,
     write_if_changed,
 )
+from layer_builder.versions import AUTO, is_prerelease, link_key, scheme_for_runtimes
 
 log = logging.getLogger(__name__)
 

@@ -100,11 +100,6 @@ class LambdaAPI:
         with self.cond:
             return self.cond.wait_for(predicate, timeout=max(timeout, 0.0))
 
-    def poke(self) -> None:
-        """Wake waiters so they re-check their predicate (e.g. a child process exited)."""
-        with self.cond:
-            self.cond.notify_all()
-
     def registered(self) -> list[Extension]:
         with self.cond:
             return list(self.extensions.values())

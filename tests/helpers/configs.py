@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 VALID = """\
@@ -32,4 +33,37 @@ def write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "wrapper.py").write_text("# wrapper\n")
     path = tmp_path / "layer.yml"
     path.write_text(text)
+    return path
+
+
+MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+RUNTIME = f"python{MINOR}"
+
+
+CONFIG = """\
+name: "Test"
+description: "Test {{ version }}"
+license: MIT
+canonical: "aws-layer:RUNTIME"
+runtime: RUNTIME
+compatible_runtimes: [RUNTIMES]
+architectures: [x86_64]
+sdk:
+  package: PACKAGE
+registry:
+  runtime_dir: RUNTIME
+"""
+
+
+def optimize_config(tmp_path: Path, runtime: str, extra: str = "") -> Path:
+    python = runtime == "python"
+    text = (
+        CONFIG.replace("RUNTIMES", "python3.12" if python else "nodejs22.x")
+        .replace("RUNTIME", runtime)
+        .replace("PACKAGE", "sentry-sdk" if python else "'@sentry/aws-serverless'")
+    )
+    path = tmp_path / f"{runtime}.yml"
+    path.write_text(text + extra)
     return path

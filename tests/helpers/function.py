@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from layer_builder.consumer import instrumentation
+from layer_builder.consumer import rules as instrumentation
 from tests.helpers.cli import run_cli
 from tests.helpers.registry_docs import Shape, document, write_version
 

@@ -88,7 +88,7 @@ def policy(endpoint: str, region: str, name: str, version: int) -> set[tuple[str
 
 def publish_by_hand(endpoint: str, region: str, manifest_path: Path) -> int:
     """What another machine's run leaves behind: a marked version, no permission, no record."""
-    from layer_builder.publish.plan import marked_description
+    from layer_builder.publish.markers import marked_description
 
     m = BuildManifest.load(manifest_path)
     out = lambda_client(endpoint, region).publish_layer_version(

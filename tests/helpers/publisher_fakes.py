@@ -23,10 +23,10 @@ from layer_builder.aws.clients import AwsCallError, LayerVersionRef, Statement
 from layer_builder.config import LayerConfig
 from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion
 from layer_builder.publish.fanout import INTERRUPT_GRACE, Seams, plan_publish, publish_all
-from layer_builder.publish.plan import content_marker
+from layer_builder.publish.markers import content_marker
+from layer_builder.publish.plan import LayerPlan
 from layer_builder.publish.publisher import Deadline
 from layer_builder.publish.target import PublishOptions, PublishTarget
-from layer_builder.publish.zips import LayerPlan
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

@@ -114,7 +114,7 @@ CASES = [
     (
         "layout: per-arch",
         "layout: per-arch\noptimize:\n  bytecode: sometimes",
-        "optimize.bytecode: expected true or false, got a string",
+        "optimize.bytecode: 'sometimes' is not one of all, cold-path",
     ),
     (
         "layout: per-arch",

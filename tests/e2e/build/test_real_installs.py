@@ -17,34 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_subprocess
+from tests.helpers.builds import BINARIES, NODE_CONFIG, STANDIN, run_as_user
 from tests.helpers.paths import REPO as ROOT
 
 PY_CONFIG = ROOT / "configs" / "sentry-python.yml"
-NODE_CONFIG = ROOT / "configs" / "sentry-node.yml"
-STANDIN = ROOT / "extensions" / "standin"
 PY_VERSION = "2.75.0"
 
 pytestmark = pytest.mark.slow
-
-
-def run_as_user(
-    *args: str,
-    cwd: Path,
-    umask: int = 0o022,
-    tz: str = "UTC",
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TZ": tz}
-    env.pop("SOURCE_DATE_EPOCH", None)
-    env.update(extra_env or {})
-    return run_subprocess(*args, cwd=cwd, env=env, umask=umask)
-
-
-BINARIES = {
-    "x86_64": STANDIN / "sentry-standin-x86_64",
-    "arm64": STANDIN / "sentry-standin-aarch64",
-}
 
 
 def build_python(
@@ -119,7 +98,13 @@ def test_python_layer_layout_and_modes(python_zips: tuple[Path, Path]) -> None:
     pycs = [n for n in infos if n.endswith(".pyc")]
     assert {n.rsplit(".", 2)[1] for n in pycs} == tags
     assert all("/__pycache__/" in n for n in pycs)
-    assert len(pycs) == len(tags) * sum(n.endswith(".py") for n in infos)
+    # The default scope: the modules a cold start compiles, as many as the manifest says.
+    per_tag = {b["cache_tag"]: b["files"] for b in manifest["bytecode"] if b["compiled"]}
+    assert all(b["scope"] == "cold-path" for b in manifest["bytecode"] if b["compiled"])
+    for tag, files in per_tag.items():
+        assert sum(n.endswith(f".{tag}.pyc") for n in pycs) == files
+        assert files < sum(n.endswith(".py") for n in infos)
+        assert f"python/sentry_sdk/__pycache__/client.{tag}.pyc" in infos
     assert not any(n.endswith("direct_url.json") for n in infos)
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
     # The wrapper is ours, not the SDK's own module.

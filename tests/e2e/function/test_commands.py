@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from layer_builder.consumer import instrumentation
-from layer_builder.consumer.instrumenter import FunctionInstrumenter
+from layer_builder.consumer import rules as instrumentation
+from layer_builder.consumer.function import FunctionInstrumenter
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 from tests.helpers.api_server import ApiServer

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from layer_builder.consumer.instrumentation import node_options_with, node_preload
+from layer_builder.consumer.rules import node_options_with, node_preload
 from tests.helpers.function import (
     DSN,
     World,

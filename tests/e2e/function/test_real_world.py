@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from layer_builder.consumer import instrumentation as instr
+from layer_builder.consumer import rules as instr
 from layer_builder.registry.reader import LayerRelease, ReleaseLayer
 from tests.helpers.function import (
     ACCOUNT,

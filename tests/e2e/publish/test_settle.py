@@ -14,8 +14,8 @@ import pytest
 
 from layer_builder.aws.clients import Statement
 from layer_builder.config import LayerConfig
-from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import RegionPublisher
+from layer_builder.publish.records import LayerRecord
 from tests.helpers.clock import Clock
 from tests.helpers.faultproxy import FaultProxy, Faults
 from tests.helpers.histories import NEW, REGIONS, build, recorded, run_publish, versions

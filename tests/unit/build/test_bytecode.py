@@ -18,9 +18,9 @@ from layer_builder.build import bytecode
 from layer_builder.build.bytecode import Interpreter, compile_tree, find_interpreter
 from layer_builder.config import load_config
 from layer_builder.errors import ArgumentError, ConfigError
+from tests.helpers.bytecode import compile_and_zip
+from tests.helpers.configs import MINOR, RUNTIME, optimize_config
 
-MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
-RUNTIME = f"python{MINOR}"
 TAG = sys.implementation.cache_tag
 HERE = (".".join(map(str, sys.version_info[:3])), "cpython", TAG)
 
@@ -143,21 +143,10 @@ def test_a_module_this_version_cannot_compile_is_listed(tmp_path: Path) -> None:
 def _build(workdir: Path, umask: int, seed: str, minor: str = MINOR) -> bytes:
     """Compile and zip the tree in ``workdir``, from a process with that umask and seed."""
     make_tree(workdir)
-    script = textwrap.dedent(f"""\
-        import os, sys
-        from pathlib import Path
-        from layer_builder.build.bytecode import compile_tree
-        from layer_builder.build.zipper import write_zip
-        os.umask({umask})
-        root = Path({str(workdir)!r})
-        compile_tree(root, ({"python" + minor!r},))
-        write_zip(root, root.parent / (root.name + ".zip"), source_date_epoch=315532800)
-        """)
-    env = {**os.environ, "PYTHONHASHSEED": seed}
+    env = {"PYTHONHASHSEED": seed}
     if minor == MINOR:
         env[bytecode.env_var(MINOR)] = sys.executable
-    subprocess.run([sys.executable, "-c", script], env=env, check=True)
-    return workdir.with_name(workdir.name + ".zip").read_bytes()
+    return compile_and_zip(workdir, f"compile_tree(root, ({'python' + minor!r},))", umask, env)
 
 
 def test_two_builds_with_other_seed_umask_and_directory_are_identical(tmp_path: Path) -> None:
@@ -199,42 +188,16 @@ def test_the_seed_is_what_makes_it_reproducible(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- config
 
 
-CONFIG = """\
-name: "Test"
-description: "Test {{ version }}"
-license: MIT
-canonical: "aws-layer:RUNTIME"
-runtime: RUNTIME
-compatible_runtimes: [RUNTIMES]
-architectures: [x86_64]
-sdk:
-  package: PACKAGE
-registry:
-  runtime_dir: RUNTIME
-"""
-
-
-def config(tmp_path: Path, runtime: str, extra: str = "") -> Path:
-    python = runtime == "python"
-    text = (
-        CONFIG.replace("RUNTIMES", "python3.12" if python else "nodejs22.x")
-        .replace("RUNTIME", runtime)
-        .replace("PACKAGE", "sentry-sdk" if python else "'@sentry/aws-serverless'")
-    )
-    path = tmp_path / f"{runtime}.yml"
-    path.write_text(text + extra)
-    return path
-
-
 def test_each_optimisation_is_on_for_its_family_and_can_be_turned_off(tmp_path: Path) -> None:
-    python, node = load_config(config(tmp_path, "python")), load_config(config(tmp_path, "node"))
-    assert (python.bytecode, python.single_sdk_copy) == (True, False)
-    assert (node.bytecode, node.single_sdk_copy) == (False, True)
-    plain = load_config(config(tmp_path, "node", "optimize:\n  single_sdk_copy: false\n"))
+    python = load_config(optimize_config(tmp_path, "python"))
+    node = load_config(optimize_config(tmp_path, "node"))
+    assert (python.bytecode, python.single_sdk_copy) == ("cold-path", False)
+    assert (node.bytecode, node.single_sdk_copy) == ("", True)
+    plain = load_config(optimize_config(tmp_path, "node", "optimize:\n  single_sdk_copy: false\n"))
     assert plain.single_sdk_copy is False
     off = "optimize:\n  bytecode: false\n"
-    assert load_config(config(tmp_path, "python", off)).bytecode is False
+    assert load_config(optimize_config(tmp_path, "python", off)).bytecode == ""
     with pytest.raises(
         ConfigError, match="optimize.bytecode: only a python layer carries bytecode"
     ):
-        load_config(config(tmp_path, "node", "optimize:\n  bytecode: true\n"))
+        load_config(optimize_config(tmp_path, "node", "optimize:\n  bytecode: true\n"))

@@ -18,19 +18,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from layer_builder.build import extension
 from layer_builder.build.extension import (
     DEFAULT_REGISTRY,
     ArchFile,
     ExtensionManifest,
-    _rewrite_manifest,
     file_url,
     has_binary,
     load_manifest,
     parse_extension_file_args,
     pin,
+    pins,
+    resolve,
     resolve_binary,
 )
+from layer_builder.build.extension.pins import _rewrite_manifest
 from layer_builder.build.launcher import render_launcher, resolve_extension
 from layer_builder.errors import (
     ArchitectureError,
@@ -951,7 +952,7 @@ def test_registry_url_strips_only_slashes(tmp_path: Path) -> None:
     text = 'name: ext\nversion: "1.0"\nsource: {registry: "https://reg.example/X/", app: relay}\n'
     text += "files: {x86_64: {file: f}}\n"
     manifest = load_manifest(write_manifest(tmp_path, text, launcher=False))
-    assert extension._registry_url(manifest, "1.0") == "https://reg.example/X/apps/relay/1.0"
+    assert resolve.registry_url(manifest, "1.0") == "https://reg.example/X/apps/relay/1.0"
 
 
 def test_registry_document_listing_several_files(server: FakeServer, tmp_path: Path) -> None:
@@ -967,7 +968,7 @@ def test_registry_document_listing_several_files(server: FakeServer, tmp_path: P
 
 def test_rewrite_escapes_backslashes_and_quotes_in_the_version(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, TWO_ARCHS, launcher=False)
-    extension._rewrite_manifest(path, 'v\\2"b', {"arm64": "NEW-A"})
+    pins._rewrite_manifest(path, 'v\\2"b', {"arm64": "NEW-A"})
     expected = TWO_ARCHS.replace('version: "1.0"', 'version: "v\\\\2\\"b"')
     assert path.read_text() == expected.replace("OLD-A", "NEW-A")
 
@@ -979,7 +980,7 @@ def test_rewrite_refusal_lists_every_pin(tmp_path: Path) -> None:
     )
     path = write_manifest(tmp_path, text, launcher=False)
     with pytest.raises(ConfigError, match="cannot update the pins") as exc:
-        extension._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X", "arm64": "NEW-A"})
+        pins._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X", "arm64": "NEW-A"})
     assert str(exc.value) == (
         f"{path}: cannot update the pins in place; edit them by hand: "
         "files.x86_64.sha256: NEW-X, files.arm64.sha256: NEW-A"
@@ -991,7 +992,7 @@ def test_rewrite_writes_beside_the_manifest_not_in_tmpdir(
 ) -> None:
     path = write_manifest(tmp_path, TWO_ARCHS, launcher=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
-    extension._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
+    pins._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
     assert path.read_text() == TWO_ARCHS.replace("OLD-X", "NEW-X")
 
 
@@ -1005,7 +1006,7 @@ def test_rewrite_interrupted_leaves_a_hidden_file_named_for_the_manifest(
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(OSError, match="interrupted"):
-        extension._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
+        pins._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
     left = [p.name for p in tmp_path.iterdir() if p.name != "ext.yml"]
     assert [name[: len(".ext.yml.")] for name in left] == [".ext.yml."]
 
@@ -1016,7 +1017,7 @@ def test_rewrite_keeps_a_quoted_continuation_line(tmp_path: Path) -> None:
         "    file: relay-Linux-x86_64\n", '    file: "relay-Linux\n      Xsha256: x86_64"\n'
     )
     path = write_manifest(tmp_path, text, launcher=False)
-    extension._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
+    pins._rewrite_manifest(path, "1.0", {"x86_64": "NEW-X"})
     assert path.read_text() == text.replace("OLD-X", "NEW-X")
 
 
@@ -1168,7 +1169,7 @@ def test_a_manifest_label_outside_ascii_loads(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("ascii_locale")
 def test_pin_rewrites_a_manifest_with_non_ascii_comments(tmp_path: Path) -> None:
     path = write_utf8_manifest(tmp_path, MANIFEST)
-    extension._rewrite_manifest(path, "1.1", {"arm64": "NEW"})
+    pins._rewrite_manifest(path, "1.1", {"arm64": "NEW"})
     expected = MANIFEST.replace('"1.0"', '"1.1"').replace("OLD", "NEW")
     assert path.read_bytes() == expected.encode("utf-8")
 

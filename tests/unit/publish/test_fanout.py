@@ -20,8 +20,9 @@ from layer_builder.errors import ArgumentError
 from layer_builder.model import BuildManifest, RegionResult, ReleaseVersion
 from layer_builder.publish import plan_layers
 from layer_builder.publish.fanout import socket_timeouts
-from layer_builder.publish.plan import LayerRecord
-from layer_builder.publish.publisher import LayerPlan, RegionPublisher
+from layer_builder.publish.plan import LayerPlan
+from layer_builder.publish.publisher import RegionPublisher
+from layer_builder.publish.records import LayerRecord
 from tests.helpers.clock import Clock
 from tests.helpers.layers import ConfigFactory
 from tests.helpers.publisher_fakes import publish_layers

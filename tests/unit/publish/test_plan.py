@@ -1,62 +1,254 @@
-"""The content marker in a version's Description and the stand-in check, exactly: what
-Lambda stores (at most 256 characters) and which extension a refusal names."""
+"""What `plan_layers` hands the publisher, field by field, and every refusal word for word:
+a zip checked against its manifest and the config before anything touches AWS. Real zips
+and manifests from conftest's ``make_layers``; no AWS at all."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from layer_builder.errors import ArtifactError, RegistryError
-from layer_builder.model import BuildManifest, ExtensionInfo
+from layer_builder.aws import facts as aws_facts
+from layer_builder.aws.clients import Statement
+from layer_builder.config import PermissionConfig
+from layer_builder.errors import ArgumentError, ArtifactError
+from layer_builder.model import BuildManifest, ExtensionInfo, ReleaseVersion
 from layer_builder.publish.plan import (
-    LayerRecord,
-    Marker,
-    content_marker,
-    document_layers,
+    LayerPlan,
     is_standin,
-    marked_description,
-    parse_marker,
-    registry_records,
-    release_marker,
-    standin_source,
+    permission_statements,
+    plan_layers,
 )
 from layer_builder.publish.release import refuse_standin
-from layer_builder.registry.files import RegistryState
 from layer_builder.sandbox.standin import EXTENSIONS_ROOT, standin_digests
+from tests.helpers.layers import ConfigFactory
 
-SHA = "0123456789abcdef" * 4
-MARK = "[sha256:0123456789ab]"  # 21 characters: 234 are left for the text and a space
-
-
-def test_the_marker_names_the_first_twelve_hex_digits() -> None:
-    assert content_marker(SHA) == MARK
+V = ReleaseVersion.parse("2.75.0")
+Manifests = list[tuple[Path, BuildManifest]]
+MakeLayers = Callable[..., Manifests]
 
 
-def test_a_short_description_keeps_its_text_and_gains_the_marker() -> None:
-    assert marked_description("Sentry SDK 2.0", SHA) == f"Sentry SDK 2.0 {MARK}"
+def test_each_plan_carries_its_manifest_zip_and_the_configs_permission(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(
+        publish="""\
+        s3_bucket: "stage-{{ region }}"
+        permission:
+          statement_id: share
+          accounts: ["111111111111"]
+        """
+    )
+    manifests = make_layers(cfg, V)
+    plans = plan_layers(cfg, V, list(reversed(manifests)), ["eu-west-1", "us-west-2"])
+
+    expected = []
+    for manifest_path, m in sorted(manifests, key=lambda pm: pm[1].layer_name):
+        data = m.zip_path(manifest_path).read_bytes()
+        expected.append(
+            LayerPlan(
+                manifest_path=manifest_path,
+                zip_path=manifest_path.parent / m.zip_file,
+                layer_name=m.layer_name,
+                architectures=m.architectures,
+                description=m.description,
+                license_info="MIT",
+                runtimes=("python3.12", "python3.13"),
+                sha256=hashlib.sha256(data).hexdigest(),
+                code_sha256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                size=len(data),
+                statements=(Statement("share-111111111111", "111111111111"),),
+                release=V,
+                statement_id="share",
+                s3_bucket=None,  # small enough to go direct: the bucket is not used
+                zip_bytes=data,
+                canonical=cfg.canonical,
+            )
+        )
+    assert [p.layer_name for p in expected] == sorted(m.layer_name for _, m in manifests)
+    assert plans == expected
+    assert [p.description for p in plans] == [
+        f"Test layer 2.75.0 ({arch})" for arch in ("x86_64", "arm64")
+    ]
 
 
-def test_an_empty_description_is_the_marker_alone() -> None:
-    assert marked_description("", SHA) == MARK
+def test_a_zip_over_a_mebibyte_is_sent_with_all_its_bytes(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, V, random.Random(5).randbytes(3 * 1024 * 1024 // 2))
+    (plan,) = plan_layers(cfg, V, manifests)
+    zip_path = manifests[0][1].zip_path(manifests[0][0])
+    assert plan.size > 1 << 20
+    assert plan.zip_bytes == zip_path.read_bytes()
 
 
-def test_a_description_that_just_fits_is_kept_whole() -> None:
-    text = "a" * 233 + "z"
-    out = marked_description(text, SHA)
-    assert (out, len(out)) == (f"{text} {MARK}", 256)
+@pytest.mark.parametrize(
+    ("perm", "statements"),
+    [
+        (
+            PermissionConfig(statement_id="share", accounts=("111111111111", "222222222222")),
+            (
+                Statement("share-111111111111", "111111111111"),
+                Statement("share-222222222222", "222222222222"),
+            ),
+        ),
+        (
+            PermissionConfig(organization_id="o-abc1234567"),
+            (Statement("public", "*", "o-abc1234567"),),
+        ),
+        (
+            PermissionConfig(principal="333333333333", statement_id="mine"),
+            (Statement("mine", "333333333333"),),
+        ),
+    ],
+    ids=["accounts", "organization", "one-principal"],
+)
+def test_the_permission_config_becomes_these_statements(
+    perm: PermissionConfig, statements: tuple[Statement, ...]
+) -> None:
+    assert permission_statements(perm) == statements
 
 
-def test_a_description_one_character_too_long_is_cut_with_an_ellipsis() -> None:
-    text = "a" * 230 + "wxyz5"
-    out = marked_description(text, SHA)
-    assert (out, len(out)) == ("a" * 230 + "w... " + MARK, 256)
+# --------------------------------------------------------------------------- refusals
 
 
-def _ext(source: str, version: str = "1.2.3", sha256: str = "f" * 64) -> ExtensionInfo:
-    return ExtensionInfo("sentry-lambda-extension", version, sha256, source, "x86_64", "x")
+def test_no_manifests_is_refused() -> None:
+    with pytest.raises(ArtifactError, match="no build manifests") as exc:
+        plan_layers(None, V, [])  # type: ignore[arg-type]
+    assert str(exc.value) == "no build manifests given: run `layer-builder build` first"
+
+
+def test_a_zip_built_with_another_layout_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    per_arch = make_config(architectures="[x86_64]")
+    universal = make_config(architectures="[x86_64]", layout="universal")
+    manifests = make_layers(per_arch, V)
+    with pytest.raises(ArtifactError, match="built with layout") as exc:
+        plan_layers(universal, V, manifests)
+    assert str(exc.value) == (
+        f"{manifests[0][0]}: built with layout per-arch, {universal.path} says universal; rebuild"
+    )
+
+
+def test_an_architecture_the_config_does_not_list_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config()
+    manifest_path, m = make_layers(cfg, V)[0]
+    odd = dataclasses.replace(m, architectures=("ppc64le",))
+    with pytest.raises(ArtifactError, match="is not configured") as exc:
+        plan_layers(cfg, V, [(manifest_path, odd)])
+    assert str(exc.value) == (
+        f"{manifest_path}: architecture 'ppc64le' is not configured in {cfg.path} (x86_64, arm64)"
+    )
+
+
+def test_a_second_zip_for_one_architecture_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    (first,) = make_layers(cfg, V)
+    with pytest.raises(ArtifactError, match="a second zip") as exc:
+        plan_layers(cfg, V, [first, first])
+    assert str(exc.value) == f"{first[0]}: a second zip for x86_64"
+
+
+def test_a_zip_built_for_another_version_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifests = make_layers(cfg, ReleaseVersion.parse("2.76.0"))
+    with pytest.raises(ArtifactError, match="built for version") as exc:
+        plan_layers(cfg, V, manifests)
+    assert str(exc.value) == (
+        f"{manifests[0][0]}: built for version 2.76.0, not 2.75.0; "
+        "rebuild or pass the matching --version"
+    )
+
+
+def test_a_zip_with_another_layer_name_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifest_path, m = make_layers(cfg, V)[0]
+    renamed = dataclasses.replace(m, layer_name="SomeoneElse")
+    with pytest.raises(ArtifactError, match="differs from the config") as exc:
+        plan_layers(cfg, V, [(manifest_path, renamed)])
+    assert str(exc.value) == (
+        f"{manifest_path}: layer name 'SomeoneElse' differs from the config's "
+        f"{m.layer_name!r}; rebuild with the current config"
+    )
+
+
+def test_a_missing_zip_is_refused(make_config: ConfigFactory, make_layers: MakeLayers) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifest_path, m = make_layers(cfg, V)[0]
+    zip_path = m.zip_path(manifest_path)
+    zip_path.unlink()
+    with pytest.raises(ArtifactError, match="zip not found") as exc:
+        plan_layers(cfg, V, [(manifest_path, m)])
+    assert str(exc.value) == f"{zip_path}: zip not found (listed in {manifest_path}); rebuild it"
+
+
+def test_a_zip_changed_after_the_build_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifest_path, m = make_layers(cfg, V)[0]
+    zip_path = m.zip_path(manifest_path)
+    zip_path.write_bytes(zip_path.read_bytes() + b"\0")
+    actual = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    with pytest.raises(ArtifactError, match="changed after the build") as exc:
+        plan_layers(cfg, V, [(manifest_path, m)])
+    assert str(exc.value) == (
+        f"{zip_path}: sha256 is {actual}, the manifest {manifest_path} says {m.sha256}; "
+        "the zip changed after the build, rebuild it"
+    )
+
+
+def test_a_manifest_whose_code_sha256_is_wrong_is_refused(
+    make_config: ConfigFactory, make_layers: MakeLayers
+) -> None:
+    cfg = make_config(architectures="[x86_64]")
+    manifest_path, m = make_layers(cfg, V)[0]
+    wrong = dataclasses.replace(m, code_sha256="AAAA")
+    with pytest.raises(ArtifactError, match="does not match the zip") as exc:
+        plan_layers(cfg, V, [(manifest_path, wrong)])
+    assert str(exc.value) == (
+        f"{manifest_path}: code_sha256 'AAAA' does not match the zip ({m.code_sha256!r})"
+    )
+
+
+def test_the_size_in_the_no_bucket_refusal_is_in_mebibytes(
+    make_config: ConfigFactory, make_layers: MakeLayers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plan_layers checks the bytes against the manifest, not the zip's structure: a file of
+    # exactly 0.75 MiB (printed "0.8 MB") stands in for a zip that needs S3.
+    cfg = make_config(architectures="[x86_64]")
+    manifest_path, m = make_layers(cfg, V)[0]
+    data = random.Random(7).randbytes(768 * 1024)
+    m.zip_path(manifest_path).write_bytes(data)
+    digest = hashlib.sha256(data)
+    m = dataclasses.replace(
+        m, sha256=digest.hexdigest(), code_sha256=base64.b64encode(digest.digest()).decode()
+    )
+    monkeypatch.setattr(aws_facts, "MAX_DIRECT_UPLOAD_ZIP_BYTES", 512 * 1024)
+    with pytest.raises(ArgumentError, match="direct-upload limit") as exc:
+        plan_layers(cfg, V, [(manifest_path, m)], ["eu-west-1"])
+    assert str(exc.value).startswith(
+        f"{cfg.path}: publish.s3_bucket: {m.zip_file} is 0.8 MB, over the 0.5 MB direct-upload"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The stand-in never reaches AWS by accident, whichever way it entered the zip.
 
 
 def _manifest(*extensions: ExtensionInfo) -> BuildManifest:
@@ -67,269 +259,6 @@ def _manifest(*extensions: ExtensionInfo) -> BuildManifest:
         zip_size=1, unzipped_size=1, file_count=1, sdk_name="sentry-sdk", sdk_version="1.0.0",
         extensions=extensions, source_date_epoch=315532800,
     )  # fmt: skip
-
-
-def test_a_real_extension_is_no_standin() -> None:
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("/opt/relay-arm"))
-    assert (standin_source(m), is_standin(m)) == (None, False)
-
-
-def test_a_manifest_without_extensions_is_no_standin() -> None:
-    assert (standin_source(_manifest()), is_standin(_manifest())) == (None, False)
-
-
-def test_the_stand_in_label_is_found_in_any_case() -> None:
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("SANDBOX STAND-IN (not Relay)"))
-    assert (standin_source(m), is_standin(m)) == ("SANDBOX STAND-IN (not Relay)", True)
-
-
-def test_a_standin_version_names_its_source() -> None:
-    m = _manifest(
-        _ext("https://downloads.example/relay"), _ext("http://127.0.0.1:8/x", "0.1-StandIn")
-    )
-    assert standin_source(m) == "http://127.0.0.1:8/x"
-
-
-def test_a_standin_digest_names_its_source() -> None:
-    digest = sorted(standin_digests())[0]
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("/tmp/my-relay", "unknown", digest))
-    assert standin_source(m) == "/tmp/my-relay"
-
-
-def test_the_first_standin_extension_is_named() -> None:
-    digest = sorted(standin_digests())[0]
-    m = _manifest(_ext("/tmp/first", "unknown", digest), _ext("sandbox stand-in"))
-    assert standin_source(m) == "/tmp/first"
-
-
-RELEASE_MARK = f"[aws-layer:python 2.75.0 sha256:{SHA}]"
-
-
-def test_the_release_marker_names_layer_version_and_the_whole_digest() -> None:
-    assert release_marker("aws-layer:python", "2.75.0", SHA) == RELEASE_MARK
-    out = marked_description("a" * 300, SHA, "aws-layer:python", "2.75.0")
-    assert (len(out), out.endswith(f"... {RELEASE_MARK}")) == (256, True)
-
-
-def test_markers_read_back_from_the_end_of_a_description() -> None:
-    assert parse_marker(f"Sentry SDK {RELEASE_MARK}") == Marker(SHA, "aws-layer:python", "2.75.0")
-    assert parse_marker(f"old {MARK}") == Marker("0123456789ab")
-    assert parse_marker(f"{RELEASE_MARK} then text") is None  # only at the end
-    assert parse_marker("uploaded from the console") is None
-    assert parse_marker("") is None
-
-
-def test_a_marker_holds_its_zip_and_claims_its_release_exactly() -> None:
-    full, legacy = Marker(SHA, "aws-layer:python", "2.75.0"), Marker("0123456789ab")
-    assert (full.holds(SHA), full.holds(SHA[:-1] + "0"), full.holds(SHA[:12])) == (
-        True, False, False
-    )  # fmt: skip
-    assert (legacy.holds(SHA), legacy.holds("f" + SHA[1:])) == (True, False)
-    assert full.claims("aws-layer:python", "2.75.0")
-    assert not full.claims("aws-layer:python", "2.75.1")
-    assert not full.claims("aws-layer:node", "2.75.0")
-    assert not legacy.claims("aws-layer:python", "2.75.0")  # content only: no conflict
-
-
-def test_a_canonical_the_marker_cannot_carry_is_refused_before_publishing() -> None:
-    from layer_builder.errors import ArtifactError
-    from layer_builder.publish.zips import _check_marker
-    from tests.helpers.publisher_fakes import make_plan
-
-    _check_marker(make_plan(canonical="aws-layer:python"))
-    for bad in ("aws layer", "aws-[layer]"):
-        with pytest.raises(ArtifactError, match="cannot be named in the release marker"):
-            _check_marker(make_plan(canonical=bad))
-
-
-
-# ------------------------------------------------------------------------------------------------
-# What the registry says before publishing: which version each region records, which
-# versions are never deleted as duplicates, and the two refusals (another account, another
-# zip) word for word. Unit guards of `registry_records` and `document_layers` on plain
-# documents (the moto-server suites reach them only end to end).
-
-
-ROOT = Path("/reg")
-OWN = ROOT / "aws-layers" / "python" / "2.0.0.json"
-OLD = ROOT / "aws-layers" / "python" / "1.0.0.json"
-
-
-def _record_manifest(name: str, code_sha256: str) -> BuildManifest:
-    return BuildManifest(
-        layer_name=name, canonical="aws-layer:python", version="2.0.0",
-        architectures=("x86_64",), layout="per-arch", compatible_runtimes=("python3.12",),
-        description="d", license="MIT", zip_file=f"{name}.zip", sha256="a" * 64,
-        code_sha256=code_sha256, zip_size=1, unzipped_size=1, file_count=1,
-        sdk_name="sentry-sdk", sdk_version="2.0.0", extensions=(), source_date_epoch=315532800,
-    )  # fmt: skip
-
-
-def _regions(**versions: int) -> list[dict[str, Any]]:
-    return [{"region": r.replace("_", "-"), "version": v} for r, v in versions.items()]
-
-
-def _state(
-    document: dict[str, Any] | None,
-    others: dict[Path, dict[str, Any]] | None = None,
-    unreadable: list[Path] | None = None,
-) -> RegistryState:
-    return RegistryState(ROOT, OWN, document, others or {}, unreadable or [])
-
-
-LAYERS = [
-    (Path("/out/A.zip.json"), _record_manifest("A", "shaA")),
-    (Path("/out/B.zip.json"), _record_manifest("B", "shaB")),
-]
-
-
-def test_document_layers_reads_entries_and_the_top_level_layer() -> None:
-    doc = {
-        "layer_name": "Top",
-        "regions": _regions(us_east_1=4),
-        "layers": [
-            {"layer_name": "A", "code_sha256": "s", "regions": _regions(eu_west_1=2)},
-            "not a mapping",
-            {"code_sha256": "no name"},
-            {"layer_name": 7, "regions": None},
-        ],
-    }
-    assert list(document_layers(doc)) == [
-        ("A", "s", {"eu-west-1": 2}),
-        ("7", None, {}),
-        ("Top", None, {"us-east-1": 4}),
-    ]
-
-
-def test_a_top_level_layer_also_listed_in_layers_is_read_once() -> None:
-    doc = {"layer_name": "A", "regions": _regions(us_east_1=9), "layers": [{"layer_name": "A"}]}
-    assert list(document_layers(doc)) == [("A", None, {})]
-
-
-def test_a_top_level_name_that_is_no_string_is_ignored() -> None:
-    assert list(document_layers({"layer_name": 5, "regions": _regions(us_east_1=1)})) == []
-
-
-def test_region_entries_that_do_not_parse_are_skipped() -> None:
-    regions = [
-        {"region": "eu-west-1", "version": "3"},
-        {"region": "eu-west-2"},
-        {"version": 4},
-        {"region": "eu-west-3", "version": None},
-        {"region": "eu-west-4", "version": "x"},
-        "eu-north-1",
-        {"region": "eu-south-1", "version": 6},  # after the bad ones: still read
-    ]
-    assert list(document_layers({"layer_name": "A", "regions": regions})) == [
-        ("A", None, {"eu-west-1": 3, "eu-south-1": 6})
-    ]
-
-
-def test_records_name_the_recorded_versions_and_protect_every_documents_versions() -> None:
-    own = {
-        "account_number": "123456789012",
-        "layers": [{"layer_name": "A", "code_sha256": "shaA", "regions": _regions(eu_west_1=5)}],
-    }
-    old = {"layer_name": "A", "regions": _regions(eu_west_1=2, us_east_1=3)}
-    other_name = {"layers": [{"layer_name": "C", "regions": _regions(eu_west_1=8)}]}
-    records = registry_records(_state(own, {OLD: old, ROOT / "c.json": other_name}), LAYERS)
-    assert records == {
-        "A": LayerRecord(
-            "A",
-            "shaA",
-            {"eu-west-1": 5},
-            {"eu-west-1": frozenset({2, 5}), "us-east-1": frozenset({3})},
-            True,
-            {"shaA": {"eu-west-1": 5}},  # craft's document records no zip: not a content
-        ),
-        "B": LayerRecord("B", None, {}, {}, True),
-    }
-
-
-def test_a_recorded_version_is_protected_and_others_are_not() -> None:
-    own = {"layers": [{"layer_name": "A", "code_sha256": "shaA", "regions": _regions(eu_west_1=5)}]}
-    record = registry_records(_state(own), LAYERS)["A"]
-    assert [
-        record.recorded("eu-west-1"),
-        record.recorded("us-east-1"),
-        record.is_protected("eu-west-1", 5),
-        record.is_protected("eu-west-1", 6),
-        record.is_protected("us-east-1", 5),
-    ] == [5, None, True, False, False]
-
-
-def test_an_unreadable_document_protects_every_version() -> None:
-    record = registry_records(_state(None, unreadable=[OLD]), LAYERS)["A"]
-    assert (record.deletes_allowed, record.is_protected("eu-west-1", 99)) == (False, True)
-
-
-def test_a_release_not_yet_recorded_has_empty_records() -> None:
-    assert registry_records(_state(None), LAYERS, account="123456789012") == {
-        "A": LayerRecord("A"),
-        "B": LayerRecord("B"),
-    }
-
-
-def test_the_recording_account_may_finish_its_release() -> None:
-    own = {"account_number": 123456789012, "layers": []}
-    assert registry_records(_state(own), LAYERS, account="123456789012")["A"] == LayerRecord("A")
-
-
-def test_no_account_given_skips_the_account_check() -> None:
-    own = {"account_number": "999999999999", "layers": []}
-    assert registry_records(_state(own), LAYERS)["B"] == LayerRecord("B")
-
-
-def test_another_accounts_release_is_refused() -> None:
-    own = {"account_number": "999999999999", "layers": []}
-    with pytest.raises(
-        RegistryError,
-        match=r"recorded for account 999999999999, these credentials are for 123456789012",
-    ) as err:
-        registry_records(_state(own), LAYERS, account="123456789012")
-    assert str(err.value) == (
-        f"{OWN}: recorded for account 999999999999, these credentials are for "
-        "123456789012; use the account the release was published with"
-    )
-
-
-def test_a_rebuilt_zip_for_a_recorded_version_is_refused() -> None:
-    own = {"layers": [{"layer_name": "B", "code_sha256": "old-sha", "regions": []}]}
-    with pytest.raises(ArtifactError, match=r"is recorded with code_sha256 old-sha") as err:
-        registry_records(_state(own), LAYERS)
-    assert str(err.value) == (
-        f"{OWN}: B 2.0.0 is recorded with code_sha256 old-sha, but /out/B.zip has shaB: a "
-        "recorded version can only be finished with the same zip. Rebuild it identically "
-        "(same SOURCE_DATE_EPOCH and dependency versions; compare the build manifests) or "
-        "release a new version. Nothing was published."
-    )
-
-
-def test_a_craft_layer_this_release_does_not_publish_is_refused_before_publishing() -> None:
-    # craft recorded "Old" at the top level without a zip digest; this run publishes only A
-    # and B, so the registry write could not record "Old": refused before any AWS call.
-    own = {"layer_name": "Old", "regions": _regions(us_east_1=4)}
-    with pytest.raises(RegistryError, match="recorded without a code_sha256") as info:
-        registry_records(_state(own), LAYERS)
-    assert str(info.value) == (
-        f"{OWN}: the layer Old is recorded without a code_sha256 (a document written by "
-        "craft); publish Old in this run too, so its zip is recorded. Nothing was published."
-    )
-
-
-def test_a_craft_layer_this_release_publishes_again_is_finished() -> None:
-    own = {"layer_name": "A", "regions": _regions(us_east_1=4)}
-    records = registry_records(_state(own), LAYERS)
-    assert records["A"] == LayerRecord(
-        "A", None, {"us-east-1": 4}, {"us-east-1": frozenset({4})}, True
-    )
-
-
-
-# ------------------------------------------------------------------------------------------------
-# The stand-in never reaches AWS by accident, whichever way it entered the zip.
-
-
 
 
 def _file_ext(binary: Path, arch: str) -> ExtensionInfo:

@@ -13,8 +13,8 @@ import pytest
 from layer_builder.aws.clients import Statement
 from layer_builder.config import Template
 from layer_builder.model import RegionResult
-from layer_builder.publish.plan import LayerRecord
 from layer_builder.publish.publisher import Deadline, DeadlineExceeded, RegionPublisher, RetryPolicy
+from layer_builder.publish.records import LayerRecord
 from tests.helpers.clock import Clock
 from tests.helpers.publisher_fakes import (
     ACCOUNT,

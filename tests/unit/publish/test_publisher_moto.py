@@ -24,8 +24,9 @@ from layer_builder.config import LayerConfig
 from layer_builder.errors import ArgumentError, ArtifactError, CredentialsError
 from layer_builder.model import BuildManifest, PublishResult, RegionResult, ReleaseVersion
 from layer_builder.publish import resolve_regions
-from layer_builder.publish.plan import marked_description
-from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy, plan_layers
+from layer_builder.publish.markers import marked_description
+from layer_builder.publish.plan import plan_layers
+from layer_builder.publish.publisher import Deadline, RegionPublisher, RetryPolicy
 from tests.helpers.faultproxy import FaultProxy, Faults
 from tests.helpers.layers import FAKE_ACCOUNT, ConfigFactory, write_layer
 from tests.helpers.publisher_fakes import publish_layers

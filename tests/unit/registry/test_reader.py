@@ -23,14 +23,9 @@ import requests
 
 from layer_builder.cli import main
 from layer_builder.errors import RegistryError
-from layer_builder.registry import reader
-from layer_builder.registry.reader import (
-    LayerRelease,
-    RegistryClient,
-    read_json_mapping,
-    read_version_document,
-    runtime_dirs,
-)
+from layer_builder.registry import layout, reader
+from layer_builder.registry.layout import read_json_mapping, read_version_document, runtime_dirs
+from layer_builder.registry.reader import LayerRelease, RegistryClient
 from tests.helpers.api_server import ApiServer
 from tests.helpers.http_server import FakeServer, Reply
 from tests.helpers.registry_docs import arn, document, write_version
@@ -550,9 +545,9 @@ def test_a_legacy_index_json_is_logged_as_ignored_and_nothing_else_is(
     layers = checkout / "aws-lambda-layers"
     (layers / "index.json").write_text("{}")
     (layers / "README.md").write_text("notes")
-    with caplog.at_level(logging.DEBUG, logger=reader.__name__):
+    with caplog.at_level(logging.DEBUG, logger=layout.__name__):
         RegistryClient(checkout).index()
-    assert [r.getMessage() for r in caplog.records if r.name == reader.__name__] == [
+    assert [r.getMessage() for r in caplog.records if r.name == layout.__name__] == [
         f"{layers / 'index.json'}: ignored (written by an older layer-builder)"
     ]
 

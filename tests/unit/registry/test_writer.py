@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from layer_builder import fsutil
 from layer_builder.errors import RegistryError
 from layer_builder.model import UNIVERSAL, PublishedLayer, Registration, ReleaseVersion
 from layer_builder.registry import writer
 from layer_builder.registry.files import clean_stray_temps
-from layer_builder.registry.reader import RegistryClient, schema_error
+from layer_builder.registry.layout import schema_error
+from layer_builder.registry.reader import RegistryClient
 from layer_builder.registry.writer import SchemaViolation, write_release
 from tests.helpers.registrations import (
     ACCOUNT,
@@ -835,7 +837,7 @@ def test_a_failed_create_reports_its_own_error_and_leaves_no_temporary(
             raise PermissionError(13, "Permission denied", str(path))
         return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(writer, "open", read_only, raising=False)
+    monkeypatch.setattr(fsutil, "open", read_only, raising=False)
     with pytest.raises(PermissionError, match=r"Permission denied"):
         write(tmp_path, registration("2.75.0", [("ap-south-1", 2)]))
     monkeypatch.undo()

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from layer_builder.consumer.instrumentation import (
+from layer_builder.consumer.rules import (
     DSN_VAR,
     INITIAL_HANDLER_VAR,
     NODE_OPTIONS_VAR,

@@ -10,7 +10,7 @@ from packaging.version import Version
 
 from layer_builder.errors import ArgumentError
 from layer_builder.model import ReleaseVersion
-from layer_builder.registry.versions import (
+from layer_builder.versions import (
     compare,
     is_prerelease,
     link_key,

@@ -1,8 +1,8 @@
 """What instrumenting a function means, as pure functions of its configuration.
 
-Split from :mod:`.instrumenter`, which talks to Lambda: everything here only looks
-at the data it is given (a function's snapshot and the registry's newest release) and says
-which layers, handler and environment the function should have.
+Split from :mod:`.function`, which reads and updates the function on Lambda: everything
+here only looks at the data it is given (a function's snapshot and the registry's newest
+release) and says which layers, handler and environment the function should have.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from layer_builder.aws.facts import MAX_LAYERS_PER_FUNCTION, runtime_family
 from layer_builder.errors import ArgumentError, FunctionError, RegistryError
 from layer_builder.registry.reader import LayerRelease
-
-Family = Literal["python", "node"]
+from layer_builder.types import Family
 
 #: The wrapper the Python layer ships; it calls the handler named in SENTRY_INITIAL_HANDLER.
 PYTHON_WRAPPER_HANDLER = "sentry_sdk.integrations.init_serverless_sdk.sentry_lambda_handler"

@@ -8,11 +8,11 @@ function's region and architecture, and enables, updates or disables instrumenta
 ``enable`` records what it changed (the original handler, each environment variable's
 value before enabling, ``null`` when it was absent, and a short digest of what it set) in one
 compact JSON environment variable,
-:data:`~layer_builder.consumer.instrumentation.RESTORE_VAR`, on the function itself. It
+:data:`~layer_builder.consumer.rules.RESTORE_VAR`, on the function itself. It
 travels in the same UpdateFunctionConfiguration call as the change, so the record can never
 disagree with the function. ``disable`` takes the function's current state as the truth:
 what the user changed after ``enable`` stays (see
-:func:`~layer_builder.consumer.instrumentation.restored`).
+:func:`~layer_builder.consumer.rules.restored`).
 
 A function gets the layer that serves its architecture (the universal layer, or its
 architecture's entry of a per-architecture release); when none does, nothing is attached.
@@ -20,23 +20,22 @@ architecture's entry of a per-architecture release); when none does, nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
-import botocore.exceptions as bce
-
-from layer_builder.aws.clients import Aws, translate
+from layer_builder.aws.clients import Aws, AwsCallError, FunctionApi
 from layer_builder.aws.facts import REGION_RE
-from layer_builder.consumer import instrumentation as instr
-from layer_builder.consumer.instrumentation import Family
+from layer_builder.consumer import rules as instr
 from layer_builder.errors import ArgumentError, FunctionError
 from layer_builder.registry.reader import LayerRelease
+from layer_builder.types import Family
 
 log = logging.getLogger(__name__)
 
@@ -299,9 +298,8 @@ class FunctionInstrumenter:
                     ", ".join(k for k in changes if k != "RevisionId"),
                 )
                 try:
-                    self._call(
-                        target, "update_function_configuration", FunctionName=before.arn, **changes
-                    )
+                    with self._refusals(target, reading=False):
+                        self._api(target.region).update_configuration(before.arn, changes)
                 except _Conflict as exc:
                     if attempt == self._attempts:
                         raise FunctionError(
@@ -394,19 +392,17 @@ class FunctionInstrumenter:
             self._aws_instance = Aws()
         return self._aws_instance
 
-    def _client(self, region: str) -> Any:
+    def _api(self, region: str) -> FunctionApi:
         if self._factory is None:
-            return self._aws().client("lambda", region)
-        return self._factory(region)
+            return self._aws().function_api(region)
+        return FunctionApi(region, self._factory(region))
 
     def _region_of(self, snap: instr.Snapshot) -> str:
         return snap.arn.split(":")[3]
 
     def _read(self, target: _Target) -> instr.Snapshot:
-        kwargs: dict[str, Any] = {"FunctionName": target.function}
-        if target.qualifier:
-            kwargs["Qualifier"] = target.qualifier
-        cfg = self._call(target, "get_function_configuration", **kwargs)
+        with self._refusals(target, reading=True):
+            cfg = self._api(target.region).configuration(target.function, target.qualifier)
         env = cfg.get("Environment") or {}
         if env.get("Error"):
             err = env["Error"]
@@ -428,24 +424,22 @@ class FunctionInstrumenter:
             state=str(cfg.get("State") or "Active"),
         )
 
-    def _call(self, target: _Target, method: str, **kwargs: Any) -> Any:
-        operation = "".join(part.title() for part in method.split("_"))
+    @contextlib.contextmanager
+    def _refusals(self, target: _Target, *, reading: bool) -> Iterator[None]:
+        """AWS refusals the user can act on as a FunctionError; a conflict as _Conflict."""
         try:
-            return getattr(self._client(target.region), method)(**kwargs)
-        except bce.ClientError as exc:
-            err = exc.response.get("Error", {})
-            code, message = str(err.get("Code", "")), " ".join(str(err.get("Message", "")).split())
+            yield
+        except AwsCallError as exc:
+            code, message = exc.code, " ".join(exc.detail.split())
             if code in _CONFLICT_CODES:
                 raise _Conflict(code) from None
-            if code == "ResourceNotFoundException" and method == "get_function_configuration":
+            if code == "ResourceNotFoundException" and reading:
                 raise FunctionError(
                     f"function {target.function} not found in {target.region} "
                     "(check the name, --region and the credentials' account)"
                 ) from None
             if code in _REFUSED_CODES:
                 raise FunctionError(
-                    f"function {target.function}: {operation} refused: {code}: {message}"
+                    f"function {target.function}: {exc.operation} refused: {code}: {message}"
                 ) from None
-            raise translate(exc, operation, target.region) from exc
-        except bce.BotoCoreError as exc:
-            raise translate(exc, operation, target.region) from exc
+            raise
