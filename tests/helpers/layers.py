@@ -13,7 +13,7 @@ from pathlib import Path
 from layer_builder.build.assemble import artifact_stem
 from layer_builder.build.zipper import write_zip
 from layer_builder.config import LayerConfig
-from layer_builder.model import BuildManifest, ReleaseVersion
+from layer_builder.model import BuildManifest, ExtensionInfo, ReleaseVersion
 
 FAKE_ACCOUNT = "123456789012"
 
@@ -74,3 +74,14 @@ def write_layer(
     manifest_path = zip_path.with_name(zip_path.name + ".json")
     manifest_path.write_text(manifest.to_json(), encoding="utf-8")
     return manifest_path, BuildManifest.load(manifest_path)
+
+
+def universal_manifest(*extensions: ExtensionInfo) -> BuildManifest:
+    """A universal layer's build manifest carrying ``extensions``; nothing on disk."""
+    return BuildManifest(
+        layer_name="L", canonical="aws-layer:python", version="1.0.0",
+        architectures=("x86_64", "arm64"), layout="universal", compatible_runtimes=("python3.12",),
+        description="d", license="MIT", zip_file="l.zip", sha256="a" * 64, code_sha256="x",
+        zip_size=1, unzipped_size=1, file_count=1, sdk_name="sentry-sdk", sdk_version="1.0.0",
+        extensions=extensions, source_date_epoch=315532800,
+    )  # fmt: skip

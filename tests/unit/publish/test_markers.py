@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from layer_builder.model import BuildManifest, ExtensionInfo
+from layer_builder.model import ExtensionInfo
 from layer_builder.publish.markers import (
     Marker,
     content_marker,
@@ -15,6 +15,7 @@ from layer_builder.publish.markers import (
 )
 from layer_builder.publish.plan import is_standin, standin_source
 from layer_builder.sandbox.standin import standin_digests
+from tests.helpers.layers import universal_manifest
 
 SHA = "0123456789abcdef" * 4
 MARK = "[sha256:0123456789ab]"  # 21 characters: 234 are left for the text and a space
@@ -48,32 +49,24 @@ def _ext(source: str, version: str = "1.2.3", sha256: str = "f" * 64) -> Extensi
     return ExtensionInfo("sentry-lambda-extension", version, sha256, source, "x86_64", "x")
 
 
-def _manifest(*extensions: ExtensionInfo) -> BuildManifest:
-    return BuildManifest(
-        layer_name="L", canonical="aws-layer:python", version="1.0.0",
-        architectures=("x86_64", "arm64"), layout="universal", compatible_runtimes=("python3.12",),
-        description="d", license="MIT", zip_file="l.zip", sha256="a" * 64, code_sha256="x",
-        zip_size=1, unzipped_size=1, file_count=1, sdk_name="sentry-sdk", sdk_version="1.0.0",
-        extensions=extensions, source_date_epoch=315532800,
-    )  # fmt: skip
-
-
 def test_a_real_extension_is_no_standin() -> None:
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("/opt/relay-arm"))
+    m = universal_manifest(_ext("https://downloads.example/relay"), _ext("/opt/relay-arm"))
     assert (standin_source(m), is_standin(m)) == (None, False)
 
 
 def test_a_manifest_without_extensions_is_no_standin() -> None:
-    assert (standin_source(_manifest()), is_standin(_manifest())) == (None, False)
+    assert (standin_source(universal_manifest()), is_standin(universal_manifest())) == (None, False)
 
 
 def test_the_stand_in_label_is_found_in_any_case() -> None:
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("SANDBOX STAND-IN (not Relay)"))
+    m = universal_manifest(
+        _ext("https://downloads.example/relay"), _ext("SANDBOX STAND-IN (not Relay)")
+    )
     assert (standin_source(m), is_standin(m)) == ("SANDBOX STAND-IN (not Relay)", True)
 
 
 def test_a_standin_version_names_its_source() -> None:
-    m = _manifest(
+    m = universal_manifest(
         _ext("https://downloads.example/relay"), _ext("http://127.0.0.1:8/x", "0.1-StandIn")
     )
     assert standin_source(m) == "http://127.0.0.1:8/x"
@@ -81,13 +74,15 @@ def test_a_standin_version_names_its_source() -> None:
 
 def test_a_standin_digest_names_its_source() -> None:
     digest = sorted(standin_digests())[0]
-    m = _manifest(_ext("https://downloads.example/relay"), _ext("/tmp/my-relay", "unknown", digest))
+    m = universal_manifest(
+        _ext("https://downloads.example/relay"), _ext("/tmp/my-relay", "unknown", digest)
+    )
     assert standin_source(m) == "/tmp/my-relay"
 
 
 def test_the_first_standin_extension_is_named() -> None:
     digest = sorted(standin_digests())[0]
-    m = _manifest(_ext("/tmp/first", "unknown", digest), _ext("sandbox stand-in"))
+    m = universal_manifest(_ext("/tmp/first", "unknown", digest), _ext("sandbox stand-in"))
     assert standin_source(m) == "/tmp/first"
 
 

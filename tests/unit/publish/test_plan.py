@@ -26,7 +26,7 @@ from layer_builder.publish.plan import (
 )
 from layer_builder.publish.release import refuse_standin
 from layer_builder.sandbox.standin import EXTENSIONS_ROOT, standin_digests
-from tests.helpers.layers import ConfigFactory
+from tests.helpers.layers import ConfigFactory, universal_manifest
 
 V = ReleaseVersion.parse("2.75.0")
 Manifests = list[tuple[Path, BuildManifest]]
@@ -251,16 +251,6 @@ def test_the_size_in_the_no_bucket_refusal_is_in_mebibytes(
 # The stand-in never reaches AWS by accident, whichever way it entered the zip.
 
 
-def _manifest(*extensions: ExtensionInfo) -> BuildManifest:
-    return BuildManifest(
-        layer_name="L", canonical="aws-layer:python", version="1.0.0",
-        architectures=("x86_64", "arm64"), layout="universal", compatible_runtimes=("python3.12",),
-        description="d", license="MIT", zip_file="l.zip", sha256="a" * 64, code_sha256="x",
-        zip_size=1, unzipped_size=1, file_count=1, sdk_name="sentry-sdk", sdk_version="1.0.0",
-        extensions=extensions, source_date_epoch=315532800,
-    )  # fmt: skip
-
-
 def _file_ext(binary: Path, arch: str) -> ExtensionInfo:
     # What `build --extension-file ARCH=PATH` records: the path and "unknown", no label.
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()
@@ -280,9 +270,9 @@ def test_a_standin_given_as_extension_file_is_recognised_by_its_digest(tmp_path:
     copy.write_bytes((EXTENSIONS_ROOT / "standin" / "sentry-standin-aarch64").read_bytes())
     real = tmp_path / "relay"
     real.write_bytes(b"\x7fELF not the stand-in")
-    mixed = _manifest(_file_ext(real, "x86_64"), _file_ext(copy, "arm64"))
+    mixed = universal_manifest(_file_ext(real, "x86_64"), _file_ext(copy, "arm64"))
     assert is_standin(mixed)
-    assert not is_standin(_manifest(_file_ext(real, "x86_64")))
+    assert not is_standin(universal_manifest(_file_ext(real, "x86_64")))
 
     with pytest.raises(
         ArtifactError,
