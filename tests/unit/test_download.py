@@ -552,8 +552,7 @@ def test_plain_http_refusal_word_for_word(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # Downloads refuse plain http:// unless a manifest says ``allow_http: true``, and an https://
 # URL that redirects to http:// is refused too: a real TLS server on loopback (self-signed
-# certificate made here) redirects to a real plain-HTTP server. Mutants that forced
-# ``allow_http`` on or skipped the check after a redirect passed the older tests.
+# certificate made here) redirects to a real plain-HTTP server.
 
 
 PINNED_BLOB = b"the pinned bytes\n" * 8
