@@ -283,9 +283,10 @@ def test_the_own_entry_or_a_custom_one_is_kept(
 
 
 # ------------------------------------------------------------------------------------------------
-# load_config at its edges: required keys of a files entry, the 15-runtime limit at exactly 15, a universal layer's name check (its message and the
-# empty arch suffix), the extension path, YAML errors without a position, the key of a
-# choice that is not a string, and UTF-8 reading whatever the locale.
+# load_config at its edges: required keys of a files entry, the 15-runtime limit at exactly
+# 15, a universal layer's name check (its message and the empty arch suffix), the extension
+# path, YAML errors without a position, the key of a choice that is not a string, and UTF-8
+# reading whatever the locale.
 
 
 UNIVERSAL = VALID.replace("layout: per-arch\n", "").replace(
