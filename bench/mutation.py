@@ -120,6 +120,15 @@ def _refresh_copies(mutants: Path) -> None:
     """
     if not mutants.is_dir():
         return  # mutmut makes it on its first run
+    # Test files removed or moved since the copy was made would linger there (and shadow a
+    # package of the same name), so the copy of tests/ keeps only what exists now.
+    for old in sorted((mutants / "tests").rglob("*"), reverse=True):
+        if "__pycache__" in old.parts or (ROOT / old.relative_to(mutants)).exists():
+            continue
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     for name in LINKED:
         for src in (ROOT / name).rglob("*"):
             if not src.is_file() or "__pycache__" in src.parts:
@@ -224,10 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     modules = [m for m in modules if m not in missing]
 
     if args.list:
+        empty = [m.path for m in modules if not existing_tests(m)]
         for m in modules:
             names = f"  names: {', '.join(m.names)}" if m.names else ""
-            print(f"{m.path}: {' '.join(existing_tests(m))}{names}")
-        return 0
+            tests = " ".join(existing_tests(m)) or "NO TESTS (no path or glob matches)"
+            print(f"{m.path}: {tests}{names}")
+        return 1 if empty else 0
 
     equivalent = load_equivalent()
     rows = []

@@ -2,7 +2,7 @@
 
     python bench/publish_bench.py [--latency 0.15] [--workers N]
 
-Runs moto's server on loopback behind tests/faultproxy.py in latency mode - every call
+Runs moto's server on loopback behind tests/helpers/faultproxy.py in latency mode - every call
 waits ``--latency`` seconds, as a call to a distant region would, and nothing fails - in a
 child process (so the emulator does not compete for this process's GIL), points boto3 and
 the AWS CLI at it with fake credentials, then times, in one run:

@@ -7,13 +7,7 @@ so every test uses its own layer names (``unique_name``) instead of resetting th
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from layer_builder.build.assemble import artifact_stem
-from layer_builder.build.zipper import write_zip
 from layer_builder.config import LayerConfig, load_config
 from layer_builder.model import BuildManifest, ReleaseVersion
-
-FAKE_ACCOUNT = "123456789012"
+from tests.helpers.bad_input import BadInput
+from tests.helpers.layers import ConfigFactory, write_layer
 
 # Variables that could route a test to real AWS or real credentials.
 _AWS_VARS = (
@@ -101,10 +93,6 @@ def unique_name() -> str:
     return f"LbTest{uuid.uuid4().hex[:10]}"
 
 
-ConfigFactory = Callable[..., LayerConfig]
-LayerFactory = Callable[..., tuple[Path, BuildManifest]]
-
-
 @pytest.fixture
 def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
     """Write and load a layer config; ``publish`` is extra YAML for the publish section."""
@@ -142,76 +130,6 @@ def make_config(tmp_path: Path, unique_name: str) -> ConfigFactory:
     return make
 
 
-def compile_and_zip(workdir: Path, compile_call: str, umask: int, env: dict[str, str]) -> bytes:
-    """Run ``compile_call`` (``compile_tree(root, ...)``) on ``workdir`` and zip it, from a
-    fresh process with that umask and environment (hash seed, TZ, interpreter settings); the
-    zip's bytes."""
-    script = textwrap.dedent(f"""\
-        import os
-        from pathlib import Path
-        from layer_builder.build.bytecode import compile_tree
-        from layer_builder.build.zipper import write_zip
-        os.umask({umask})
-        root = Path({str(workdir)!r})
-        {compile_call}
-        write_zip(root, root.parent / (root.name + ".zip"), source_date_epoch=315532800)
-        """)
-    subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, check=True)
-    return workdir.with_name(workdir.name + ".zip").read_bytes()
-
-
-def write_layer(
-    out: Path,
-    cfg: LayerConfig,
-    version: ReleaseVersion,
-    arch: str | tuple[str, ...],
-    extra: bytes = b"",
-) -> tuple[Path, BuildManifest]:
-    """A small valid layer zip and its manifest beside it (``<zip>.json``); ``arch`` is
-    the per-arch layer's architecture, or the universal layer's architectures."""
-    out.mkdir(parents=True, exist_ok=True)
-    archs = (arch,) if isinstance(arch, str) else tuple(arch)
-    arch = archs[0] if len(archs) == 1 else "-".join(archs)
-    name = cfg.layer_name(version, archs[0])
-    files = {
-        "python/lbtest/__init__.py": f"ARCH = {arch!r}\nVERSION = {version.text!r}\n".encode(),
-        "python/lbtest/data.bin": extra,
-    }
-    tree = out / f".tree-{arch}-{uuid.uuid4().hex[:6]}"
-    for rel, content in files.items():
-        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tree / rel).write_bytes(content)
-    # The real zipper and the real artifact name, so `layer-builder publish --dist` finds it.
-    zip_path = out / f"{artifact_stem(cfg, version, None if cfg.universal else arch)}.zip"
-    result = write_zip(tree, zip_path)
-    shutil.rmtree(tree)
-    data = zip_path.read_bytes()
-    digest = hashlib.sha256(data)
-    manifest = BuildManifest(
-        layer_name=name,
-        canonical=cfg.canonical,
-        version=version.text,
-        architectures=archs,
-        layout=cfg.layout,
-        compatible_runtimes=cfg.compatible_runtimes,
-        description=cfg.description_for(version, archs),
-        license=cfg.license,
-        zip_file=zip_path.name,
-        sha256=digest.hexdigest(),
-        code_sha256=base64.b64encode(digest.digest()).decode(),
-        zip_size=len(data),
-        unzipped_size=sum(len(v) for v in files.values()),
-        file_count=result.file_count,
-        sdk_name="sentry-sdk",
-        sdk_version=version.text,
-        extensions=(),
-        source_date_epoch=315532800,
-    )
-    manifest_path = zip_path.with_name(zip_path.name + ".json")
-    manifest_path.write_text(manifest.to_json(), encoding="utf-8")
-    return manifest_path, BuildManifest.load(manifest_path)
-
-
 @pytest.fixture
 def make_layers(tmp_path: Path) -> Callable[..., list[tuple[Path, BuildManifest]]]:
     """Build the release's zips + manifests into ``tmp_path/dist``: one per configured
@@ -229,48 +147,6 @@ def make_layers(tmp_path: Path) -> Callable[..., list[tuple[Path, BuildManifest]
 
 
 # ------------------------------------------------------------------ bad input, table-driven
-
-
-def file_tree(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every entry under ``root`` (links not followed): mode, size, mtime in ns."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.join(dirpath, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return out
-
-
-class BadInput:
-    """Runs ``layer-builder ARGV`` from a directory of its own and checks what bad input must
-    give: the exit code, stderr exactly one ``error:`` line naming the input, no traceback
-    (stdout may hold the progress made before the error), and nothing written or changed
-    under the test's temporary directory (which holds the working directory and every
-    input)."""
-
-    def __init__(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        self.tmp = tmp_path
-        self.capsys = capsys
-        self.cwd = tmp_path / "cwd"
-        self.cwd.mkdir(exist_ok=True)
-        monkeypatch.chdir(self.cwd)
-
-    def __call__(self, argv: list[str], *names: str, code: int = 2) -> str:
-        from layer_builder.cli import main
-
-        before = file_tree(self.tmp)
-        got = main(argv)
-        out, err = self.capsys.readouterr()
-        lines = err.splitlines()
-        assert got == code, (argv, err)
-        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
-        assert "Traceback" not in out + err and "error:" not in out, (argv, out)
-        for name in names:
-            assert name in lines[0], (argv, name, lines[0])
-        assert file_tree(self.tmp) == before, f"{argv} wrote or changed files"
-        return lines[0]
 
 
 @pytest.fixture

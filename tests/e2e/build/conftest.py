@@ -1,0 +1,3 @@
+"""Fixtures shared by the end-to-end build tests."""
+
+from tests.helpers.universal import binaries  # noqa: F401  (a fixture)

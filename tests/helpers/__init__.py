@@ -1,0 +1,1 @@
+"""Shared test helpers: fakes, servers, builders and runners used across the suite."""
