@@ -19,8 +19,6 @@ ELF = {arch: make_elf(arch, payload=arch.encode()) for arch in ("x86_64", "arm64
 SHA = {arch: hashlib.sha256(data).hexdigest() for arch, data in ELF.items()}
 
 
-
-
 def write_manifest(tmp_path: Path, text: str, *, launcher: bool = True) -> Path:
     if launcher:
         (tmp_path / "launch.sh.j2").write_text('#!/bin/sh\nexec {{ binary }} run "$@"\n')

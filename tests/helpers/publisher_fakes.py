@@ -287,8 +287,6 @@ class TopRng:
         return b
 
 
-
-
 def publish_layers(
     cfg: LayerConfig,
     version: ReleaseVersion,

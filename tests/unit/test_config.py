@@ -195,7 +195,6 @@ def test_unknown_arch_argument_is_one_line(
     assert err.count("\n") == 1
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Config validation at its edges: Lambda's 140-character layer-name limit and duplicate
 # runtimes.
@@ -226,7 +225,6 @@ def test_a_runtime_listed_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"compatible_runtimes: lists a runtime twice$") as exc:
         load_config(path)
     assert exc.value.key == "compatible_runtimes"
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -279,7 +277,6 @@ def test_the_own_entry_or_a_custom_one_is_kept(
     text = re.sub(r"(?m)^canonical: .*$", f'canonical: "{canonical}"', base)
     cfg = load_config(write(tmp_path, text))
     assert (cfg.canonical, cfg.family) == (canonical, family)
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -379,7 +376,6 @@ def test_a_per_arch_layer_name_without_its_architecture_is_a_programming_error(
     cfg = load_config(write(tmp_path, VALID))
     with pytest.raises(AssertionError, match="^a per-arch layer name needs its architecture$"):
         cfg.layer_name(ReleaseVersion.parse("1.2.3"))
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -589,7 +585,6 @@ def test_layer_names_are_checked_when_rendered(tmp_path: Path) -> None:
     assert str(exc.value).startswith(f"{cfg.path}: name: layer name 'LLLL")
     with pytest.raises(AssertionError, match="a per-arch layer name needs its architecture"):
         cfg.layer_name(long)
-
 
 
 # ------------------------------------------------------------------------------------------------

@@ -191,7 +191,6 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_cache_dir() == Path.home() / ".cache" / "layer-builder"
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Download edges against a real HTTP server on loopback: the size limits at their
 # boundaries and over several chunks, which statuses are retried, Retry-After, the caller's
@@ -199,8 +198,6 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 MIB = 1024 * 1024
-
-
 
 
 def sha(data: bytes) -> str:
@@ -450,13 +447,10 @@ def test_unpinned_partial_downloads_live_in_the_cache(
     assert path == tmp_path / "cache" / "sha256" / digest
 
 
-
 # ------------------------------------------------------------------------------------------------
 # download.py's retries and redaction: the default session's number of
 # attempts and its backoff, the total retry budget shared by different kinds of failure,
 # the order in which secrets are redacted, and the plain-http refusal word for word.
-
-
 
 
 def test_the_default_session_tries_five_times_with_growing_waits(
@@ -546,7 +540,6 @@ def test_plain_http_refusal_word_for_word(tmp_path: Path) -> None:
         "http://dl.example/relay: refusing plain http:// download; use https:// or set "
         "`allow_http: true` in the extension manifest"
     )
-
 
 
 # ------------------------------------------------------------------------------------------------

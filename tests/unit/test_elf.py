@@ -102,7 +102,6 @@ def test_prebuilt_standin_binaries(name: str, arch: str) -> None:
     assert detect_arch(binary) == arch
 
 
-
 # ------------------------------------------------------------------------------------------------
 # detect_arch() accepts only what Lambda can execute: 64-bit little-endian ET_EXEC/ET_DYN for
 # x86_64 or aarch64.
@@ -183,7 +182,6 @@ def test_unknown_elf_type_and_architecture() -> None:
         check_elf(make_elf("x86_64"), "mips", what="bin")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # A dynamic segment that claims more file bytes than is_pie reads.
 #
@@ -238,7 +236,6 @@ def test_the_same_flag_within_the_budget_is_read(bits: int) -> None:
     header = read_elf_header(short)
     assert header is not None
     assert is_pie(io.BytesIO(short), header) is True
-
 
 
 # ------------------------------------------------------------------------------------------------

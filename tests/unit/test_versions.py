@@ -169,7 +169,6 @@ def test_a_version_its_layers_scheme_cannot_read_is_refused_before_publishing(
         check_version_scheme(cfg, ReleaseVersion.parse(text))  # type: ignore[arg-type]
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Version order at its edges: implicit numbers of PEP 440 (``.post`` = ``.post0``, ``.dev`` =
 # ``.dev0``, ``a`` = ``a0``), trailing zeros, explicit schemes refusing the other spelling,
@@ -255,7 +254,6 @@ def test_sorted_versions_uses_the_scheme_given() -> None:
     assert sorted_versions(["1.0.0", "1.0.0-1"], "semver") == ["1.0.0-1", "1.0.0"]
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The automatic choice of scheme: a text with "-" that is not SemVer is still read as PEP 440,
 # and a "-" inside a local label or build metadata (after "+") does not make a release SemVer.
@@ -267,7 +265,6 @@ def test_a_pep440_post_release_spelled_with_a_dash_is_a_release_after_its_base()
 
 def test_a_dash_after_the_plus_leaves_the_version_equal_to_its_release() -> None:
     assert (compare("1.0+local-1", "1.0"), compare("1.0", "1.0+local-1")) == (0, 0)
-
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,8 +36,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     index.close()
 
 
-
-
 def build(
     capsys: pytest.CaptureFixture[str], config: Path, out: Path, *extra: str
 ) -> tuple[bytes, dict[str, Any]]:

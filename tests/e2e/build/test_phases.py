@@ -27,8 +27,6 @@ from tests.helpers.paths import REPO
 PHASES = ["install", "assemble", "zip", "verify"]
 
 
-
-
 def write_config(tmp_path: Path, layout: str) -> Path:
     path = tmp_path / "phases.yml"
     path.write_text(

@@ -28,8 +28,6 @@ RELEASES = ("2.73.0", "2.74.0", "2.75.0")
 REASON = "breaks handlers that return generators"
 
 
-
-
 def yank(
     capsys: pytest.CaptureFixture[str], registry: Path, version: str, *extra: str
 ) -> tuple[int, str, str]:

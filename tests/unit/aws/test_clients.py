@@ -175,7 +175,6 @@ def test_a_failed_describe_regions_names_the_call_and_the_region_asked() -> None
         aws.describe_regions("aws-us-gov")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Error classification: what is retried, what fails a region at once.
 
@@ -230,7 +229,6 @@ def test_policies_in_both_spellings_parse_to_the_same_statements() -> None:
         ("210987654321", None, "lambda:GetLayerVersion"),
     ]
     assert parse_policy("not json") == []
-
 
 
 # ------------------------------------------------------------------------------------------------

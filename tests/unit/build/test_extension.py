@@ -456,7 +456,6 @@ def test_launcher_starts_the_binary(server: FakeServer, tmp_path: Path, dsn: str
     assert expected in proc.stdout
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Extension manifests: every refusal with its exact message and key, and what a valid
 # manifest loads into.
@@ -593,7 +592,6 @@ def test_a_full_manifest_loads_every_field(tmp_path: Path) -> None:
     assert (manifest.install_path, manifest.binary_path) == ("relay/bin", "relay/bin")
     assert manifest.launcher_template == tmp_path / "launch.sh.j2"
     assert dict(manifest.launcher_vars) == {"mode": "proxy"}
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -899,7 +897,6 @@ def test_pin_names_the_url_of_a_mismatch_and_a_wrong_binary(
     assert str(exc.value).startswith(f"{server.base}/bin: is an arm64 binary;")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `extension pin`'s in-place rewrite, the universal-layout refusal, registry URLs and
 # has_binary: exact texts and files.
@@ -923,8 +920,6 @@ ONE_ARCH = (
     'name: ext\nversion: "1.0"\nsource: {url: "https://dl.example/{{ file }}"}\n'
     "files: {arm64: {file: f}}\n"
 )
-
-
 
 
 def test_universal_layout_without_a_launcher_is_refused(tmp_path: Path) -> None:
@@ -1074,7 +1069,6 @@ def test_downloaded_binary_info_names_its_architecture(server: FakeServer, tmp_p
     assert (info.architecture, info.sha256) == ("arm64", SHA["arm64"])
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `extension pin` rewrites a manifest line by line: a line inside a multi-line quoted value
 # that looks like a key is not one. A tab-led line (YAML indents with spaces only, so it can
@@ -1118,7 +1112,6 @@ def test_a_key_like_line_at_column_0_inside_a_value_is_refused_not_a_traceback(
         f"{path}: cannot update the pins in place; edit them by hand: files.x86_64.sha256: {DIGEST}"
     )
     assert path.read_text(encoding="utf-8") == before
-
 
 
 # ------------------------------------------------------------------------------------------------

@@ -80,7 +80,6 @@ def test_layer_files_refusals(tmp_path: Path) -> None:
         layer_files(binaries(tmp_path, m, {"x86_64": "1", "arm64": "1"}), "per-arch")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The launcher template is UTF-8 whatever the machine's locale.
 

@@ -6,7 +6,6 @@ The layer is built through the CLI (pip replaced by a stand-in, real tiny ELF bi
 real launcher template), then broken one way at a time.
 """
 
-
 from __future__ import annotations
 
 import zipfile

@@ -188,7 +188,6 @@ def test_zip_changed_after_build_is_refused(
     assert "differs from its build manifest" in err and "the zip changed after it was built" in err
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `layer-builder verify` at the edges of its guards: the unzipped-size limit, an --arch that
 # contradicts the build manifest, and the 0644/0755 mode whitelist.
@@ -267,7 +266,6 @@ def test_whitelisted_modes_pass(
     z = _zip_with_mode(tmp_path / "layer.zip", "python/a.py", mode)
     code, _, err = verify(capsys, str(z))
     assert code == 0, err
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,7 +388,6 @@ def test_an_arch_a_two_machine_layer_does_not_serve(tmp_path: Path) -> None:
     with pytest.raises(VerifyError, match="serves") as exc:
         verify_zip(z, arch="mips")
     assert str(exc.value).splitlines()[0] == f"{z}: serves x86_64, arm64, not mips"
-
 
 
 # ------------------------------------------------------------------------------------------------

@@ -118,15 +118,10 @@ def test_without_a_manifest_the_binaries_tell_the_architectures(
     assert str(exc.value).startswith(f"{zip_path}: serves x86_64, arm64, not riscv64")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `layer-builder verify`: findings and notes word for word, in their order of severity, and
 # the layouts it tells apart without a build manifest. Layers are either built by the real zipper
 # from a small tree (tiny real ELF files) or, for the universal ones, through the CLI.
-
-
-
-
 
 
 def layer(tmp_path: Path, files: dict[str, tuple[int, bytes]]) -> Path:
@@ -387,7 +382,6 @@ def test_a_one_architecture_universal_layer_may_start_its_binary_directly(
     assert (report.layout, report.architectures) == ("universal", ("x86_64",))
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `verify` of a universal layer whose build manifest and zip disagree, one change at a time:
 # every finding word for word, none left out, none said twice.
@@ -395,8 +389,6 @@ def test_a_one_architecture_universal_layer_may_start_its_binary_directly(
 
 ARM = "relay/relay-aarch64"
 X86 = "relay/relay-x86_64"
-
-
 
 
 def _drop(zip_path: Path, manifest_path: Path, *names: str) -> None:

@@ -356,7 +356,6 @@ def test_inspect_missing_file(tmp_path: Path) -> None:
         inspect_zip(tmp_path / "missing.zip")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The zip writer and the read-back checker at their edges: the exec bit is taken from the
 # owner bit only, an extra field that only the local header carries, a data descriptor.
@@ -424,7 +423,6 @@ def test_data_descriptors_are_found(tmp_path: Path) -> None:
     assert [e.has_data_descriptor for e in inspection.entries] == [True, True]
     assert inspection.problems() == ["data descriptors are used"]
     assert inspection.is_deterministic is False
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -608,7 +606,6 @@ def test_more_threads_pack_on_a_pool_of_that_size(
     assert names and all(name.startswith("zipper_") for name in names)
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Identical files are compressed once, different ones never share data, and the cache that
 # recognises them keeps to its memory budget.
@@ -670,7 +667,6 @@ def test_the_cache_keeps_contents_only_while_they_fit_its_budget() -> None:
     assert same.get(tiny, crc(tiny)) is None
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The zip writer's limits, counts, arguments and file handling, word for word.
 #
@@ -684,8 +680,6 @@ NO_GAIN = (
     b"\x12\x05\x0b\x12\x0c\x03\x12\t\x0b\t\x0f\x02\t\x01\r\x02\x0e\x0f"
 )
 TEXT = b"".join(b"line %d: the quick brown fox jumps over the lazy dog\n" % i for i in range(400))
-
-
 
 
 @pytest.fixture

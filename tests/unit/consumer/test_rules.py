@@ -234,7 +234,6 @@ def test_other_sample_rates_are_refused(rate: str) -> None:
     )
 
 
-
 # ------------------------------------------------------------------------------------------------
 # "Is this layer ours" must look at the account: a function's layer from another account
 # with a similar (older-major) name is the user's, and must be neither replaced nor removed.

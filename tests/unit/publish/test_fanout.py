@@ -34,8 +34,6 @@ ACCOUNT = "123456789012"
 CAP = 5.0
 
 
-
-
 class FakeApi:
     def __init__(self, region: str) -> None:
         self.region = region
@@ -624,13 +622,10 @@ def test_a_task_that_fails_before_it_starts_still_ends_the_run(
     ]
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Publishing guards at their edges: the 50 MB direct-upload threshold (a zip of exactly the
 # limit goes direct) and the fan-out giving up on a hung region at its deadline, measured on
 # the injected clock.
-
-
 
 
 def test_a_zip_of_exactly_the_direct_upload_limit_goes_direct(
@@ -651,8 +646,6 @@ def test_a_zip_of_exactly_the_direct_upload_limit_goes_direct(
     (staged,) = plan_layers(cfg, V, manifests, regions)
     assert (staged.use_s3, staged.zip_bytes) == (True, None)
     assert staged.bucket_for("eu-west-1") == "stage-eu-west-1"
-
-
 
 
 HUNG = "eu-west-3"

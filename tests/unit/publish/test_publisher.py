@@ -461,7 +461,6 @@ def test_stale_statements_under_the_configured_statement_id_are_removed() -> Non
     assert api.versions[1].policy == [Statement("share")]
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The publisher's retries, deadlines and S3 staging, word for word: the backoff bounds, when
 # a region gives up and the exact error it reports, what a deadline refuses to start, and

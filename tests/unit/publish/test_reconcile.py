@@ -202,7 +202,6 @@ def test_the_only_version_of_a_layer_is_read_when_it_carries_no_marker() -> None
     assert holders == Holders((ref(1, "published before markers"),), frozenset({1}))
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Which permission statements publishing removes and adds on a version, and how the plan
 # prints them (`--dry-run` shows `describe()`): unit guards of `permission_changes` and

@@ -191,7 +191,6 @@ def test_sandbox_sets_fake_aws_for_the_block_only(
     assert dict(os.environ) == before
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `--regions all` keeps regions the account has opted in to (``opted-in``), not only those
 # that need no opt-in. moto reports no ``opted-in`` region, so the two AWS answers that

@@ -129,7 +129,6 @@ def test_links_follow_version_order_not_text(
     assert link_of(tmp_path, "latest.json") == f"{newer}.json"
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The registry as files: where the lock lives and what it tells a second run, stray
 # temporary files, and when a rewrite is a no-op. Direct calls.
@@ -306,7 +305,6 @@ def test_same_json_reads_utf8_whatever_the_locale_says(
 
     monkeypatch.setattr(io, "text_encoding", cp1252_locale)
     assert same_json(path, text) is True
-
 
 
 # ------------------------------------------------------------------------------------------------

@@ -259,13 +259,10 @@ def test_a_runtime_without_latest_is_named_when_asked_for(registry: Path) -> Non
         RegistryClient(registry).latest("aws-layer:node")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The registry reader's refusals word for word: files that are not JSON objects, version
 # names, a canonical in the wrong runtime directory, a file where a checkout should be, and
 # hidden entries skipped.
-
-
 
 
 def refusal(call) -> str:  # type: ignore[no-untyped-def]
@@ -428,16 +425,11 @@ def test_an_invalid_document_in_the_index_is_named(http: FakeServer) -> None:
         )
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The registry client's observable details: which file
 # a release names as its source, the hints of an unknown canonical or version, a canonical
 # claimed by two runtime directories, sessions it owns or borrows, timeouts, retries, redirects
 # and the messages of a failed fetch.
-
-
-
-
 
 
 def python_doc(version: str, v: int = 12) -> dict[str, Any]:
@@ -580,8 +572,6 @@ def test_a_port_out_of_range_is_a_registry_error_not_a_traceback() -> None:
 # ---------------------------------------------------------------- over HTTP (loopback)
 
 
-
-
 def index_body() -> bytes:
     return json.dumps({"aws-layer:python": python_doc("2.75.0")}).encode()
 
@@ -677,13 +667,10 @@ def test_the_clients_own_session_is_closed_once(
     assert [s.closed for s in made] == [1]
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The registry reader's TTL cache over HTTP at its boundary: the index read at t is reused
 # until t + ttl and read again exactly at t + ttl. A real HTTP server stands in for the registry's
 # API (tests/helpers/api_server.py); the clock is injected.
-
-
 
 
 @pytest.fixture

@@ -61,8 +61,6 @@ def serve() -> Iterator[Callable[..., ApiServer]]:
         assert server.errors == []  # the scan never met an entry that is not a runtime
 
 
-
-
 def proxy_to(monkeypatch: pytest.MonkeyPatch, server: ApiServer) -> None:
     """Send requests for every host but loopback to ``server``, as an HTTP proxy."""
     for name in ("no_proxy", "HTTP_PROXY", "http_proxy"):

@@ -94,7 +94,6 @@ def test_missing_architecture_and_region_word_for_word() -> None:
         two.layer("mips")
 
 
-
 # ------------------------------------------------------------------------------------------------
 # `LayerRelease.layer()` without an architecture is the x86_64 layer, as `version()` and
 # `arn()` are.

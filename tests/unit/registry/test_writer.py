@@ -423,7 +423,6 @@ def test_concurrent_writers_share_one_index(tmp_path: Path) -> None:
     }
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The registry writer: refusals word for word, the universal layout, layer order, merges into
 # older documents, what --json reports, and where the writer's temporary files go.
