@@ -42,9 +42,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the fault proxy lives with the tests
-
-from faultproxy import FaultProxy, Faults  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the fault proxy lives with the tests' helpers
 
 from layer_builder.aws.clients import Aws  # noqa: E402
 from layer_builder.config import LayerConfig, load_config  # noqa: E402
@@ -52,6 +50,7 @@ from layer_builder.model import BuildManifest, PublishResult, ReleaseVersion  # 
 from layer_builder.publish import Seams, plan_publish, publish_all, resolve_regions  # noqa: E402
 from layer_builder.publish.target import PublishOptions, PublishTarget  # noqa: E402
 from layer_builder.sandbox.emulator import patched_env  # noqa: E402
+from tests.helpers.faultproxy import FaultProxy, Faults  # noqa: E402
 
 VERSION = ReleaseVersion.parse("1.0.0")
 RUNTIMES = ("python3.12", "python3.13")

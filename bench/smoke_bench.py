@@ -364,7 +364,7 @@ def main() -> int:
     print("| layer | added cold start | cold start | bare cold start | ext. registered "
           "| runtime init | first invocation | warm | added warm | runtime RSS MB "
           "| bare RSS MB | ext. RSS MB | MB zip / unzipped | files |")  # fmt: skip
-    print("|" + " --- |" * 15)
+    print("|" + " --- |" * 14)
     for name, r in results.items():
         for label, d in r["layouts"].items():
             print(_row(f"{name} {label}", d))

@@ -370,7 +370,7 @@ def load_config(path: str | Path) -> LayerConfig:
         publish=_publish(r, data.get("publish") or {}, layout),
         registry=_registry(r, data["registry"]),
         layout=layout,
-        **_optimize(r, data.get("optimize") or {}, family),
+        **_optimize(r, data.get("optimize"), family),
     )
 
 
@@ -391,7 +391,11 @@ def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, Any]:
     default, ``all``, or ``true``/``false``: all or none, as before the cold path) and
     ``optimize.single_sdk_copy`` (node layers: the handler shim reuses the preloaded SDK) and
     ``optimize.bundle`` (node layers: each npm package bundled on its own); each is on by
-    default for its family."""
+    default for its family. ``optimize: false`` turns every one off."""
+    if value is None:  # no `optimize`, or an empty one: every default
+        value = {}
+    elif value is False:  # `optimize: false`: the plain trees, as upstream's build scripts
+        value = dict.fromkeys(_OPTIMIZE, False)
     d = r.mapping(value, "optimize", dict.fromkeys(_OPTIMIZE, False))
     out: dict[str, Any] = {}
     for key, (owner, why) in _OPTIMIZE.items():
@@ -399,7 +403,13 @@ def _optimize(r: _Reader, value: Any, family: Family) -> dict[str, Any]:
             out[key] = family == owner
             continue
         if key == "bytecode" and isinstance(d[key], str):
-            on: Any = r.choice(d[key], "optimize.bytecode", _BYTECODE)
+            if d[key] not in _BYTECODE:  # a word that is none of them: name the switch too
+                words = (*_BYTECODE, "true", "false")
+                raise r.fail(
+                    "optimize.bytecode",
+                    f"{d[key]!r} is not one of {', '.join(words)}" + did_you_mean(d[key], words),
+                )
+            on: Any = d[key]
         else:
             want = "true or false" + (", all or cold-path" if key == "bytecode" else "")
             on = r.typed(d[key], f"optimize.{key}", bool, want)

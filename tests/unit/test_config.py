@@ -114,7 +114,17 @@ CASES = [
     (
         "layout: per-arch",
         "layout: per-arch\noptimize:\n  bytecode: sometimes",
-        "optimize.bytecode: 'sometimes' is not one of all, cold-path",
+        "optimize.bytecode: 'sometimes' is not one of all, cold-path, true, false",
+    ),
+    (
+        "layout: per-arch",
+        "layout: per-arch\noptimize: [bytecode]",
+        "optimize: expected a mapping, got a list",
+    ),
+    (
+        "layout: per-arch",
+        "layout: per-arch\noptimize: true",
+        "optimize: expected a mapping, got a boolean",
     ),
     (
         "layout: per-arch",

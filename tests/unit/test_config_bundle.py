@@ -30,3 +30,14 @@ def test_bundle_on_a_python_layer_exits_2_naming_the_key(
         f"error: {path}: optimize.bundle: only a node layer has npm packages to bundle\n"
     )
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_optimize_false_turns_every_optimisation_off(tmp_path: Path, runtime: str) -> None:
+    """`optimize: false` (or YAML's `off`) builds the plain tree; an empty `optimize:` keeps
+    the defaults."""
+    for text in ("optimize: false\n", "optimize: off\n"):
+        cfg = load_config(optimize_config(tmp_path, runtime, text))
+        assert (cfg.bytecode, cfg.single_sdk_copy, cfg.bundle) == ("", False, False)
+    default = load_config(optimize_config(tmp_path, runtime, "optimize:\n"))
+    assert (default.bytecode != "", default.bundle) == (runtime == "python", runtime == "node")
