@@ -21,6 +21,8 @@ from layer_builder.cli.output import UI
 from layer_builder.cli.paths import DEFAULT_REGISTRY, SANDBOX_REGISTRY
 from layer_builder.errors import ArgumentError, LayerBuilderError, PublishIncomplete, UserError
 
+PROG = "layer-builder"
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one ``error:`` line and exit 2 (no usage dump)."""
@@ -29,6 +31,23 @@ class _Parser(argparse.ArgumentParser):
         # Raised, not printed: main() prints it like every other user error (and as JSON
         # with --json).
         raise ArgumentError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A command's own parser refuses what it does not know itself, so the error names
+        the command, its help and the closest option (argparse would hand the leftovers up to
+        ``layer-builder`` and point at the top-level help)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != PROG:
+            from layer_builder.validate import did_you_mean
+
+            known = [o for a in self._actions for o in a.option_strings]
+            hint = "".join(
+                did_you_mean(x.split("=", 1)[0], known) for x in extras if x.startswith("--")
+            )
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed, extras
 
 
 #: Shown for a top-level --version with anything beside it: the usual slip is putting a
@@ -162,7 +181,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="layer-builder",
+        prog=PROG,
         description="Build reproducible AWS Lambda layers (SDK + Sentry Lambda Extension), publish "
         "them to every region, and record them in a release registry.",
         epilog="Exit codes: 0 ok, 2 bad input (nothing published), 3 publishing incomplete "

@@ -156,7 +156,7 @@ CASES = [
             str(w.a_file),
             "--regions",
             "us-east-1",
-        ],  # fmt: skip
+        ],
         lambda w: f"--out {w.a_file}: is a file, not a directory",
     ),
     Case(
@@ -170,7 +170,7 @@ CASES = [
             str(w.out),
             "--extension-file",
             f"x86_64={w.a_dir}",
-        ],  # fmt: skip
+        ],
         lambda w: f"--extension-file x86_64={w.a_dir}: is a directory, not a file",
     ),
     Case(
@@ -184,7 +184,7 @@ CASES = [
             str(w.out),
             "--extension-file",
             f"x86_64={w.shared_lib}",
-        ],  # fmt: skip
+        ],
         lambda w: (
             f"--extension-file {w.shared_lib}: is a shared library (ET_DYN without a "
             "program interpreter or the PIE flag), not an executable; Lambda (x86_64) cannot "
@@ -203,7 +203,7 @@ CASES = [
             str(w.layer_zip(make_elf("x86_64", kind="shared"), "so")),
             "--arch",
             "x86_64",
-        ],  # fmt: skip
+        ],
         lambda w: (
             f"{w.root / 'so.zip'}:relay/relay: is a shared library (ET_DYN without a "
             "program interpreter or the PIE flag), not an executable; Lambda (x86_64) cannot "
@@ -247,6 +247,30 @@ CASES = [
     Case(
         "unknown-option",
         lambda w: ["verify", str(w.a_dir), "--frobnicate"],
+        lambda w: (
+            "layer-builder verify: unrecognized arguments: --frobnicate "
+            "(see `layer-builder verify --help`)"
+        ),
+    ),
+    Case(
+        "misspelt-option",
+        lambda w: [
+            "registry",
+            "latest",
+            "aws-layer:python",
+            "--region",
+            "eu-west-1",
+            "--registy",
+            str(w.a_dir),
+        ],
+        lambda w: (
+            f"layer-builder registry latest: unrecognized arguments: --registy {w.a_dir}; "
+            "did you mean '--registry'? (see `layer-builder registry latest --help`)"
+        ),
+    ),
+    Case(
+        "unknown-top-level-option",
+        lambda w: ["--frobnicate", "verify", str(w.a_dir)],
         lambda w: (
             "layer-builder: unrecognized arguments: --frobnicate (see `layer-builder --help`)"
         ),
