@@ -215,12 +215,11 @@ def peak_rss(interval: float = 0.02) -> Iterator[dict[str, float]]:
 
 def one_round(zip_path: Path, node_enable: str = "require") -> dict[str, float]:
     """One smoke pair (bare function, then with the layer) on the host's architecture."""
+    # A Node layer runs only the way --node-enable names (-r or --import), so its timings and
+    # peak RSS are that run's alone; a Python layer has one way ("wrapper").
+    options = SmokeOptions(architectures=(host_architecture(),), enable_modes=(node_enable,))
     with peak_rss() as rss:
-        # A Node layer gives one report per way of enabling it (-r, then --import); the one
-        # --node-enable names is measured (a Python layer has one).
-        reports = smoke_zip(zip_path, SmokeOptions(architectures=(host_architecture(),)))
-        flag = f"NODE_OPTIONS={NODE_ENABLE[node_enable]} "
-        report = next((r for r in reports if (r.enable or "").startswith(flag)), reports[0])
+        (report,) = smoke_zip(zip_path, options)
     if report.status != "passed" or report.timings is None or report.baseline is None:
         raise SystemExit(f"{zip_path}: smoke did not pass: {report.phase}: {report.cause}")
     t, b = report.timings, report.baseline

@@ -49,6 +49,8 @@ class SmokeOptions:
     invocations: int = 3
     baseline: bool = True
     architectures: tuple[str, ...] = ()  # only these of the zip's (default: all it serves)
+    #: only these ways of enabling the layer (runtimes.enable_modes; default: every one)
+    enable_modes: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -341,7 +343,8 @@ def _smoke_arch(
                 baseline_note = (
                     f"no comparison: the function without the layer failed ({bare.failure})"
                 )
-        for enable in runtimes.enable_modes(runtime_name):
+        modes = runtimes.enable_modes(runtime_name)
+        for enable in [m for m in modes if m in options.enable_modes] or modes:
             report = ZipReport(str(zip_path), arch, "failed", runtime=runtime_name)
             report.enable = runtimes.enable_label(runtime_name, enable)
             report.baseline, report.baseline_note = baseline, baseline_note

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from layer_builder.smoke.runner import host_architecture
+from layer_builder.smoke.runner import SmokeOptions, host_architecture, smoke_zip
 from tests.helpers.smoke_layers import build, smoke
 
 pytestmark = pytest.mark.slow
@@ -93,6 +93,17 @@ def test_node_layer_with_require_and_import(node_universal: Path, tmp_path: Path
     for layer in layers:
         assert [i["outcome"] for i in layer["invocations"]] == ["error", "response", "error"]
         assert layer["sentry_events"] == events(layer, "extension")
+
+
+@needs_node
+def test_a_node_layer_can_be_run_one_way_only(node_universal: Path) -> None:
+    """What the benchmark measures: only the --import run, so its timings and peak memory are
+    that run's alone."""
+    only = SmokeOptions(architectures=(ARCH,), baseline=False, enable_modes=("import",))
+    (report,) = smoke_zip(node_universal, only)
+    assert report.status == "passed", report.cause
+    assert report.enable == "NODE_OPTIONS=--import @sentry/aws-serverless/awslambda-auto"
+    assert [i.outcome for i in report.invocations] == ["error", "response", "error"]
 
 
 @needs_node
