@@ -280,26 +280,38 @@ def _compile_with(interp: Interpreter, python_dir: Path, files: list[str]) -> li
     }
     # A clean environment: fixed hash seed, no PYTHONPATH/PYTHONSTARTUP of the build machine.
     env = _clean_env()
-    with_stdin = subprocess.run(
-        [str(interp.path), "-S", "-s", "-c", _COMPILE],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-        check=False,
-    )
-    if with_stdin.returncode != 0:
-        lines = (with_stdin.stderr or with_stdin.stdout).strip().splitlines()
-        raise InstallError(
-            f"compiling python/ with {interp.path} (Python {interp.version}) failed: "
-            f"{lines[-1] if lines else 'exit ' + str(with_stdin.returncode)}"
+    what = f"compiling python/ with {interp.path} (Python {interp.version})"
+    try:
+        with_stdin = subprocess.run(
+            [str(interp.path), "-S", "-s", "-c", _COMPILE],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1800,
+            check=False,
         )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InstallError(f"{what} failed: {_why(exc)}") from None
+    if with_stdin.returncode != 0:
+        raise InstallError(f"{what} failed: {_last_line(with_stdin)}")
     result = json.loads(with_stdin.stdout.strip().splitlines()[-1])
     if result["tag"] != interp.cache_tag:
         raise InstallError(f"{interp.path} wrote {result['tag']} bytecode, not {interp.cache_tag}")
     failed: list[list[str]] = result["failed"]
     return failed
+
+
+def _last_line(run: subprocess.CompletedProcess[str]) -> str:
+    """What a failed interpreter run said last, or its exit status."""
+    lines = (run.stderr or run.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {run.returncode}"
+
+
+def _why(exc: OSError | subprocess.TimeoutExpired) -> str:
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"no answer in {exc.timeout:.0f} s"
+    return exc.strerror or str(exc)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -317,22 +329,21 @@ def cold_path(interp: Interpreter, python_dir: Path, handler: str) -> tuple[list
     integrations for :data:`RUNTIME_PROVIDED` packages import, which enable on Lambda only.
     """
     with tempfile.TemporaryDirectory() as home:
-        run = subprocess.run(
-            [str(interp.path), "-S", "-s", "-B", "-c", _COLD_PATH, str(python_dir), handler],
-            capture_output=True,
-            text=True,
-            env=_clean_env(PYTHONDONTWRITEBYTECODE="1", HOME=home, TMPDIR=home),
-            cwd=home,
-            timeout=300,
-            check=False,
-        )
+        try:
+            run = subprocess.run(
+                [str(interp.path), "-S", "-s", "-B", "-c", _COLD_PATH, str(python_dir), handler],
+                capture_output=True,
+                text=True,
+                env=_clean_env(PYTHONDONTWRITEBYTECODE="1", HOME=home, TMPDIR=home),
+                cwd=home,
+                timeout=300,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [], f"importing {handler} failed: {_why(exc)}"
     lines = run.stdout.strip().splitlines()
     if run.returncode != 0 or not lines or not lines[-1].startswith("["):
-        err = (run.stderr or run.stdout).strip().splitlines()
-        return (
-            [],
-            f"importing {handler} failed: {err[-1] if err else 'exit ' + str(run.returncode)}",
-        )
+        return [], f"importing {handler} failed: {_last_line(run)}"
     loaded = set(json.loads(lines[-1]))
     provided = [rel for rel in loaded if set(rel[:-3].split("/")) & set(RUNTIME_PROVIDED)]
     loaded |= _static_closure(python_dir, provided, loaded)

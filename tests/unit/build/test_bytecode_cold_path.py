@@ -15,7 +15,7 @@ import pytest
 
 from layer_builder.build import bytecode
 from layer_builder.build.bytecode import Interpreter, compile_tree
-from layer_builder.errors import ConfigError
+from layer_builder.errors import ConfigError, InstallError
 from layer_builder.smoke.runtimes import PYTHON_WRAPPER
 from tests.helpers.bytecode import compile_and_zip
 from tests.helpers.layers import ConfigFactory
@@ -155,13 +155,12 @@ def test_the_build_machines_packages_and_settings_do_not_leak_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A botocore on the build machine's PYTHONPATH would let the boto3 integration import
-    # differently; a SENTRY_INITIAL_HANDLER there would point the wrapper elsewhere.
+    # differently, and a module there could import more of the SDK.
     site = tmp_path / "site"
     (site / "botocore").mkdir(parents=True)
     (site / "botocore" / "__init__.py").write_text("")
     (site / "a_framework_not_in_the_function.py").write_text("import sentry_sdk.unused\n")
     monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("SENTRY_INITIAL_HANDLER", "nowhere.handler")
     root = make_layer(tmp_path / "layer")
     compile_tree(root, (RUNTIME,), find=here_only, scope="cold-path", handler=PYTHON_WRAPPER)
     assert compiled(root) == COLD
@@ -179,6 +178,17 @@ def test_a_tree_the_wrapper_cannot_run_in_gets_bytecode_for_everything(tmp_path:
         and "No module named 'sentry_sdk.integrations.init_serverless_sdk'" in (info.reason)
     )
     assert said[0].startswith(f"{RUNTIME}: cold path not found (importing {PYTHON_WRAPPER} failed")
+
+
+def test_an_interpreter_that_cannot_run_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    root = make_layer(tmp_path)
+    gone = tmp_path / "python3-removed-after-the-check"
+
+    def vanished(minor: str) -> Interpreter | None:
+        return Interpreter(gone, "3.0.0", TAG) if minor == MINOR else None
+
+    with pytest.raises(InstallError, match=f"compiling python/ with {gone} .*: No such file"):
+        compile_tree(root, (RUNTIME,), find=vanished, scope="cold-path", handler=PYTHON_WRAPPER)
 
 
 def _build(workdir: Path, umask: int, seed: str) -> bytes:
