@@ -19,9 +19,10 @@ false}`` keeps the npm tree as is.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
+
+from layer_builder.fsutil import write_replacing
 
 SHIM = "nodejs/node_modules/@sentry/aws-serverless/build/npm/run-lambda-handler.mjs"
 #: ``import { a, b as c } from '@sentry/pkg';`` on one line, as the SDK's bundler writes them.
@@ -81,9 +82,7 @@ def apply(root: Path) -> tuple[str, bool]:
         return f"single SDK copy: {SHIM} has no import of @sentry/* to reuse; left as it was", False
     # A new file, not a write through: the tree may share this file by hard link with
     # another architecture's tree or the install it was copied from.
-    tmp = shim.with_name(shim.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, shim)
+    write_replacing(shim, new)
     return (
         f"single SDK copy: the handler shim reuses the preloaded SDK ({count} imports of "
         "@sentry/* packages)",

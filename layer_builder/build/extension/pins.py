@@ -4,12 +4,8 @@ the manifest's ``version`` and sha256 pins in place (comments kept)."""
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-
-import yaml
 
 from layer_builder.build.extension.manifest import (
     VERSION_HINT,
@@ -21,6 +17,8 @@ from layer_builder.build.extension.resolve import file_url, registry_doc, regist
 from layer_builder.download import display_url, fetch_unpinned, normalize_sha256
 from layer_builder.elf import check_elf
 from layer_builder.errors import ArgumentError, ChecksumError, ConfigError, DownloadError
+from layer_builder.fsutil import replacing
+from layer_builder.validate import parse_yaml
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +96,9 @@ def _rewrite_manifest(path: Path, version: str, pins: Mapping[str, str]) -> None
         out.append(line)
     text = "".join(out)
     # Never write a manifest that does not say what we mean: re-read the result first.
-    try:
-        check = yaml.safe_load(text)
-    except yaml.YAMLError:  # a key-like line inside a multi-line value was rewritten
+    try:  # the reader every manifest goes through (duplicate keys refused, as at load)
+        check = parse_yaml(text, str(path))
+    except ConfigError:  # a key-like line inside a multi-line value was rewritten
         check = None
     if (
         not isinstance(check, dict)
@@ -113,11 +111,8 @@ def _rewrite_manifest(path: Path, version: str, pins: Mapping[str, str]) -> None
             "cannot update the pins in place; edit them by hand: "
             + ", ".join(f"files.{a}.sha256: {d}" for a, d in pins.items()),
         )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    with replacing(path, mode=path.stat().st_mode & 0o777) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def _yaml_scalar(value: str) -> str:
