@@ -359,7 +359,13 @@ def _kept(work: Path, tools: Sequence[str]) -> list[str]:
     this package, the interpreter's and each tool's prefix, every directory on sys.path."""
     paths = {str(work.resolve()), str(Path(__file__).resolve().parents[1])}
     paths.update(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix))
-    paths.update(os.path.realpath(p) for p in sys.path if p and os.path.isdir(p))
+    on_path = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+    if os.geteuid() == 0:
+        # The layer's processes run as nobody: a directory on sys.path it cannot enter (a
+        # checkout under `mktemp -d`, mode 0700) is of no use to them, and bound back as it is
+        # it would hide what is kept below it (the venv, this package) behind its mode.
+        on_path = {p for p in on_path if os.stat(p).st_mode & 0o001}
+    paths.update(on_path)
     for tool in tools:
         where = shutil.which(tool) if not os.path.isabs(tool) else tool
         if where:
